@@ -1,0 +1,69 @@
+"""Metadata in SQLite: every change is one transaction, so a crash never leaves half a thing."""
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+
+
+class Database:
+    """One connection shared by the daemon's threads, serialised by a lock.
+
+    SQLite in WAL mode with synchronous=NORMAL keeps a committed transaction
+    across a daemon crash (only a power loss may drop the last ones), and a
+    single writer is all minictr needs.
+    """
+
+    def __init__(self, path, schemas=()):
+        self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        with self.transaction() as cur:
+            for schema in schemas:
+                cur.executescript_safe(schema)
+
+    @contextmanager
+    def transaction(self):
+        """`with db.transaction() as cur:` runs the block as one BEGIN IMMEDIATE … COMMIT."""
+        with self._lock:
+            cur = _Cursor(self._conn.cursor())
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    def query(self, sql, args=()):
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    def query_one(self, sql, args=()):
+        rows = self.query(sql, args)
+        return rows[0] if rows else None
+
+    def close(self):
+        with self._lock:
+            self._conn.close()
+
+
+class _Cursor:
+    """A cursor that can also run a multi-statement schema inside the open transaction
+    (sqlite3's executescript would COMMIT first)."""
+
+    def __init__(self, cursor):
+        self._cursor = cursor
+
+    def __getattr__(self, name):
+        return getattr(self._cursor, name)
+
+    def execute(self, sql, args=()):
+        return self._cursor.execute(sql, args)
+
+    def executescript_safe(self, script):
+        for statement in script.split(";"):
+            if statement.strip():
+                self._cursor.execute(statement)

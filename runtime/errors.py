@@ -1,0 +1,54 @@
+"""One exception tree for minictr, and the one table from exception to HTTP status."""
+
+
+class MinictrError(Exception):
+    """Anything a user did or met that deserves one clear line, not a traceback."""
+
+    status = 500
+
+
+class InvalidArgument(MinictrError):
+    status = 400
+
+
+class NotFound(MinictrError):
+    status = 404
+
+
+class Conflict(MinictrError):
+    status = 409
+
+
+class NotRunning(Conflict):
+    status = 409
+
+
+class DaemonUnavailable(MinictrError):
+    """The CLI could not reach a daemon, nor start one."""
+
+    status = 503
+
+
+class CommandNotFound(MinictrError):
+    """The container's command does not exist in the image (Docker exits 127)."""
+
+    status = 400
+    exit_code = 127
+
+
+class CommandNotExecutable(MinictrError):
+    status = 400
+    exit_code = 126
+
+
+_BY_STATUS = {400: InvalidArgument, 404: NotFound, 409: Conflict, 503: DaemonUnavailable}
+
+
+def status_of(error: BaseException) -> int:
+    """The HTTP status the API answers for this error."""
+    return getattr(error, "status", 500)
+
+
+def from_status(status: int, message: str) -> MinictrError:
+    """The client's side of the table: an API error response back to an exception."""
+    return _BY_STATUS.get(status, MinictrError)(message)
