@@ -1,0 +1,1 @@
+"""Image service: references, the image store, hostile-tar-proof layer extraction, import and load."""
