@@ -68,6 +68,7 @@ class StagedLayer:
     digest: str  # sha256:<hex> of the bytes as read (compressed or not)
     size: int  # bytes of file contents, what `docker images` counts
     path: Path
+    installed: bool = False
 
     def install(self, layers_dir: Path) -> tuple[Path, bool]:
         """Move into `layers_dir/<diffid-hex>`; returns (path, created).
@@ -76,15 +77,20 @@ class StagedLayer:
         discarded. Callers serialise installs against removals of layers.
         """
         final = Path(layers_dir) / self.diff_id.removeprefix("sha256:")
-        if final.exists():
-            self.discard()
+        if self.installed:
             return final, False
-        os.rename(self.path, final)
-        self.path = final
-        return final, True
+        created = not final.exists()
+        if created:
+            os.rename(self.path, final)
+        else:
+            self.discard()
+        self.path, self.installed = final, True
+        return final, created
 
     def discard(self) -> None:
-        remove_tree(self.path)
+        """Remove the staged copy (never an installed, shared layer)."""
+        if not self.installed:
+            remove_tree(self.path)
 
 
 def detect_compression(head: bytes) -> str | None:
