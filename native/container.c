@@ -1,0 +1,360 @@
+/* Spawning the container's init: clone into new namespaces, let the parent
+ * write id maps and cgroups, build the filesystem, drop privileges, and wait
+ * just before execve until the monitor releases it.
+ *
+ * This is a C stage because the caller must not run between clone and exec
+ * (a Python daemon has threads and locks that a cloned child would inherit
+ * in an unknown state; the monitor keeps the same code for one path).
+ */
+#include "mc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MC_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* Docker's default capability set: 14 capabilities, mask 0xa80425fb. */
+static const int default_caps[] = {
+  CAP_CHOWN,     CAP_DAC_OVERRIDE, CAP_FSETID,           CAP_FOWNER,     CAP_MKNOD,
+  CAP_NET_RAW,   CAP_SETGID,       CAP_SETUID,           CAP_SETFCAP,    CAP_SETPCAP,
+  CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL,        CAP_AUDIT_WRITE,
+};
+
+static uint64_t
+default_cap_mask (void)
+{
+  uint64_t mask = 0;
+
+  for (size_t i = 0; i < sizeof default_caps / sizeof default_caps[0]; i++)
+    mask |= UINT64_C (1) << default_caps[i];
+  return mask;
+}
+
+static int
+drop_capabilities (struct mc_error *err)
+{
+  uint64_t mask = default_cap_mask ();
+  struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+  struct __user_cap_data_struct data[2] = {
+    { .effective = (uint32_t) mask, .permitted = (uint32_t) mask },
+    { .effective = (uint32_t) (mask >> 32), .permitted = (uint32_t) (mask >> 32) },
+  };
+
+  /* PR_CAPBSET_READ fails with EINVAL past the kernel's last capability. */
+  for (int cap = 0; prctl (PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
+    if (!(mask & (UINT64_C (1) << cap)) && prctl (PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+      return mc_error_set (err, errno, "prctl PR_CAPBSET_DROP %d", cap);
+  if (prctl (PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+    return mc_error_set (err, errno, "prctl PR_CAP_AMBIENT_CLEAR_ALL");
+  /* Inheritable stays empty, as in Docker.  A later switch to a non-zero uid
+   * clears permitted and effective by itself. */
+  if (syscall (SYS_capset, &hdr, data) < 0)
+    return mc_error_set (err, errno, "capset");
+  return 0;
+}
+
+static int
+switch_user (const struct mc_config *cfg, struct mc_error *err)
+{
+  if (setgroups (cfg->n_groups, cfg->groups) < 0)
+    return mc_error_set (err, errno, "setgroups");
+  if (setresgid (cfg->gid, cfg->gid, cfg->gid) < 0)
+    return mc_error_set (err, errno, "setresgid %u", (unsigned) cfg->gid);
+  if (setresuid (cfg->uid, cfg->uid, cfg->uid) < 0)
+    return mc_error_set (err, errno, "setresuid %u", (unsigned) cfg->uid);
+  return 0;
+}
+
+static int
+loopback_up (struct mc_error *err)
+{
+  cleanup_fd int sock = socket (AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct ifreq ifr = { 0 };
+
+  if (sock < 0)
+    return mc_error_set (err, errno, "socket AF_INET");
+  strcpy (ifr.ifr_name, "lo");
+  if (ioctl (sock, SIOCGIFFLAGS, &ifr) < 0)
+    return mc_error_set (err, errno, "ioctl SIOCGIFFLAGS `lo`");
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if (ioctl (sock, SIOCSIFFLAGS, &ifr) < 0)
+    return mc_error_set (err, errno, "ioctl SIOCSIFFLAGS `lo`");
+  return 0;
+}
+
+/* Docker creates a missing working directory; so do we, as root, before the
+ * user switch, and enter it while we still may. */
+static int
+enter_cwd (const char *cwd, struct mc_error *err)
+{
+  char path[PATH_MAX];
+  size_t len = strlen (cwd);
+
+  if (len >= sizeof path)
+    return mc_error_set (err, ENAMETOOLONG, "chdir `%s`", cwd);
+  memcpy (path, cwd, len + 1);
+  for (size_t i = 1; i <= len; i++)
+    {
+      if (path[i] != '/' && path[i] != '\0')
+        continue;
+      char saved = path[i];
+      path[i] = '\0';
+      if (mkdir (path, 0755) < 0 && errno != EEXIST)
+        return mc_error_set (err, errno, "mkdir `%s`", path);
+      path[i] = saved;
+    }
+  if (chdir (cwd) < 0)
+    return mc_error_set (err, errno, "chdir `%s`", cwd);
+  return 0;
+}
+
+/* The monitor blocks SIGCHLD for its signalfd and ignores SIGPIPE; neither
+ * may leak into the container (ignored dispositions survive execve). */
+static void
+reset_signals (void)
+{
+  sigset_t none;
+
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP)
+      signal (sig, SIG_DFL);
+  sigemptyset (&none);
+  sigprocmask (SIG_SETMASK, &none, NULL);
+}
+
+/* Put the container's stdio on 0-2, the sync socket on 3 (O_CLOEXEC), and
+ * close everything else: no fd of the monitor or the daemon leaks in. */
+static int
+arrange_fds (const struct mc_stdio *stdio, int *sync_fd, struct mc_error *err)
+{
+  const int fds[3] = { stdio->in, stdio->out, stdio->err };
+
+  for (int i = 0; i < 3; i++)
+    if (dup2 (fds[i], i) < 0)
+      return mc_error_set (err, errno, "dup2 %d to %d", fds[i], i);
+  if (*sync_fd != 3)
+    {
+      if (dup3 (*sync_fd, 3, O_CLOEXEC) < 0)
+        return mc_error_set (err, errno, "dup3 sync socket");
+      *sync_fd = 3;
+    }
+  if (syscall (SYS_close_range, 4U, ~0U, 0U) < 0)
+    return mc_error_set (err, errno, "close_range 4..");
+  return 0;
+}
+
+static int
+child_setup (const struct mc_config *cfg, const struct mc_stdio *stdio, int *sync_fd,
+             struct mc_error *err)
+{
+  /* In a new user namespace, become its root first, so that whatever the
+   * set-up creates (mount points, cwd) is owned by a mapped id. */
+  if (cfg->userns && (setresgid (0, 0, 0) < 0 || setresuid (0, 0, 0) < 0))
+    return mc_error_set (err, errno, "setresuid 0 in the user namespace");
+  /* After the monitor put us in our cgroups, so that they become our root. */
+  if (unshare (CLONE_NEWCGROUP) < 0)
+    return mc_error_set (err, errno, "unshare CLONE_NEWCGROUP");
+  if (mc_mounts_setup (cfg, err) < 0)
+    return -1;
+  if (cfg->hostname && sethostname (cfg->hostname, strlen (cfg->hostname)) < 0)
+    return mc_error_set (err, errno, "sethostname `%s`", cfg->hostname);
+  if (loopback_up (err) < 0 || enter_cwd (cfg->cwd, err) < 0)
+    return -1;
+  if (drop_capabilities (err) < 0 || switch_user (cfg, err) < 0)
+    return -1;
+  return arrange_fds (stdio, sync_fd, err);
+}
+
+__attribute__ ((noreturn)) static void
+child_main (const struct mc_config *cfg, const struct mc_stdio *stdio, int sync_fd)
+{
+  struct mc_error err;
+
+  prctl (PR_SET_NAME, "minictr:[init]", 0, 0, 0);
+  reset_signals ();
+  if (mc_sync_expect (sync_fd, MC_SYNC_IDS_READY, &err) < 0)
+    _exit (1); /* the monitor is gone */
+  if (child_setup (cfg, stdio, &sync_fd, &err) < 0)
+    mc_child_fail (sync_fd, &err, 1);
+  if (mc_sync_send (sync_fd, MC_SYNC_CREATED, NULL, &err) < 0
+      || mc_sync_expect (sync_fd, MC_SYNC_RELEASE, &err) < 0)
+    _exit (1);
+  mc_exec_path (cfg->argv, cfg->env, &err);
+  mc_child_fail (sync_fd, &err, err.errnum == ENOENT ? 127 : 126);
+}
+
+static int
+write_file (const char *path, const char *content, size_t len, struct mc_error *err)
+{
+  cleanup_fd int fd = open (path, O_WRONLY | O_CLOEXEC);
+
+  if (fd < 0)
+    return mc_error_set (err, errno, "open `%s`", path);
+  if (write (fd, content, len) != (ssize_t) len)
+    return mc_error_set (err, errno, "write `%s`", path);
+  return 0;
+}
+
+static int
+write_idmap (pid_t pid, const char *file, const struct mc_idmap *maps, size_t n,
+             struct mc_error *err)
+{
+  char path[64], buf[4096];
+  size_t used = 0;
+
+  snprintf (path, sizeof path, "/proc/%d/%s", pid, file);
+  for (size_t i = 0; i < n && used < sizeof buf; i++)
+    used += (size_t) snprintf (buf + used, sizeof buf - used, "%lu %lu %lu\n", maps[i].inside,
+                               maps[i].outside, maps[i].count);
+  if (used >= sizeof buf)
+    return mc_error_set (err, E2BIG, "write `%s`: too many ranges", path);
+  return write_file (path, buf, used, err);
+}
+
+static int
+join_cgroups (const struct mc_config *cfg, pid_t pid, struct mc_error *err)
+{
+  char path[PATH_MAX], buf[32];
+  int len = snprintf (buf, sizeof buf, "%d\n", pid);
+
+  for (size_t i = 0; i < cfg->n_cgroups; i++)
+    {
+      if (snprintf (path, sizeof path, "%s/cgroup.procs", cfg->cgroups[i]) >= (int) sizeof path)
+        return mc_error_set (err, ENAMETOOLONG, "cgroup `%s`", cfg->cgroups[i]);
+      if (write_file (path, buf, (size_t) len, err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
+static int
+configure_child (const struct mc_config *cfg, pid_t pid, int sync_fd, struct mc_error *err)
+{
+  if (cfg->userns)
+    {
+      if (write_idmap (pid, "uid_map", cfg->uidmaps, cfg->n_uidmaps, err) < 0
+          || write_idmap (pid, "gid_map", cfg->gidmaps, cfg->n_gidmaps, err) < 0)
+        return -1;
+    }
+  if (join_cgroups (cfg, pid, err) < 0)
+    return -1;
+  if (mc_sync_send (sync_fd, MC_SYNC_IDS_READY, NULL, err) < 0)
+    return -1;
+  return mc_sync_expect (sync_fd, MC_SYNC_CREATED, err);
+}
+
+int
+mc_container_spawn (const struct mc_config *cfg, const struct mc_stdio *stdio,
+                    struct mc_container *c, struct mc_error *err)
+{
+  unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET
+                        | (cfg->userns ? CLONE_NEWUSER : 0);
+  int sv[2];
+  pid_t pid;
+
+  if (stdio->in < 3 || stdio->out < 3 || stdio->err < 3)
+    return mc_error_set (err, EINVAL, "spawn: stdio fds must be above 2");
+  if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    return mc_error_set (err, errno, "socketpair");
+  cleanup_fd int parent_end = sv[0];
+  cleanup_fd int child_end = sv[1];
+  pid = mc_clone (flags, err);
+  if (pid < 0)
+    return -1;
+  if (pid == 0)
+    {
+      close (mc_steal_fd (&parent_end));
+      child_main (cfg, stdio, mc_steal_fd (&child_end));
+    }
+  close (mc_steal_fd (&child_end));
+  if (configure_child (cfg, pid, parent_end, err) < 0)
+    {
+      kill (pid, SIGKILL);
+      waitpid (pid, NULL, 0);
+      return -1;
+    }
+  c->pid = pid;
+  c->sync_fd = mc_steal_fd (&parent_end);
+  return 0;
+}
+
+int
+mc_container_release (struct mc_container *c, struct mc_error *err)
+{
+  cleanup_fd int fd = mc_steal_fd (&c->sync_fd);
+  enum mc_sync_type type;
+  int ret;
+
+  if (mc_sync_send (fd, MC_SYNC_RELEASE, NULL, err) < 0)
+    return -1;
+  ret = mc_sync_recv (fd, &type, err, err);
+  if (ret < 0)
+    return -1;
+  if (ret == 1 && type == MC_SYNC_ERROR)
+    return -1;
+  if (ret == 1)
+    return mc_error_set (err, EPROTO, "sync: unexpected message %#x after release", type);
+  return 0; /* EOF: the O_CLOEXEC end went away in a successful execve */
+}
+
+static const char *
+env_path (const char *const envp[])
+{
+  for (size_t i = 0; envp[i] != NULL; i++)
+    if (strncmp (envp[i], "PATH=", 5) == 0)
+      return envp[i] + 5;
+  return MC_DEFAULT_PATH;
+}
+
+void
+mc_exec_path (const char *const argv[], const char *const envp[], struct mc_error *err)
+{
+  const char *file = argv[0], *dirs = env_path (envp);
+  int saved = ENOENT;
+
+  if (strchr (file, '/') != NULL)
+    {
+      execve (file, (char *const *) argv, (char *const *) envp);
+      mc_error_set (err, errno, "exec `%s`", file);
+      return;
+    }
+  while (dirs != NULL)
+    {
+      const char *colon = strchr (dirs, ':');
+      size_t dlen = colon ? (size_t) (colon - dirs) : strlen (dirs);
+      char candidate[PATH_MAX];
+
+      /* An empty PATH entry means the current directory, as in execvp. */
+      const char *dir = dlen ? dirs : ".";
+      if (snprintf (candidate, sizeof candidate, "%.*s/%s", dlen ? (int) dlen : 1, dir, file)
+          < (int) sizeof candidate)
+        {
+          execve (candidate, (char *const *) argv, (char *const *) envp);
+          if (errno == EACCES)
+            saved = EACCES;
+          else if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP && errno != ENAMETOOLONG)
+            {
+              saved = errno;
+              break;
+            }
+        }
+      dirs = colon ? colon + 1 : NULL;
+    }
+  mc_error_set (err, saved, "exec `%s`", file);
+}

@@ -1,0 +1,153 @@
+/* minictr native core: the container set-up that must not run in Python.
+ *
+ * Everything here returns 0 or -1 and fills a struct mc_error, so that no
+ * memory crosses the cffi boundary and every failure names its syscall and
+ * path.  See docs/internals.md for the contract with the Python side.
+ */
+#ifndef MC_H
+#define MC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct mc_error
+{
+  int errnum;
+  char msg[512];
+};
+
+/* Fill ERR with ERRNUM and "<printf FMT>: <strerror(ERRNUM)>"; returns -1 so
+ * that callers can write `return mc_error_set (err, errno, "open `%s`", p);`. */
+int mc_error_set (struct mc_error *err, int errnum, const char *fmt, ...)
+  __attribute__ ((format (printf, 3, 4)));
+
+/* Scope-bound cleanup, in bubblewrap's style. */
+void mc_cleanup_fdp (int *fdp);
+void mc_cleanup_freep (void *p);
+#define cleanup_fd __attribute__ ((cleanup (mc_cleanup_fdp)))
+#define cleanup_free __attribute__ ((cleanup (mc_cleanup_freep)))
+
+static inline int
+mc_steal_fd (int *fdp)
+{
+  int fd = *fdp;
+  *fdp = -1;
+  return fd;
+}
+
+/* ---- config.c: the monitor's configuration file ---- */
+
+struct mc_idmap
+{
+  unsigned long inside, outside, count;
+};
+
+struct mc_bind
+{
+  const char *source, *destination;
+  bool readonly;
+};
+
+struct mc_config
+{
+  char *data; /* the file; every string below points into it */
+  const char *id, *rootfs, *upper, *work, *hostname, *cwd;
+  const char *log_path, *exit_path, *attach_path;
+  const char **lowers;
+  size_t n_lowers;
+  bool userns, stdin_pipe;
+  struct mc_idmap *uidmaps, *gidmaps;
+  size_t n_uidmaps, n_gidmaps;
+  uid_t uid;
+  gid_t gid;
+  gid_t *groups;
+  size_t n_groups;
+  const char **argv; /* NULL-terminated */
+  size_t n_args;
+  const char **env; /* NULL-terminated */
+  size_t n_env;
+  const char **cgroups;
+  size_t n_cgroups;
+  struct mc_bind *binds;
+  size_t n_binds;
+};
+
+int mc_config_load (struct mc_config *cfg, const char *path, struct mc_error *err);
+void mc_config_free (struct mc_config *cfg);
+
+/* ---- sync.c: the parent/child protocol over a SOCK_SEQPACKET pair ---- */
+
+enum mc_sync_type
+{
+  MC_SYNC_IDS_READY = 0x40, /* parent -> child: id maps and cgroups written; carry on. */
+  MC_SYNC_CREATED = 0x41,   /* child -> parent: all set up, waiting just before execve. */
+  MC_SYNC_RELEASE = 0x42,   /* parent -> child: go and exec. */
+  MC_SYNC_ERROR = 0x43,     /* child -> parent: (errnum, msg) of the step that failed. */
+};
+
+int mc_sync_send (int fd, enum mc_sync_type type, const struct mc_error *payload,
+                  struct mc_error *err);
+/* Receive one message.  Returns 1 on a message, 0 on EOF (the other side
+ * closed: after a successful execve, since the child's end is O_CLOEXEC). */
+int mc_sync_recv (int fd, enum mc_sync_type *type, struct mc_error *payload,
+                  struct mc_error *err);
+/* Expect EXPECTED; an MC_SYNC_ERROR is copied into ERR, EOF is EPIPE. */
+int mc_sync_expect (int fd, enum mc_sync_type expected, struct mc_error *err);
+
+/* In a child: report ERR to the parent and exit with STATUS. */
+__attribute__ ((noreturn)) void mc_child_fail (int sync_fd, const struct mc_error *err,
+                                                 int status);
+
+pid_t mc_clone (unsigned long flags, struct mc_error *err);
+
+/* ---- mounts.c: the container's filesystem, inside its mount namespace ---- */
+
+int mc_mounts_setup (const struct mc_config *cfg, struct mc_error *err);
+
+/* ---- container.c: spawning the container's init ---- */
+
+struct mc_stdio
+{
+  int in, out, err; /* child ends; the parent keeps its own ends */
+};
+
+struct mc_container
+{
+  pid_t pid;
+  int sync_fd; /* parent end of the sync socket */
+};
+
+/* Clone the container's init and wait until it is set up and waiting just
+ * before execve (MC_SYNC_CREATED). On failure the child is killed and reaped. */
+int mc_container_spawn (const struct mc_config *cfg, const struct mc_stdio *stdio,
+                        struct mc_container *c, struct mc_error *err);
+/* Let the init exec; -1 with the child's error if execve failed.  Closes c->sync_fd. */
+int mc_container_release (struct mc_container *c, struct mc_error *err);
+
+/* Execve ARGV[0] looked up in PATH from ENVP, by hand: glibc's execvpe would
+ * search the caller's own environ. Returns only on failure, with ERR filled. */
+void mc_exec_path (const char *const argv[], const char *const envp[], struct mc_error *err);
+
+/* ---- userns.c: the rootless daemon wrapper's user namespace ---- */
+
+int mc_userns_spawn (char *const argv[], char *const envp[], int *pid, int *sync_fd,
+                     struct mc_error *err);
+int mc_userns_release (int sync_fd, struct mc_error *err);
+
+/* ---- log.c: Docker's json-file log lines ---- */
+
+struct mc_log_stream
+{
+  const char *name; /* "stdout" or "stderr" */
+  char *pending;    /* bytes of a line not yet ended */
+  size_t len, cap;
+};
+
+int mc_log_write (int log_fd, struct mc_log_stream *s, const char *buf, size_t len,
+                  struct mc_error *err);
+/* Write whatever is pending as a last (unterminated) line. */
+int mc_log_flush (int log_fd, struct mc_log_stream *s, struct mc_error *err);
+
+#endif

@@ -1,0 +1,348 @@
+/* The container's filesystem, built inside its own mount namespace: the
+ * overlay root, /proc, /dev, /sys, bind mounts, then pivot_root into it.
+ *
+ * Every mount target is resolved inside the rootfs with openat2's
+ * RESOLVE_IN_ROOT: the image controls the rootfs, and a symlink such as
+ * `/dev -> /etc` must not send a mount onto the host's directories.  The
+ * mount then goes onto the resolved fd, never onto the path string again.
+ */
+#include "mc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+enum mc_target_kind
+{
+  MC_TARGET_DIR,
+  MC_TARGET_FILE,
+};
+
+static int
+open_in_root (int rootfd, const char *path, int flags)
+{
+  struct open_how how = {
+    .flags = (uint64_t) (flags | O_CLOEXEC),
+    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+  };
+  return (int) syscall (SYS_openat2, rootfd, path, &how, sizeof how);
+}
+
+static int
+create_component (int parentfd, const char *name, enum mc_target_kind kind,
+                  const char *path, struct mc_error *err)
+{
+  int ret = kind == MC_TARGET_DIR ? mkdirat (parentfd, name, 0755)
+                                  : mknodat (parentfd, name, S_IFREG | 0644, 0);
+
+  if (ret < 0 && errno != EEXIST)
+    return mc_error_set (err, errno, "%s `%s`", kind == MC_TARGET_DIR ? "mkdir" : "mknod",
+                         path);
+  return 0;
+}
+
+/* An O_PATH fd on PATH (absolute, inside ROOTFD), creating missing parents as
+ * directories and the last component as KIND, like Docker does for mount
+ * points that the image lacks. */
+static int
+resolve_target (int rootfd, const char *path, enum mc_target_kind kind, struct mc_error *err)
+{
+  char prefix[PATH_MAX];
+  cleanup_fd int parent = open_in_root (rootfd, "/", O_PATH | O_DIRECTORY);
+  size_t len = strlen (path);
+
+  if (parent < 0)
+    return mc_error_set (err, errno, "openat2 `/`");
+  if (len >= sizeof prefix)
+    return mc_error_set (err, ENAMETOOLONG, "resolve `%s`", path);
+  for (size_t i = 0; i < len;)
+    {
+      size_t start = i, end;
+      while (start < len && path[start] == '/')
+        start++;
+      end = start;
+      while (end < len && path[end] != '/')
+        end++;
+      if (start == end)
+        break;
+      bool last = end >= len || path[end + strspn (path + end, "/")] == '\0';
+      enum mc_target_kind k = last ? kind : MC_TARGET_DIR;
+      int flags = O_PATH | (k == MC_TARGET_DIR ? O_DIRECTORY : 0);
+      char name[NAME_MAX + 1];
+
+      memcpy (prefix, path, end);
+      prefix[end] = '\0';
+      snprintf (name, sizeof name, "%.*s", (int) (end - start), path + start);
+      int fd = open_in_root (rootfd, prefix, flags);
+      if (fd < 0 && errno == ENOENT)
+        {
+          if (create_component (parent, name, k, prefix, err) < 0)
+            return -1;
+          fd = open_in_root (rootfd, prefix, flags);
+        }
+      if (fd < 0)
+        return mc_error_set (err, errno, "openat2 `%s` in the rootfs", prefix);
+      close (parent);
+      parent = fd;
+      i = end;
+    }
+  return mc_steal_fd (&parent);
+}
+
+/* mount(2) onto a resolved fd through its /proc/self/fd magic link. */
+static int
+mount_on_fd (const char *source, int targetfd, const char *fstype, unsigned long flags,
+             const char *data, const char *display, struct mc_error *err)
+{
+  char target[64];
+
+  snprintf (target, sizeof target, "/proc/self/fd/%d", targetfd);
+  if (mount (source, target, fstype, flags, data) < 0)
+    return mc_error_set (err, errno, "mount %s `%s`", fstype ? fstype : source, display);
+  return 0;
+}
+
+static int
+mount_fs (int rootfd, const char *path, const char *fstype, unsigned long flags,
+          const char *data, struct mc_error *err)
+{
+  cleanup_fd int fd = resolve_target (rootfd, path, MC_TARGET_DIR, err);
+
+  if (fd < 0)
+    return -1;
+  return mount_on_fd (fstype, fd, fstype, flags, data, path, err);
+}
+
+/* Bind SOURCE (a host path) onto TARGETFD with the new mount API: no path
+ * string is looked up again after the target was resolved. */
+static int
+bind_on_fd (const char *source, int targetfd, bool recursive, bool readonly,
+            const char *display, struct mc_error *err)
+{
+  unsigned int rec = recursive ? AT_RECURSIVE : 0;
+  cleanup_fd int tree = open_tree (AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | rec);
+  struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+
+  if (tree < 0)
+    return mc_error_set (err, errno, "open_tree `%s`", source);
+  if (readonly && mount_setattr (tree, "", AT_EMPTY_PATH | rec, &attr, sizeof attr) < 0)
+    return mc_error_set (err, errno, "mount_setattr ro `%s`", display);
+  if (move_mount (tree, "", targetfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+    return mc_error_set (err, errno, "move_mount `%s` to `%s`", source, display);
+  return 0;
+}
+
+static int
+mount_overlay (const struct mc_config *cfg, struct mc_error *err)
+{
+  char opts[4096];
+  size_t used = (size_t) snprintf (opts, sizeof opts, "lowerdir=");
+
+  for (size_t i = 0; i < cfg->n_lowers && used < sizeof opts; i++)
+    used += (size_t) snprintf (opts + used, sizeof opts - used, "%s%s", i ? ":" : "",
+                               cfg->lowers[i]);
+  if (used < sizeof opts)
+    used += (size_t) snprintf (opts + used, sizeof opts - used, ",upperdir=%s,workdir=%s%s",
+                               cfg->upper, cfg->work, cfg->userns ? ",userxattr" : "");
+  /* The kernel takes at most one page of options. */
+  if (used >= sizeof opts)
+    return mc_error_set (err, E2BIG, "mount overlay `%s`: options too long", cfg->rootfs);
+  if (mount ("overlay", cfg->rootfs, "overlay", 0, opts) < 0)
+    return mc_error_set (err, errno, "mount overlay `%s`", cfg->rootfs);
+  return 0;
+}
+
+struct mc_dev_node
+{
+  const char *name;
+  unsigned int major, minor;
+};
+
+static const struct mc_dev_node dev_nodes[] = {
+  { "null", 1, 3 }, { "zero", 1, 5 },    { "full", 1, 7 },
+  { "random", 1, 8 }, { "urandom", 1, 9 }, { "tty", 5, 0 },
+};
+
+static int
+make_dev_node (int devfd, const struct mc_dev_node *node, bool userns, struct mc_error *err)
+{
+  char host[64];
+  cleanup_fd int fd = -1;
+
+  if (!userns)
+    {
+      if (mknodat (devfd, node->name, S_IFCHR | 0666, makedev (node->major, node->minor)) < 0)
+        return mc_error_set (err, errno, "mknod `/dev/%s`", node->name);
+      if (fchmodat (devfd, node->name, 0666, 0) < 0) /* undo the umask */
+        return mc_error_set (err, errno, "chmod `/dev/%s`", node->name);
+      return 0;
+    }
+  /* A user namespace may not create device nodes: bind the host's instead. */
+  if (mknodat (devfd, node->name, S_IFREG | 0644, 0) < 0)
+    return mc_error_set (err, errno, "mknod `/dev/%s`", node->name);
+  fd = openat (devfd, node->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return mc_error_set (err, errno, "open `/dev/%s`", node->name);
+  snprintf (host, sizeof host, "/dev/%s", node->name);
+  return bind_on_fd (host, fd, false, false, host, err);
+}
+
+static int
+make_dev_links (int devfd, struct mc_error *err)
+{
+  static const char *const links[][2] = {
+    { "fd", "/proc/self/fd" },          { "stdin", "/proc/self/fd/0" },
+    { "stdout", "/proc/self/fd/1" },    { "stderr", "/proc/self/fd/2" },
+    { "ptmx", "pts/ptmx" },
+  };
+  for (size_t i = 0; i < sizeof links / sizeof links[0]; i++)
+    if (symlinkat (links[i][1], devfd, links[i][0]) < 0)
+      return mc_error_set (err, errno, "symlink `/dev/%s`", links[i][0]);
+  return 0;
+}
+
+static int
+mount_dev_subdir (int devfd, const char *name, const char *fstype, unsigned long flags,
+                  const char *data, struct mc_error *err)
+{
+  char display[64];
+  cleanup_fd int fd = -1;
+
+  snprintf (display, sizeof display, "/dev/%s", name);
+  if (mkdirat (devfd, name, 0755) < 0)
+    return mc_error_set (err, errno, "mkdir `%s`", display);
+  fd = openat (devfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return mc_error_set (err, errno, "open `%s`", display);
+  return mount_on_fd (fstype, fd, fstype, flags, data, display, err);
+}
+
+static int
+mount_dev (int rootfd, bool userns, struct mc_error *err)
+{
+  cleanup_fd int target = resolve_target (rootfd, "/dev", MC_TARGET_DIR, err);
+  cleanup_fd int devfd = -1;
+
+  if (target < 0)
+    return -1;
+  if (mount_on_fd ("tmpfs", target, "tmpfs", MS_NOSUID | MS_STRICTATIME,
+                   "mode=755,size=65536k", "/dev", err) < 0)
+    return -1;
+  /* TARGET still names the directory under the new tmpfs: look it up again. */
+  devfd = open_in_root (rootfd, "/dev", O_RDONLY | O_DIRECTORY);
+  if (devfd < 0)
+    return mc_error_set (err, errno, "open `/dev`");
+  for (size_t i = 0; i < sizeof dev_nodes / sizeof dev_nodes[0]; i++)
+    if (make_dev_node (devfd, &dev_nodes[i], userns, err) < 0)
+      return -1;
+  if (make_dev_links (devfd, err) < 0)
+    return -1;
+  if (mount_dev_subdir (devfd, "pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                        userns ? "newinstance,ptmxmode=0666,mode=0620"
+                               : "newinstance,ptmxmode=0666,mode=0620,gid=5",
+                        err) < 0)
+    return -1;
+  if (mount_dev_subdir (devfd, "shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                        "mode=1777,size=65536k", err) < 0)
+    return -1;
+  return mount_dev_subdir (devfd, "mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL,
+                           err);
+}
+
+static int
+mount_sys (int rootfd, bool userns, struct mc_error *err)
+{
+  cleanup_fd int fd = resolve_target (rootfd, "/sys", MC_TARGET_DIR, err);
+
+  if (fd < 0)
+    return -1;
+  if (mount_on_fd ("sysfs", fd, "sysfs", MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL,
+                   "/sys", err) == 0)
+    return 0;
+  /* sysfs refuses a user namespace that does not own the network namespace
+   * of the mounter in some set-ups; a read-only view of the host's is what
+   * rootless Podman falls back to as well. */
+  if (!userns || (err->errnum != EPERM && err->errnum != EACCES))
+    return -1;
+  return bind_on_fd ("/sys", fd, true, true, "/sys", err);
+}
+
+static int
+mount_binds (const struct mc_config *cfg, int rootfd, struct mc_error *err)
+{
+  for (size_t i = 0; i < cfg->n_binds; i++)
+    {
+      const struct mc_bind *b = &cfg->binds[i];
+      struct stat st;
+      cleanup_fd int fd = -1;
+
+      if (stat (b->source, &st) < 0)
+        return mc_error_set (err, errno, "stat bind source `%s`", b->source);
+      fd = resolve_target (rootfd, b->destination,
+                           S_ISDIR (st.st_mode) ? MC_TARGET_DIR : MC_TARGET_FILE, err);
+      if (fd < 0)
+        return -1;
+      if (bind_on_fd (b->source, fd, true, b->readonly, b->destination, err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
+/* pivot_root(".", ".") stacks the old root on top of the new one; a lazy
+ * unmount of "." then drops it (crun's do_pivot; no temporary directory
+ * inside the image is needed). */
+static int
+pivot_into (const char *rootfs, struct mc_error *err)
+{
+  cleanup_fd int oldroot = open ("/", O_DIRECTORY | O_PATH | O_CLOEXEC);
+  cleanup_fd int newroot = open (rootfs, O_DIRECTORY | O_PATH | O_CLOEXEC);
+
+  if (oldroot < 0)
+    return mc_error_set (err, errno, "open `/`");
+  if (newroot < 0)
+    return mc_error_set (err, errno, "open `%s`", rootfs);
+  if (fchdir (newroot) < 0)
+    return mc_error_set (err, errno, "fchdir `%s`", rootfs);
+  if (syscall (SYS_pivot_root, ".", ".") < 0)
+    return mc_error_set (err, errno, "pivot_root `%s`", rootfs);
+  if (fchdir (oldroot) < 0)
+    return mc_error_set (err, errno, "fchdir old root");
+  /* Keep the unmount below from propagating to the host's mounts. */
+  if (mount (NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+    return mc_error_set (err, errno, "mount rslave old root");
+  if (umount2 (".", MNT_DETACH) < 0)
+    return mc_error_set (err, errno, "umount2 old root");
+  if (chdir ("/") < 0)
+    return mc_error_set (err, errno, "chdir `/`");
+  return 0;
+}
+
+int
+mc_mounts_setup (const struct mc_config *cfg, struct mc_error *err)
+{
+  cleanup_fd int rootfd = -1;
+
+  /* Nothing we mount may propagate back to the host's mount namespace. */
+  if (mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+    return mc_error_set (err, errno, "mount `/` rprivate");
+  if (mount_overlay (cfg, err) < 0)
+    return -1;
+  rootfd = open (cfg->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0)
+    return mc_error_set (err, errno, "open `%s`", cfg->rootfs);
+  if (mount_fs (rootfd, "/proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL, err) < 0)
+    return -1;
+  if (mount_dev (rootfd, cfg->userns, err) < 0 || mount_sys (rootfd, cfg->userns, err) < 0)
+    return -1;
+  if (mount_binds (cfg, rootfd, err) < 0)
+    return -1;
+  return pivot_into (cfg->rootfs, err);
+}
