@@ -1,0 +1,3 @@
+from minictr.cli import main
+
+main()

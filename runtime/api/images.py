@@ -1,0 +1,80 @@
+"""/images/…: parse the request, call the image store (in a thread: it does disk I/O), shape the answer."""
+
+import asyncio
+import os
+import tempfile
+
+from minictr.api.router import JSONResponse, StreamResponse, ndjson, route
+from minictr.errors import InvalidArgument, MinictrError
+
+
+@route("GET", "/images/json")
+async def list_images(req):
+    return JSONResponse(await asyncio.to_thread(req.services.images.list_images))
+
+
+@route("GET", "/images/{name*}/json")
+async def inspect_image(req):
+    return JSONResponse(await asyncio.to_thread(req.services.images.inspect, req.params["name"]))
+
+
+@route("DELETE", "/images/{name*}")
+async def remove_image(req):
+    services = req.services
+    result = await asyncio.to_thread(services.images.remove, req.params["name"], req.flag("force"),
+                                     services.containers.uses_image)
+    return JSONResponse(result)
+
+
+@route("POST", "/images/create")
+async def create_image(req):
+    """`docker import` (fromSrc=-, the tar in the body). Pulls (fromImage) come with the registry client."""
+    if req.arg("fromSrc") != "-":
+        if req.arg("fromImage"):
+            raise MinictrError(f"pull access denied for {req.arg('fromImage')}: "
+                               "this minictr cannot pull from registries yet; use `minictr load` or `minictr import`")
+        raise InvalidArgument("only fromSrc=- (the tarball in the request body) is supported")
+    repo, tag = req.arg("repo"), req.arg("tag")
+    reference = f"{repo}:{tag}" if repo and tag else repo
+    changes = req.query.get("changes", [])
+    message = req.arg("message") or ""
+    spool = await _spool(req)
+    try:
+        image_id = await asyncio.to_thread(req.services.images.import_tar, spool, reference, changes, message)
+    finally:
+        spool.close()
+    return StreamResponse(_once({"status": image_id}))
+
+
+@route("POST", "/images/load")
+async def load_images(req):
+    spool = await _spool(req)
+    try:
+        loaded = await asyncio.to_thread(req.services.images.load, spool)
+    finally:
+        spool.close()
+    lines = [{"stream": f"Loaded image{' ID' if name.startswith('sha256:') else ''}: {name}\n"}
+             for name in loaded]
+    return StreamResponse(_many(lines))
+
+
+async def _spool(req):
+    """The request body in an unnamed temporary file under the data root (it may be large)."""
+    spool = tempfile.TemporaryFile(dir=os.path.join(req.services.data_root, "tmp"))
+    try:
+        async for chunk in req.body_chunks():
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool
+
+
+async def _once(obj):
+    yield ndjson(obj)
+
+
+async def _many(objs):
+    for obj in objs:
+        yield ndjson(obj)

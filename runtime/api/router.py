@@ -1,0 +1,120 @@
+"""Routes of the Docker Engine API and the small vocabulary handlers answer with."""
+
+import json
+import re
+from urllib.parse import parse_qs
+
+_ROUTES = []
+_VERSION_PREFIX = re.compile(r"^/v\d+\.\d+(?=/)")
+
+
+def route(method, pattern):
+    """Register an async handler for `method` on a path pattern like `/containers/{id}/start`."""
+    # `{name}` is one path segment; `{name*}` may span several (image names have slashes).
+    regex = re.sub(r"\{(\w+)\*\}", r"(?P<\1>.+)", pattern)
+    regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", regex) + "$")
+
+    def register(handler):
+        _ROUTES.append((method, regex, handler))
+        return handler
+
+    return register
+
+
+def match(method, path):
+    """The handler and path parameters for a request, or why there is none (404/405)."""
+    path = _VERSION_PREFIX.sub("", path)
+    allowed = False
+    for route_method, regex, handler in _ROUTES:
+        m = regex.match(path)
+        if m:
+            if route_method == method or (method == "HEAD" and route_method == "GET"):
+                return handler, m.groupdict()
+            allowed = True
+    return None, 405 if allowed else 404
+
+
+class Request:
+    def __init__(self, method, target, headers, params, body_reader, services):
+        self.method = method
+        path, _, query = target.partition("?")
+        self.path = path
+        self.query = parse_qs(query, keep_blank_values=True)
+        self.headers = headers
+        self.params = params
+        self.services = services
+        self._body_reader = body_reader
+
+    def arg(self, name, default=None):
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def flag(self, name, default=False):
+        """Docker's boolean query parameters: 1/true/True, 0/false/False."""
+        value = self.arg(name)
+        if value is None or value == "":
+            return default
+        return value.lower() not in ("0", "false", "no")
+
+    def body_chunks(self):
+        return self._body_reader()
+
+    async def body(self):
+        return b"".join([chunk async for chunk in self._body_reader()])
+
+    async def json(self):
+        from minictr.errors import InvalidArgument
+
+        data = await self.body()
+        if not data:
+            return {}
+        try:
+            return json.loads(data)
+        except ValueError as e:
+            raise InvalidArgument(f"invalid JSON body: {e}") from None
+
+
+class JSONResponse:
+    def __init__(self, obj, status=200):
+        self.status = status
+        self.body = json.dumps(obj).encode()
+        self.content_type = "application/json"
+
+
+class TextResponse:
+    def __init__(self, text, status=200):
+        self.status = status
+        self.body = text.encode()
+        self.content_type = "text/plain; charset=utf-8"
+
+
+class EmptyResponse:
+    def __init__(self, status=204):
+        self.status = status
+        self.body = b""
+        self.content_type = None
+
+
+class StreamResponse:
+    """Headers at once, then the body as the async iterator yields bytes (chunked).
+
+    `wait` depends on this: the docker CLI does not start a container before
+    the headers of its wait request have arrived."""
+
+    def __init__(self, chunks, content_type="application/json", status=200):
+        self.status = status
+        self.chunks = chunks
+        self.content_type = content_type
+
+
+class HijackResponse:
+    """Take over the connection (attach, exec): `run(reader, writer, early_bytes)` owns it after
+    the 101 UPGRADED (or, for clients that did not ask to upgrade, 200) header."""
+
+    def __init__(self, run, content_type="application/vnd.docker.multiplexed-stream"):
+        self.run = run
+        self.content_type = content_type
+
+
+def ndjson(obj):
+    return json.dumps(obj).encode() + b"\n"

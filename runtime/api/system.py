@@ -1,0 +1,81 @@
+"""/_ping, /version, /info."""
+
+import os
+import platform
+
+from minictr import API_VERSION, MIN_API_VERSION, __version__
+from minictr.api.router import JSONResponse, TextResponse, route
+
+
+@route("GET", "/_ping")
+async def ping(req):
+    return TextResponse("OK")
+
+
+@route("GET", "/version")
+async def version(req):
+    uname = platform.uname()
+    return JSONResponse({
+        "Platform": {"Name": "minictr"},
+        "Components": [{"Name": "Engine", "Version": __version__, "Details": {"ApiVersion": API_VERSION}}],
+        "Version": __version__,
+        "ApiVersion": API_VERSION,
+        "MinAPIVersion": MIN_API_VERSION,
+        "GitCommit": "",
+        "GoVersion": "",
+        "Os": "linux",
+        "Arch": _docker_arch(uname.machine),
+        "KernelVersion": uname.release,
+        "BuildTime": "",
+    })
+
+
+@route("GET", "/info")
+async def info(req):
+    services = req.services
+    containers = services.containers.list(all=True)
+    running = sum(1 for c in containers if c["State"] == "running")
+    uname = platform.uname()
+    security = ["name=rootless"] if services.rootless else []
+    return JSONResponse({
+        "ID": services.daemon_id,
+        "Containers": len(containers),
+        "ContainersRunning": running,
+        "ContainersPaused": 0,
+        "ContainersStopped": len(containers) - running,
+        "Images": len(services.images.list_images()),
+        "Driver": "overlay2",
+        "DriverStatus": [["Backing Filesystem", "extfs"]],
+        "DockerRootDir": services.data_root,
+        "Name": uname.node,
+        "OperatingSystem": _os_name(),
+        "OSType": "linux",
+        "Architecture": uname.machine,
+        "KernelVersion": uname.release,
+        "NCPU": os.cpu_count(),
+        "MemTotal": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+        "CgroupDriver": "cgroupfs",
+        "CgroupVersion": "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1",
+        "SecurityOptions": security,
+        "ServerVersion": __version__,
+        "LoggingDriver": "json-file",
+        "Runtimes": {"minictr": {"path": "minictr-monitor"}},
+        "DefaultRuntime": "minictr",
+        "LiveRestoreEnabled": True,
+        "Warnings": services.warnings,
+    })
+
+
+def _docker_arch(machine):
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def _os_name():
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"

@@ -1,0 +1,78 @@
+"""The object every command gets: the daemon connection, started on first use (and the daemon too)."""
+
+import os
+import subprocess
+import sys
+import time
+
+import click
+
+from minictr import paths
+from minictr.errors import DaemonUnavailable
+
+_START_TIMEOUT = 20.0
+
+
+class Context:
+    def __init__(self, host):
+        self.host = host
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            from minictr.client import Client
+
+            if self.host:
+                self._client = Client(paths.socket_from_host(self.host))
+            else:
+                self._client = Client(paths.default_socket())
+                if not _answers(self._client.socket_path):
+                    _start_daemon(self._client.socket_path)
+        return self._client
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def _answers(socket_path):
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(socket_path)
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+def _start_daemon(socket_path):
+    """No daemon answers on the default socket: start one for this user, as Podman's socket activation would."""
+    run_dir = os.path.dirname(socket_path)
+    try:
+        os.makedirs(run_dir, 0o700, exist_ok=True)
+    except OSError as e:
+        raise DaemonUnavailable(f"cannot start the daemon: cannot create {run_dir}: {e.strerror}") from None
+    log_path = os.path.join(run_dir, "daemon.log")
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "minictr.daemon"], stdin=subprocess.DEVNULL,
+                                   stdout=log, stderr=log, start_new_session=True)
+    deadline = time.monotonic() + _START_TIMEOUT
+    while time.monotonic() < deadline:
+        if _answers(socket_path):
+            return
+        if process.poll() is not None:
+            raise DaemonUnavailable(f"cannot start the daemon: {_last_line(log_path)}")
+        time.sleep(0.02)
+    raise DaemonUnavailable(f"the daemon did not answer within {_START_TIMEOUT:.0f}s (see {log_path})")
+
+
+def _last_line(path):
+    with open(path, errors="replace") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    if not lines:
+        return "it exited without a word"
+    last = lines[-1]
+    return last[len("minictrd: "):] if last.startswith("minictrd: ") else last

@@ -1,0 +1,113 @@
+"""A cgroup per container: v1 controllers (root on hybrid machines), v2 (root, or delegated rootless).
+
+Limits come later; for now each container gets its own group, joined by the
+monitor before the container unshares its cgroup namespace, and removed when
+the container is gone.
+"""
+
+import errno
+import logging
+import os
+import time
+
+log = logging.getLogger("minictr.cgroups")
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def _mounts():
+    """(mount point, fstype, super options) of every cgroup mount we can see."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            before, _, after = line.partition(" - ")
+            fstype, _source, options = after.split()[:3]
+            if fstype in ("cgroup", "cgroup2"):
+                yield before.split()[4], fstype, options.split(",")
+
+
+def _own_v2_cgroup():
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                return line[3:].strip()
+    return None
+
+
+class Cgroups:
+    def __init__(self, rootless: bool):
+        self.rootless = rootless
+        self.parents = self._parent_dirs()
+        if not self.parents:
+            log.warning("no writable cgroup hierarchy: containers run without a cgroup of their own")
+
+    def _parent_dirs(self):
+        mounts = list(_mounts())
+        unified = os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.controllers"))
+        if unified:
+            if not self.rootless:
+                return [os.path.join(CGROUP_ROOT, "minictr")]
+            own = _own_v2_cgroup()
+            # Rootless needs a delegated subtree (systemd's user@UID.service gives one).
+            parent = os.path.join(CGROUP_ROOT, own.lstrip("/")) if own else None
+            if parent and os.access(parent, os.W_OK):
+                return [os.path.join(parent, "minictr")]
+            return []
+        if self.rootless:
+            return []  # v1 is never delegated to an unprivileged user
+        parents = []
+        for point, fstype, options in mounts:
+            if fstype == "cgroup" and any(o in options for o in _V1_CONTROLLERS):
+                parents.append(os.path.join(point, "minictr"))
+        return parents
+
+    def create(self, container_id):
+        """Make the container's groups; returns their directories for the monitor to join."""
+        made = []
+        try:
+            for parent in self.parents:
+                _make_group(parent)
+                path = os.path.join(parent, container_id)
+                _make_group(path)
+                made.append(path)
+        except OSError:
+            self.remove(made)
+            raise
+        return made
+
+    def remove(self, paths):
+        for path in paths:
+            _remove_group(path)
+
+
+_V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer", "blkio")
+
+
+def _make_group(path):
+    try:
+        os.mkdir(path, 0o755)
+    except FileExistsError:
+        return
+    # A v1 cpuset group refuses tasks until it has cpus and mems: inherit the parent's.
+    for name in ("cpuset.cpus", "cpuset.mems"):
+        own = os.path.join(path, name)
+        if os.path.exists(own):
+            with open(os.path.join(os.path.dirname(path), name)) as f:
+                value = f.read().strip()
+            with open(own, "w") as f:
+                f.write(value)
+
+
+def _remove_group(path):
+    # The last process may still be on its way out of the group: retry briefly on EBUSY.
+    for _ in range(50):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY:
+                log.warning("cannot remove cgroup %s: %s", path, e.strerror)
+                return
+            time.sleep(0.01)
+    log.warning("cgroup %s still busy; left in place", path)

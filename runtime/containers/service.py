@@ -1,0 +1,467 @@
+"""The container service: create, start, attach, wait, inspect, list, kill and remove containers.
+
+The database row is the truth about a container; this module keeps beside it
+only what lives as long as the daemon does (locks, waiters, attach clients,
+the pidfd of each monitor).
+"""
+
+import asyncio
+import errno
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+
+from minictr.containers import config as container_config
+from minictr.containers.cgroups import Cgroups
+from minictr.containers.monitor import Monitor, MonitorError, pidfd_or_none, write_config
+from minictr.containers.names import check_name, random_name
+from minictr.containers.state import State, check_transition
+from minictr.containers.users import resolve_user
+from minictr.errors import CommandNotExecutable, CommandNotFound, Conflict, InvalidArgument, MinictrError, NotFound
+
+log = logging.getLogger("minictr.containers")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    image_id TEXT NOT NULL,
+    image_ref TEXT NOT NULL,
+    config TEXT NOT NULL,
+    host_config TEXT NOT NULL,
+    created TEXT NOT NULL,
+    state TEXT NOT NULL,
+    pid INTEGER NOT NULL DEFAULT 0,
+    monitor_pid INTEGER NOT NULL DEFAULT 0,
+    exit_code INTEGER NOT NULL DEFAULT 0,
+    started_at TEXT NOT NULL DEFAULT '0001-01-01T00:00:00Z',
+    finished_at TEXT NOT NULL DEFAULT '0001-01-01T00:00:00Z',
+    error TEXT NOT NULL DEFAULT ''
+)
+"""
+
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def rfc3339(ns=None):
+    ns = time.time_ns() if ns is None else ns
+    seconds, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"
+
+
+@dataclass
+class Container:
+    id: str
+    name: str
+    image_id: str
+    image_ref: str
+    config: dict
+    host_config: dict
+    created: str
+    state: State
+    pid: int = 0
+    monitor_pid: int = 0
+    exit_code: int = 0
+    started_at: str = _ZERO_TIME
+    finished_at: str = _ZERO_TIME
+    error: str = ""
+    # What lives only as long as this daemon does:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition, repr=False)
+    pending_attaches: list = field(default_factory=list, repr=False)
+    cgroups: list = field(default_factory=list, repr=False)
+    pidfd: int = -1
+    removed: bool = False
+
+    @classmethod
+    def from_row(cls, row):
+        return cls(id=row["id"], name=row["name"], image_id=row["image_id"], image_ref=row["image_ref"],
+                   config=json.loads(row["config"]), host_config=json.loads(row["host_config"]),
+                   created=row["created"], state=State(row["state"]), pid=row["pid"],
+                   monitor_pid=row["monitor_pid"], exit_code=row["exit_code"],
+                   started_at=row["started_at"], finished_at=row["finished_at"], error=row["error"])
+
+
+class ContainerService:
+    def __init__(self, db, images, data_root, run_dir, rootless, id_map_size):
+        self.db = db
+        self.images = images
+        self.data_dir = os.path.join(data_root, "containers")
+        self.run_dir = os.path.join(run_dir, "containers")
+        self.rootless = rootless
+        self.id_map_size = id_map_size
+        self.cgroups = Cgroups(rootless)
+        self._containers = {}
+        os.makedirs(self.data_dir, 0o700, exist_ok=True)
+        os.makedirs(self.run_dir, 0o700, exist_ok=True)
+
+    # ---- lookup ---------------------------------------------------------------------------
+
+    def load(self):
+        """Read every container from the database and reconcile it with what still runs."""
+        for row in self.db.query("SELECT * FROM containers"):
+            container = Container.from_row(row)
+            self._containers[container.id] = container
+            if container.state is State.RUNNING:
+                self._watch_monitor(container)
+            elif container.state is State.REMOVING:
+                # The daemon died mid-removal: finish the job.
+                self._remove_files(container)
+                with self.db.transaction() as cur:
+                    cur.execute("DELETE FROM containers WHERE id = ?", (container.id,))
+                del self._containers[container.id]
+
+    def get(self, ref):
+        """A container by full id, name, or unique id prefix, as Docker resolves them."""
+        if ref in self._containers:
+            return self._containers[ref]
+        name = ref.lstrip("/")
+        for container in self._containers.values():
+            if container.name == name:
+                return container
+        matches = [c for c in self._containers.values() if c.id.startswith(ref)] if ref else []
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def uses_image(self, image_id):
+        return any(c.image_id == image_id for c in self._containers.values())
+
+    # ---- create -----------------------------------------------------------------------------
+
+    async def create(self, body, name=None):
+        """Create a container from an API create body; returns its id."""
+        name = check_name(name) if name else random_name({c.name for c in self._containers.values()})
+        self._check_name_free(name)
+        if not body.get("Image"):
+            raise InvalidArgument("No image specified")
+        image = await asyncio.to_thread(self.images.resolve, body["Image"])
+        container_id = secrets.token_hex(32)
+        config, host_config = container_config.merge(body, image.config, container_id)
+        if not config["Entrypoint"] and not config["Cmd"]:
+            raise InvalidArgument("No command specified")
+        container = Container(id=container_id, name=name, image_id=image.id, image_ref=body["Image"],
+                              config=config, host_config=host_config, created=rfc3339(), state=State.CREATED)
+        self._make_dirs(container)
+        try:
+            with self.db.transaction() as cur:
+                cur.execute(
+                    "INSERT INTO containers (id, name, image_id, image_ref, config, host_config, created, state)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (container.id, name, image.id, container.image_ref, json.dumps(config),
+                     json.dumps(host_config), container.created, container.state.value))
+        except Exception:
+            self._remove_files(container)
+            raise
+        self._containers[container.id] = container
+        return container.id
+
+    def _check_name_free(self, name):
+        for other in self._containers.values():
+            if other.name == name:
+                raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
+                               f'"{other.id}". You have to remove (or rename) that container to be able to reuse that name.')
+
+    def _make_dirs(self, container):
+        top = os.path.join(self.data_dir, container.id)
+        os.makedirs(top, 0o700)
+        for sub in ("diff", "work", "rootfs"):
+            os.mkdir(os.path.join(top, sub), 0o755)
+        with open(os.path.join(top, "hostname"), "w") as f:
+            f.write(container.config["Hostname"] + "\n")
+        with open(os.path.join(top, "hosts"), "w") as f:
+            f.write(container_config.hosts_file(container.config["Hostname"]))
+
+    def _paths(self, container):
+        top = os.path.join(self.data_dir, container.id)
+        run = os.path.join(self.run_dir, container.id)
+        return {"top": top, "run": run, "attach": os.path.join(run, "attach.sock"),
+                "exit": os.path.join(run, "exit"), "config": os.path.join(run, "monitor.conf"),
+                "log": os.path.join(top, f"{container.id}-json.log")}
+
+    # ---- start ------------------------------------------------------------------------------
+
+    async def start(self, ref):
+        """Start a created or exited container; returns False if it was already running (304)."""
+        container = self.get(ref)
+        async with container.lock:
+            if container.state is State.RUNNING:
+                return False
+            check_transition(container.name, container.state, State.RUNNING)
+            try:
+                await self._start_locked(container)
+            except MinictrError:
+                if container.host_config.get("AutoRemove"):
+                    await self._remove_locked(container)
+                raise
+        return True
+
+    async def _start_locked(self, container):
+        image = await asyncio.to_thread(self.images.resolve, container.image_id)
+        paths = self._paths(container)
+        uid, gid, groups = resolve_user(container.config["User"], [os.path.join(paths["top"], "diff")] + image.layer_dirs)
+        os.makedirs(paths["run"], 0o700, exist_ok=True)
+        for stale in (paths["exit"], paths["attach"]):
+            if os.path.lexists(stale):
+                os.unlink(stale)
+        container.cgroups = self.cgroups.create(container.id)
+        try:
+            write_config(paths["config"], self._monitor_entries(container, image, paths, uid, gid, groups))
+            monitor = await Monitor.spawn(paths["config"])
+        except MonitorError as e:
+            self.cgroups.remove(container.cgroups)
+            raise _start_error(e) from None
+        except BaseException:
+            self.cgroups.remove(container.cgroups)
+            raise
+        container.pid, container.monitor_pid = monitor.container_pid, monitor.monitor_pid
+        self._watch_monitor(container)
+        try:
+            await self._connect_pending_attaches(container, paths["attach"])
+            await monitor.start()
+        except MonitorError as e:
+            # The monitor records 126/127 and leaves; wait for _on_monitor_exit to mark it exited.
+            container.error = str(_start_error(e))
+            await self._until(container, lambda: container.state is State.EXITED)
+            raise _start_error(e) from None
+        container.started_at = rfc3339()
+        self._set_state(container, State.RUNNING, pid=container.pid, monitor_pid=container.monitor_pid,
+                        started_at=container.started_at, error="")
+
+    def _monitor_entries(self, container, image, paths, uid, gid, groups):
+        config = container.config
+        entries = [("id", container.id), ("rootfs", os.path.join(paths["top"], "rootfs"))]
+        entries += [("lower", layer) for layer in image.layer_dirs]
+        entries += [("upper", os.path.join(paths["top"], "diff")), ("work", os.path.join(paths["top"], "work"))]
+        entries.append(("userns", "1" if self.rootless else "0"))
+        if self.rootless:
+            entries += [("uidmap", 0, 0, self.id_map_size), ("gidmap", 0, 0, self.id_map_size)]
+        entries += [("hostname", config["Hostname"]), ("cwd", config["WorkingDir"] or "/"),
+                    ("uid", uid), ("gid", gid)]
+        entries += [("group", g) for g in groups]
+        entries += [("arg", a) for a in (config["Entrypoint"] or []) + (config["Cmd"] or [])]
+        entries += [("env", e) for e in config["Env"]]
+        entries += [("cgroup", c) for c in container.cgroups]
+        entries += [("bind", os.path.join(paths["top"], "hostname"), "/etc/hostname", "rw"),
+                    ("bind", os.path.join(paths["top"], "hosts"), "/etc/hosts", "rw")]
+        entries += [("stdin", "1" if config["OpenStdin"] else "0"), ("log", paths["log"]),
+                    ("exit", paths["exit"]), ("attach", paths["attach"])]
+        return entries
+
+    # ---- exit -------------------------------------------------------------------------------
+
+    def _watch_monitor(self, container):
+        pidfd = pidfd_or_none(container.monitor_pid) if container.monitor_pid else None
+        if pidfd is None:
+            self._on_monitor_exit(container)
+            return
+        container.pidfd = pidfd
+        asyncio.get_running_loop().add_reader(pidfd, self._on_monitor_exit, container)
+
+    def _on_monitor_exit(self, container):
+        if container.pidfd >= 0:
+            asyncio.get_running_loop().remove_reader(container.pidfd)
+            os.close(container.pidfd)
+            container.pidfd = -1
+        if not container.cgroups:  # after a daemon restart: the groups are where create() puts them
+            container.cgroups = [os.path.join(p, container.id) for p in self.cgroups.parents]
+        self.cgroups.remove(container.cgroups)
+        container.cgroups = []
+        if container.removed or container.state is State.REMOVING:
+            return
+        exit_code, finished_ns = self._read_exit_file(container)
+        self._set_state(container, State.EXITED, pid=0, monitor_pid=0, exit_code=exit_code,
+                        finished_at=rfc3339(finished_ns), error=container.error)
+        if container.host_config.get("AutoRemove"):
+            asyncio.get_running_loop().create_task(self._auto_remove(container))
+
+    def _read_exit_file(self, container):
+        try:
+            with open(self._paths(container)["exit"]) as f:
+                code, finished = f.read().split()[:2]
+            return int(code), int(finished)
+        except (OSError, ValueError):
+            # The monitor died without a word (killed): Docker reports such a container as 255.
+            return 255, time.time_ns()
+
+    async def _auto_remove(self, container):
+        try:
+            async with container.lock:
+                if container.state is not State.REMOVING and not container.removed:
+                    await self._remove_locked(container)
+        except MinictrError as e:
+            log.warning("auto-remove of %s failed: %s", container.name, e)
+
+    def _set_state(self, container, state, **columns):
+        if state is not container.state:
+            check_transition(container.name, container.state, state)
+        columns["state"] = state.value
+        with self.db.transaction() as cur:
+            assignments = ", ".join(f"{name} = ?" for name in columns)
+            cur.execute(f"UPDATE containers SET {assignments} WHERE id = ?", (*columns.values(), container.id))
+        container.state = state
+        for name, value in columns.items():
+            if name != "state":
+                setattr(container, name, value)
+        asyncio.get_running_loop().create_task(self._notify(container))
+
+    async def _notify(self, container):
+        async with container.changed:
+            container.changed.notify_all()
+
+    async def _until(self, container, predicate):
+        async with container.changed:
+            await container.changed.wait_for(predicate)
+
+    # ---- wait, kill, remove -----------------------------------------------------------------
+
+    async def wait(self, ref, condition="not-running"):
+        """Block until the container meets `condition`; returns its exit code."""
+        container = self.get(ref)
+        if condition not in ("not-running", "next-exit", "removed"):
+            raise InvalidArgument(f"invalid condition: {condition!r}")
+        seen_running = container.state is State.RUNNING
+        async with container.changed:
+            while True:
+                running = container.state is State.RUNNING
+                seen_running = seen_running or running
+                if condition == "removed" and container.removed:
+                    break
+                if condition == "not-running" and not running:
+                    break
+                if condition == "next-exit" and seen_running and container.state is State.EXITED:
+                    break
+                await container.changed.wait()
+        return container.exit_code
+
+    async def kill(self, ref, signum=signal.SIGKILL):
+        container = self.get(ref)
+        if container.state is not State.RUNNING:
+            raise Conflict(f"Cannot kill container: {ref}: container {container.id} is not running")
+        try:
+            os.kill(container.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    async def remove(self, ref, force=False):
+        container = self.get(ref)
+        if force and container.state is State.RUNNING:
+            await self.kill(ref)
+            await self.wait(container.id, "not-running")
+        async with container.lock:
+            if container.removed:
+                return
+            await self._remove_locked(container)
+
+    async def _remove_locked(self, container):
+        self._set_state(container, State.REMOVING)
+        await asyncio.to_thread(self._remove_files, container)
+        with self.db.transaction() as cur:
+            cur.execute("DELETE FROM containers WHERE id = ?", (container.id,))
+        self._containers.pop(container.id, None)
+        container.removed = True
+        await self._notify(container)
+
+    def _remove_files(self, container):
+        paths = self._paths(container)
+        for path in (paths["run"], paths["top"]):
+            shutil.rmtree(path, ignore_errors=True)
+
+    # ---- attach -----------------------------------------------------------------------------
+
+    async def attach(self, ref, client_reader, client_writer, early, stdin, stdout, stderr):
+        """Serve one hijacked attach connection until the container's output ends."""
+        container = self.get(ref)
+        mask = (1 if stdin else 0) | (2 if stdout else 0) | (4 if stderr else 0)
+        attach = _Attach(client_reader, client_writer, early, mask)
+        if container.state is State.RUNNING:
+            await attach.connect(self._paths(container)["attach"])
+        elif container.state is State.CREATED or container.state is State.EXITED:
+            container.pending_attaches.append(attach)
+        else:
+            client_writer.close()
+            return
+        await attach.done.wait()
+
+    async def _connect_pending_attaches(self, container, socket_path):
+        pending, container.pending_attaches = container.pending_attaches, []
+        for attach in pending:
+            await attach.connect(socket_path)
+
+    # ---- views ------------------------------------------------------------------------------
+
+    def list(self, all=False):
+        containers = sorted(self._containers.values(), key=lambda c: c.created, reverse=True)
+        return [container_config.summary(c) for c in containers if all or c.state is State.RUNNING]
+
+    def inspect(self, ref):
+        container = self.get(ref)
+        return container_config.inspect(container, self._paths(container))
+
+
+class _Attach:
+    """One attach client, bridged to the monitor's attach socket.
+
+    The monitor already frames output as Docker does, so bytes pass through as they are."""
+
+    def __init__(self, reader, writer, early, mask):
+        self.reader = reader
+        self.writer = writer
+        self.early = early
+        self.mask = mask
+        self.done = asyncio.Event()
+
+    async def connect(self, socket_path):
+        try:
+            mon_reader, mon_writer = await asyncio.open_unix_connection(socket_path)
+            mon_writer.write(bytes([self.mask]))
+            await mon_writer.drain()
+        except OSError as e:
+            log.warning("attach to %s failed: %s", socket_path, e)
+            self.writer.close()
+            self.done.set()
+            return
+        output = asyncio.get_running_loop().create_task(self._pump_output(mon_reader))
+        if self.mask & 1:
+            asyncio.get_running_loop().create_task(self._pump_input(mon_writer, output))
+        output.add_done_callback(lambda _: (mon_writer.close(), self.done.set()))
+
+    async def _pump_output(self, mon_reader):
+        try:
+            while data := await mon_reader.read(65536):
+                self.writer.write(data)
+                await self.writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            self.writer.close()
+
+    async def _pump_input(self, mon_writer, output):
+        try:
+            if self.early:
+                mon_writer.write(self.early)
+            while data := await self.reader.read(65536):
+                mon_writer.write(data)
+                await mon_writer.drain()
+            # The client half-closed: the container's stdin ends (StdinOnce).
+            if not output.done():
+                mon_writer.write_eof()
+        except (ConnectionError, OSError):
+            pass
+
+
+def _start_error(error):
+    """A monitor error in the words a Docker user knows, with the class that picks the exit code."""
+    message = error.strerror or str(error)
+    if error.errno == errno.ENOENT and message.startswith("exec"):
+        return CommandNotFound(f"failed to create task for container: {message}: executable file not found in $PATH")
+    if error.errno in (errno.EACCES, errno.ENOEXEC) and message.startswith("exec"):
+        return CommandNotExecutable(f"failed to create task for container: {message}: permission denied")
+    return MinictrError(f"failed to create task for container: {message}")

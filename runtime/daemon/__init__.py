@@ -1,0 +1,117 @@
+"""minictrd: the daemon that owns containers and images and serves the Docker Engine API."""
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import sys
+
+from minictr import paths
+from minictr.errors import MinictrError
+
+log = logging.getLogger("minictr.daemon")
+
+
+class Services:
+    """Everything an API handler may reach: the services of each kind and the daemon's facts."""
+
+    def __init__(self, data_root, run_dir, rootless):
+        from minictr.containers.service import SCHEMA as CONTAINERS_SCHEMA, ContainerService
+        from minictr.db import Database
+        from minictr.images.store import SCHEMA as IMAGES_SCHEMA, ImageStore
+        from pathlib import Path
+
+        self.data_root = data_root
+        self.rootless = rootless
+        self.warnings = [w for w in [os.environ.get("MINICTR_ROOTLESS_WARNING")] if w]
+        os.makedirs(os.path.join(data_root, "tmp"), 0o700, exist_ok=True)
+        self.db = Database(os.path.join(data_root, "minictr.db"), [IMAGES_SCHEMA, CONTAINERS_SCHEMA])
+        self.daemon_id = self._daemon_id()
+        self.images = ImageStore(self.db, Path(data_root), rootless)
+        self.containers = ContainerService(self.db, self.images, data_root, run_dir, rootless, _id_map_size())
+
+    def _daemon_id(self):
+        path = os.path.join(self.data_root, "engine-id")
+        if not os.path.exists(path):
+            with open(path, "w") as f:
+                f.write(secrets.token_hex(16))
+        with open(path) as f:
+            return f.read().strip()
+
+
+def _id_map_size():
+    """How many ids this daemon's user namespace maps (all of them as root: no mapping is written then)."""
+    total = 0
+    with open("/proc/self/uid_map") as f:
+        for line in f:
+            inside, _, count = (int(n) for n in line.split())
+            total = max(total, inside + count)
+    return total
+
+
+async def _serve(socket_path, data_root, run_dir, rootless):
+    from minictr.api import server
+    import minictr.api  # noqa: F401  (registers the routes)
+
+    services = Services(data_root, run_dir, rootless)
+    services.containers.load()
+    listener = await server.serve(socket_path, services)
+    log.info("listening on unix://%s (%s)", socket_path, "rootless" if rootless else "root")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    # Containers keep running: their monitors own them, and the next daemon picks them up.
+    listener.close()
+    try:
+        os.unlink(socket_path)
+    except FileNotFoundError:
+        pass
+    services.db.close()
+
+
+def _name_process():
+    try:
+        import prctl
+
+        prctl.set_name("minictrd")
+    except ImportError:
+        pass
+
+
+def run(host=None, data_root=None, inner=False):
+    """Run the daemon in the foreground until SIGTERM; returns an exit status."""
+    logging.basicConfig(level=logging.INFO, format="minictrd: %(levelname)s: %(message)s", stream=sys.stderr)
+    socket_path = paths.socket_from_host(host) if host else paths.default_socket()
+    data_root = data_root or paths.default_data_root()
+    run_dir = os.path.dirname(socket_path)
+    rootless = inner or os.environ.get("MINICTR_ROOTLESS") == "1"
+    try:
+        from minictr.daemon.preflight import check_writable_dir
+
+        check_writable_dir(run_dir, "runtime directory")
+        check_writable_dir(data_root, "data root")
+        if os.geteuid() != 0:
+            from minictr.daemon.rootless import run_in_namespaces
+
+            argv = [sys.executable, "-m", "minictr.daemon", "--inner", "-H", f"unix://{socket_path}",
+                    "--data-root", os.path.abspath(data_root)]
+            return run_in_namespaces(argv)
+        _name_process()
+        asyncio.run(_serve(socket_path, os.path.abspath(data_root), run_dir, rootless))
+    except MinictrError as e:
+        print(f"minictrd: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="minictrd", description=__doc__)
+    parser.add_argument("-H", "--host", default=os.environ.get("MINICTR_HOST"), help="unix://PATH to listen on")
+    parser.add_argument("--data-root", help="where images and containers are kept")
+    parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    sys.exit(run(args.host, args.data_root, args.inner))

@@ -1,0 +1,3 @@
+from minictr.daemon import main
+
+main()

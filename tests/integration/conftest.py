@@ -1,0 +1,131 @@
+"""A real daemon for the integration tests: root mode when the suite runs as root, rootless
+when it runs as an ordinary user (scripts/test does both)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ROOTLESS = os.geteuid() != 0
+IMAGE = "busybox-local"
+
+
+def _answers(path):
+    with socket.socket(socket.AF_UNIX) as sock:
+        try:
+            sock.connect(str(path))
+            return True
+        except OSError:
+            return False
+
+
+class Daemon:
+    def __init__(self, top: Path):
+        self.top = top
+        self.socket = top / "run" / "minictr.sock"
+        self.data_root = top / "data"
+        self.log = top / "daemon.log"
+        self.process = None
+
+    @property
+    def host(self):
+        return f"unix://{self.socket}"
+
+    def start(self):
+        self.socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "minictr", "-H", self.host, "daemon", "--data-root", str(self.data_root)],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not _answers(self.socket):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"daemon did not start:\n{self.log.read_text()}")
+            time.sleep(0.02)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self):
+        """SIGKILL the daemon (its parent too, when rootless: the whole wrapper)."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def cli(self, *args, input=None, env=None, timeout=60):
+        """Run the minictr CLI against this daemon; returns the CompletedProcess (text)."""
+        return subprocess.run([sys.executable, "-m", "minictr", "-H", self.host, *args], input=input,
+                              capture_output=True, text=True, timeout=timeout, env=env)
+
+    def ok(self, *args, **kwargs):
+        result = self.cli(*args, **kwargs)
+        assert result.returncode == 0, f"minictr {' '.join(args)} failed ({result.returncode}): {result.stderr}"
+        return result.stdout
+
+    def client(self):
+        from minictr.client import Client
+
+        return Client(str(self.socket))
+
+
+@pytest.fixture(scope="session")
+def daemon():
+    top = Path(tempfile.mkdtemp(prefix="minictr-it-"))
+    os.chmod(top, 0o755)
+    d = Daemon(top)
+    d.start()
+    yield d
+    d.stop()
+    subprocess.run(["rm", "-rf", str(top)], check=False)
+
+
+@pytest.fixture(scope="session")
+def busybox_tar(tmp_path_factory):
+    out = tmp_path_factory.mktemp("busybox") / "busybox.tar"
+    subprocess.run([str(REPO / "images" / "busybox" / "build"), str(out)], check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def image(daemon, busybox_tar):
+    daemon.ok("import", "--change", 'CMD ["sh"]', str(busybox_tar), IMAGE)
+    return IMAGE
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_containers(request):
+    """Every test removes what it made; this one makes sure, and fails the test if it had to."""
+    yield
+    if "daemon" not in request.fixturenames:
+        return
+    d = request.getfixturevalue("daemon")
+    left = d.cli("ps", "-a", "-q", "--no-trunc").stdout.split()
+    for container_id in left:
+        d.cli("rm", "-f", container_id)
+    assert not left, f"the test left containers behind: {left}"
+
+
+def mounts_of(pid="self"):
+    with open(f"/proc/{pid}/mountinfo") as f:
+        return f.read()
+
+
+def daemon_pid(d: Daemon):
+    """The pid of the daemon proper (inside its namespaces when rootless)."""
+    if not ROOTLESS:
+        return d.process.pid
+    children = Path(f"/proc/{d.process.pid}/task/{d.process.pid}/children").read_text().split()
+    return int(children[0])
