@@ -1,0 +1,39 @@
+"""cffi (API mode) build script for minictr._native; used by setup.py's cffi_modules.
+
+Only the surface that Python may call is declared here (docs/internals.md,
+"minictr._native"); the monitor's own code is linked in but not exposed.
+"""
+
+from pathlib import Path
+
+from cffi import FFI
+
+NATIVE_DIR = Path(__file__).resolve().parent
+
+# The C sources shared by the extension and minictr-monitor (monitor.c adds main).
+LIBRARY_SOURCES = ["error.c", "config.c", "sync.c", "container.c", "mounts.c", "userns.c", "log.c"]
+MONITOR_SOURCES = LIBRARY_SOURCES + ["monitor.c"]
+CFLAGS = ["-std=gnu11", "-D_GNU_SOURCE", "-O2", "-Wall", "-Wextra"]
+# Our own sources are also built warning-free with -Werror (the monitor);
+# cffi's generated wrapper is not ours to hold to that.
+MONITOR_CFLAGS = CFLAGS + ["-Werror"]
+
+ffibuilder = FFI()
+ffibuilder.cdef(
+    """
+    struct mc_error { int errnum; char msg[512]; };
+    int mc_userns_spawn(char *const argv[], char *const envp[], int *pid, int *sync_fd,
+                        struct mc_error *err);
+    int mc_userns_release(int sync_fd, struct mc_error *err);
+    """
+)
+ffibuilder.set_source(
+    "minictr._native",
+    '#include "mc.h"',
+    sources=[f"native/{s}" for s in LIBRARY_SOURCES],  # relative to setup.py
+    include_dirs=["native"],
+    extra_compile_args=CFLAGS,
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

@@ -1,0 +1,49 @@
+"""The only importer of minictr._native: C errors become OSError here.
+
+Every C function returns 0 or -1 and fills a `struct mc_error {errnum, msg}`;
+`OSError(errnum, msg)` lets Python pick the subclass (PermissionError,
+FileNotFoundError, …) by itself.
+"""
+
+import os
+from pathlib import Path
+
+from minictr._native import ffi, lib
+
+# minictr-monitor is built next to the package (setup.py's build step).
+MONITOR_PATH = str(Path(__file__).resolve().parent / "minictr-monitor")
+
+
+def _check(ret: int, err) -> None:
+    if ret < 0:
+        raise OSError(err.errnum, ffi.string(err.msg).decode(errors="replace"))
+
+
+def _cstrings(items):
+    """A NULL-terminated char*[] and the buffers it points to (keep both alive)."""
+    buffers = [ffi.new("char[]", os.fsencode(item)) for item in items]
+    return ffi.new("char *[]", buffers + [ffi.NULL]), buffers
+
+
+def spawn_in_userns(argv: list[str], env: dict[str, str] | list[str]) -> tuple[int, int]:
+    """Clone a child into new user + mount + network namespaces, stopped before exec.
+
+    The caller writes its id maps (newuidmap/newgidmap on the returned pid), then
+    calls release_userns(sync_fd). argv[0] must be a path.
+    """
+    if isinstance(env, dict):
+        env = [f"{k}={v}" for k, v in env.items()]
+    c_argv, argv_keep = _cstrings(argv)
+    c_env, env_keep = _cstrings(env)
+    pid = ffi.new("int *")
+    sync_fd = ffi.new("int *")
+    err = ffi.new("struct mc_error *")
+    _check(lib.mc_userns_spawn(c_argv, c_env, pid, sync_fd, err), err)
+    del argv_keep, env_keep
+    return pid[0], sync_fd[0]
+
+
+def release_userns(sync_fd: int) -> None:
+    """Let the spawned child exec; raises OSError if its exec failed. Closes sync_fd."""
+    err = ffi.new("struct mc_error *")
+    _check(lib.mc_userns_release(sync_fd, err), err)

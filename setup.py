@@ -1,0 +1,62 @@
+"""Build and install minictr: the Python package from runtime/, the cffi
+extension minictr._native and the minictr-monitor executable (native/).
+
+`pip install .` with gcc and the Python headers is the whole build;
+`python setup.py build_ext --inplace` builds both into runtime/ for development.
+"""
+
+import os
+import sys
+
+from setuptools import find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class BuildExtWithMonitor(build_ext):
+    """build_ext, then link minictr-monitor from the same C sources into the package."""
+
+    def run(self):
+        super().run()
+        self.build_monitor()
+
+    def build_monitor(self):
+        sys.path.insert(0, os.path.join(HERE, "native"))
+        from build_native import MONITOR_CFLAGS, MONITOR_SOURCES
+
+        if self.compiler is None or isinstance(self.compiler, str):
+            from distutils.ccompiler import new_compiler
+            from distutils.sysconfig import customize_compiler
+
+            self.compiler = new_compiler(compiler=self.compiler)
+            customize_compiler(self.compiler)
+        objects = self.compiler.compile(
+            [os.path.join("native", s) for s in MONITOR_SOURCES],
+            output_dir=os.path.join(self.build_temp, "monitor"),
+            extra_postargs=MONITOR_CFLAGS,
+            depends=[os.path.join("native", "mc.h")],
+        )
+        package_dir = "runtime" if self.inplace else os.path.join(self.build_lib, "minictr")
+        self.compiler.link_executable(objects, "minictr-monitor", output_dir=package_dir)
+
+
+setup(
+    name="minictr",
+    version="0.1.0",
+    description="A small, fast, rootless container engine with Docker's API",
+    python_requires=">=3.11",
+    package_dir={"minictr": "runtime"},
+    packages=["minictr"] + ["minictr." + p for p in find_packages("runtime")],
+    setup_requires=["cffi>=1.15"],
+    cffi_modules=["native/build_native.py:ffibuilder"],
+    install_requires=["cffi>=1.15", "click", "pyroute2", "python-prctl", "h11"],
+    entry_points={
+        "console_scripts": [
+            "minictr=minictr.cli:main",
+            "minictrd=minictr.daemon:main",
+        ],
+    },
+    cmdclass={"build_ext": BuildExtWithMonitor},
+    zip_safe=False,
+)
