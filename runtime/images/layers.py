@@ -146,14 +146,17 @@ def extract_layer(stream, layers_dir: Path, *, rootless: bool, max_size: int = D
 
 
 def remove_tree(path: Path) -> None:
-    """Remove a layer directory, whatever modes its tar gave to the directories in it."""
+    """Remove a layer directory (or a stray file), whatever modes its tar gave to the
+    directories in it."""
     def make_writable_and_retry(function, failed_path, _exc):
         parent = os.path.dirname(failed_path)
         os.chmod(parent, 0o700)
         function(failed_path)
 
-    if os.path.lexists(path):
+    if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, onerror=make_writable_and_retry)
+    elif os.path.lexists(path):
+        os.unlink(path)
 
 
 def clean_member_name(name: str) -> str | None:

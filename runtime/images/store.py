@@ -333,8 +333,8 @@ class ImageStore:
 
     def _repo_tags_and_digests(self, image_id: str) -> tuple[list, list]:
         refs = self._references(image_id)
-        return ([_familiar(r) for r in refs if "@" not in r],
-                [_familiar(r) for r in refs if "@" in r])
+        return (sorted(_familiar(r) for r in refs if "@" not in r),
+                sorted(_familiar(r) for r in refs if "@" in r))
 
     def _size(self, image_id: str) -> int:
         row = self.db.query_one(
