@@ -14,7 +14,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
@@ -72,7 +72,7 @@ class Image:
 class ImageStore:
     def __init__(self, db, root: Path, rootless: bool, max_layer_size: int = DEFAULT_MAX_SIZE):
         self.db = db
-        self.root = Path(root)
+        self.root = Path(root).absolute()  # layer dirs become overlay lowerdirs: absolute paths
         self.rootless = rootless
         self.max_layer_size = max_layer_size
         self.layers_dir = self.root / "image" / "layers"

@@ -1,6 +1,5 @@
 """The busybox-local recipe builds a usable rootfs tarball, as root and unprivileged."""
 
-import io
 import os
 import shutil
 import stat
