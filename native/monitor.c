@@ -219,6 +219,9 @@ client_read (struct monitor *m, size_t i)
   struct client *c = &m->clients[i];
   bool wants_stdin = c->mask > 0 && (c->mask & ATTACH_STDIN) && m->in_fd >= 0;
   char discard[4096];
+
+  if (wants_stdin && m->stdin_len > 0)
+    return; /* the last bytes are still on their way: read these later */
   char *buf = wants_stdin ? m->stdin_buf : discard;
   size_t size = c->mask < 0 ? 1 : wants_stdin ? sizeof m->stdin_buf : sizeof discard;
   ssize_t n = recv (c->fd, buf, size, MSG_DONTWAIT);
@@ -325,6 +328,14 @@ now_ns (void)
 }
 
 static void
+record_exit (struct monitor *m, int status)
+{
+  m->exited = true;
+  m->finished_ns = now_ns ();
+  m->exit_code = WIFSIGNALED (status) ? 128 + WTERMSIG (status) : WEXITSTATUS (status);
+}
+
+static void
 reap_children (struct monitor *m)
 {
   struct signalfd_siginfo si;
@@ -334,23 +345,22 @@ reap_children (struct monitor *m)
   while (read (m->sig_fd, &si, sizeof si) == sizeof si)
     ;
   while ((pid = waitpid (-1, &status, WNOHANG)) > 0)
-    {
-      if (pid != m->ctr.pid)
-        continue;
-      m->exited = true;
-      m->finished_ns = now_ns ();
-      m->exit_code = WIFSIGNALED (status) ? 128 + WTERMSIG (status) : WEXITSTATUS (status);
-    }
+    if (pid == m->ctr.pid)
+      record_exit (m, status);
 }
 
 static void
 kill_container (struct monitor *m)
 {
+  int status;
+
   if (m->ctr.pid > 0 && !m->exited)
     {
       kill (m->ctr.pid, SIGKILL);
-      waitpid (m->ctr.pid, NULL, 0);
-      m->exited = true;
+      while (waitpid (m->ctr.pid, &status, 0) < 0)
+        if (errno != EINTR)
+          return;
+      record_exit (m, status);
     }
 }
 
@@ -435,8 +445,12 @@ fill_pollfds (const struct monitor *m, struct pollfd *p)
   p[SLOT_STDERR] = (struct pollfd) { .fd = m->err_fd, .events = POLLIN };
   p[SLOT_STDIN] = (struct pollfd) { .fd = m->stdin_len ? m->in_fd : -1, .events = POLLOUT };
   for (size_t i = 0; i < m->n_clients; i++)
-    p[SLOT_CLIENTS + i] = (struct pollfd) { .fd = m->clients[i].fd,
-                                            .events = client_events (m, &m->clients[i]) };
+    {
+      short events = client_events (m, &m->clients[i]);
+      /* With nothing to wait for, leave it out: a hung-up peer would spin. */
+      p[SLOT_CLIENTS + i] = (struct pollfd) { .fd = events ? m->clients[i].fd : -1,
+                                              .events = events };
+    }
   return SLOT_CLIENTS + m->n_clients;
 }
 
@@ -448,10 +462,11 @@ handle_clients (struct monitor *m, const struct pollfd *p, size_t n)
     {
       if (p[i].revents == 0 || i >= m->n_clients || m->clients[i].fd != p[i].fd)
         continue;
-      if ((p[i].revents & POLLOUT) && client_flush (&m->clients[i]) < 0)
-        client_drop (m, i);
-      else if (p[i].revents & (POLLIN | POLLHUP | POLLERR))
+      if (p[i].events & POLLIN && p[i].revents & (POLLIN | POLLHUP | POLLERR))
         client_read (m, i);
+      else if (p[i].revents & (POLLOUT | POLLHUP | POLLERR)
+               && client_flush (&m->clients[i]) < 0)
+        client_drop (m, i);
     }
 }
 
@@ -468,7 +483,11 @@ monitor_poll_once (struct monitor *m)
   if (ret < 0 && errno == EINTR)
     return 0;
   if (ret <= 0)
-    return -1;
+    {
+      /* Cannot watch the container any more: end it rather than lose it. */
+      kill_container (m);
+      return -1;
+    }
   if (p[SLOT_SIGNAL].revents)
     reap_children (m);
   if (p[SLOT_STDOUT].revents)

@@ -4,6 +4,7 @@ import os
 import re
 import signal
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -209,3 +210,17 @@ def test_output_of_an_attached_client_and_log_agree_on_large_output(containers):
     expected = "".join(f"{i}\n" for i in range(1, 20001))
     assert c.output[1].decode() == expected
     assert "".join(e["log"] for e in c.log_entries()) == expected
+
+
+def test_large_stdin_through_cat_does_not_deadlock(containers):
+    payload = bytes(range(256)) * 4096  # 1 MiB: far more than both pipes hold
+    c = containers.create(["cat"], stdin=True)
+    client = c.attach(1 | 2)
+    assert c.start() == "started\n"
+    sender = threading.Thread(target=lambda: (client.sendall(payload),
+                                              client.shutdown(socket.SHUT_WR)))
+    sender.start()
+    output = read_frames(client, timeout=30)
+    sender.join()
+    assert output[1] == payload
+    assert c.wait_exit()[0] == 0
