@@ -50,7 +50,7 @@ setup(
     packages=["minictr"] + ["minictr." + p for p in find_packages("runtime")],
     setup_requires=["cffi>=1.15"],
     cffi_modules=["native/build_native.py:ffibuilder"],
-    install_requires=["cffi>=1.15", "click", "pyroute2", "python-prctl", "h11"],
+    install_requires=["zstandard", "cffi>=1.15", "click", "pyroute2", "python-prctl", "h11"],
     entry_points={
         "console_scripts": [
             "minictr=minictr.cli:main",

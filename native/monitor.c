@@ -272,12 +272,11 @@ stdin_write (struct monitor *m)
 }
 
 /* Before `start`, take every client already queued on the attach socket and
- * its mask byte, so that none misses the first bytes of output. */
+ * the mask byte of every client that has not sent one yet (the poll loop may
+ * have accepted one already), so that none misses the first bytes of output. */
 static void
 accept_queued_clients (struct monitor *m)
 {
-  size_t before = m->n_clients;
-
   for (;;)
     {
       struct pollfd p = { .fd = m->listen_fd, .events = POLLIN };
@@ -285,7 +284,7 @@ accept_queued_clients (struct monitor *m)
         break;
       client_accept (m);
     }
-  for (size_t i = before; i < m->n_clients; i++)
+  for (size_t i = 0; i < m->n_clients; i++)
     {
       struct pollfd p = { .fd = m->clients[i].fd, .events = POLLIN };
       if (m->clients[i].mask < 0 && poll (&p, 1, 1000) > 0)

@@ -22,14 +22,11 @@ async def start_container(req):
 
 @route("POST", "/containers/{id}/attach")
 async def attach_container(req):
-    containers = req.services.containers
-    containers.get(req.params["id"])  # a 404 now, before the connection is hijacked
-
-    async def run(reader, writer, early):
-        await containers.attach(req.params["id"], reader, writer, early,
-                                req.flag("stdin"), req.flag("stdout"), req.flag("stderr"))
-
-    return HijackResponse(run)
+    # Registered before the connection is hijacked: a 404 still answers as JSON, and a
+    # `start` that races the 101 answer already finds this client.
+    attach = req.services.containers.prepare_attach(req.params["id"], req.flag("stdin"),
+                                                    req.flag("stdout"), req.flag("stderr"))
+    return HijackResponse(attach.serve)
 
 
 @route("POST", "/containers/{id}/wait")
@@ -72,6 +69,6 @@ def _signal(name):
         return int(name)
     name = name.upper()
     try:
-        return signal.Signals(name if name.startswith("SIG") else "SIG" + name)
-    except ValueError:
+        return signal.Signals[name if name.startswith("SIG") else "SIG" + name]
+    except KeyError:
         raise InvalidArgument(f"Invalid signal: {name}") from None

@@ -84,6 +84,7 @@ class Connection:
         method = request.method.decode()
         target = request.target.decode()
         headers = {k.decode().lower(): v.decode() for k, v in request.headers}
+        log.debug("%s %s", method, target)
         handler, params = router.match(method, target.partition("?")[0])
         try:
             if handler is None:

@@ -88,13 +88,18 @@ class Container:
 
 
 class ContainerService:
-    def __init__(self, db, images, data_root, run_dir, rootless, id_map_size):
+    def __init__(self, db, images, data_root, run_dir, rootless, uid_ranges, gid_ranges):
         self.db = db
         self.images = images
         self.data_dir = os.path.join(data_root, "containers")
-        self.run_dir = os.path.join(run_dir, "containers")
+        # Short on purpose: a Unix socket path (the attach socket below) must fit in 108 bytes.
+        self.run_dir = os.path.join(run_dir, "c")
+        if len(self.run_dir) + len("/0123456789abcdef/attach.sock") >= 108:
+            raise InvalidArgument(f"the runtime directory {run_dir} is too long for Unix socket paths; "
+                                  "choose a shorter socket path")
         self.rootless = rootless
-        self.id_map_size = id_map_size
+        self.uid_ranges = uid_ranges
+        self.gid_ranges = gid_ranges
         self.cgroups = Cgroups(rootless)
         self._containers = {}
         os.makedirs(self.data_dir, 0o700, exist_ok=True)
@@ -181,7 +186,7 @@ class ContainerService:
 
     def _paths(self, container):
         top = os.path.join(self.data_dir, container.id)
-        run = os.path.join(self.run_dir, container.id)
+        run = os.path.join(self.run_dir, container.id[:16])
         return {"top": top, "run": run, "attach": os.path.join(run, "attach.sock"),
                 "exit": os.path.join(run, "exit"), "config": os.path.join(run, "monitor.conf"),
                 "log": os.path.join(top, f"{container.id}-json.log")}
@@ -242,7 +247,8 @@ class ContainerService:
         entries += [("upper", os.path.join(paths["top"], "diff")), ("work", os.path.join(paths["top"], "work"))]
         entries.append(("userns", "1" if self.rootless else "0"))
         if self.rootless:
-            entries += [("uidmap", 0, 0, self.id_map_size), ("gidmap", 0, 0, self.id_map_size)]
+            entries += [("uidmap", first, first, count) for first, count in self.uid_ranges]
+            entries += [("gidmap", first, first, count) for first, count in self.gid_ranges]
         entries += [("hostname", config["Hostname"]), ("cwd", config["WorkingDir"] or "/"),
                     ("uid", uid), ("gid", gid)]
         entries += [("group", g) for g in groups]
@@ -376,19 +382,18 @@ class ContainerService:
 
     # ---- attach -----------------------------------------------------------------------------
 
-    async def attach(self, ref, client_reader, client_writer, early, stdin, stdout, stderr):
-        """Serve one hijacked attach connection until the container's output ends."""
+    def prepare_attach(self, ref, stdin, stdout, stderr):
+        """Register an attach client now, before its connection is hijacked, so that a `start`
+        arriving meanwhile already connects it to the monitor and no output is lost."""
         container = self.get(ref)
-        mask = (1 if stdin else 0) | (2 if stdout else 0) | (4 if stderr else 0)
-        attach = _Attach(client_reader, client_writer, early, mask)
+        attach = _Attach((1 if stdin else 0) | (2 if stdout else 0) | (4 if stderr else 0))
         if container.state is State.RUNNING:
-            await attach.connect(self._paths(container)["attach"])
-        elif container.state is State.CREATED or container.state is State.EXITED:
+            asyncio.get_running_loop().create_task(attach.connect(self._paths(container)["attach"]))
+        elif container.state in (State.CREATED, State.EXITED):
             container.pending_attaches.append(attach)
         else:
-            client_writer.close()
-            return
-        await attach.done.wait()
+            attach.done.set()
+        return attach
 
     async def _connect_pending_attaches(self, container, socket_path):
         pending, container.pending_attaches = container.pending_attaches, []
@@ -409,14 +414,20 @@ class ContainerService:
 class _Attach:
     """One attach client, bridged to the monitor's attach socket.
 
-    The monitor already frames output as Docker does, so bytes pass through as they are."""
+    The monitor already frames output as Docker does, so bytes pass through as they are.
+    Either side may be ready first: the monitor connection (at `start`) or the client's
+    hijacked connection (after the 101 answer)."""
 
-    def __init__(self, reader, writer, early, mask):
-        self.reader = reader
-        self.writer = writer
-        self.early = early
+    def __init__(self, mask):
         self.mask = mask
+        self._client = asyncio.get_running_loop().create_future()
         self.done = asyncio.Event()
+
+    async def serve(self, reader, writer, early):
+        """Hand over the client's connection; returns when the container's output has ended."""
+        self._client.set_result((reader, writer, early))
+        await self.done.wait()
+        writer.close()
 
     async def connect(self, socket_path):
         try:
@@ -425,29 +436,39 @@ class _Attach:
             await mon_writer.drain()
         except OSError as e:
             log.warning("attach to %s failed: %s", socket_path, e)
-            self.writer.close()
             self.done.set()
             return
-        output = asyncio.get_running_loop().create_task(self._pump_output(mon_reader))
-        if self.mask & 1:
-            asyncio.get_running_loop().create_task(self._pump_input(mon_writer, output))
-        output.add_done_callback(lambda _: (mon_writer.close(), self.done.set()))
+        asyncio.get_running_loop().create_task(self._bridge(mon_reader, mon_writer))
 
-    async def _pump_output(self, mon_reader):
+    async def _bridge(self, mon_reader, mon_writer):
+        reader, writer, early = await self._client
+        output = asyncio.get_running_loop().create_task(self._pump_output(mon_reader, writer))
+        if self.mask & 1:
+            asyncio.get_running_loop().create_task(self._pump_input(reader, early, mon_writer, output))
+        try:
+            await output
+        finally:
+            mon_writer.close()
+            self.done.set()
+
+    @staticmethod
+    async def _pump_output(mon_reader, writer):
+        total = 0
         try:
             while data := await mon_reader.read(65536):
-                self.writer.write(data)
-                await self.writer.drain()
+                total += len(data)
+                writer.write(data)
+                await writer.drain()
         except ConnectionError:
             pass
-        finally:
-            self.writer.close()
+        log.debug("attach: %d bytes of output", total)
 
-    async def _pump_input(self, mon_writer, output):
+    @staticmethod
+    async def _pump_input(reader, early, mon_writer, output):
         try:
-            if self.early:
-                mon_writer.write(self.early)
-            while data := await self.reader.read(65536):
+            if early:
+                mon_writer.write(early)
+            while data := await reader.read(65536):
                 mon_writer.write(data)
                 await mon_writer.drain()
             # The client half-closed: the container's stdin ends (StdinOnce).

@@ -30,7 +30,8 @@ class Services:
         self.db = Database(os.path.join(data_root, "minictr.db"), [IMAGES_SCHEMA, CONTAINERS_SCHEMA])
         self.daemon_id = self._daemon_id()
         self.images = ImageStore(self.db, Path(data_root), rootless)
-        self.containers = ContainerService(self.db, self.images, data_root, run_dir, rootless, _id_map_size())
+        self.containers = ContainerService(self.db, self.images, data_root, run_dir, rootless,
+                                           _identity_map("uid_map"), _identity_map("gid_map"))
 
     def _daemon_id(self):
         path = os.path.join(self.data_root, "engine-id")
@@ -41,14 +42,13 @@ class Services:
             return f.read().strip()
 
 
-def _id_map_size():
-    """How many ids this daemon's user namespace maps (all of them as root: no mapping is written then)."""
-    total = 0
-    with open("/proc/self/uid_map") as f:
-        for line in f:
-            inside, _, count = (int(n) for n in line.split())
-            total = max(total, inside + count)
-    return total
+def _identity_map(name):
+    """A container's id map in rootless mode: each id of the daemon's own namespace maps to itself.
+
+    One line per line of our own map: the kernel wants each range of a child's map to lie
+    within a single range of its parent's."""
+    with open(f"/proc/self/{name}") as f:
+        return [(int(line.split()[0]), int(line.split()[2])) for line in f if line.strip()]
 
 
 async def _serve(socket_path, data_root, run_dir, rootless):
@@ -84,7 +84,8 @@ def _name_process():
 
 def run(host=None, data_root=None, inner=False):
     """Run the daemon in the foreground until SIGTERM; returns an exit status."""
-    logging.basicConfig(level=logging.INFO, format="minictrd: %(levelname)s: %(message)s", stream=sys.stderr)
+    level = logging.DEBUG if os.environ.get("MINICTR_DEBUG") else logging.INFO
+    logging.basicConfig(level=level, format="minictrd: %(levelname)s: %(message)s", stream=sys.stderr)
     socket_path = paths.socket_from_host(host) if host else paths.default_socket()
     data_root = data_root or paths.default_data_root()
     run_dir = os.path.dirname(socket_path)

@@ -10,7 +10,7 @@ import pytest
 
 
 def test_import_applies_changes_and_lists_the_image(daemon, busybox_tar):
-    daemon.ok("import", "--change", "ENV GREETING=hi there", "--change", "WORKDIR /srv",
+    daemon.ok("import", "--change", "ENV GREETING hi there", "--change", "WORKDIR /srv",
               "--change", 'ENTRYPOINT ["/bin/sh", "-c"]', "--change", 'CMD ["echo $GREETING from $(pwd)"]',
               str(busybox_tar), "imported:v1")
     assert daemon.ok("run", "--rm", "imported:v1") == "hi there from /srv\n"
