@@ -73,6 +73,12 @@ async def _serve(socket_path, data_root, run_dir, rootless):
     services.db.close()
 
 
+def _write_pidfile(path):
+    """The pid to signal to stop this daemon (the outer wrapper's, when rootless)."""
+    with open(path, "w") as f:
+        f.write(f"{os.getpid()}\n")
+
+
 def _name_process():
     try:
         import prctl
@@ -95,6 +101,8 @@ def run(host=None, data_root=None, inner=False):
 
         check_writable_dir(run_dir, "runtime directory")
         check_writable_dir(data_root, "data root")
+        if not inner:
+            _write_pidfile(os.path.join(run_dir, "minictrd.pid"))
         if os.geteuid() != 0:
             from minictr.daemon.rootless import run_in_namespaces
 

@@ -19,12 +19,12 @@ from minictr.daemon.preflight import (CannotStart, check_overlayfs, check_user_n
 log = logging.getLogger("minictr.rootless")
 
 
-def id_mappings():
+def id_mappings(subuid_path="/etc/subuid", subgid_path="/etc/subgid"):
     """The (uid map, gid map) to write, each a list of (inside, outside, count), and a warning or None."""
     uid, gid = os.getuid(), os.getgid()
     name = user_name(uid)
-    subuids = subordinate_ids("/etc/subuid", name, uid)
-    subgids = subordinate_ids("/etc/subgid", name, uid)
+    subuids = subordinate_ids(subuid_path, name, uid)
+    subgids = subordinate_ids(subgid_path, name, uid)
     missing_tool = next((t for t in ("newuidmap", "newgidmap") if shutil.which(t) is None), None)
     if subuids and subgids and not missing_tool:
         return [(0, uid, 1), (1, *subuids)], [(0, gid, 1), (1, *subgids)], None
