@@ -1,7 +1,6 @@
 """The object every command gets: the daemon connection, started on first use (and the daemon too)."""
 
 import os
-import subprocess
 import sys
 import time
 
@@ -50,6 +49,8 @@ def _answers(socket_path):
 
 def _start_daemon(socket_path):
     """No daemon answers on the default socket: start one for this user, as Podman's socket activation would."""
+    import subprocess
+
     run_dir = os.path.dirname(socket_path)
     try:
         os.makedirs(run_dir, 0o700, exist_ok=True)
