@@ -8,7 +8,6 @@ the container is gone.
 import errno
 import logging
 import os
-import time
 
 log = logging.getLogger("minictr.cgroups")
 
@@ -75,8 +74,9 @@ class Cgroups:
         return made
 
     def remove(self, paths):
-        for path in paths:
-            _remove_group(path)
+        """Remove what can be removed now; returns the groups still busy (their last task is
+        still on its way out: the caller tries again a moment later)."""
+        return [path for path in paths if not _remove_group(path)]
 
 
 _V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer", "blkio")
@@ -98,16 +98,12 @@ def _make_group(path):
 
 
 def _remove_group(path):
-    # The last process may still be on its way out of the group: retry briefly on EBUSY.
-    for _ in range(50):
-        try:
-            os.rmdir(path)
-            return
-        except FileNotFoundError:
-            return
-        except OSError as e:
-            if e.errno != errno.EBUSY:
-                log.warning("cannot remove cgroup %s: %s", path, e.strerror)
-                return
-            time.sleep(0.01)
-    log.warning("cgroup %s still busy; left in place", path)
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        if e.errno == errno.EBUSY:
+            return False
+        log.warning("cannot remove cgroup %s: %s", path, e.strerror)
+    return True

@@ -75,6 +75,7 @@ class Container:
     changed: asyncio.Condition = field(default_factory=asyncio.Condition, repr=False)
     pending_attaches: list = field(default_factory=list, repr=False)
     cgroups: list = field(default_factory=list, repr=False)
+    cgroup_cleanup: asyncio.Task = field(default=None, repr=False)
     pidfd: int = -1
     removed: bool = False
 
@@ -216,15 +217,16 @@ class ContainerService:
         for stale in (paths["exit"], paths["attach"]):
             if os.path.lexists(stale):
                 os.unlink(stale)
+        await self._cgroups_removed(container)
         container.cgroups = self.cgroups.create(container.id)
         try:
             write_config(paths["config"], self._monitor_entries(container, image, paths, uid, gid, groups))
             monitor = await Monitor.spawn(paths["config"])
-        except MonitorError as e:
-            self.cgroups.remove(container.cgroups)
-            raise _start_error(e) from None
-        except BaseException:
-            self.cgroups.remove(container.cgroups)
+        except BaseException as e:
+            groups, container.cgroups = container.cgroups, []
+            await self._remove_cgroups(groups)
+            if isinstance(e, MonitorError):
+                raise _start_error(e) from None
             raise
         container.pid, container.monitor_pid = monitor.container_pid, monitor.monitor_pid
         self._watch_monitor(container)
@@ -278,8 +280,8 @@ class ContainerService:
             container.pidfd = -1
         if not container.cgroups:  # after a daemon restart: the groups are where create() puts them
             container.cgroups = [os.path.join(p, container.id) for p in self.cgroups.parents]
-        self.cgroups.remove(container.cgroups)
-        container.cgroups = []
+        groups, container.cgroups = container.cgroups, []
+        container.cgroup_cleanup = asyncio.get_running_loop().create_task(self._remove_cgroups(groups))
         if container.removed or container.state is State.REMOVING:
             return
         exit_code, finished_ns = self._read_exit_file(container)
@@ -296,6 +298,21 @@ class ContainerService:
         except (OSError, ValueError):
             # The monitor died without a word (killed): Docker reports such a container as 255.
             return 255, time.time_ns()
+
+    async def _remove_cgroups(self, groups):
+        # The container's last processes may still be leaving their groups for a moment after
+        # the monitor has gone; nobody waits on this but a removal or a restart.
+        for _ in range(200):
+            groups = self.cgroups.remove(groups)
+            if not groups:
+                return
+            await asyncio.sleep(0.005)
+        log.warning("cgroups still busy, left in place: %s", ", ".join(groups))
+
+    async def _cgroups_removed(self, container):
+        if container.cgroup_cleanup is not None:
+            await container.cgroup_cleanup
+            container.cgroup_cleanup = None
 
     async def _auto_remove(self, container):
         try:
@@ -368,6 +385,7 @@ class ContainerService:
 
     async def _remove_locked(self, container):
         self._set_state(container, State.REMOVING)
+        await self._cgroups_removed(container)
         await asyncio.to_thread(self._remove_files, container)
         with self.db.transaction() as cur:
             cur.execute("DELETE FROM containers WHERE id = ?", (container.id,))
