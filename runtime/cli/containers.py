@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from minictr.cli.context import pass_ctx
+from minictr.cli.context import each, pass_ctx
 from minictr.errors import MinictrError, NotFound
 
 _RUN_OPTIONS = [
@@ -190,17 +190,14 @@ def inspect(ctx, kind, names):
         sys.exit(1)
 
 
-def _each(refs, action):
-    """Docker's way with several names: act on each, print it, report failures, exit 1 if any."""
-    failed = False
-    for ref in refs:
-        try:
-            action(ref)
-            click.echo(ref)
-        except MinictrError as e:
-            click.echo(f"minictr: {e}", err=True)
-            failed = True
-    if failed:
+def _each(refs, request):
+    """Send `request` for each container named, printing each name as it succeeds."""
+
+    def act(ref):
+        request(ref)
+        click.echo(ref)
+
+    if not each(refs, act):
         sys.exit(1)
 
 

@@ -34,6 +34,21 @@ class Context:
 pass_ctx = click.make_pass_decorator(Context)
 
 
+def each(names, action):
+    """Docker's way with several names: act on each, report a failure in one line and go on.
+    Returns whether all of them went well (the caller exits 1 if not)."""
+    from minictr.errors import MinictrError
+
+    failed = False
+    for name in names:
+        try:
+            action(name)
+        except MinictrError as e:
+            click.echo(f"minictr: {e}", err=True)
+            failed = True
+    return not failed
+
+
 def _answers(socket_path):
     import socket
 

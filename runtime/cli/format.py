@@ -1,7 +1,8 @@
 """Docker's way of printing tables, sizes and ages."""
 
 import json
-import time
+
+from minictr.durations import since
 
 
 def table(headers, rows):
@@ -15,16 +16,7 @@ def table(headers, rows):
 
 
 def ago(unix_seconds):
-    seconds = max(0, time.time() - unix_seconds)
-    for unit, size in (("years", 31536000), ("months", 2592000), ("weeks", 604800), ("days", 86400),
-                       ("hours", 3600), ("minutes", 60)):
-        if seconds >= 2 * size:
-            return f"{int(seconds // size)} {unit} ago"
-    if seconds >= 3600:
-        return "About an hour ago"
-    if seconds >= 60:
-        return "About a minute ago"
-    return "Less than a second ago" if seconds < 1 else f"{int(seconds)} seconds ago"
+    return f"{since(unix_seconds)} ago"
 
 
 def size(n):

@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from minictr.cli.context import pass_ctx
+from minictr.cli.context import each, pass_ctx
 from minictr.errors import MinictrError
 
 
@@ -35,16 +35,13 @@ def images(ctx, quiet, no_trunc):
 @pass_ctx
 def rmi(ctx, force, names):
     """Remove one or more images."""
-    failed = False
-    for name in names:
-        try:
-            for item in ctx.client.delete(f"/images/{name}", {"force": int(force)}).json():
-                for key, value in item.items():
-                    click.echo(f"{key}: {value}")
-        except MinictrError as e:
-            click.echo(f"minictr: {e}", err=True)
-            failed = True
-    if failed:
+
+    def remove(name):
+        for item in ctx.client.delete(f"/images/{name}", {"force": int(force)}).json():
+            for key, value in item.items():
+                click.echo(f"{key}: {value}")
+
+    if not each(names, remove):
         sys.exit(1)
 
 
@@ -84,15 +81,10 @@ def inspect_image(ctx, names):
     """Low-level information on images, as JSON."""
     from minictr.cli.format import dump
 
-    found, failed = [], False
-    for name in names:
-        try:
-            found.append(ctx.client.get(f"/images/{name}/json"))
-        except MinictrError as e:
-            click.echo(f"minictr: {e}", err=True)
-            failed = True
+    found = []
+    all_found = each(names, lambda name: found.append(ctx.client.get(f"/images/{name}/json")))
     click.echo(dump(found))
-    if failed:
+    if not all_found:
         sys.exit(1)
 
 

@@ -1,7 +1,7 @@
 """A container's configuration as Docker builds it from the create request and the image, and
 the JSON views of a container that the API returns."""
 
-import time
+from minictr.durations import rfc3339_to_unix, since
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -70,29 +70,15 @@ def _command(config):
     return " ".join((config["Entrypoint"] or []) + (config["Cmd"] or []))
 
 
-def _since(rfc):
-    seconds = time.time() - time.mktime(time.strptime(rfc[:19], "%Y-%m-%dT%H:%M:%S")) + time.timezone
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if seconds >= 2 * size:
-            return f"{int(seconds // size)} {unit}"
-    if seconds >= 60:
-        return "About a minute"
-    return "Less than a second" if seconds < 1 else f"{int(seconds)} seconds"
-
-
 def status_text(container):
     state = container.state.value
     if state == "running":
-        return f"Up {_since(container.started_at)}"
+        return f"Up {since(rfc3339_to_unix(container.started_at))}"
     if state == "exited":
-        return f"Exited ({container.exit_code}) {_since(container.finished_at)} ago"
+        return f"Exited ({container.exit_code}) {since(rfc3339_to_unix(container.finished_at))} ago"
     if state == "removing":
         return "Removal In Progress"
     return "Created"
-
-
-def _created_unix(container):
-    return int(time.mktime(time.strptime(container.created[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone)
 
 
 def summary(container):
@@ -103,7 +89,7 @@ def summary(container):
         "Image": container.image_ref,
         "ImageID": container.image_id,
         "Command": _command(container.config),
-        "Created": _created_unix(container),
+        "Created": rfc3339_to_unix(container.created),
         "Ports": [],
         "Labels": container.config.get("Labels") or {},
         "State": container.state.value,
