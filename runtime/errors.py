@@ -19,10 +19,6 @@ class Conflict(MinictrError):
     status = 409
 
 
-class NotRunning(Conflict):
-    status = 409
-
-
 class DaemonUnavailable(MinictrError):
     """The CLI could not reach a daemon, nor start one."""
 

@@ -1,7 +1,6 @@
 """/images/…: parse the request, call the image store (in a thread: it does disk I/O), shape the answer."""
 
 import asyncio
-import os
 import tempfile
 
 from minictr.api.router import JSONResponse, StreamResponse, ndjson, route
@@ -60,7 +59,7 @@ async def load_images(req):
 
 async def _spool(req):
     """The request body in an unnamed temporary file under the data root (it may be large)."""
-    spool = tempfile.TemporaryFile(dir=os.path.join(req.services.data_root, "tmp"))
+    spool = tempfile.TemporaryFile(dir=req.services.images.tmp_dir)
     try:
         async for chunk in req.body_chunks():
             spool.write(chunk)

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from minictr.cli.context import Context, pass_ctx
+from minictr.cli.context import Context
 from minictr.errors import MinictrError
 
 

@@ -34,8 +34,7 @@ class Monitor:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             pid = os.posix_spawn(native.MONITOR_PATH, [native.MONITOR_PATH, config_path], os.environ,
-                                 file_actions=[(os.POSIX_SPAWN_DUP2, theirs.fileno(), 3)],
-                                 setsid=False)
+                                 file_actions=[(os.POSIX_SPAWN_DUP2, theirs.fileno(), 3)])
         finally:
             theirs.close()
         # The monitor double-forks: its first process exits at once and is ours to reap.

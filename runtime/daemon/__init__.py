@@ -26,7 +26,6 @@ class Services:
         self.data_root = data_root
         self.rootless = rootless
         self.warnings = [w for w in [os.environ.get("MINICTR_ROOTLESS_WARNING")] if w]
-        os.makedirs(os.path.join(data_root, "tmp"), 0o700, exist_ok=True)
         self.db = Database(os.path.join(data_root, "minictr.db"), [IMAGES_SCHEMA, CONTAINERS_SCHEMA])
         self.daemon_id = self._daemon_id()
         self.images = ImageStore(self.db, Path(data_root), rootless)
@@ -52,8 +51,7 @@ def _identity_map(name):
 
 
 async def _serve(socket_path, data_root, run_dir, rootless):
-    from minictr.api import server
-    import minictr.api  # noqa: F401  (registers the routes)
+    from minictr.api import server  # importing the package registers every route
 
     services = Services(data_root, run_dir, rootless)
     services.containers.load()

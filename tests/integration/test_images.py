@@ -91,7 +91,7 @@ def test_not_a_tarball_is_refused_and_leaves_nothing(daemon, tmp_path):
     result = daemon.cli("import", str(junk), "junk")
     assert _one_line_error(result) and "tar" in result.stderr
     assert daemon.ok("images", "-q") == before
-    assert not os.listdir(daemon.data_root / "tmp")
+    assert not os.listdir(daemon.data_root / "image" / "tmp")
 
 
 def _hostile_tar(path, build):
