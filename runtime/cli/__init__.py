@@ -37,6 +37,11 @@ _COMMANDS = {
     "wait": ("containers", "wait"), "kill": ("containers", "kill"), "container": ("containers", "container"),
     "images": ("images", "images"), "rmi": ("images", "rmi"), "import": ("images", "import_"),
     "load": ("images", "load"), "image": ("images", "image"),
+    "stop": ("containers", "stop"), "restart": ("containers", "restart"), "pause": ("containers", "pause"),
+    "unpause": ("containers", "unpause"), "rename": ("containers", "rename"),
+    "attach": ("attach", "attach"), "exec": ("exec", "exec_"), "logs": ("logs", "logs"),
+    "events": ("events", "events"), "cp": ("files", "cp"), "diff": ("files", "diff"),
+    "export": ("files", "export"), "top": ("files", "top"), "port": ("files", "port"),
     "daemon": ("system", "daemon"), "version": ("system", "version"), "info": ("system", "info"),
     "system": ("system", "system"),
 }
