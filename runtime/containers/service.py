@@ -404,7 +404,7 @@ class ContainerService:
         """Register an attach client now, before its connection is hijacked, so that a `start`
         arriving meanwhile already connects it to the monitor and no output is lost."""
         container = self.get(ref)
-        attach = _Attach((1 if stdin else 0) | (2 if stdout else 0) | (4 if stderr else 0))
+        attach = Attach((1 if stdin else 0) | (2 if stdout else 0) | (4 if stderr else 0))
         if container.state is State.RUNNING:
             asyncio.get_running_loop().create_task(attach.connect(self._paths(container)["attach"]))
         elif container.state in (State.CREATED, State.EXITED):
@@ -429,7 +429,7 @@ class ContainerService:
         return container_config.inspect(container, self._paths(container))
 
 
-class _Attach:
+class Attach:
     """One attach client, bridged to the monitor's attach socket.
 
     The monitor already frames output as Docker does, so bytes pass through as they are.
