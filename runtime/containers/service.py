@@ -89,8 +89,11 @@ class Container:
 
 
 class ContainerService:
-    def __init__(self, db, images, data_root, run_dir, rootless, uid_ranges, gid_ranges):
+    def __init__(self, db, images, data_root, run_dir, rootless, uid_ranges, gid_ranges, events=None):
+        from minictr.events import Events
+
         self.db = db
+        self.events = events or Events()
         self.images = images
         self.data_dir = os.path.join(data_root, "containers")
         # Short on purpose: a Unix socket path (the attach socket below) must fit in 108 bytes.

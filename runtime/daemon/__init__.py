@@ -28,9 +28,12 @@ class Services:
         self.warnings = [w for w in [os.environ.get("MINICTR_ROOTLESS_WARNING")] if w]
         self.db = Database(os.path.join(data_root, "minictr.db"), [IMAGES_SCHEMA, CONTAINERS_SCHEMA])
         self.daemon_id = self._daemon_id()
+        from minictr.events import Events
+
+        self.events = Events()
         self.images = ImageStore(self.db, Path(data_root), rootless)
         self.containers = ContainerService(self.db, self.images, data_root, run_dir, rootless,
-                                           _identity_map("uid_map"), _identity_map("gid_map"))
+                                           _identity_map("uid_map"), _identity_map("gid_map"), self.events)
 
     def _daemon_id(self):
         path = os.path.join(self.data_root, "engine-id")
