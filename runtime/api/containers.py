@@ -1,9 +1,9 @@
 """/containers/…: parse the request, call the container service, shape the answer."""
 
 import json
-import signal
 
 from minictr.api.router import EmptyResponse, HijackResponse, JSONResponse, StreamResponse, route
+from minictr.containers.service import parse_signal
 from minictr.errors import InvalidArgument
 
 
@@ -44,8 +44,50 @@ async def wait_container(req):
 
 @route("POST", "/containers/{id}/kill")
 async def kill_container(req):
-    await req.services.containers.kill(req.params["id"], _signal(req.arg("signal") or "KILL"))
+    await req.services.containers.kill(req.params["id"], parse_signal(req.arg("signal") or "KILL"))
     return EmptyResponse(204)
+
+
+@route("POST", "/containers/{id}/stop")
+async def stop_container(req):
+    stopped = await req.services.containers.stop(req.params["id"], _timeout(req), req.arg("signal"))
+    return EmptyResponse(204 if stopped else 304)
+
+
+@route("POST", "/containers/{id}/restart")
+async def restart_container(req):
+    await req.services.containers.restart(req.params["id"], _timeout(req), req.arg("signal"))
+    return EmptyResponse(204)
+
+
+@route("POST", "/containers/{id}/pause")
+async def pause_container(req):
+    await req.services.containers.pause(req.params["id"])
+    return EmptyResponse(204)
+
+
+@route("POST", "/containers/{id}/unpause")
+async def unpause_container(req):
+    await req.services.containers.unpause(req.params["id"])
+    return EmptyResponse(204)
+
+
+@route("POST", "/containers/{id}/rename")
+async def rename_container(req):
+    if not req.arg("name"):
+        raise InvalidArgument("Neither old nor new names may be empty")
+    await req.services.containers.rename(req.params["id"], req.arg("name"))
+    return EmptyResponse(204)
+
+
+def _timeout(req):
+    value = req.arg("t") or req.arg("timeout")
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidArgument(f"invalid value for t: {value!r}: an integer number of seconds") from None
 
 
 @route("GET", "/containers/json")
@@ -62,13 +104,3 @@ async def inspect_container(req):
 async def remove_container(req):
     await req.services.containers.remove(req.params["id"], force=req.flag("force"))
     return EmptyResponse(204)
-
-
-def _signal(name):
-    if name.isdigit():
-        return int(name)
-    name = name.upper()
-    try:
-        return signal.Signals[name if name.startswith("SIG") else "SIG" + name]
-    except KeyError:
-        raise InvalidArgument(f"Invalid signal: {name}") from None

@@ -1,89 +1,54 @@
 """Container commands: run, create, start, ps, rm, inspect, wait, kill."""
 
-import os
 import sys
 
 import click
 
 from minictr.cli.context import each, pass_ctx
+from minictr.cli.run_options import RUN_SETTINGS, check_cidfile, create_body, with_run_options, write_cidfile
 from minictr.errors import MinictrError, NotFound
 
-_RUN_OPTIONS = [
-    click.option("--name", help="Assign a name to the container."),
-    click.option("-e", "--env", multiple=True, help="Set an environment variable (K=V, or K to pass ours)."),
-    click.option("-w", "--workdir", help="Working directory inside the container."),
-    click.option("-u", "--user", help="UID[:GID] or name[:group] inside the container."),
-    click.option("-h", "--hostname", help="Container host name."),
-    click.option("--entrypoint", help="Overwrite the image's entrypoint."),
-    click.option("-i", "--interactive", is_flag=True, help="Keep stdin open and pass ours through."),
-    click.option("--rm", "auto_remove", is_flag=True, help="Remove the container when it exits."),
-    click.option("--network", default="default", help="Network: default or none (loopback only for now)."),
-    click.argument("image"),
-    click.argument("command", nargs=-1, type=click.UNPROCESSED),
-]
-
-# Docker stops parsing options at the image name: `run IMG sh -c 'x'` passes -c to sh.
-_RUN_SETTINGS = {"allow_interspersed_args": False}
-
-
-def _with_options(options):
-    def decorate(function):
-        for option in reversed(options):
-            function = option(function)
-        return function
-    return decorate
-
-
-def _create_body(image, command, env, workdir, user, hostname, entrypoint, interactive, auto_remove, network):
-    if network not in ("default", "bridge", "none"):
-        raise NotFound(f"network {network} not found")
-    body = {
-        "Image": image,
-        "Env": [_env_entry(e) for e in env],
-        "AttachStdin": interactive, "AttachStdout": True, "AttachStderr": True,
-        "OpenStdin": interactive, "StdinOnce": interactive, "Tty": False,
-        "HostConfig": {"AutoRemove": auto_remove, "NetworkMode": network},
-    }
-    if command:
-        body["Cmd"] = list(command)
-    for key, value in (("WorkingDir", workdir), ("User", user), ("Hostname", hostname)):
-        if value:
-            body[key] = value
-    if entrypoint is not None:
-        body["Entrypoint"] = [entrypoint] if entrypoint else [""]
-    return body
-
-
-def _env_entry(entry):
-    if "=" in entry:
-        return entry
-    return f"{entry}={os.environ[entry]}" if entry in os.environ else entry
-
-
-@click.command(context_settings=_RUN_SETTINGS)
-@_with_options(_RUN_OPTIONS)
+@click.command(context_settings=RUN_SETTINGS)
+@with_run_options
 @pass_ctx
-def run(ctx, image, command, name, **options):
+def run(ctx, name, **options):
     """Create and run a new container from an image; exits with the container's exit code."""
     from minictr.cli.streams import demux_to_terminal, forward_stdin
 
     client = ctx.client
-    body = _create_body(image, command, **options)
-    container_id = client.post("/containers/create", {"name": name}, body).json()["Id"]
+    container_id = _create(ctx, name, options)
+    if options["detach"]:
+        _start_or_exit(client, container_id)
+        click.echo(container_id)
+        return
     interactive = options["interactive"]
     sock, early = client.hijack(f"/containers/{container_id}/attach",
                                 {"stream": 1, "stdin": int(interactive), "stdout": 1, "stderr": 1})
     condition = "removed" if options["auto_remove"] else "next-exit"
     waiter = client.stream("POST", f"/containers/{container_id}/wait", {"condition": condition})
+    _start_or_exit(client, container_id)
+    if interactive:
+        forward_stdin(sock)
+    demux_to_terminal(sock, early)
+    sys.exit(waiter.json()["StatusCode"])
+
+
+def _create(ctx, name, options):
+    """Create the container (and its --cidfile); returns its id."""
+    check_cidfile(options["cidfile"])
+    body = create_body(options)
+    container_id = ctx.client.post("/containers/create", {"name": name}, body).json()["Id"]
+    if options["cidfile"]:
+        write_cidfile(options["cidfile"], container_id)
+    return container_id
+
+
+def _start_or_exit(client, container_id):
     try:
         client.post(f"/containers/{container_id}/start")
     except MinictrError as e:
         e.exit_code = _start_exit_code(str(e))
         raise
-    if interactive:
-        forward_stdin(sock)
-    demux_to_terminal(sock, early)
-    sys.exit(waiter.json()["StatusCode"])
 
 
 def _start_exit_code(message):
@@ -95,13 +60,12 @@ def _start_exit_code(message):
     return 125
 
 
-@click.command(context_settings=_RUN_SETTINGS)
-@_with_options(_RUN_OPTIONS)
+@click.command(context_settings=RUN_SETTINGS)
+@with_run_options
 @pass_ctx
-def create(ctx, image, command, name, **options):
+def create(ctx, name, **options):
     """Create a new container without starting it; prints its id."""
-    body = _create_body(image, command, **options)
-    click.echo(ctx.client.post("/containers/create", {"name": name}, body).json()["Id"])
+    click.echo(_create(ctx, name, options))
 
 
 @click.command()
@@ -151,6 +115,53 @@ def rm(ctx, force, containers):
 def kill(ctx, signal_, containers):
     """Send a signal to running containers."""
     _each(containers, lambda ref: ctx.client.post(f"/containers/{ref}/kill", {"signal": signal_}))
+
+
+@click.command()
+@click.option("-t", "--time", "timeout", type=int, help="Seconds to wait before killing the container.")
+@click.option("-s", "--signal", "signal_", help="Signal to send to stop the container.")
+@click.argument("containers", nargs=-1, required=True)
+@pass_ctx
+def stop(ctx, timeout, signal_, containers):
+    """Stop running containers: the stop signal, then SIGKILL after a grace period."""
+    query = {"t": timeout, "signal": signal_}
+    _each(containers, lambda ref: ctx.client.post(f"/containers/{ref}/stop", query))
+
+
+@click.command()
+@click.option("-t", "--time", "timeout", type=int, help="Seconds to wait before killing the container.")
+@click.option("-s", "--signal", "signal_", help="Signal to send to stop the container.")
+@click.argument("containers", nargs=-1, required=True)
+@pass_ctx
+def restart(ctx, timeout, signal_, containers):
+    """Restart one or more containers."""
+    query = {"t": timeout, "signal": signal_}
+    _each(containers, lambda ref: ctx.client.post(f"/containers/{ref}/restart", query))
+
+
+@click.command()
+@click.argument("containers", nargs=-1, required=True)
+@pass_ctx
+def pause(ctx, containers):
+    """Pause all processes within one or more containers."""
+    _each(containers, lambda ref: ctx.client.post(f"/containers/{ref}/pause"))
+
+
+@click.command()
+@click.argument("containers", nargs=-1, required=True)
+@pass_ctx
+def unpause(ctx, containers):
+    """Unpause all processes within one or more containers."""
+    _each(containers, lambda ref: ctx.client.post(f"/containers/{ref}/unpause"))
+
+
+@click.command()
+@click.argument("container")
+@click.argument("new_name")
+@pass_ctx
+def rename(ctx, container, new_name):
+    """Rename a container."""
+    ctx.client.post(f"/containers/{container}/rename", {"name": new_name})
 
 
 @click.command()
@@ -207,6 +218,7 @@ def container():
 
 
 for _command, _name in ((run, "run"), (create, "create"), (start, "start"), (ps, "ls"), (rm, "rm"),
-                        (kill, "kill"), (wait, "wait")):
+                        (kill, "kill"), (wait, "wait"), (stop, "stop"), (restart, "restart"), (pause, "pause"),
+                        (unpause, "unpause"), (rename, "rename")):
     container.add_command(_command, _name)
 container.add_command(inspect, "inspect")

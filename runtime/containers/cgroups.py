@@ -73,6 +73,15 @@ class Cgroups:
             raise
         return made
 
+    def freezer(self, paths):
+        """The file that freezes the container's group: v2's cgroup.freeze or v1's freezer.state; None
+        when there is none (rootless on cgroup v1)."""
+        for path in paths:
+            for name in ("cgroup.freeze", "freezer.state"):
+                if os.path.exists(os.path.join(path, name)):
+                    return os.path.join(path, name)
+        return None
+
     def remove(self, paths):
         """Remove what can be removed now; returns the groups still busy (their last task is
         still on its way out: the caller tries again a moment later)."""
@@ -107,3 +116,24 @@ def _remove_group(path):
             return False
         log.warning("cannot remove cgroup %s: %s", path, e.strerror)
     return True
+
+
+def freeze(freezer_file, frozen):
+    """Freeze or thaw a group and wait until the kernel says it is done (v1 goes through FREEZING)."""
+    import time
+
+    v2 = freezer_file.endswith("cgroup.freeze")
+    with open(freezer_file, "w") as f:
+        f.write(("1" if frozen else "0") if v2 else ("FROZEN" if frozen else "THAWED"))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if v2:
+            with open(os.path.join(os.path.dirname(freezer_file), "cgroup.events")) as f:
+                done = f"frozen {1 if frozen else 0}" in f.read()
+        else:
+            with open(freezer_file) as f:
+                done = f.read().strip() == ("FROZEN" if frozen else "THAWED")
+        if done:
+            return True
+        time.sleep(0.005)
+    return False

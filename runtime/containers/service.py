@@ -17,11 +17,12 @@ import time
 from dataclasses import dataclass, field
 
 from minictr.containers import config as container_config
-from minictr.containers.cgroups import Cgroups
+from minictr.containers.cgroups import Cgroups, freeze
 from minictr.containers.monitor import Monitor, MonitorError, pidfd_or_none, write_config
 from minictr.containers.names import check_name, random_name
 from minictr.containers.state import State, check_transition
 from minictr.containers.users import resolve_user
+from minictr.durations import rfc3339_to_unix
 from minictr.errors import CommandNotExecutable, CommandNotFound, Conflict, InvalidArgument, MinictrError, NotFound
 
 log = logging.getLogger("minictr.containers")
@@ -41,9 +42,19 @@ CREATE TABLE IF NOT EXISTS containers (
     exit_code INTEGER NOT NULL DEFAULT 0,
     started_at TEXT NOT NULL DEFAULT '0001-01-01T00:00:00Z',
     finished_at TEXT NOT NULL DEFAULT '0001-01-01T00:00:00Z',
-    error TEXT NOT NULL DEFAULT ''
+    error TEXT NOT NULL DEFAULT '',
+    restart_count INTEGER NOT NULL DEFAULT 0,
+    manually_stopped INTEGER NOT NULL DEFAULT 0
 )
 """
+
+# Columns added after the first release: (name, declaration), added to an older table at load.
+_ADDED_COLUMNS = [("restart_count", "INTEGER NOT NULL DEFAULT 0"), ("manually_stopped", "INTEGER NOT NULL DEFAULT 0")]
+
+DEFAULT_STOP_TIMEOUT = 10
+# Docker's restart back-off: 100 ms, doubled after each restart, at most a minute; a container
+# that ran for 10 s starts again from the bottom.
+_BACKOFF_FIRST, _BACKOFF_MAX, _BACKOFF_RESET_AFTER = 0.1, 60.0, 10.0
 
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -70,6 +81,8 @@ class Container:
     started_at: str = _ZERO_TIME
     finished_at: str = _ZERO_TIME
     error: str = ""
+    restart_count: int = 0
+    manually_stopped: bool = False
     # What lives only as long as this daemon does:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition, repr=False)
@@ -78,6 +91,8 @@ class Container:
     cgroup_cleanup: asyncio.Task = field(default=None, repr=False)
     pidfd: int = -1
     removed: bool = False
+    restart_task: asyncio.Task = field(default=None, repr=False)
+    backoff: float = 0.0
 
     @classmethod
     def from_row(cls, row):
@@ -85,7 +100,8 @@ class Container:
                    config=json.loads(row["config"]), host_config=json.loads(row["host_config"]),
                    created=row["created"], state=State(row["state"]), pid=row["pid"],
                    monitor_pid=row["monitor_pid"], exit_code=row["exit_code"],
-                   started_at=row["started_at"], finished_at=row["finished_at"], error=row["error"])
+                   started_at=row["started_at"], finished_at=row["finished_at"], error=row["error"],
+                   restart_count=row["restart_count"], manually_stopped=bool(row["manually_stopped"]))
 
 
 class ContainerService:
@@ -112,18 +128,39 @@ class ContainerService:
     # ---- lookup ---------------------------------------------------------------------------
 
     def load(self):
-        """Read every container from the database and reconcile it with what still runs."""
+        """Read every container from the database and reconcile it with what still runs: running
+        containers carry on under their monitors (live restore); those that ended while no daemon
+        watched get their exit recorded; restart policies apply as at a daemon's start in Docker."""
+        self._add_missing_columns()
         for row in self.db.query("SELECT * FROM containers"):
             container = Container.from_row(row)
             self._containers[container.id] = container
-            if container.state is State.RUNNING:
+            if container.state in (State.RUNNING, State.PAUSED):
                 self._watch_monitor(container)
+            elif container.state is State.RESTARTING:
+                self._schedule_restart(container, 0)
+            elif container.state is State.EXITED and self._restarts_with_daemon(container):
+                self._schedule_restart(container, 0)
             elif container.state is State.REMOVING:
                 # The daemon died mid-removal: finish the job.
                 self._remove_files(container)
                 with self.db.transaction() as cur:
                     cur.execute("DELETE FROM containers WHERE id = ?", (container.id,))
                 del self._containers[container.id]
+
+    def _add_missing_columns(self):
+        present = {row["name"] for row in self.db.query("PRAGMA table_info(containers)")}
+        with self.db.transaction() as cur:
+            for name, declaration in _ADDED_COLUMNS:
+                if name not in present:
+                    cur.execute(f"ALTER TABLE containers ADD COLUMN {name} {declaration}")
+
+    @staticmethod
+    def _restarts_with_daemon(container):
+        """Docker brings back `always` containers when it starts, and `unless-stopped` ones that
+        nobody stopped."""
+        policy = (container.host_config.get("RestartPolicy") or {}).get("Name") or ""
+        return policy == "always" or (policy == "unless-stopped" and not container.manually_stopped)
 
     def get(self, ref):
         """A container by full id, name, or unique id prefix, as Docker resolves them."""
@@ -170,6 +207,7 @@ class ContainerService:
             self._remove_files(container)
             raise
         self._containers[container.id] = container
+        self._emit(container, "create")
         return container.id
 
     def _check_name_free(self, name):
@@ -204,6 +242,8 @@ class ContainerService:
             if container.state is State.RUNNING:
                 return False
             check_transition(container.name, container.state, State.RUNNING)
+            self._cancel_restart(container)
+            container.backoff = 0.0
             try:
                 await self._start_locked(container)
             except MinictrError:
@@ -212,7 +252,7 @@ class ContainerService:
                 raise
         return True
 
-    async def _start_locked(self, container):
+    async def _start_locked(self, container, restart_count=0):
         image = await asyncio.to_thread(self.images.resolve, container.image_id)
         paths = self._paths(container)
         uid, gid, groups = resolve_user(container.config["User"], [os.path.join(paths["top"], "diff")] + image.layer_dirs)
@@ -243,7 +283,9 @@ class ContainerService:
             raise _start_error(e) from None
         container.started_at = rfc3339()
         self._set_state(container, State.RUNNING, pid=container.pid, monitor_pid=container.monitor_pid,
-                        started_at=container.started_at, error="")
+                        started_at=container.started_at, error="", restart_count=restart_count,
+                        manually_stopped=False)
+        self._emit(container, "start")
 
     def _monitor_entries(self, container, image, paths, uid, gid, groups):
         config = container.config
@@ -270,6 +312,9 @@ class ContainerService:
 
     def _watch_monitor(self, container):
         pidfd = pidfd_or_none(container.monitor_pid) if container.monitor_pid else None
+        if pidfd is not None and not _is_monitor(container.monitor_pid):
+            os.close(pidfd)  # the monitor is gone and its pid belongs to someone else now
+            pidfd = None
         if pidfd is None:
             self._on_monitor_exit(container)
             return
@@ -288,10 +333,58 @@ class ContainerService:
         if container.removed or container.state is State.REMOVING:
             return
         exit_code, finished_ns = self._read_exit_file(container)
-        self._set_state(container, State.EXITED, pid=0, monitor_pid=0, exit_code=exit_code,
+        restart_in = self._restart_delay(container, exit_code, finished_ns)
+        state = State.RESTARTING if restart_in is not None else State.EXITED
+        self._set_state(container, state, pid=0, monitor_pid=0, exit_code=exit_code,
                         finished_at=rfc3339(finished_ns), error=container.error)
-        if container.host_config.get("AutoRemove"):
+        self._emit(container, "die", exitCode=str(exit_code))
+        if restart_in is not None:
+            self._schedule_restart(container, restart_in)
+        elif container.host_config.get("AutoRemove"):
             asyncio.get_running_loop().create_task(self._auto_remove(container))
+
+    # ---- restart policies -------------------------------------------------------------------
+
+    def _restart_delay(self, container, exit_code, finished_ns):
+        """Seconds until the restart policy brings the container back, or None if it stays down."""
+        policy = container.host_config.get("RestartPolicy") or {}
+        name, limit = policy.get("Name") or "", policy.get("MaximumRetryCount") or 0
+        if container.manually_stopped or name in ("", "no"):
+            return None
+        if name == "on-failure" and (exit_code == 0 or (limit and container.restart_count >= limit)):
+            return None
+        ran_for = finished_ns / 1e9 - rfc3339_to_unix(container.started_at)
+        if ran_for >= _BACKOFF_RESET_AFTER or container.backoff == 0:
+            container.backoff = _BACKOFF_FIRST
+        else:
+            container.backoff = min(container.backoff * 2, _BACKOFF_MAX)
+        return container.backoff
+
+    def _schedule_restart(self, container, delay):
+        if container.state is not State.RESTARTING:
+            self._set_state(container, State.RESTARTING)
+        container.restart_task = asyncio.get_running_loop().create_task(self._restart_later(container, delay))
+
+    async def _restart_later(self, container, delay):
+        await asyncio.sleep(delay)
+        async with container.lock:
+            if container.state is not State.RESTARTING or container.removed:
+                return
+            container.restart_task = None
+            try:
+                await self._start_locked(container, restart_count=container.restart_count + 1)
+            except MinictrError as e:
+                log.warning("restart of %s failed: %s", container.name, e)
+                if container.state is State.RESTARTING:
+                    self._set_state(container, State.EXITED, error=str(e))
+
+    def _cancel_restart(self, container):
+        """A stop, kill or remove ends a pending restart; the container stays exited."""
+        if container.restart_task is not None:
+            container.restart_task.cancel()
+            container.restart_task = None
+        if container.state is State.RESTARTING:
+            self._set_state(container, State.EXITED)
 
     def _read_exit_file(self, container):
         try:
@@ -368,19 +461,113 @@ class ContainerService:
         return container.exit_code
 
     async def kill(self, ref, signum=signal.SIGKILL):
+        """Send a signal to the container's init; the container is then stopped by hand, so its
+        restart policy does not bring it back (as in Docker)."""
         container = self.get(ref)
-        if container.state is not State.RUNNING:
+        if container.state is State.RESTARTING:
+            self._cancel_restart(container)
+            self._set_state(container, State.EXITED, manually_stopped=True)
+            return
+        if container.state not in (State.RUNNING, State.PAUSED):
             raise Conflict(f"Cannot kill container: {ref}: container {container.id} is not running")
+        self._set_state(container, container.state, manually_stopped=True)
+        self._emit(container, "kill", signal=str(int(signum)))
+        self._signal(container, signum)
+
+    def _signal(self, container, signum):
         try:
             os.kill(container.pid, signum)
         except ProcessLookupError:
-            pass
+            return
+        if container.state is State.PAUSED:
+            # A frozen process takes its signal only once thawed.
+            self._set_freezer(container, False)
+
+    async def stop(self, ref, timeout=None, signal_name=None):
+        """Docker's stop: the stop signal, then SIGKILL after `timeout` seconds (the container's
+        StopTimeout, else 10; -1 waits forever). Returns False if it was not running (304)."""
+        container = self.get(ref)
+        if container.state is State.RESTARTING:
+            self._cancel_restart(container)
+            self._set_state(container, State.EXITED, manually_stopped=True)
+            return True
+        if container.state not in (State.RUNNING, State.PAUSED):
+            return False
+        self._set_state(container, container.state, manually_stopped=True)
+        signum = parse_signal(signal_name or container.config.get("StopSignal") or "SIGTERM")
+        if timeout is None:
+            timeout = container.config.get("StopTimeout")
+        if timeout is None:
+            timeout = DEFAULT_STOP_TIMEOUT
+        self._signal(container, signum)
+        try:
+            await asyncio.wait_for(self.wait(container.id), None if timeout < 0 else timeout)
+        except asyncio.TimeoutError:
+            self._signal(container, signal.SIGKILL)
+            await self.wait(container.id)
+        self._emit(container, "stop")
+        return True
+
+    async def restart(self, ref, timeout=None, signal_name=None):
+        """Stop (if running) and start again."""
+        container = self.get(ref)
+        await self.stop(container.id, timeout, signal_name)
+        await self.start(container.id)
+        self._emit(container, "restart")
+
+    async def pause(self, ref):
+        container = self.get(ref)
+        async with container.lock:
+            if container.state is State.PAUSED:
+                raise Conflict(f"Container {container.id} is already paused")
+            if container.state is not State.RUNNING:
+                raise Conflict(f"Container {container.id} is not running")
+            await asyncio.to_thread(self._set_freezer, container, True)
+            self._set_state(container, State.PAUSED)
+            self._emit(container, "pause")
+
+    async def unpause(self, ref):
+        container = self.get(ref)
+        async with container.lock:
+            if container.state is not State.PAUSED:
+                raise Conflict(f"Container {container.id} is not paused")
+            await asyncio.to_thread(self._set_freezer, container, False)
+            self._set_state(container, State.RUNNING)
+            self._emit(container, "unpause")
+
+    def _set_freezer(self, container, frozen):
+        groups = container.cgroups or [os.path.join(p, container.id) for p in self.cgroups.parents]
+        freezer_file = self.cgroups.freezer(groups)
+        if freezer_file is None:
+            raise Conflict("pause is not supported here: the container has no freezer cgroup "
+                           "(rootless needs cgroup v2 with delegation; see `minictr info`)")
+        if not freeze(freezer_file, frozen):
+            raise MinictrError(f"the freezer of container {container.name} did not settle")
+
+    async def rename(self, ref, new_name):
+        container = self.get(ref)
+        new_name = check_name(new_name)
+        async with container.lock:
+            if new_name == container.name:
+                raise Conflict("Renaming a container with the same name as its current name")
+            self._check_name_free(new_name)
+            old_name = container.name
+            with self.db.transaction() as cur:
+                cur.execute("UPDATE containers SET name = ? WHERE id = ?", (new_name, container.id))
+            container.name = new_name
+            self._emit(container, "rename", oldName="/" + old_name)
 
     async def remove(self, ref, force=False):
         container = self.get(ref)
-        if force and container.state is State.RUNNING:
-            await self.kill(ref)
+        if container.state is State.RESTARTING:
+            if not force:
+                raise Conflict(f"cannot remove container {container.name}: container is restarting: "
+                               "stop the container before removing or force remove")
+            self._cancel_restart(container)
+        if force and container.state in (State.RUNNING, State.PAUSED):
+            self._signal(container, signal.SIGKILL)
             await self.wait(container.id, "not-running")
+            self._cancel_restart(container)
         async with container.lock:
             if container.removed:
                 return
@@ -394,7 +581,13 @@ class ContainerService:
             cur.execute("DELETE FROM containers WHERE id = ?", (container.id,))
         self._containers.pop(container.id, None)
         container.removed = True
+        self._emit(container, "destroy")
         await self._notify(container)
+
+    def _emit(self, container, action, **attributes):
+        labels = container.config.get("Labels") or {}
+        self.events.emit("container", action, container.id,
+                         {**labels, "image": container.image_ref, "name": container.name, **attributes})
 
     def _remove_files(self, container):
         paths = self._paths(container)
@@ -497,6 +690,26 @@ class Attach:
                 mon_writer.write_eof()
         except (ConnectionError, OSError):
             pass
+
+
+def parse_signal(name):
+    """A signal by number, `KILL` or `SIGKILL`; InvalidArgument otherwise."""
+    name = str(name)
+    if name.isdigit():
+        return int(name)
+    upper = name.upper()
+    try:
+        return signal.Signals[upper if upper.startswith("SIG") else "SIG" + upper]
+    except KeyError:
+        raise InvalidArgument(f"Invalid signal: {name}") from None
+
+
+def _is_monitor(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().startswith("minictr:")
+    except OSError:
+        return False
 
 
 def _start_error(error):
