@@ -15,30 +15,35 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 class BuildExtWithMonitor(build_ext):
-    """build_ext, then link minictr-monitor from the same C sources into the package."""
+    """build_ext, then link minictr-monitor from the same C sources into the package, and
+    minictr-init (static: it runs inside images that may have no libc)."""
 
     def run(self):
         super().run()
-        self.build_monitor()
-
-    def build_monitor(self):
         sys.path.insert(0, os.path.join(HERE, "native"))
-        from build_native import MONITOR_CFLAGS, MONITOR_SOURCES
+        from build_native import INIT_SOURCES, MONITOR_CFLAGS, MONITOR_SOURCES
 
+        self._ensure_compiler()
+        self.build_executable("minictr-monitor", MONITOR_SOURCES, MONITOR_CFLAGS, [])
+        self.build_executable("minictr-init", INIT_SOURCES, MONITOR_CFLAGS, ["-static"])
+
+    def _ensure_compiler(self):
         if self.compiler is None or isinstance(self.compiler, str):
             from distutils.ccompiler import new_compiler
             from distutils.sysconfig import customize_compiler
 
             self.compiler = new_compiler(compiler=self.compiler)
             customize_compiler(self.compiler)
+
+    def build_executable(self, name, sources, cflags, ldflags):
         objects = self.compiler.compile(
-            [os.path.join("native", s) for s in MONITOR_SOURCES],
-            output_dir=os.path.join(self.build_temp, "monitor"),
-            extra_postargs=MONITOR_CFLAGS,
+            [os.path.join("native", s) for s in sources],
+            output_dir=os.path.join(self.build_temp, name),
+            extra_postargs=cflags,
             depends=[os.path.join("native", "mc.h")],
         )
         package_dir = "runtime" if self.inplace else os.path.join(self.build_lib, "minictr")
-        self.compiler.link_executable(objects, "minictr-monitor", output_dir=package_dir)
+        self.compiler.link_executable(objects, name, output_dir=package_dir, extra_postargs=ldflags)
 
 
 setup(

@@ -12,6 +12,8 @@ from minictr._native import ffi, lib
 
 # minictr-monitor is built next to the package (setup.py's build step).
 MONITOR_PATH = str(Path(__file__).resolve().parent / "minictr-monitor")
+# minictr-init, bind-mounted into containers run with --init (as Docker does with docker-init).
+INIT_PATH = str(Path(__file__).resolve().parent / "minictr-init")
 
 
 def _check(ret: int, err) -> None:

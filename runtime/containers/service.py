@@ -16,6 +16,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 
+from minictr import native
 from minictr.containers import config as container_config
 from minictr.containers.cgroups import Cgroups, freeze
 from minictr.containers.monitor import Monitor, MonitorError, pidfd_or_none, write_config
@@ -52,6 +53,7 @@ CREATE TABLE IF NOT EXISTS containers (
 _ADDED_COLUMNS = [("restart_count", "INTEGER NOT NULL DEFAULT 0"), ("manually_stopped", "INTEGER NOT NULL DEFAULT 0")]
 
 DEFAULT_STOP_TIMEOUT = 10
+_INIT_IN_CONTAINER = "/sbin/docker-init"  # where Docker puts its init: scripts look for it there
 # Docker's restart back-off: 100 ms, doubled after each restart, at most a minute; a container
 # that ran for 10 s starts again from the bottom.
 _BACKOFF_FIRST, _BACKOFF_MAX, _BACKOFF_RESET_AFTER = 0.1, 60.0, 10.0
@@ -299,9 +301,14 @@ class ContainerService:
         entries += [("hostname", config["Hostname"]), ("cwd", config["WorkingDir"] or "/"),
                     ("uid", uid), ("gid", gid)]
         entries += [("group", g) for g in groups]
-        entries += [("arg", a) for a in (config["Entrypoint"] or []) + (config["Cmd"] or [])]
+        argv = (config["Entrypoint"] or []) + (config["Cmd"] or [])
+        if container.host_config.get("Init"):
+            argv = [_INIT_IN_CONTAINER, "--"] + argv
+        entries += [("arg", a) for a in argv]
         entries += [("env", e) for e in config["Env"]]
         entries += [("cgroup", c) for c in container.cgroups]
+        if container.host_config.get("Init"):
+            entries.append(("bind", native.INIT_PATH, _INIT_IN_CONTAINER, "ro"))
         entries += [("bind", os.path.join(paths["top"], "hostname"), "/etc/hostname", "rw"),
                     ("bind", os.path.join(paths["top"], "hosts"), "/etc/hosts", "rw")]
         entries += [("stdin", "1" if config["OpenStdin"] else "0"), ("log", paths["log"]),
