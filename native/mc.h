@@ -106,6 +106,13 @@ pid_t mc_clone (unsigned long flags, struct mc_error *err);
 
 int mc_mounts_setup (const struct mc_config *cfg, struct mc_error *err);
 
+/* For the daemon (cp, diff, export): a container's files from outside it. */
+int mc_open_in_root (int rootfd, const char *path, int flags, int *fd, struct mc_error *err);
+int mc_overlay_mount (const char *target, const char *const lowers[], const char *upper,
+                      const char *work, bool userxattr, struct mc_error *err);
+int mc_unmount (const char *target, struct mc_error *err);
+int mc_mountns_unshare (struct mc_error *err);
+
 /* ---- container.c: spawning the container's init ---- */
 
 struct mc_stdio

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -140,24 +141,34 @@ bind_on_fd (const char *source, int targetfd, bool recursive, bool readonly,
   return 0;
 }
 
+/* The overlay of a container's image layers (LOWERS, top-most first) and its
+ * upper dir on TARGET.  Rootless (USERXATTR), overlayfs keeps its whiteouts and
+ * opaque marks in user.overlay.* xattrs: a user namespace cannot set trusted.*. */
 static int
-mount_overlay (const struct mc_config *cfg, struct mc_error *err)
+overlay_mount (const char *target, const char *const *lowers, size_t n_lowers, const char *upper,
+               const char *work, bool userxattr, struct mc_error *err)
 {
   char opts[4096];
   size_t used = (size_t) snprintf (opts, sizeof opts, "lowerdir=");
 
-  for (size_t i = 0; i < cfg->n_lowers && used < sizeof opts; i++)
-    used += (size_t) snprintf (opts + used, sizeof opts - used, "%s%s", i ? ":" : "",
-                               cfg->lowers[i]);
+  for (size_t i = 0; i < n_lowers && used < sizeof opts; i++)
+    used += (size_t) snprintf (opts + used, sizeof opts - used, "%s%s", i ? ":" : "", lowers[i]);
   if (used < sizeof opts)
     used += (size_t) snprintf (opts + used, sizeof opts - used, ",upperdir=%s,workdir=%s%s",
-                               cfg->upper, cfg->work, cfg->userns ? ",userxattr" : "");
+                               upper, work, userxattr ? ",userxattr" : "");
   /* The kernel takes at most one page of options. */
   if (used >= sizeof opts)
-    return mc_error_set (err, E2BIG, "mount overlay `%s`: options too long", cfg->rootfs);
-  if (mount ("overlay", cfg->rootfs, "overlay", 0, opts) < 0)
-    return mc_error_set (err, errno, "mount overlay `%s`", cfg->rootfs);
+    return mc_error_set (err, E2BIG, "mount overlay `%s`: options too long", target);
+  if (mount ("overlay", target, "overlay", 0, opts) < 0)
+    return mc_error_set (err, errno, "mount overlay `%s`", target);
   return 0;
+}
+
+static int
+mount_overlay (const struct mc_config *cfg, struct mc_error *err)
+{
+  return overlay_mount (cfg->rootfs, cfg->lowers, cfg->n_lowers, cfg->upper, cfg->work,
+                        cfg->userns, err);
 }
 
 struct mc_dev_node
@@ -345,4 +356,48 @@ mc_mounts_setup (const struct mc_config *cfg, struct mc_error *err)
   if (mount_binds (cfg, rootfd, err) < 0)
     return -1;
   return pivot_into (cfg->rootfs, err);
+}
+
+/* ---- for the daemon: a container's files seen from outside it (cp, export) ---- */
+
+int
+mc_open_in_root (int rootfd, const char *path, int flags, int *fd, struct mc_error *err)
+{
+  *fd = open_in_root (rootfd, path, flags);
+  if (*fd < 0)
+    return mc_error_set (err, errno, "openat2 `%s` in the container", path);
+  return 0;
+}
+
+int
+mc_overlay_mount (const char *target, const char *const lowers[], const char *upper,
+                  const char *work, bool userxattr, struct mc_error *err)
+{
+  size_t n = 0;
+
+  while (lowers[n] != NULL)
+    n++;
+  return overlay_mount (target, lowers, n, upper, work, userxattr, err);
+}
+
+int
+mc_unmount (const char *target, struct mc_error *err)
+{
+  if (umount2 (target, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+    return mc_error_set (err, errno, "umount2 `%s`", target);
+  return 0;
+}
+
+/* The root daemon's own mount namespace: the overlays it mounts for cp and
+ * export must never show on the host, and vanish with the daemon.  rslave,
+ * not rprivate: mounts the host makes later still reach the daemon.  Must run
+ * before the process has a second thread (unshare affects the caller only). */
+int
+mc_mountns_unshare (struct mc_error *err)
+{
+  if (unshare (CLONE_NEWNS) < 0)
+    return mc_error_set (err, errno, "unshare mount namespace");
+  if (mount (NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+    return mc_error_set (err, errno, "mount `/` rslave");
+  return 0;
 }

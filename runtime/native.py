@@ -49,3 +49,33 @@ def release_userns(sync_fd: int) -> None:
     """Let the spawned child exec; raises OSError if its exec failed. Closes sync_fd."""
     err = ffi.new("struct mc_error *")
     _check(lib.mc_userns_release(sync_fd, err), err)
+
+
+def open_in_root(root_fd: int, path: str, flags: int) -> int:
+    """openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS): `path` resolved as if `root_fd` were `/`,
+    so that no symlink or `..` of a container's filesystem leads out of it. Returns the fd (O_CLOEXEC)."""
+    fd = ffi.new("int *")
+    err = ffi.new("struct mc_error *")
+    _check(lib.mc_open_in_root(root_fd, os.fsencode(path), flags, fd, err), err)
+    return fd[0]
+
+
+def mount_overlay(target: str, lowers: list[str], upper: str, work: str, userxattr: bool) -> None:
+    """Mount an overlay (lowers top-most first) on `target`; `userxattr` when rootless."""
+    c_lowers, keep = _cstrings(lowers)
+    err = ffi.new("struct mc_error *")
+    _check(lib.mc_overlay_mount(os.fsencode(target), c_lowers, os.fsencode(upper), os.fsencode(work),
+                                userxattr, err), err)
+    del keep
+
+
+def unmount(target: str) -> None:
+    """umount2(MNT_DETACH | UMOUNT_NOFOLLOW)."""
+    err = ffi.new("struct mc_error *")
+    _check(lib.mc_unmount(os.fsencode(target), err), err)
+
+
+def unshare_mount_namespace() -> None:
+    """A mount namespace of our own, `/` rslave in it. Call before any thread is started."""
+    err = ffi.new("struct mc_error *")
+    _check(lib.mc_mountns_unshare(err), err)
