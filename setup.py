@@ -21,11 +21,12 @@ class BuildExtWithMonitor(build_ext):
     def run(self):
         super().run()
         sys.path.insert(0, os.path.join(HERE, "native"))
-        from build_native import INIT_SOURCES, MONITOR_CFLAGS, MONITOR_SOURCES
+        from build_native import INIT_SOURCES, MONITOR_CFLAGS, MONITOR_SOURCES, PAUSE_SOURCES
 
         self._ensure_compiler()
         self.build_executable("minictr-monitor", MONITOR_SOURCES, MONITOR_CFLAGS, [])
         self.build_executable("minictr-init", INIT_SOURCES, MONITOR_CFLAGS, ["-static"])
+        self.build_executable("minictr-pause", PAUSE_SOURCES, MONITOR_CFLAGS, [])
 
     def _ensure_compiler(self):
         if self.compiler is None or isinstance(self.compiler, str):

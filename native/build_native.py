@@ -11,10 +11,12 @@ from cffi import FFI
 NATIVE_DIR = Path(__file__).resolve().parent
 
 # The C sources shared by the extension and minictr-monitor (monitor.c adds main).
-LIBRARY_SOURCES = ["error.c", "config.c", "sync.c", "container.c", "exec.c", "mounts.c", "userns.c", "log.c"]
+LIBRARY_SOURCES = ["error.c", "config.c", "sync.c", "container.c", "exec.c", "pty.c", "mounts.c", "userns.c", "log.c"]
 MONITOR_SOURCES = LIBRARY_SOURCES + ["monitor.c"]
 # minictr-init (`run --init`) stands alone: it is linked statically.
 INIT_SOURCES = ["init.c"]
+# minictr-pause holds the rootless daemon's namespaces between daemons.
+PAUSE_SOURCES = ["pause.c"]
 CFLAGS = ["-std=gnu11", "-D_GNU_SOURCE", "-O2", "-Wall", "-Wextra"]
 # Our own sources are also built warning-free with -Werror (the monitor);
 # cffi's generated wrapper is not ours to hold to that.
@@ -27,6 +29,8 @@ ffibuilder.cdef(
     int mc_userns_spawn(char *const argv[], char *const envp[], int *pid, int *sync_fd,
                         struct mc_error *err);
     int mc_userns_release(int sync_fd, struct mc_error *err);
+    int mc_userns_join(int holder_pid, char *const argv[], char *const envp[], int *pid, int *sync_fd,
+                       struct mc_error *err);
     int mc_open_in_root(int rootfd, const char *path, int flags, int *fd, struct mc_error *err);
     int mc_overlay_mount(const char *target, const char *const lowers[], const char *upper,
                          const char *work, bool userxattr, struct mc_error *err);

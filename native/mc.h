@@ -55,9 +55,13 @@ struct mc_config
   char *data; /* the file; every string below points into it */
   const char *id, *rootfs, *upper, *work, *hostname, *cwd;
   const char *log_path, *exit_path, *attach_path;
+  unsigned long long log_max_size; /* 0: the log is never rotated */
+  unsigned long log_max_file;      /* files kept, the live one included (default 1) */
   const char **lowers;
   size_t n_lowers;
   bool userns, stdin_pipe;
+  bool tty;                           /* the process's stdio is a pty (pty.c) */
+  unsigned int tty_rows, tty_cols;    /* its initial size; 0: the kernel's default */
   struct mc_idmap *uidmaps, *gidmaps;
   size_t n_uidmaps, n_gidmaps;
   uid_t uid;
@@ -72,6 +76,7 @@ struct mc_config
   size_t n_cgroups;
   struct mc_bind *binds;
   size_t n_binds;
+  pid_t exec_pid; /* > 0: join this process's namespaces instead of creating a container */
 };
 
 int mc_config_load (struct mc_config *cfg, const char *path, struct mc_error *err);
@@ -85,6 +90,7 @@ enum mc_sync_type
   MC_SYNC_CREATED = 0x41,   /* child -> parent: all set up, waiting just before execve. */
   MC_SYNC_RELEASE = 0x42,   /* parent -> child: go and exec. */
   MC_SYNC_ERROR = 0x43,     /* child -> parent: (errnum, msg) of the step that failed. */
+  MC_SYNC_PTY_MASTER = 0x44, /* child -> parent: the pty master, as SCM_RIGHTS (cfg->tty only). */
 };
 
 int mc_sync_send (int fd, enum mc_sync_type type, const struct mc_error *payload,
@@ -95,6 +101,12 @@ int mc_sync_recv (int fd, enum mc_sync_type *type, struct mc_error *payload,
                   struct mc_error *err);
 /* Expect EXPECTED; an MC_SYNC_ERROR is copied into ERR, EOF is EPIPE. */
 int mc_sync_expect (int fd, enum mc_sync_type expected, struct mc_error *err);
+
+/* A message carrying one file descriptor (SCM_RIGHTS).  mc_sync_expect_fd
+ * stores the received fd (O_CLOEXEC) in *PASSED; an MC_SYNC_ERROR is copied
+ * into ERR, EOF is EPIPE, and on any failure *PASSED is -1. */
+int mc_sync_send_fd (int fd, enum mc_sync_type type, int passed, struct mc_error *err);
+int mc_sync_expect_fd (int fd, enum mc_sync_type expected, int *passed, struct mc_error *err);
 
 /* In a child: report ERR to the parent and exit with STATUS. */
 __attribute__ ((noreturn)) void mc_child_fail (int sync_fd, const struct mc_error *err,
@@ -124,6 +136,7 @@ struct mc_container
 {
   pid_t pid;
   int sync_fd; /* parent end of the sync socket */
+  int pty_master; /* with cfg->tty: the master of the process's pty, else -1 */
 };
 
 /* Clone the container's init and wait until it is set up and waiting just
@@ -133,15 +146,51 @@ int mc_container_spawn (const struct mc_config *cfg, const struct mc_stdio *stdi
 /* Let the init exec; -1 with the child's error if execve failed.  Closes c->sync_fd. */
 int mc_container_release (struct mc_container *c, struct mc_error *err);
 
+/* The steps of a container's init just before execve, shared with exec.c:
+ * Docker's default capabilities, the user/group switch (setgroups, setresgid,
+ * setresuid), signal dispositions and mask back to defaults, stdio on 0-2 and
+ * the sync socket on 3 with every other fd closed, and joining the config's
+ * cgroups (PID 0: the caller itself). */
+int mc_caps_drop (struct mc_error *err);
+int mc_user_switch (const struct mc_config *cfg, struct mc_error *err);
+void mc_signals_reset (void);
+int mc_stdio_arrange (const struct mc_stdio *stdio, int *sync_fd, struct mc_error *err);
+int mc_cgroups_join (const struct mc_config *cfg, pid_t pid, struct mc_error *err);
+
 /* Execve ARGV[0] looked up in PATH from ENVP, by hand: glibc's execvpe would
  * search the caller's own environ. Returns only on failure, with ERR filled. */
 void mc_exec_path (const char *const argv[], const char *const envp[], struct mc_error *err);
+
+/* ---- exec.c: a process in a running container's namespaces (docker exec) ---- */
+
+/* Fork a process into the namespaces and cgroups of cfg->exec_pid, set up as
+ * the container's init is (cwd, capabilities, user) and waiting just before
+ * execve, as mc_container_spawn leaves the init; release it with
+ * mc_container_release.  On failure the child is killed and reaped. */
+int mc_exec_spawn (const struct mc_config *cfg, const struct mc_stdio *stdio,
+                   struct mc_container *c, struct mc_error *err);
+
+/* ---- pty.c: the process's terminal (run -t, exec -t) ---- */
+
+/* In the child, after pivot_root (the container's /dev/ptmx, its own devpts
+ * instance) and before capabilities are dropped: open a new pty, give the
+ * slave to OWNER (a uid; 0 leaves it as opened), start a new session with the
+ * slave as its controlling terminal and as fds 0-2, and send the master to the
+ * parent as MC_SYNC_PTY_MASTER.  The child keeps no master fd. */
+int mc_pty_open_child (int sync_fd, uid_t owner, struct mc_error *err);
+/* In the parent: receive that master into *MASTER (O_CLOEXEC); -1 with the
+ * child's own error if it failed before sending it. */
+int mc_pty_recv_master (int sync_fd, int *master, struct mc_error *err);
+/* TIOCSWINSZ on a master: the foreground process group gets SIGWINCH. */
+int mc_pty_resize (int master, unsigned int rows, unsigned int cols, struct mc_error *err);
 
 /* ---- userns.c: the rootless daemon wrapper's user namespace ---- */
 
 int mc_userns_spawn (char *const argv[], char *const envp[], int *pid, int *sync_fd,
                      struct mc_error *err);
 int mc_userns_release (int sync_fd, struct mc_error *err);
+int mc_userns_join (int holder_pid, char *const argv[], char *const envp[], int *pid, int *sync_fd,
+                    struct mc_error *err);
 
 /* ---- log.c: Docker's json-file log lines ---- */
 
@@ -156,5 +205,10 @@ int mc_log_write (int log_fd, struct mc_log_stream *s, const char *buf, size_t l
                   struct mc_error *err);
 /* Write whatever is pending as a last (unterminated) line. */
 int mc_log_flush (int log_fd, struct mc_log_stream *s, struct mc_error *err);
+/* Open CFG's log for appending and remember its rotation limits (log_max_size,
+ * log_max_file): mc_log_write on the returned fd rotates the files before a
+ * line would take the log past log_max_size, keeping the same fd number.
+ * Returns the fd, or -1. */
+int mc_log_open (const struct mc_config *cfg, struct mc_error *err);
 
 #endif

@@ -14,6 +14,8 @@ from minictr._native import ffi, lib
 MONITOR_PATH = str(Path(__file__).resolve().parent / "minictr-monitor")
 # minictr-init, bind-mounted into containers run with --init (as Docker does with docker-init).
 INIT_PATH = str(Path(__file__).resolve().parent / "minictr-init")
+# minictr-pause holds the rootless daemon's namespaces between one daemon and the next.
+PAUSE_PATH = str(Path(__file__).resolve().parent / "minictr-pause")
 
 
 def _check(ret: int, err) -> None:
@@ -41,6 +43,21 @@ def spawn_in_userns(argv: list[str], env: dict[str, str] | list[str]) -> tuple[i
     sync_fd = ffi.new("int *")
     err = ffi.new("struct mc_error *")
     _check(lib.mc_userns_spawn(c_argv, c_env, pid, sync_fd, err), err)
+    del argv_keep, env_keep
+    return pid[0], sync_fd[0]
+
+
+def join_userns(holder_pid: int, argv: list[str], env: dict[str, str] | list[str]) -> tuple[int, int]:
+    """Fork a child into the user, mount and network namespaces of `holder_pid`, stopped before
+    exec (release it with release_userns). The child is killed if its parent dies."""
+    if isinstance(env, dict):
+        env = [f"{k}={v}" for k, v in env.items()]
+    c_argv, argv_keep = _cstrings(argv)
+    c_env, env_keep = _cstrings(env)
+    pid = ffi.new("int *")
+    sync_fd = ffi.new("int *")
+    err = ffi.new("struct mc_error *")
+    _check(lib.mc_userns_join(holder_pid, c_argv, c_env, pid, sync_fd, err), err)
     del argv_keep, env_keep
     return pid[0], sync_fd[0]
 

@@ -19,10 +19,14 @@ from dataclasses import dataclass, field
 from minictr import native
 from minictr.containers import config as container_config
 from minictr.containers.cgroups import Cgroups, freeze
+from minictr.containers.logs import log_settings, monitor_entries as log_entries
 from minictr.containers.monitor import Monitor, MonitorError, pidfd_or_none, write_config
 from minictr.containers.names import check_name, random_name
 from minictr.containers.state import State, check_transition
 from minictr.containers.users import resolve_user
+from minictr.detach_keys import DEFAULT as DEFAULT_DETACH_KEYS
+from minictr.detach_keys import Matcher as DetachMatcher
+from minictr.detach_keys import parse as detach_keys_parse
 from minictr.durations import rfc3339_to_unix
 from minictr.errors import CommandNotExecutable, CommandNotFound, Conflict, InvalidArgument, MinictrError, NotFound
 
@@ -179,6 +183,10 @@ class ContainerService:
             raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
         raise NotFound(f"No such container: {ref}")
 
+    def any_alive(self):
+        """Whether any container still runs or waits to restart (its namespaces must stay)."""
+        return any(c.state in (State.RUNNING, State.PAUSED, State.RESTARTING) for c in self._containers.values())
+
     def uses_image(self, image_id):
         return any(c.image_id == image_id for c in self._containers.values())
 
@@ -193,6 +201,7 @@ class ContainerService:
         image = await asyncio.to_thread(self.images.resolve, body["Image"])
         container_id = secrets.token_hex(32)
         config, host_config = container_config.merge(body, image.config, container_id)
+        log_settings(host_config)  # refuses a logging driver or option minictr does not have
         if not config["Entrypoint"] and not config["Cmd"]:
             raise InvalidArgument("No command specified")
         container = Container(id=container_id, name=name, image_id=image.id, image_ref=body["Image"],
@@ -311,8 +320,10 @@ class ContainerService:
             entries.append(("bind", native.INIT_PATH, _INIT_IN_CONTAINER, "ro"))
         entries += [("bind", os.path.join(paths["top"], "hostname"), "/etc/hostname", "rw"),
                     ("bind", os.path.join(paths["top"], "hosts"), "/etc/hosts", "rw")]
-        entries += [("stdin", "1" if config["OpenStdin"] else "0"), ("log", paths["log"]),
-                    ("exit", paths["exit"]), ("attach", paths["attach"])]
+        entries += [("stdin", "1" if config["OpenStdin"] else "0")]
+        entries += _tty_entries(config, container.host_config)
+        entries += log_entries(log_settings(container.host_config), paths["log"])
+        entries += [("exit", paths["exit"]), ("attach", paths["attach"])]
         return entries
 
     # ---- exit -------------------------------------------------------------------------------
@@ -603,11 +614,15 @@ class ContainerService:
 
     # ---- attach -----------------------------------------------------------------------------
 
-    def prepare_attach(self, ref, stdin, stdout, stderr):
+    def prepare_attach(self, ref, stdin, stdout, stderr, detach_keys=None):
         """Register an attach client now, before its connection is hijacked, so that a `start`
-        arriving meanwhile already connects it to the monitor and no output is lost."""
+        arriving meanwhile already connects it to the monitor and no output is lost.
+        `detach_keys` (Docker's syntax, default ctrl-p,ctrl-q) end this attach when the
+        container has a tty; a bad sequence is InvalidArgument."""
         container = self.get(ref)
-        attach = Attach((1 if stdin else 0) | (2 if stdout else 0) | (4 if stderr else 0))
+        keys = detach_keys_parse(detach_keys or DEFAULT_DETACH_KEYS)
+        attach = Attach((1 if stdin else 0) | (2 if stdout else 0) | (4 if stderr else 0),
+                        tty=bool(container.config.get("Tty")), detach_keys=keys)
         if container.state is State.RUNNING:
             asyncio.get_running_loop().create_task(attach.connect(self._paths(container)["attach"]))
         elif container.state in (State.CREATED, State.EXITED):
@@ -621,31 +636,106 @@ class ContainerService:
         for attach in pending:
             await attach.connect(socket_path)
 
+    async def resize(self, ref, height, width):
+        """POST /containers/{id}/resize: set the size of a running container's pty (a container
+        without one ignores it, as in Docker); the monitor's control connection does it."""
+        container = self.get(ref)
+        if container.state not in (State.RUNNING, State.PAUSED):
+            raise Conflict(f"Container {container.id} is not running")
+        if not container.config.get("Tty"):
+            return
+        if not (0 <= height <= 0xFFFF and 0 <= width <= 0xFFFF):
+            raise InvalidArgument(f"invalid terminal size {height}x{width}")
+        try:
+            answer = await monitor_control(self._paths(container)["attach"], f"resize {height} {width}")
+        except OSError as e:
+            raise Conflict(f"Container {container.id} is not running: {e.strerror or e}") from None
+        if answer != "ok":
+            raise MinictrError(f"cannot resize container {container.id}: {answer.split(' ', 2)[-1]}")
+
     # ---- views ------------------------------------------------------------------------------
 
-    def list(self, all=False):
-        containers = sorted(self._containers.values(), key=lambda c: c.created, reverse=True)
-        return [container_config.summary(c) for c in containers if all or c.state is State.RUNNING]
+    def list(self, all=False, filters=None, limit=-1, size=False):
+        """GET /containers/json: newest first; `filters` is {key: [values]} as Docker's `ps --filter`
+        (an unknown key or a bad value is InvalidArgument); `limit` > 0 keeps the last N created in
+        any state; `size` adds SizeRw and SizeRootFs."""
+        from minictr.containers.filters import ContainerFilter
 
-    def inspect(self, ref):
+        chosen = ContainerFilter(filters or {}, all=all, limit=limit, lookup=self.get,
+                                 ancestor_ids=self._image_and_children).select(
+            sorted(self._containers.values(), key=lambda c: c.created, reverse=True), container_config.state_string)
+        image_sizes = {}
+        summaries = []
+        for container in chosen:
+            summary = container_config.summary(container)
+            if size:
+                summary.update(self._sizes(container, image_sizes))
+            summaries.append(summary)
+        return summaries
+
+    def _image_and_children(self, ref):
+        """The ids of image `ref` and of the images of our containers built on top of it (whose
+        layers start with all of its layers), for `ancestor=`; none when `ref` names no image."""
+        try:
+            image = self.images.resolve(ref)
+        except (NotFound, InvalidArgument):
+            return set()
+        ids = {image.id}
+        base = list(image.layer_dirs)
+        for image_id in {c.image_id for c in self._containers.values()} - ids:
+            try:
+                layers = list(self.images.resolve(image_id).layer_dirs)
+            except MinictrError:
+                continue
+            if base and len(layers) > len(base) and layers[-len(base):] == base:
+                ids.add(image_id)
+        return ids
+
+    def _sizes(self, container, image_sizes):
+        """SizeRw (the bytes of the container's upper dir) and SizeRootFs (that and its image)."""
+        size_rw = container_config.directory_size(os.path.join(self._paths(container)["top"], "diff"))
+        if container.image_id not in image_sizes:
+            try:
+                image_sizes[container.image_id] = self.images.inspect(container.image_id)["Size"]
+            except MinictrError:
+                image_sizes[container.image_id] = 0
+        return {"SizeRw": size_rw, "SizeRootFs": size_rw + image_sizes[container.image_id]}
+
+    def inspect(self, ref, size=False):
         container = self.get(ref)
-        return container_config.inspect(container, self._paths(container))
+        document = container_config.inspect(container, self._paths(container))
+        if size:
+            document.update(self._sizes(container, {}))
+        return document
 
 
 class Attach:
     """One attach client, bridged to the monitor's attach socket.
 
-    The monitor already frames output as Docker does, so bytes pass through as they are.
-    Either side may be ready first: the monitor connection (at `start`) or the client's
-    hijacked connection (after the 101 answer)."""
+    The monitor already frames output as Docker does (raw bytes with a tty), so bytes pass
+    through as they are. Either side may be ready first: the monitor connection (at `start`)
+    or the client's hijacked connection (after the 101 answer).
 
-    def __init__(self, mask):
+    With a tty, as in Docker: the client's input is watched for `detach_keys` (bytes), which
+    end this attach and leave the container running; the end of its input ends the attach
+    too, and never closes the container's stdin (other clients share the pty). Without one,
+    the end of its input half-closes the monitor connection: the container's stdin ends."""
+
+    def __init__(self, mask, tty=False, detach_keys=b""):
         self.mask = mask
+        self.tty = tty
+        self.detach_keys = detach_keys if tty else b""
+        self.detached = False
         self._client = asyncio.get_running_loop().create_future()
         self.done = asyncio.Event()
 
+    @property
+    def content_type(self):
+        return "application/vnd.docker.raw-stream" if self.tty else "application/vnd.docker.multiplexed-stream"
+
     async def serve(self, reader, writer, early):
-        """Hand over the client's connection; returns when the container's output has ended."""
+        """Hand over the client's connection; returns when the container's output has ended
+        or the client detached."""
         self._client.set_result((reader, writer, early))
         await self.done.wait()
         writer.close()
@@ -684,19 +774,57 @@ class Attach:
             pass
         log.debug("attach: %d bytes of output", total)
 
-    @staticmethod
-    async def _pump_input(reader, early, mon_writer, output):
+    async def _pump_input(self, reader, early, mon_writer, output):
+        matcher = DetachMatcher(self.detach_keys)
         try:
-            if early:
-                mon_writer.write(early)
-            while data := await reader.read(65536):
-                mon_writer.write(data)
-                await mon_writer.drain()
-            # The client half-closed: the container's stdin ends (StdinOnce).
-            if not output.done():
-                mon_writer.write_eof()
+            data = early
+            while data:
+                data, detached = matcher.feed(data)
+                if data:
+                    mon_writer.write(data)
+                    await mon_writer.drain()
+                if detached:
+                    # A whole close: the monitor drops this client and keeps the container's stdin.
+                    log.debug("attach: detached by the client's keys")
+                    self.detached = True
+                    mon_writer.close()
+                    return
+                data = await reader.read(65536)
+            if output.done():
+                return
+            if self.tty:
+                mon_writer.close()  # Docker: with a tty, the end of the input ends the attach
+            else:
+                mon_writer.write_eof()  # the client half-closed: the container's stdin ends (StdinOnce)
         except (ConnectionError, OSError):
             pass
+
+
+def _tty_entries(config, host_config):
+    """The monitor's `tty` and `tty_size` (HostConfig.ConsoleSize is [height, width], as in Docker)."""
+    if not config.get("Tty"):
+        return [("tty", "0")]
+    entries = [("tty", "1")]
+    size = host_config.get("ConsoleSize") or [0, 0]
+    if len(size) == 2 and all(isinstance(n, int) and 0 < n <= 0xFFFF for n in size):
+        entries.append(("tty_size", size[0], size[1]))
+    return entries
+
+
+async def monitor_control(socket_path, command, timeout=5):
+    """One command on a control connection of a monitor's attach socket; returns its answer line."""
+    reader, writer = await asyncio.open_unix_connection(socket_path)
+    try:
+        writer.write(bytes([8]) + command.encode() + b"\n")
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.readline(), timeout)
+    except asyncio.TimeoutError:
+        raise OSError(errno.ETIMEDOUT, "the monitor did not answer") from None
+    finally:
+        writer.close()
+    if not answer:
+        raise OSError(errno.ECONNRESET, "the monitor closed the connection")
+    return answer.decode(errors="replace").strip()
 
 
 def parse_signal(name):

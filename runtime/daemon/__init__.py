@@ -34,6 +34,9 @@ class Services:
         self.images = ImageStore(self.db, Path(data_root), rootless)
         self.containers = ContainerService(self.db, self.images, data_root, run_dir, rootless,
                                            _identity_map("uid_map"), _identity_map("gid_map"), self.events)
+        from minictr.containers.exec import ExecService
+
+        self.execs = ExecService(self.containers)
 
     def _daemon_id(self):
         path = os.path.join(self.data_root, "engine-id")
@@ -71,6 +74,10 @@ async def _serve(socket_path, data_root, run_dir, rootless):
         os.unlink(socket_path)
     except FileNotFoundError:
         pass
+    if rootless and not services.containers.any_alive():
+        from minictr.daemon.rootless import stop_holder
+
+        stop_holder(run_dir)
     services.db.close()
 
 
@@ -80,6 +87,17 @@ def _write_pidfile(path):
         f.write(f"{os.getpid()}\n")
 
 
+def _die_with_wrapper():
+    """The rootless daemon proper ends when its wrapper in the host's namespaces is killed.
+    Armed here, after exec: the kernel clears it on the credential changes of joining a user
+    namespace."""
+    import prctl
+
+    prctl.set_pdeathsig(signal.SIGKILL)
+    if os.getppid() != int(os.environ.get("MINICTR_WRAPPER_PID", "0")):
+        sys.exit(1)  # the wrapper died before the signal was armed
+
+
 def _name_process():
     try:
         import prctl
@@ -87,6 +105,18 @@ def _name_process():
         prctl.set_name("minictrd")
     except ImportError:
         pass
+
+
+def _own_mount_namespace():
+    """As root the daemon starts in the host's mount namespace: the overlays it mounts to copy
+    from or export a stopped container must never show there, and must vanish with it.
+    (The rootless daemon has its own already.) Before asyncio: unshare affects one thread only."""
+    from minictr import native
+
+    try:
+        native.unshare_mount_namespace()
+    except OSError as e:
+        raise MinictrError(f"cannot make a mount namespace for the daemon: {e}") from None
 
 
 def run(host=None, data_root=None, inner=False):
@@ -104,13 +134,17 @@ def run(host=None, data_root=None, inner=False):
         check_writable_dir(data_root, "data root")
         if not inner:
             _write_pidfile(os.path.join(run_dir, "minictrd.pid"))
-        if os.geteuid() != 0:
+        if inner:
+            _die_with_wrapper()
+        elif os.geteuid() != 0:
             from minictr.daemon.rootless import run_in_namespaces
 
             argv = [sys.executable, "-m", "minictr.daemon", "--inner", "-H", f"unix://{socket_path}",
                     "--data-root", os.path.abspath(data_root)]
-            return run_in_namespaces(argv)
+            return run_in_namespaces(argv, run_dir)
         _name_process()
+        if not inner:
+            _own_mount_namespace()
         asyncio.run(_serve(socket_path, os.path.abspath(data_root), run_dir, rootless))
     except MinictrError as e:
         print(f"minictrd: {e}", file=sys.stderr)

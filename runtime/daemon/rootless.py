@@ -1,9 +1,12 @@
 """Rootless mode: the daemon proper runs as "root" of its own user namespace, as under RootlessKit.
 
 A small parent stays in the host's namespaces (published ports will be
-listened on there). It clones the daemon into new user + mount + network
-namespaces, maps the user's uid to 0 and the subordinate ids to 1..N with
-newuidmap/newgidmap, then waits for it and passes signals on.
+listened on there). The namespaces are held by minictr-pause (Podman's pause
+process): the first daemon clones it into new user + mount + network
+namespaces and maps the user's uid to 0 and the subordinate ids to 1..N with
+newuidmap/newgidmap; every daemon then joins its namespaces, so that a daemon
+restarted after a crash finds its running containers where it left them.
+The parent waits for the daemon and passes signals on.
 """
 
 import logging
@@ -53,7 +56,10 @@ def _write_maps(pid, uid_map, gid_map):
             f.write(" ".join(str(n) for n in mapping[0]))
 
 
-def run_in_namespaces(inner_argv):
+HOLDER_PIDFILE = "ns.pid"
+
+
+def run_in_namespaces(inner_argv, run_dir):
     """Run the daemon proper in its namespaces; return its exit status."""
     check_user_namespaces()
     check_overlayfs()
@@ -63,20 +69,78 @@ def run_in_namespaces(inner_argv):
         log.warning("%s", warning)
         env["MINICTR_ROOTLESS_WARNING"] = warning
     env["MINICTR_ROOTLESS"] = "1"
+    holder = live_holder(run_dir) or _start_holder(run_dir, uid_map, gid_map)
+    env["MINICTR_NS_HOLDER"] = str(holder)
+    env["MINICTR_WRAPPER_PID"] = str(os.getpid())
     try:
-        pid, sync_fd = native.spawn_in_userns(inner_argv, env)
+        pid, sync_fd = native.join_userns(holder, inner_argv, env)
     except OSError as e:
-        raise CannotStart(f"cannot create a user namespace: {e.strerror}") from None
-    try:
-        _write_maps(pid, uid_map, gid_map)
-        native.release_userns(sync_fd)
-    except BaseException as e:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        if isinstance(e, OSError):
-            raise CannotStart(f"cannot start the daemon in its namespaces: {e.strerror}") from None
-        raise
+        raise CannotStart(f"cannot join the daemon's namespaces: {e.strerror}") from None
+    _release_or_kill(pid, sync_fd)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, lambda s, _f: os.kill(pid, s))
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status)
+
+
+def live_holder(run_dir):
+    """The pid of the minictr-pause holding our namespaces, if one is alive."""
+    try:
+        with open(os.path.join(run_dir, HOLDER_PIDFILE)) as f:
+            pid = int(f.read())
+        with open(f"/proc/{pid}/comm") as f:
+            if f.read().strip() != "minictr:[ns]":
+                return None
+        if os.stat(f"/proc/{pid}").st_uid != os.getuid():
+            return None
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def _start_holder(run_dir, uid_map, gid_map):
+    try:
+        pid, sync_fd = native.spawn_in_userns([native.PAUSE_PATH], {})
+    except OSError as e:
+        raise CannotStart(f"cannot create a user namespace: {e.strerror}") from None
+    _write_maps_or_kill(pid, sync_fd, uid_map, gid_map)
+    _release_or_kill(pid, sync_fd)
+    path = os.path.join(run_dir, HOLDER_PIDFILE)
+    with open(path + ".tmp", "w") as f:
+        f.write(f"{pid}\n")
+    os.rename(path + ".tmp", path)
+    return pid
+
+
+def _write_maps_or_kill(pid, sync_fd, uid_map, gid_map):
+    try:
+        _write_maps(pid, uid_map, gid_map)
+    except BaseException:
+        os.close(sync_fd)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+
+
+def _release_or_kill(pid, sync_fd):
+    try:
+        native.release_userns(sync_fd)
+    except OSError as e:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise CannotStart(f"cannot start the daemon in its namespaces: {e.strerror}") from None
+
+
+def stop_holder(run_dir):
+    """Called by a daemon stopping with no container left: the namespaces may go."""
+    holder = os.environ.get("MINICTR_NS_HOLDER")
+    if not holder:
+        return
+    try:
+        os.kill(int(holder), signal.SIGTERM)
+    except (ProcessLookupError, ValueError):
+        pass
+    try:
+        os.unlink(os.path.join(run_dir, HOLDER_PIDFILE))
+    except FileNotFoundError:
+        pass

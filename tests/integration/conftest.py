@@ -127,5 +127,6 @@ def daemon_pid(d: Daemon):
     """The pid of the daemon proper (inside its namespaces when rootless)."""
     if not ROOTLESS:
         return d.process.pid
+    # The wrapper's children: the daemon, and the namespace holder (minictr-pause) when it made one.
     children = Path(f"/proc/{d.process.pid}/task/{d.process.pid}/children").read_text().split()
-    return int(children[0])
+    return next(int(c) for c in children if Path(f"/proc/{c}/comm").read_text().strip() != "minictr:[ns]")
