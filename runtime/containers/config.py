@@ -43,6 +43,11 @@ def merge(body, image_config, container_id):
         "OnBuild": None,
         "Labels": {**(image_config.get("Labels") or {}), **(body.get("Labels") or {})},
     }
+    stop_signal = body.get("StopSignal") or image_config.get("StopSignal")
+    if stop_signal:
+        config["StopSignal"] = stop_signal
+    if body.get("StopTimeout") is not None:
+        config["StopTimeout"] = int(body["StopTimeout"])
     host_config = dict(body.get("HostConfig") or {})
     host_config.setdefault("NetworkMode", "default")
     host_config["AutoRemove"] = bool(host_config.get("AutoRemove"))
@@ -70,15 +75,55 @@ def _command(config):
     return " ".join((config["Entrypoint"] or []) + (config["Cmd"] or []))
 
 
+def state_string(container):
+    """Docker's one-word state: created, running, paused, restarting, removing, exited, dead."""
+    if getattr(container, "restarting", False):
+        return "restarting"
+    if getattr(container, "paused", False) is True:
+        return "paused"
+    if container.state.value == "exited" and container.started_at.startswith("0001-"):
+        return "created"  # it never ran (its start failed): Docker still calls it created
+    return container.state.value
+
+
 def status_text(container):
-    state = container.state.value
+    """The STATUS column, in Docker's words (`Up 3 minutes`, `Exited (0) 2 seconds ago`)."""
+    state = state_string(container)
     if state == "running":
         return f"Up {since(rfc3339_to_unix(container.started_at))}"
-    if state == "exited":
-        return f"Exited ({container.exit_code}) {since(rfc3339_to_unix(container.finished_at))} ago"
+    if state == "paused":
+        return f"Up {since(rfc3339_to_unix(container.started_at))} (Paused)"
+    if state == "restarting":
+        return f"Restarting ({container.exit_code}) {since(rfc3339_to_unix(container.finished_at))} ago"
     if state == "removing":
         return "Removal In Progress"
-    return "Created"
+    if state == "dead":
+        return "Dead"
+    if container.started_at.startswith("0001-"):
+        return "Created"
+    return f"Exited ({container.exit_code}) {since(rfc3339_to_unix(container.finished_at))} ago"
+
+
+def directory_size(top):
+    """Bytes of the files under `top` (a container's upper dir), each hard-linked file once,
+    directories not counted: Docker's SizeRw."""
+    import os
+
+    total, seen = 0, set()
+    for root, dirs, files in os.walk(top):
+        for name in dirs + files:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            if name in dirs and not os.path.islink(os.path.join(root, name)):
+                continue
+            if st.st_nlink > 1:
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
+    return total
 
 
 def summary(container):
@@ -91,8 +136,8 @@ def summary(container):
         "Command": _command(container.config),
         "Created": rfc3339_to_unix(container.created),
         "Ports": [],
-        "Labels": container.config.get("Labels") or {},
-        "State": container.state.value,
+        "Labels": _sorted_map(container.config.get("Labels") or {}),
+        "State": state_string(container),
         "Status": status_text(container),
         "HostConfig": {"NetworkMode": container.host_config.get("NetworkMode", "default")},
         "NetworkSettings": {"Networks": {}},
@@ -100,10 +145,43 @@ def summary(container):
     }
 
 
+# HostConfig as Docker's inspect shows it when the request left a field out.
+_HOST_CONFIG_DEFAULTS = {
+    "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
+    "NetworkMode": "default", "PortBindings": {}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+    "AutoRemove": False, "VolumeDriver": "", "VolumesFrom": None, "ConsoleSize": [0, 0],
+    "CapAdd": None, "CapDrop": None, "CgroupnsMode": "private", "Dns": [], "DnsOptions": [],
+    "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "",
+    "Links": None, "OomScoreAdj": 0, "PidMode": "", "Privileged": False, "PublishAllPorts": False,
+    "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "", "UsernsMode": "", "ShmSize": 67108864,
+    "Runtime": "minictr", "Isolation": "", "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "",
+    "BlkioWeight": 0, "BlkioWeightDevice": [], "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [],
+    "BlkioDeviceReadIOps": [], "BlkioDeviceWriteIOps": [], "CpuPeriod": 0, "CpuQuota": 0,
+    "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": [],
+    "DeviceCgroupRules": None, "DeviceRequests": None, "MemoryReservation": 0, "MemorySwap": 0,
+    "MemorySwappiness": None, "OomKillDisable": None, "PidsLimit": None, "Ulimits": [], "CpuCount": 0,
+    "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
+}
+
+
+def _host_config(stored):
+    import copy
+
+    host_config = copy.deepcopy(_HOST_CONFIG_DEFAULTS)
+    host_config.update({k: v for k, v in stored.items() if v is not None or k not in host_config})
+    # Docker fills in an empty restart policy or log driver with its defaults.
+    policy = dict(host_config["RestartPolicy"] or {})
+    host_config["RestartPolicy"] = {"Name": policy.get("Name") or "no",
+                                    "MaximumRetryCount": policy.get("MaximumRetryCount") or 0}
+    log_config = dict(host_config["LogConfig"] or {})
+    host_config["LogConfig"] = {"Type": log_config.get("Type") or "json-file", "Config": log_config.get("Config") or {}}
+    return host_config
+
+
 def inspect(container, paths):
     """GET /containers/{id}/json."""
     argv = (container.config["Entrypoint"] or []) + (container.config["Cmd"] or [])
-    state = container.state.value
+    state = state_string(container)
     return {
         "Id": container.id,
         "Created": container.created,
@@ -111,11 +189,11 @@ def inspect(container, paths):
         "Args": argv[1:],
         "State": {
             "Status": state,
-            "Running": state == "running",
-            "Paused": False,
-            "Restarting": False,
-            "OOMKilled": False,
-            "Dead": False,
+            "Running": state in ("running", "paused", "restarting"),
+            "Paused": state == "paused",
+            "Restarting": state == "restarting",
+            "OOMKilled": bool(getattr(container, "oom_killed", False)),
+            "Dead": state == "dead",
             "Pid": container.pid,
             "ExitCode": container.exit_code,
             "Error": container.error,
@@ -128,18 +206,28 @@ def inspect(container, paths):
         "HostsPath": paths["top"] + "/hosts",
         "LogPath": paths["log"],
         "Name": "/" + container.name,
-        "RestartCount": 0,
+        "RestartCount": getattr(container, "restart_count", 0),
         "Driver": "overlay2",
         "Platform": "linux",
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
-        "ExecIDs": None,
-        "HostConfig": container.host_config,
-        "GraphDriver": {"Name": "overlay2", "Data": {
-            "UpperDir": paths["top"] + "/diff", "WorkDir": paths["top"] + "/work",
-            "MergedDir": paths["top"] + "/rootfs"}},
+        "ExecIDs": getattr(container, "exec_ids", None) or None,
+        "HostConfig": _host_config(container.host_config),
+        "GraphDriver": {"Data": {
+            "MergedDir": paths["top"] + "/rootfs", "UpperDir": paths["top"] + "/diff",
+            "WorkDir": paths["top"] + "/work"}, "Name": "overlay2"},
         "Mounts": [],
-        "Config": container.config,
-        "NetworkSettings": {"Networks": {}, "Ports": {}, "SandboxKey": ""},
+        "Config": {**container.config, "Labels": _sorted_map(container.config.get("Labels"))},
+        "NetworkSettings": {
+            "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": False,
+            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "SecondaryIPAddresses": None,
+            "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+            "Networks": {}},
     }
+
+
+def _sorted_map(mapping):
+    """A Go map as Docker's JSON shows it: keys in order."""
+    return None if mapping is None else {k: mapping[k] for k in sorted(mapping)}
