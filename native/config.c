@@ -153,6 +153,23 @@ parse_bind (struct mc_config *cfg, const char *key, const char *const *f,
   return append (&cfg->binds, &cfg->n_binds, sizeof b, &b, err);
 }
 
+static int
+parse_log_limit (struct mc_config *cfg, const char *key, const char *const *f,
+                 struct mc_error *err)
+{
+  unsigned long v;
+
+  if (parse_ulong (key, f[0], &v, err) < 0)
+    return -1;
+  if (strcmp (key, "log_max_size") == 0)
+    cfg->log_max_size = v;
+  else if (v == 0)
+    return mc_error_set (err, EINVAL, "config `%s`: must be at least 1", key);
+  else
+    cfg->log_max_file = v;
+  return 0;
+}
+
 static const struct mc_config_key keys[] = {
   { "id", 1, parse_string },     { "rootfs", 1, parse_string }, { "upper", 1, parse_string },
   { "work", 1, parse_string },   { "hostname", 1, parse_string }, { "cwd", 1, parse_string },
@@ -161,6 +178,7 @@ static const struct mc_config_key keys[] = {
   { "cgroup", 1, parse_list },   { "userns", 1, parse_flag },   { "stdin", 1, parse_flag },
   { "uid", 1, parse_id },        { "gid", 1, parse_id },        { "group", 1, parse_id },
   { "uidmap", 3, parse_idmap },  { "gidmap", 3, parse_idmap },  { "bind", 3, parse_bind },
+  { "log_max_size", 1, parse_log_limit }, { "log_max_file", 1, parse_log_limit },
 };
 
 static const struct mc_config_key *
@@ -254,6 +272,7 @@ mc_config_load (struct mc_config *cfg, const char *path, struct mc_error *err)
 
   memset (cfg, 0, sizeof *cfg);
   cfg->cwd = "/";
+  cfg->log_max_file = 1;
   if (read_file (path, &cfg->data, &len, err) < 0)
     return -1;
   if (parse_entries (cfg, path, len, err) < 0 || check_required (cfg, path, err) < 0)

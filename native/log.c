@@ -5,13 +5,28 @@
 #include "mc.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MC_LOG_MAX_LINE (16 * 1024)
+
+/* The log file a monitor writes and its rotation.  One per process: a monitor
+ * writes one log, and keeping the state here lets every writer (the output
+ * pipes, a pty) share it through nothing more than the fd, which rotation
+ * keeps (the new file is dup'ed onto it). */
+static struct
+{
+  int fd;
+  const char *path;
+  unsigned long long size, max_size;
+  unsigned long max_file;
+} log_file = { .fd = -1 };
 
 /* Length of a valid UTF-8 sequence at P (at most N bytes), or 0. */
 static size_t
@@ -119,6 +134,85 @@ write_all (int fd, const char *buf, size_t len, struct mc_error *err)
   return 0;
 }
 
+int
+mc_log_open (const struct mc_config *cfg, struct mc_error *err)
+{
+  struct stat st;
+  int fd = open (cfg->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+
+  if (fd < 0)
+    return mc_error_set (err, errno, "open `%s`", cfg->log_path);
+  if (fstat (fd, &st) < 0)
+    {
+      mc_error_set (err, errno, "fstat `%s`", cfg->log_path);
+      close (fd);
+      return -1;
+    }
+  log_file.fd = fd;
+  log_file.path = cfg->log_path;
+  log_file.size = (unsigned long long) st.st_size; /* a restarted container appends */
+  log_file.max_size = cfg->log_max_size;
+  log_file.max_file = cfg->log_max_file ? cfg->log_max_file : 1;
+  return fd;
+}
+
+static int
+rename_numbered (unsigned long from, unsigned long to, struct mc_error *err)
+{
+  char old_path[PATH_MAX], new_path[PATH_MAX];
+
+  if (from == 0)
+    snprintf (old_path, sizeof old_path, "%s", log_file.path);
+  else
+    snprintf (old_path, sizeof old_path, "%s.%lu", log_file.path, from);
+  if (snprintf (new_path, sizeof new_path, "%s.%lu", log_file.path, to) >= (int) sizeof new_path)
+    return mc_error_set (err, ENAMETOOLONG, "rename `%s`", old_path);
+  if (rename (old_path, new_path) < 0 && errno != ENOENT)
+    return mc_error_set (err, errno, "rename `%s`", old_path);
+  return 0;
+}
+
+/* Docker's rotation: <log>.{k} -> <log>.{k+1} from the oldest kept down, the
+ * live log -> <log>.1 (what falls off the end is replaced), then a new live
+ * log on the same fd, so that readers following by name see the new file. */
+static int
+log_rotate (struct mc_error *err)
+{
+  if (log_file.max_file <= 1)
+    {
+      if (ftruncate (log_file.fd, 0) < 0)
+        return mc_error_set (err, errno, "truncate `%s`", log_file.path);
+      log_file.size = 0;
+      return 0;
+    }
+  for (unsigned long k = log_file.max_file - 2; k >= 1; k--)
+    if (rename_numbered (k, k + 1, err) < 0)
+      return -1;
+  if (rename_numbered (0, 1, err) < 0)
+    return -1;
+  cleanup_fd int fd = open (log_file.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0)
+    return mc_error_set (err, errno, "open `%s`", log_file.path);
+  if (dup3 (fd, log_file.fd, O_CLOEXEC) < 0)
+    return mc_error_set (err, errno, "dup3 `%s`", log_file.path);
+  log_file.size = 0;
+  return 0;
+}
+
+/* Make room for LEN more bytes on LOG_FD: rotate first when they would take
+ * the log past its max size (a line longer than that gets a file of its own). */
+static int
+log_reserve (int log_fd, size_t len, struct mc_error *err)
+{
+  if (log_fd < 0 || log_fd != log_file.fd)
+    return 0;
+  if (log_file.max_size > 0 && log_file.size > 0 && log_file.size + len > log_file.max_size
+      && log_rotate (err) < 0)
+    return -1;
+  log_file.size += len;
+  return 0;
+}
+
 static int
 write_entry (int log_fd, const char *stream, const char *line, size_t len,
              struct mc_error *err)
@@ -133,6 +227,8 @@ write_entry (int log_fd, const char *stream, const char *line, size_t len,
   n += json_escape (entry + n, (const unsigned char *) line, len);
   format_time (when, sizeof when);
   n += (size_t) sprintf (entry + n, "\",\"stream\":\"%s\",\"time\":\"%s\"}\n", stream, when);
+  if (log_reserve (log_fd, n, err) < 0)
+    return -1;
   return write_all (log_fd, entry, n, err);
 }
 
@@ -158,6 +254,8 @@ mc_log_write (int log_fd, struct mc_log_stream *s, const char *buf, size_t len,
 {
   size_t start = 0;
 
+  if (log_fd < 0)
+    return 0; /* no log: an exec's output is not the container's log */
   if (pending_reserve (s, len, err) < 0)
     return -1;
   memcpy (s->pending + s->len, buf, len);
@@ -181,7 +279,7 @@ mc_log_flush (int log_fd, struct mc_log_stream *s, struct mc_error *err)
 {
   int ret = 0;
 
-  if (s->len > 0)
+  if (s->len > 0 && log_fd >= 0)
     ret = write_entry (log_fd, s->name, s->pending, s->len, err);
   free (s->pending);
   s->pending = NULL;

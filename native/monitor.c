@@ -641,9 +641,9 @@ monitor_setup (struct monitor *m, struct mc_error *err)
 
   if (open_signalfd (m, err) < 0)
     return -1;
-  m->log_fd = open (m->cfg.log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  m->log_fd = mc_log_open (&m->cfg, err);
   if (m->log_fd < 0)
-    return mc_error_set (err, errno, "open `%s`", m->cfg.log_path);
+    return -1;
   ret = open_stdio (m, &child, err);
   if (ret == 0)
     ret = mc_container_spawn (&m->cfg, &child, &m->ctr, err);
