@@ -2,6 +2,7 @@
 the JSON views of a container that the API returns."""
 
 from minictr.durations import rfc3339_to_unix, since
+from minictr.errors import InvalidArgument
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -51,7 +52,21 @@ def merge(body, image_config, container_id):
     host_config = dict(body.get("HostConfig") or {})
     host_config.setdefault("NetworkMode", "default")
     host_config["AutoRemove"] = bool(host_config.get("AutoRemove"))
+    _check_restart_policy(host_config)
     return config, host_config
+
+
+def _check_restart_policy(host_config):
+    policy = host_config.get("RestartPolicy") or {}
+    name = policy.get("Name") or ""
+    if name not in ("", "no", "always", "unless-stopped", "on-failure"):
+        raise InvalidArgument(f"invalid restart policy '{name}'")
+    if policy.get("MaximumRetryCount") and name != "on-failure":
+        raise InvalidArgument("invalid restart policy: maximum retry count can only be used with 'on-failure'")
+    if (policy.get("MaximumRetryCount") or 0) < 0:
+        raise InvalidArgument("invalid restart policy: maximum retry count cannot be negative")
+    if host_config["AutoRemove"] and name not in ("", "no"):
+        raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
 
 
 def merge_env(image_env, request_env, hostname):
