@@ -110,11 +110,18 @@ class Connection:
         headers = list(_COMMON_HEADERS)
         if response.content_type:
             headers.append(("Content-Type", response.content_type))
+        headers += getattr(response, "headers", [])  # e.g. X-Docker-Container-Path-Stat
         if isinstance(response, router.StreamResponse):
-            await self.send(h11.Response(status_code=response.status, headers=headers))
-            async for chunk in response.chunks:
-                if chunk:
-                    await self.send(h11.Data(data=chunk))
+            try:
+                await self.send(h11.Response(status_code=response.status, headers=headers))
+                async for chunk in response.chunks:
+                    if chunk:
+                        await self.send(h11.Data(data=chunk))
+            finally:
+                # A client gone mid-stream: the generator releases what it holds now (a
+                # container's mount, its lock), not whenever it is collected.
+                if hasattr(response.chunks, "aclose"):
+                    await response.chunks.aclose()
             await self.send(h11.EndOfMessage())
             return
         headers.append(("Content-Length", str(len(response.body))))

@@ -145,6 +145,29 @@ def extract_layer(stream, layers_dir: Path, *, rootless: bool, max_size: int = D
     return StagedLayer(diff_id=plain.digest(), digest=raw.digest(), size=size, path=staging)
 
 
+def extract_into(stream, dir_fd: int, *, rootless: bool, no_overwrite_dir_non_dir: bool = False,
+                 owner: tuple[int, int] | None = None, chown: bool = True, rename=None,
+                 max_size: int = DEFAULT_MAX_SIZE) -> int:
+    """Extract a (maybe compressed) tar into an existing directory, `docker cp`'s PUT /archive.
+
+    The guarantees of extract_layer hold below `dir_fd` (an O_RDONLY directory fd, typically
+    resolved inside a container's root): nothing is written outside it, never through a
+    symlink. Entries named `.wh.*` are written as they are (whiteouts belong to layers).
+    `owner` replaces the archive's uid/gid, `chown=False` keeps the extracting user's;
+    `rename(name)` renames every entry first. What was written before an error stays, as
+    in Docker. Returns the bytes of file contents written."""
+    reader = _HashingReader(open_decompressed(stream), max_size=max_size, what="the archive")
+    extractor = _Extractor(None, rootless, root_fd=dir_fd, whiteouts=False,
+                           no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, owner=owner,
+                           chown=chown, rename=rename, noun="archive entry", scope="the destination")
+    try:
+        return extractor.run(reader, "the archive")
+    except _CORRUPT_STREAM_ERRORS as error:
+        if isinstance(error, OSError) and error.errno is not None:
+            raise
+        raise InvalidArgument(f"the archive is corrupt: {error}") from None
+
+
 def remove_tree(path: Path) -> None:
     """Remove a layer directory (or a stray file), whatever modes its tar gave to the
     directories in it."""
@@ -234,18 +257,31 @@ class _HashingReader:
 class _Extractor:
     """Writes the entries of one tar below `root`, never following a symlink."""
 
-    def __init__(self, root: Path, rootless: bool):
+    def __init__(self, root: Path | None, rootless: bool, *, root_fd: int | None = None,
+                 whiteouts: bool = True, no_overwrite_dir_non_dir: bool = False,
+                 owner: tuple[int, int] | None = None, chown: bool = True, rename=None,
+                 noun: str = "layer entry", scope: str = "the layer"):
         self.root = root
         self.rootless = rootless
         self.size = 0
         self._dir_metadata: dict[str, tarfile.TarInfo] = {}
+        self._given_root_fd = root_fd  # extract into this directory (not O_PATH: its metadata is set)
+        self.whiteouts = whiteouts  # False outside a layer: `.wh.*` is an ordinary name
+        self.no_overwrite_dir_non_dir = no_overwrite_dir_non_dir
+        self.owner = owner  # (uid, gid) for every entry instead of the archive's
+        self.chown = chown  # False: files belong to whoever extracts them (docker cp to the host)
+        self.rename = rename  # name -> name, applied to every entry (docker cp's rebasing)
+        self.noun, self.scope = noun, scope
 
     def run(self, reader, what: str) -> int:
         try:
             archive = tarfile.open(fileobj=reader, mode="r|")
         except tarfile.ReadError:
             raise InvalidArgument(f"{what} is not a tar archive") from None
-        self._root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        if self._given_root_fd is not None:
+            self._root_fd = os.dup(self._given_root_fd)
+        else:
+            self._root_fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             with archive:
                 try:
@@ -261,25 +297,31 @@ class _Extractor:
     # --- one entry -------------------------------------------------------
 
     def _extract_member(self, archive, member: tarfile.TarInfo) -> None:
+        if self.rename is not None:
+            member.name = self.rename(member.name)
+            if member.islnk():
+                member.linkname = self.rename(member.linkname)
         path = clean_member_name(member.name)
         if path is None:
-            raise InvalidArgument(f"layer entry `{member.name}` escapes the layer directory")
+            raise InvalidArgument(f"{self.noun} `{member.name}` escapes {self.scope} directory")
         if path == ".":
             if not member.isdir():
-                raise InvalidArgument(f"layer entry `{member.name}` would replace the layer root")
+                raise InvalidArgument(f"{self.noun} `{member.name}` would replace {self.scope} root")
             self._dir_metadata["."] = member
             return
         parent, name = posixpath.split(path)
-        if name.startswith(WHITEOUT_PREFIX):
+        if self.whiteouts and name.startswith(WHITEOUT_PREFIX):
             self._extract_whiteout(member, parent, name)
             return
-        parent_fd = self._open_dir(parent, f"layer entry `{member.name}`", create=True)
+        parent_fd = self._open_dir(parent, f"{self.noun} `{member.name}`", create=True)
         try:
             self._create(archive, member, parent_fd, name, path)
         finally:
             os.close(parent_fd)
 
     def _create(self, archive, member, parent_fd: int, name: str, path: str) -> None:
+        if self.no_overwrite_dir_non_dir:
+            self._check_overwrite(member, parent_fd, name, path)
         if member.isdir():
             if not _is_dir_at(parent_fd, name):
                 self._forget_directories(path)
@@ -306,7 +348,18 @@ class _Extractor:
             os.mknod(name, kind | 0o600, os.makedev(member.devmajor, member.devminor), dir_fd=parent_fd)
             self._set_metadata_at(parent_fd, name, member)
         else:
-            raise InvalidArgument(f"layer entry `{member.name}` has an unsupported type {member.type!r}")
+            raise InvalidArgument(f"{self.noun} `{member.name}` has an unsupported type {member.type!r}")
+
+    def _check_overwrite(self, member, parent_fd: int, name: str, path: str) -> None:
+        """docker cp's noOverwriteDirNonDir: a directory stays a directory, a file a file."""
+        try:
+            mode = os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(mode) and not member.isdir():
+            raise InvalidArgument(f'cannot overwrite directory "/{path}" with non-directory "{member.name}"')
+        if not stat.S_ISDIR(mode) and member.isdir():
+            raise InvalidArgument(f'cannot overwrite non-directory "/{path}" with directory "{member.name}"')
 
     def _write_file(self, archive, member, parent_fd: int, name: str) -> None:
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -327,10 +380,10 @@ class _Extractor:
         target = clean_member_name(member.linkname)
         if target is None or target == ".":
             raise InvalidArgument(
-                f"layer entry `{member.name}` is a hard link to `{member.linkname}`, outside the layer"
+                f"{self.noun} `{member.name}` is a hard link to `{member.linkname}`, outside {self.scope}"
             )
         target_parent, target_name = posixpath.split(target)
-        subject = f"layer entry `{member.name}` (a hard link to `{member.linkname}`)"
+        subject = f"{self.noun} `{member.name}` (a hard link to `{member.linkname}`)"
         target_fd = self._open_dir(target_parent, subject, create=False)
         try:
             # follow_symlinks=False: link the entry itself, even a symlink, never its target
@@ -338,12 +391,12 @@ class _Extractor:
                     follow_symlinks=False)
         except FileNotFoundError:
             raise InvalidArgument(
-                f"layer entry `{member.name}` is a hard link to `{member.linkname}`, "
-                "which is not in the layer"
+                f"{self.noun} `{member.name}` is a hard link to `{member.linkname}`, "
+                f"which is not in {self.scope}"
             ) from None
         except PermissionError:  # directories cannot be hard linked
             raise InvalidArgument(
-                f"layer entry `{member.name}` is a hard link to `{member.linkname}`, "
+                f"{self.noun} `{member.name}` is a hard link to `{member.linkname}`, "
                 "which cannot be linked"
             ) from None
         finally:
@@ -352,14 +405,14 @@ class _Extractor:
     # --- whiteouts -------------------------------------------------------
 
     def _extract_whiteout(self, member, parent: str, name: str) -> None:
-        parent_fd = self._open_dir(parent, f"layer entry `{member.name}`", create=True)
+        parent_fd = self._open_dir(parent, f"{self.noun} `{member.name}`", create=True)
         try:
             if name == OPAQUE_MARKER:
                 self._mark_opaque(parent_fd, member)
                 return
             hidden = name[len(WHITEOUT_PREFIX):]
             if not hidden or hidden in (".", ".."):
-                raise InvalidArgument(f"layer entry `{member.name}` is not a valid whiteout")
+                raise InvalidArgument(f"{self.noun} `{member.name}` is not a valid whiteout")
             if os.path.lexists(_at(parent_fd, hidden)):
                 # OCI: a whiteout applies to lower layers only, never to its own layer's entries
                 return
@@ -420,7 +473,7 @@ class _Extractor:
             child = os.open(component, flags, dir_fd=fd)
         except FileNotFoundError:
             if not create:
-                raise InvalidArgument(f"{subject}: `{walked}` is not in the layer") from None
+                raise InvalidArgument(f"{subject}: `{walked}` is not in {self.scope}") from None
             os.mkdir(component, 0o755, dir_fd=fd)
             child = os.open(component, flags, dir_fd=fd)
         except OSError as error:
@@ -446,16 +499,19 @@ class _Extractor:
                  follow_symlinks=False)
 
     def _chown(self, fd: int, name: str | None, member) -> None:
+        if not self.chown:
+            return
+        uid, gid = self.owner or (member.uid, member.gid)
         try:
             if name is None:
-                os.chown(fd, member.uid, member.gid)
+                os.chown(fd, uid, gid)
             else:
-                os.chown(name, member.uid, member.gid, dir_fd=fd, follow_symlinks=False)
+                os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
         except OSError as error:
             if error.errno != errno.EINVAL:
                 raise
             raise InvalidArgument(
-                f"layer entry `{member.name}` is owned by {member.uid}:{member.gid}, which this "
+                f"{self.noun} `{member.name}` is owned by {member.uid}:{member.gid}, which this "
                 "user namespace does not map (too few subordinate ids in /etc/subuid, /etc/subgid?)"
             ) from None
 
@@ -476,7 +532,7 @@ class _Extractor:
         # Deepest first, so that setting a parent's mtime is the last change in it.
         for path in sorted(self._dir_metadata, key=lambda p: p.count("/") + (p != "."), reverse=True):
             member = self._dir_metadata[path]
-            fd = self._open_dir(path, f"layer entry `{member.name}`", create=False)
+            fd = self._open_dir(path, f"{self.noun} `{member.name}`", create=False)
             try:
                 self._chown(fd, None, member)
                 self._set_xattrs(fd, member)

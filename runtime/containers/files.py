@@ -1,0 +1,677 @@
+"""A container's files seen from the daemon: `docker cp` (the archive endpoints), diff, export, top.
+
+Every path inside a container is resolved inside the container's root, never
+through its symlinks to the host: the first step goes through openat2 with
+RESOLVE_IN_ROOT (native.open_in_root), every later one through a directory fd
+with O_NOFOLLOW, so that a container swapping a directory for a symlink while
+we copy cannot redirect us (CVE-2018-15664).
+
+The root is /proc/PID/root while the container runs. A created or exited
+container's overlay is mounted nowhere (only inside its own mount namespace
+while it runs), so it is mounted at containers/<id>/rootfs in the daemon's
+own mount namespace for as long as one operation lasts, with the container's
+lock held: one such mount per container, and no start meanwhile.
+"""
+
+import asyncio
+import base64
+import contextlib
+import errno
+import json
+import logging
+import os
+import posixpath
+import stat
+import tarfile
+import time
+
+from minictr import native
+from minictr.containers.state import State
+from minictr.errors import Conflict, InvalidArgument, MinictrError, NotFound
+
+log = logging.getLogger("minictr.containers")
+
+_RUNNING = (State.RUNNING, State.PAUSED)
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_CHUNK = 1 << 16
+
+# diff's kinds, as Docker numbers them
+MODIFIED, ADDED, DELETED = 0, 1, 2
+
+# What the monitor creates when the image lacks it (mount points); Docker keeps these
+# in an init layer, so that `docker diff` of a fresh container is empty.
+_PLACEHOLDERS = {"/proc", "/sys", "/dev", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf",
+                 "/sbin/docker-init"}
+
+
+# ---- the container's root ----------------------------------------------------------------
+
+@contextlib.asynccontextmanager
+async def container_root(service, ref):
+    """An O_PATH fd on the container's `/` for the duration of the block (see the module's doc)."""
+    container = service.get(ref)
+    await container.lock.acquire()
+    locked = True
+    try:
+        _check_not_removed(container)
+        if container.state in _RUNNING:
+            root_fd = os.open(f"/proc/{container.pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            # A running container needs no mount: let it stop, restart, be paused meanwhile.
+            container.lock.release()
+            locked = False
+            try:
+                yield root_fd
+            finally:
+                os.close(root_fd)
+            return
+        root_fd, mount_point = await asyncio.to_thread(_mount_overlay, service, container)
+        try:
+            yield root_fd
+        finally:
+            await asyncio.to_thread(_unmount_overlay, root_fd, mount_point)
+    finally:
+        if locked:
+            container.lock.release()
+
+
+def _check_not_removed(container):
+    if container.removed:
+        raise NotFound(f"No such container: {container.id}")
+    if container.state is State.REMOVING:
+        raise Conflict(f"removal of container {container.name} is already in progress")
+
+
+def _mount_overlay(service, container):
+    image = service.images.resolve(container.image_id)
+    top = os.path.join(service.data_dir, container.id)
+    mount_point = os.path.join(top, "rootfs")
+    native.mount_overlay(mount_point, [str(d) for d in image.layer_dirs], os.path.join(top, "diff"),
+                         os.path.join(top, "work"), service.rootless)
+    try:
+        return os.open(mount_point, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC), mount_point
+    except BaseException:
+        native.unmount(mount_point)
+        raise
+
+
+def _unmount_overlay(root_fd, mount_point):
+    os.close(root_fd)
+    try:
+        native.unmount(mount_point)
+    except OSError as e:
+        log.warning("%s", e)
+
+
+# ---- paths -------------------------------------------------------------------------------
+
+def _absolute(path):
+    """The path made absolute and clean, keeping a trailing `/` or `/.` (they assert a directory)."""
+    if not path:
+        raise InvalidArgument("path cannot be empty")
+    cleaned = posixpath.normpath("/" + path)
+    if cleaned.startswith("//"):
+        cleaned = "/" + cleaned.lstrip("/")
+    if posixpath.basename(path) == "." and posixpath.basename(cleaned) != ".":
+        cleaned = cleaned.rstrip("/") + "/."
+    elif path.endswith("/") and not cleaned.endswith("/"):
+        cleaned += "/"
+    return cleaned
+
+
+def _open_parent(root_fd, abs_path, ref):
+    """(fd on the directory part resolved in the container, the last component or '' or '.')."""
+    directory, base = abs_path.rsplit("/", 1)
+    try:
+        return native.open_in_root(root_fd, directory or "/", os.O_PATH | os.O_DIRECTORY), base
+    except OSError as e:
+        raise _path_error(e, abs_path, ref) from None
+
+
+def _path_error(error, abs_path, ref):
+    if error.errno == errno.ENOENT:
+        return NotFound(f"Could not find the file {abs_path} in container {ref}")
+    if error.errno == errno.ENOTDIR:
+        return InvalidArgument(f"{abs_path}: not a directory")
+    if error.errno in (errno.ELOOP, errno.EXDEV):
+        return InvalidArgument(f"{abs_path}: too many levels of symbolic links")
+    return MinictrError(f"{abs_path}: {error.strerror}")
+
+
+class _Target:
+    """What a path names: the entry `base` in directory `parent_fd` (never followed when it is
+    a symlink), or the directory itself (base '')."""
+
+    def __init__(self, root_fd, path, ref):
+        self.abs_path = _absolute(path)
+        self.parent_fd, base = _open_parent(root_fd, self.abs_path, ref)
+        self.base = "" if base == "." else base
+        # The name of the entry in the archive and in the stat header, as Docker names it.
+        self.name = base or posixpath.basename(self.abs_path.rstrip("/")) or "/"
+        try:
+            if self.base:
+                self.stat = os.stat(self.base, dir_fd=self.parent_fd, follow_symlinks=False)
+            else:
+                self.stat = os.fstat(self.parent_fd)
+        except OSError as e:
+            os.close(self.parent_fd)
+            raise _path_error(e, self.abs_path, ref) from None
+        self.root_fd = root_fd
+
+    def close(self):
+        os.close(self.parent_fd)
+
+    def path_stat(self):
+        """Docker's ContainerPathStat: {name, size, mode (Go's os.FileMode bits), mtime, linkTarget}."""
+        st = self.stat
+        link_target = ""
+        if stat.S_ISLNK(st.st_mode):
+            link_target = self._resolve_link()
+        mtime = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(st.st_mtime_ns // 10**9))
+        return {"name": self.name, "size": st.st_size, "mode": go_file_mode(st.st_mode),
+                "mtime": f"{mtime}.{st.st_mtime_ns % 10**9:09d}Z", "linkTarget": link_target}
+
+    def _resolve_link(self):
+        """Where the symlink leads, as an absolute path in the container (followed as far as it goes)."""
+        path = self.abs_path.rstrip("/")
+        for _ in range(40):
+            directory, base = path.rsplit("/", 1)
+            try:
+                parent = native.open_in_root(self.root_fd, directory or "/", os.O_PATH | os.O_DIRECTORY)
+            except OSError:
+                return path
+            try:
+                target = os.readlink(base, dir_fd=parent)
+            except OSError:
+                return path  # not a symlink (any more), or missing: that is where it leads
+            finally:
+                os.close(parent)
+            path = posixpath.normpath(posixpath.join(directory or "/", target))
+            if path.startswith("//"):
+                path = "/" + path.lstrip("/")
+        return path
+
+
+def go_file_mode(mode):
+    """A stat mode as Go's os.FileMode, what the docker CLI reads in X-Docker-Container-Path-Stat."""
+    bits = mode & 0o777
+    kind = stat.S_IFMT(mode)
+    bits |= {stat.S_IFDIR: 1 << 31, stat.S_IFLNK: 1 << 27, stat.S_IFIFO: 1 << 25, stat.S_IFSOCK: 1 << 24,
+             stat.S_IFBLK: 1 << 26, stat.S_IFCHR: (1 << 26) | (1 << 21)}.get(kind, 0)
+    if mode & stat.S_ISUID:
+        bits |= 1 << 23
+    if mode & stat.S_ISGID:
+        bits |= 1 << 22
+    if mode & stat.S_ISVTX:
+        bits |= 1 << 20
+    return bits
+
+
+def encode_path_stat(path_stat):
+    return base64.urlsafe_b64encode(json.dumps(path_stat).encode()).decode()
+
+
+# ---- archive: GET, HEAD, PUT ------------------------------------------------------------------
+
+async def stat_path(service, ref, path):
+    """HEAD /containers/{id}/archive: the stat of `path` (its last component not followed)."""
+    async with container_root(service, ref) as root_fd:
+        return await asyncio.to_thread(_stat_path, root_fd, path, ref)
+
+
+def _stat_path(root_fd, path, ref):
+    target = _Target(root_fd, path, ref)
+    try:
+        return target.path_stat()
+    finally:
+        target.close()
+
+
+async def archive_path(service, ref, path):
+    """GET /containers/{id}/archive: the stat of `path` and an async iterator of a tar of it.
+
+    The stat is taken now (a missing path is an error before any byte is sent); the tar is
+    made as the iterator is consumed, resolving the path again."""
+    path_stat = await stat_path(service, ref, path)
+
+    async def chunks():
+        async with container_root(service, ref) as root_fd:
+            async for chunk in _thread_stream(lambda out: _write_archive(root_fd, path, ref, out)):
+                yield chunk
+
+    return path_stat, chunks()
+
+
+def _write_archive(root_fd, path, ref, out):
+    target = _Target(root_fd, path, ref)
+    try:
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            archiver = _Archiver(tar)
+            if target.base:
+                archiver.add(target.parent_fd, target.base, target.name)
+            else:
+                # The directory itself (`/dir/` or `/dir/.`): its fd is O_PATH, reopen it to list it.
+                fd = os.open(".", _DIR, dir_fd=target.parent_fd)
+                try:
+                    archiver.add_directory(fd, os.fstat(fd), "." if target.name == "/" else target.name)
+                finally:
+                    os.close(fd)
+    finally:
+        target.close()
+
+
+async def extract_to_dir(service, ref, path, spool, no_overwrite_dir_non_dir=False, copy_uid_gid=False):
+    """PUT /containers/{id}/archive: extract the tar in `spool` into directory `path`
+    (followed, as Docker does, when it is a symlink to a directory)."""
+    owner = None
+    if copy_uid_gid:
+        owner = await asyncio.to_thread(_container_user, service, service.get(ref))
+    async with container_root(service, ref) as root_fd:
+        await asyncio.to_thread(_extract, service, root_fd, path, ref, spool, no_overwrite_dir_non_dir, owner)
+
+
+def _container_user(service, container):
+    """docker cp -a: the files belong to the container's user (Docker's ChownOpts); None when unset."""
+    from minictr.containers.users import resolve_user
+
+    if not container.config.get("User"):
+        return None
+    image = service.images.resolve(container.image_id)
+    upper = os.path.join(service.data_dir, container.id, "diff")
+    uid, gid, _groups = resolve_user(container.config["User"], [upper] + image.layer_dirs)
+    return uid, gid
+
+
+def _extract(service, root_fd, path, ref, spool, no_overwrite_dir_non_dir, owner):
+    from minictr.images.layers import extract_into
+
+    abs_path = _absolute(path)
+    try:
+        dir_fd = native.open_in_root(root_fd, abs_path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as e:
+        if e.errno == errno.ENOTDIR:
+            raise InvalidArgument(f"extraction point is not a directory: {abs_path}") from None
+        raise _path_error(e, abs_path, ref) from None
+    try:
+        extract_into(spool, dir_fd, rootless=service.rootless,
+                     no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, owner=owner)
+    except PermissionError as e:
+        raise Conflict(f"cannot write to {abs_path} in container {ref}: {e.strerror}") from None
+    finally:
+        os.close(dir_fd)
+
+
+# ---- export -----------------------------------------------------------------------------------
+
+async def export(service, ref):
+    """GET /containers/{id}/export: the container's whole filesystem as a tar, made as it is read.
+    Of a running container, the mounts inside it (/proc, /dev, /sys) are empty directories."""
+    service.get(ref)  # a missing container answers 404 before the stream starts
+
+    async def chunks():
+        async with container_root(service, ref) as root_fd:
+            async for chunk in _thread_stream(lambda out: _write_export(root_fd, out)):
+                yield chunk
+
+    return chunks()
+
+
+def _write_export(root_fd, out):
+    fd = os.open(".", _DIR, dir_fd=root_fd)
+    try:
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            root_stat = os.fstat(fd)
+            archiver = _Archiver(tar, one_file_system=root_stat.st_dev)
+            archiver.add_children(fd, "")
+    finally:
+        os.close(fd)
+
+
+# ---- writing a tar from directory fds ---------------------------------------------------------
+
+class _Archiver:
+    """Adds entries to a tar, walking below directory fds without following any symlink."""
+
+    def __init__(self, tar, one_file_system=None):
+        self.tar = tar
+        self.device = one_file_system  # do not descend into directories of another device (mounts)
+        self.links = {}  # (dev, ino) of files with several links -> their first name
+
+    def add(self, parent_fd, name, arcname):
+        try:
+            st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                fd = os.open(name, _DIR, dir_fd=parent_fd)
+                try:
+                    self.add_directory(fd, os.fstat(fd), arcname)
+                finally:
+                    os.close(fd)
+            elif stat.S_ISREG(st.st_mode):
+                self._add_file(parent_fd, name, arcname)
+            elif stat.S_ISLNK(st.st_mode):
+                info = self._info(st, arcname, tarfile.SYMTYPE)
+                info.linkname = os.readlink(name, dir_fd=parent_fd)
+                self.tar.addfile(info)
+            elif stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                kind = {stat.S_IFIFO: tarfile.FIFOTYPE, stat.S_IFCHR: tarfile.CHRTYPE,
+                        stat.S_IFBLK: tarfile.BLKTYPE}[stat.S_IFMT(st.st_mode)]
+                info = self._info(st, arcname, kind)
+                info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+                self.tar.addfile(info)
+            # sockets are not archived (tar has no type for them)
+        except (FileNotFoundError, NotADirectoryError):
+            pass  # gone (or replaced) while we walked: the container is alive
+        except OSError as e:
+            if e.errno != errno.ELOOP:  # swapped for a symlink under our feet: not followed
+                raise
+
+    def add_directory(self, fd, st, arcname):
+        self.tar.addfile(self._info(st, arcname, tarfile.DIRTYPE))
+        if self.device is not None and st.st_dev != self.device:
+            return  # a mount point inside a running container: /proc, /sys, /dev
+        self.add_children(fd, arcname)
+
+    def add_children(self, fd, arcname):
+        with os.scandir(fd) as entries:
+            names = sorted(entry.name for entry in entries)
+        prefix = "" if arcname in ("", "/") else arcname.rstrip("/") + "/"
+        for name in names:
+            self.add(fd, name, prefix + name)
+
+    def _add_file(self, parent_fd, name, arcname):
+        # O_PATH first: opening a fifo or a device swapped in for the file would block or act.
+        path_fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+        try:
+            st = os.fstat(path_fd)
+            if not stat.S_ISREG(st.st_mode):
+                return
+            key = (st.st_dev, st.st_ino)
+            if st.st_nlink > 1 and key in self.links:
+                info = self._info(st, arcname, tarfile.LNKTYPE)
+                info.linkname = self.links[key]
+                self.tar.addfile(info)
+                return
+            if st.st_nlink > 1:
+                self.links[key] = arcname
+            fd = os.open(f"/proc/self/fd/{path_fd}", os.O_RDONLY | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as f:
+                info = self._info(st, arcname, tarfile.REGTYPE)
+                info.size = st.st_size
+                self.tar.addfile(info, _Exactly(f, st.st_size))
+        finally:
+            os.close(path_fd)
+
+    @staticmethod
+    def _info(st, arcname, kind):
+        info = tarfile.TarInfo(arcname)
+        info.type = kind
+        info.mode = stat.S_IMODE(st.st_mode)
+        info.uid, info.gid = st.st_uid, st.st_gid
+        info.uname = info.gname = ""
+        info.mtime = st.st_mtime
+        return info
+
+
+class _Exactly:
+    """A file's bytes cut or zero-padded to the size its tar header announced (it may change
+    while we read it)."""
+
+    def __init__(self, f, size):
+        self._f = f
+        self._left = size
+
+    def read(self, size=-1):
+        if self._left <= 0:
+            return b""
+        size = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._f.read(size) or b"\0" * size
+        self._left -= len(data)
+        return data
+
+
+async def _thread_stream(produce):
+    """The bytes that `produce(fileobj)` writes in a worker thread, as an async iterator.
+
+    A pipe in between bounds the memory; when the consumer stops early (the client went
+    away), closing the read end makes the producer's next write fail and the thread end."""
+    loop = asyncio.get_running_loop()
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    out = os.fdopen(write_fd, "wb", buffering=_CHUNK)
+
+    def run():
+        try:
+            produce(out)
+        finally:
+            with contextlib.suppress(OSError):
+                out.close()
+
+    worker = asyncio.ensure_future(asyncio.to_thread(run))
+    reader = asyncio.StreamReader(limit=_CHUNK * 4)
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                                os.fdopen(read_fd, "rb", buffering=0))
+    finished = False
+    try:
+        while chunk := await reader.read(_CHUNK):
+            yield chunk
+        finished = True
+    finally:
+        transport.close()
+        try:
+            await worker
+        except BrokenPipeError:
+            pass
+        except Exception as e:
+            if finished:
+                # The headers are gone: cut the stream so that the client sees a broken tar.
+                log.warning("archive stream failed: %s", e)
+                raise ConnectionResetError(f"archive stream failed: {e}") from None
+
+
+# ---- diff -----------------------------------------------------------------------------------
+
+async def changes(service, ref):
+    """GET /containers/{id}/changes: [{Path, Kind}] from the container's upper dir."""
+    container = service.get(ref)
+    image = await asyncio.to_thread(service.images.resolve, container.image_id)
+    upper = os.path.join(service.data_dir, container.id, "diff")
+    result = await asyncio.to_thread(_changes_of, upper, [str(d) for d in image.layer_dirs], service.rootless)
+    return [{"Path": path, "Kind": kind} for path, kind in result]
+
+
+def _changes_of(upper, layer_dirs, rootless):
+    fds = []
+    try:
+        upper_fd = os.open(upper, _DIR)
+        fds.append(upper_fd)
+        lowers = []
+        for layer in layer_dirs:
+            lowers.append(os.open(layer, _DIR))
+            fds.append(lowers[-1])
+        out = []
+        _Differ("user" if rootless else "trusted").walk(upper_fd, lowers, "", out)
+        return out
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+class _Differ:
+    """Walks an overlay upper dir beside the lower dirs that the same path has in the image
+    (top-most first, as overlayfs looks them up)."""
+
+    def __init__(self, xattr_namespace):
+        self.opaque_xattr = f"{xattr_namespace}.overlay.opaque"
+
+    def walk(self, upper_fd, lower_fds, prefix, out):
+        """Appends (path, kind) below this directory; returns how many entries were left out
+        as placeholders of the container's mount set-up."""
+        skipped = 0
+        with os.scandir(upper_fd) as entries:
+            names = sorted(entry.name for entry in entries)
+        for name in names:
+            path = f"{prefix}/{name}"
+            st = os.stat(name, dir_fd=upper_fd, follow_symlinks=False)
+            if self._is_whiteout(upper_fd, name, st):
+                out.append((path, DELETED))
+                continue
+            in_lower, child_lowers = _lookup(lower_fds, name)
+            if stat.S_ISDIR(st.st_mode):
+                if not self._directory(upper_fd, name, path, st, in_lower, child_lowers, out):
+                    skipped += 1
+            elif path in _PLACEHOLDERS and not in_lower and st.st_size == 0:
+                _close_all(child_lowers)
+                skipped += 1
+            else:
+                _close_all(child_lowers)
+                out.append((path, MODIFIED if in_lower else ADDED))
+        return skipped
+
+    def _directory(self, upper_fd, name, path, st, in_lower, child_lowers, out):
+        """Records a directory of the upper dir and what is below it; False when left out."""
+        fd = os.open(name, _DIR, dir_fd=upper_fd)
+        try:
+            if self._xattr(fd, self.opaque_xattr) == b"y":
+                _close_all(child_lowers)
+                child_lowers = []
+            below = os.fstat(child_lowers[0]) if child_lowers else None
+            sub = []
+            skipped = self.walk(fd, child_lowers, path, sub)
+        finally:
+            _close_all(child_lowers)
+            os.close(fd)
+        if sub:
+            out.append((path, MODIFIED if in_lower else ADDED))
+            out.extend(sub)
+            return True
+        if in_lower:
+            # Copied up: report it when its own mode or owner changed, not for a child's sake.
+            if below is None or (below.st_mode, below.st_uid, below.st_gid) == (st.st_mode, st.st_uid, st.st_gid):
+                return False
+            out.append((path, MODIFIED))
+            return True
+        if path in _PLACEHOLDERS or skipped:
+            return False  # a mount point, or made only to hold one
+        out.append((path, ADDED))
+        return True
+
+    @staticmethod
+    def _xattr(fd, name):
+        try:
+            return os.getxattr(fd, name)
+        except OSError:
+            return None
+
+    @staticmethod
+    def _is_whiteout(dir_fd, name, st):
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+            return True
+        if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+            # Rootless on kernels without 0/0 devices in user namespaces: an "xattr whiteout".
+            try:
+                os.getxattr(f"/proc/self/fd/{dir_fd}/{name}", "user.overlay.whiteout", follow_symlinks=False)
+                return True
+            except OSError:
+                return False
+        return False
+
+
+def _lookup(lower_fds, name):
+    """Whether `name` exists below (in the layers given, top-most first) and the fds of the
+    directories of that name that overlayfs would merge beneath it."""
+    exists = False
+    child_fds = []
+    for fd in lower_fds:
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+            break  # a whiteout in this layer hides the ones beneath
+        exists = True
+        if not stat.S_ISDIR(st.st_mode):
+            break
+        child = os.open(name, _DIR, dir_fd=fd)
+        child_fds.append(child)
+        if _opaque(child):
+            break
+    return exists, child_fds
+
+
+def _opaque(fd):
+    for name in ("trusted.overlay.opaque", "user.overlay.opaque"):
+        try:
+            if os.getxattr(fd, name) == b"y":
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def _close_all(fds):
+    for fd in fds:
+        os.close(fd)
+
+
+# ---- top --------------------------------------------------------------------------------------
+
+async def top(service, ref, ps_args="-ef"):
+    """GET /containers/{id}/top: host `ps` output restricted to the processes of the container's
+    PID namespace (which includes those of `exec`). {Titles, Processes}."""
+    container = service.get(ref)
+    if container.state not in _RUNNING:
+        raise Conflict(f"Container {container.id} is not running")
+    pids = await asyncio.to_thread(_pids_in_namespace_of, container.pid)
+    if not pids:
+        raise Conflict(f"Container {container.id} is not running")
+    args = ps_args.split() if ps_args else ["-ef"]
+    try:
+        process = await asyncio.create_subprocess_exec("ps", *args, stdin=asyncio.subprocess.DEVNULL,
+                                                       stdout=asyncio.subprocess.PIPE,
+                                                       stderr=asyncio.subprocess.PIPE)
+    except OSError as e:
+        raise MinictrError(f"Error running ps: {e.strerror}") from None
+    stdout, stderr = await process.communicate()
+    if process.returncode != 0:
+        raise MinictrError(f"ps: {stderr.decode(errors='replace').strip() or 'exit status ' + str(process.returncode)}")
+    return parse_ps(stdout.decode(errors="replace"), pids)
+
+
+def parse_ps(output, pids):
+    """Docker's parsePSOutput: the header's fields are the titles; the last one (the command)
+    takes the rest of each line; rows are kept when their PID is one of `pids`."""
+    lines = [line for line in output.splitlines() if line.strip()]
+    if not lines:
+        raise MinictrError("ps printed nothing")
+    titles = lines[0].split()
+    if "PID" not in titles:
+        raise MinictrError("Couldn't find PID field in ps output")
+    pid_index = titles.index("PID")
+    processes = []
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) <= pid_index:
+            continue
+        try:
+            pid = int(fields[pid_index])
+        except ValueError:
+            continue
+        if pid in pids:
+            head = fields[:len(titles) - 1]
+            processes.append(head + [" ".join(fields[len(titles) - 1:])])
+    return {"Titles": titles, "Processes": processes}
+
+
+def _pids_in_namespace_of(pid):
+    try:
+        namespace = os.stat(f"/proc/{pid}/ns/pid").st_ino
+    except OSError:
+        return set()
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}/ns/pid").st_ino == namespace:
+                pids.add(int(entry))
+        except OSError:
+            continue
+    return pids
