@@ -262,3 +262,20 @@ def test_docker_py_streams_and_follows(daemon, image):
     finally:
         client.close()
         daemon.ok("rm", "-f", "logs-docker-py")
+
+
+def test_cli_log_opts_rotate_and_a_bad_driver_is_one_line(daemon, image):
+    daemon.ok("run", "--name", "logs-cli-opts", "--log-opt", "max-size=1k", "--log-opt", "max-file=2", image,
+              "sh", "-c", "for i in $(seq 1 100); do echo line-$i; done")
+    try:
+        log_path = Path(daemon.ok("inspect", "-f", "{{.LogPath}}", "logs-cli-opts").strip())
+        assert sorted(p.name for p in log_path.parent.glob(log_path.name + "*")) == \
+            [log_path.name, log_path.name + ".1"]
+        assert daemon.ok("logs", "--tail", "1", "logs-cli-opts") == "line-100\n"
+    finally:
+        daemon.ok("rm", "-f", "logs-cli-opts")
+    before = daemon.ok("ps", "-a", "-q")
+    result = daemon.cli("run", "--log-driver", "syslog", image, "true")
+    assert result.returncode == 125 and "Traceback" not in result.stderr
+    assert result.stderr == 'minictr: logging driver "syslog" is not supported: minictr has json-file and none\n'
+    assert daemon.ok("ps", "-a", "-q") == before
