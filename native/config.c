@@ -100,8 +100,26 @@ static int
 parse_flag (struct mc_config *cfg, const char *key, const char *const *f,
             struct mc_error *err)
 {
-  return parse_bool (key, f[0], strcmp (key, "userns") == 0 ? &cfg->userns : &cfg->stdin_pipe,
-                     err);
+  bool *flag = strcmp (key, "userns") == 0 ? &cfg->userns
+               : strcmp (key, "tty") == 0  ? &cfg->tty
+                                           : &cfg->stdin_pipe;
+
+  return parse_bool (key, f[0], flag, err);
+}
+
+static int
+parse_tty_size (struct mc_config *cfg, const char *key, const char *const *f,
+                struct mc_error *err)
+{
+  unsigned long rows, cols;
+
+  if (parse_ulong (key, f[0], &rows, err) < 0 || parse_ulong (key, f[1], &cols, err) < 0)
+    return -1;
+  if (rows > 0xffff || cols > 0xffff)
+    return mc_error_set (err, EINVAL, "config `%s`: size out of range `%s %s`", key, f[0], f[1]);
+  cfg->tty_rows = (unsigned int) rows;
+  cfg->tty_cols = (unsigned int) cols;
+  return 0;
 }
 
 static int
@@ -122,6 +140,19 @@ parse_id (struct mc_config *cfg, const char *key, const char *const *f, struct m
       gid_t g = (gid_t) v;
       return append (&cfg->groups, &cfg->n_groups, sizeof g, &g, err);
     }
+  return 0;
+}
+
+static int
+parse_pid (struct mc_config *cfg, const char *key, const char *const *f, struct mc_error *err)
+{
+  unsigned long v;
+
+  if (parse_ulong (key, f[0], &v, err) < 0)
+    return -1;
+  if (v == 0 || v > INT_MAX)
+    return mc_error_set (err, EINVAL, "config `%s`: pid out of range `%s`", key, f[0]);
+  cfg->exec_pid = (pid_t) v;
   return 0;
 }
 
@@ -178,7 +209,9 @@ static const struct mc_config_key keys[] = {
   { "cgroup", 1, parse_list },   { "userns", 1, parse_flag },   { "stdin", 1, parse_flag },
   { "uid", 1, parse_id },        { "gid", 1, parse_id },        { "group", 1, parse_id },
   { "uidmap", 3, parse_idmap },  { "gidmap", 3, parse_idmap },  { "bind", 3, parse_bind },
+  { "tty", 1, parse_flag },      { "tty_size", 2, parse_tty_size },
   { "log_max_size", 1, parse_log_limit }, { "log_max_file", 1, parse_log_limit },
+  { "exec_pid", 1, parse_pid },
 };
 
 static const struct mc_config_key *
@@ -226,13 +259,15 @@ read_file (const char *path, char **data, size_t *len, struct mc_error *err)
 static int
 check_required (const struct mc_config *cfg, const char *path, struct mc_error *err)
 {
-  if (cfg->rootfs == NULL || cfg->upper == NULL || cfg->work == NULL || cfg->n_lowers == 0)
+  /* An exec joins a running container: its filesystem is already there. */
+  if (cfg->exec_pid == 0
+      && (cfg->rootfs == NULL || cfg->upper == NULL || cfg->work == NULL || cfg->n_lowers == 0))
     return mc_error_set (err, EINVAL, "config `%s`: rootfs, lower, upper and work are required",
                          path);
   if (cfg->n_args == 0)
     return mc_error_set (err, EINVAL, "config `%s`: no `arg`", path);
-  if (cfg->log_path == NULL || cfg->exit_path == NULL || cfg->attach_path == NULL)
-    return mc_error_set (err, EINVAL, "config `%s`: log, exit and attach are required", path);
+  if (cfg->exit_path == NULL || cfg->attach_path == NULL)
+    return mc_error_set (err, EINVAL, "config `%s`: exit and attach are required", path);
   return 0;
 }
 

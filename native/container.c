@@ -46,8 +46,8 @@ default_cap_mask (void)
   return mask;
 }
 
-static int
-drop_capabilities (struct mc_error *err)
+int
+mc_caps_drop (struct mc_error *err)
 {
   uint64_t mask = default_cap_mask ();
   struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
@@ -69,8 +69,8 @@ drop_capabilities (struct mc_error *err)
   return 0;
 }
 
-static int
-switch_user (const struct mc_config *cfg, struct mc_error *err)
+int
+mc_user_switch (const struct mc_config *cfg, struct mc_error *err)
 {
   if (setgroups (cfg->n_groups, cfg->groups) < 0)
     return mc_error_set (err, errno, "setgroups");
@@ -126,8 +126,8 @@ enter_cwd (const char *cwd, struct mc_error *err)
 
 /* The monitor blocks SIGCHLD for its signalfd and ignores SIGPIPE; neither
  * may leak into the container (ignored dispositions survive execve). */
-static void
-reset_signals (void)
+void
+mc_signals_reset (void)
 {
   sigset_t none;
 
@@ -139,14 +139,15 @@ reset_signals (void)
 }
 
 /* Put the container's stdio on 0-2, the sync socket on 3 (O_CLOEXEC), and
- * close everything else: no fd of the monitor or the daemon leaks in. */
-static int
-arrange_fds (const struct mc_stdio *stdio, int *sync_fd, struct mc_error *err)
+ * close everything else: no fd of the monitor or the daemon leaks in.  A
+ * stdio fd of -1 is already in place (a pty: mc_pty_open_child). */
+int
+mc_stdio_arrange (const struct mc_stdio *stdio, int *sync_fd, struct mc_error *err)
 {
   const int fds[3] = { stdio->in, stdio->out, stdio->err };
 
   for (int i = 0; i < 3; i++)
-    if (dup2 (fds[i], i) < 0)
+    if (fds[i] >= 0 && dup2 (fds[i], i) < 0)
       return mc_error_set (err, errno, "dup2 %d to %d", fds[i], i);
   if (*sync_fd != 3)
     {
@@ -176,9 +177,12 @@ child_setup (const struct mc_config *cfg, const struct mc_stdio *stdio, int *syn
     return mc_error_set (err, errno, "sethostname `%s`", cfg->hostname);
   if (loopback_up (err) < 0 || enter_cwd (cfg->cwd, err) < 0)
     return -1;
-  if (drop_capabilities (err) < 0 || switch_user (cfg, err) < 0)
+  /* After pivot_root (the container's own devpts), while we may still chown. */
+  if (cfg->tty && mc_pty_open_child (*sync_fd, cfg->uid, err) < 0)
     return -1;
-  return arrange_fds (stdio, sync_fd, err);
+  if (mc_caps_drop (err) < 0 || mc_user_switch (cfg, err) < 0)
+    return -1;
+  return mc_stdio_arrange (stdio, sync_fd, err);
 }
 
 __attribute__ ((noreturn)) static void
@@ -187,7 +191,7 @@ child_main (const struct mc_config *cfg, const struct mc_stdio *stdio, int sync_
   struct mc_error err;
 
   prctl (PR_SET_NAME, "minictr:[init]", 0, 0, 0);
-  reset_signals ();
+  mc_signals_reset ();
   if (mc_sync_expect (sync_fd, MC_SYNC_IDS_READY, &err) < 0)
     _exit (1); /* the monitor is gone */
   if (child_setup (cfg, stdio, &sync_fd, &err) < 0)
@@ -227,8 +231,8 @@ write_idmap (pid_t pid, const char *file, const struct mc_idmap *maps, size_t n,
   return write_file (path, buf, used, err);
 }
 
-static int
-join_cgroups (const struct mc_config *cfg, pid_t pid, struct mc_error *err)
+int
+mc_cgroups_join (const struct mc_config *cfg, pid_t pid, struct mc_error *err)
 {
   char path[PATH_MAX], buf[32];
   int len = snprintf (buf, sizeof buf, "%d\n", pid);
@@ -244,7 +248,8 @@ join_cgroups (const struct mc_config *cfg, pid_t pid, struct mc_error *err)
 }
 
 static int
-configure_child (const struct mc_config *cfg, pid_t pid, int sync_fd, struct mc_error *err)
+configure_child (const struct mc_config *cfg, pid_t pid, int sync_fd, int *pty_master,
+                 struct mc_error *err)
 {
   if (cfg->userns)
     {
@@ -252,9 +257,11 @@ configure_child (const struct mc_config *cfg, pid_t pid, int sync_fd, struct mc_
           || write_idmap (pid, "gid_map", cfg->gidmaps, cfg->n_gidmaps, err) < 0)
         return -1;
     }
-  if (join_cgroups (cfg, pid, err) < 0)
+  if (mc_cgroups_join (cfg, pid, err) < 0)
     return -1;
   if (mc_sync_send (sync_fd, MC_SYNC_IDS_READY, NULL, err) < 0)
+    return -1;
+  if (cfg->tty && mc_pty_recv_master (sync_fd, pty_master, err) < 0)
     return -1;
   return mc_sync_expect (sync_fd, MC_SYNC_CREATED, err);
 }
@@ -268,12 +275,14 @@ mc_container_spawn (const struct mc_config *cfg, const struct mc_stdio *stdio,
   int sv[2];
   pid_t pid;
 
-  if (stdio->in < 3 || stdio->out < 3 || stdio->err < 3)
+  c->pty_master = -1;
+  if (!cfg->tty && (stdio->in < 3 || stdio->out < 3 || stdio->err < 3))
     return mc_error_set (err, EINVAL, "spawn: stdio fds must be above 2");
   if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
     return mc_error_set (err, errno, "socketpair");
   cleanup_fd int parent_end = sv[0];
   cleanup_fd int child_end = sv[1];
+  cleanup_fd int pty_master = -1;
   pid = mc_clone (flags, err);
   if (pid < 0)
     return -1;
@@ -283,7 +292,7 @@ mc_container_spawn (const struct mc_config *cfg, const struct mc_stdio *stdio,
       child_main (cfg, stdio, mc_steal_fd (&child_end));
     }
   close (mc_steal_fd (&child_end));
-  if (configure_child (cfg, pid, parent_end, err) < 0)
+  if (configure_child (cfg, pid, parent_end, &pty_master, err) < 0)
     {
       kill (pid, SIGKILL);
       waitpid (pid, NULL, 0);
@@ -291,6 +300,7 @@ mc_container_spawn (const struct mc_config *cfg, const struct mc_stdio *stdio,
     }
   c->pid = pid;
   c->sync_fd = mc_steal_fd (&parent_end);
+  c->pty_master = mc_steal_fd (&pty_master);
   return 0;
 }
 

@@ -35,6 +35,7 @@ enum attach_mask
   ATTACH_STDIN = 1,
   ATTACH_STDOUT = 2,
   ATTACH_STDERR = 4,
+  ATTACH_CONTROL = 8, /* no output; text lines such as `resize <rows> <cols>` */
 };
 
 struct client
@@ -42,6 +43,8 @@ struct client
   int fd;
   int mask; /* -1 until the client's first byte arrived */
   bool read_eof;
+  char ctl[128]; /* a control client's unfinished line */
+  size_t ctl_len;
   char *out;
   size_t out_len, out_cap;
 };
@@ -52,6 +55,7 @@ struct monitor
   struct mc_container ctr;
   int sync_fd, sig_fd, listen_fd, log_fd;
   int out_fd, err_fd, in_fd; /* our ends of the container's stdio; -1 when closed */
+  int pty_fd;                /* with a tty: the master (out_fd and in_fd are dups of it) */
   struct mc_log_stream log_out, log_err;
   char sync_line[64];
   size_t sync_len;
@@ -142,14 +146,11 @@ client_flush (struct client *c)
   return 0;
 }
 
-/* Docker's multiplexed frame: [stream, 0, 0, 0, big-endian length] payload. */
+/* Queue HDR (may be empty) and BUF for C and send what the socket takes now. */
 static int
-client_queue_frame (struct client *c, int stream, const char *buf, size_t len)
+client_queue (struct client *c, const void *hdr, size_t hdr_len, const char *buf, size_t len)
 {
-  unsigned char hdr[8] = { (unsigned char) stream, 0, 0, 0, (unsigned char) (len >> 24),
-                           (unsigned char) (len >> 16), (unsigned char) (len >> 8),
-                           (unsigned char) len };
-  size_t need = c->out_len + sizeof hdr + len;
+  size_t need = c->out_len + hdr_len + len;
 
   if (need > CLIENT_MAX_BUFFERED)
     return -1;
@@ -164,10 +165,24 @@ client_queue_frame (struct client *c, int stream, const char *buf, size_t len)
       c->out = grown;
       c->out_cap = cap;
     }
-  memcpy (c->out + c->out_len, hdr, sizeof hdr);
-  memcpy (c->out + c->out_len + sizeof hdr, buf, len);
+  if (hdr_len > 0)
+    memcpy (c->out + c->out_len, hdr, hdr_len);
+  memcpy (c->out + c->out_len + hdr_len, buf, len);
   c->out_len = need;
   return client_flush (c);
+}
+
+/* Docker's multiplexed frame: [stream, 0, 0, 0, big-endian length] payload;
+ * with a tty, the raw bytes (one stream, as in Docker). */
+static int
+client_queue_output (const struct monitor *m, struct client *c, int stream, const char *buf,
+                     size_t len)
+{
+  unsigned char hdr[8] = { (unsigned char) stream, 0, 0, 0, (unsigned char) (len >> 24),
+                           (unsigned char) (len >> 16), (unsigned char) (len >> 8),
+                           (unsigned char) len };
+
+  return client_queue (c, hdr, m->cfg.tty ? 0 : sizeof hdr, buf, len);
 }
 
 static void
@@ -178,7 +193,8 @@ broadcast (struct monitor *m, int stream, const char *buf, size_t len)
   for (size_t i = 0; i < m->n_clients;)
     {
       struct client *c = &m->clients[i];
-      if (c->mask > 0 && (c->mask & want) && client_queue_frame (c, stream, buf, len) < 0)
+      if (c->mask > 0 && !(c->mask & ATTACH_CONTROL) && (c->mask & want)
+          && client_queue_output (m, c, stream, buf, len) < 0)
         client_drop (m, i);
       else
         i++;
@@ -212,11 +228,66 @@ stdin_close (struct monitor *m)
   m->stdin_len = m->stdin_off = 0;
 }
 
-/* Read from a client: its mask byte first, then stdin bytes (or nothing). */
+/* One line of a control client, answered `ok` or `error <errno> <message>`. */
 static void
-client_read (struct monitor *m, size_t i)
+control_command (struct monitor *m, struct client *c, const char *line)
+{
+  struct mc_error err = { 0 };
+  unsigned int rows, cols;
+  char reply[sizeof err.msg + 32];
+  int ret = 0, len;
+
+  if (sscanf (line, "resize %u %u", &rows, &cols) == 2)
+    /* Without a tty there is nothing to resize; Docker's clients do not mind. */
+    ret = m->pty_fd >= 0 ? mc_pty_resize (m->pty_fd, rows, cols, &err) : 0;
+  else
+    ret = mc_error_set (&err, EINVAL, "control: unknown command `%.64s`", line);
+  len = ret == 0 ? snprintf (reply, sizeof reply, "ok\n")
+                 : snprintf (reply, sizeof reply, "error %d %s\n", err.errnum, err.msg);
+  /* A client that cannot take the answer is dropped by its next read. */
+  client_queue (c, NULL, 0, reply, (size_t) len);
+}
+
+static void
+control_read (struct monitor *m, size_t i)
 {
   struct client *c = &m->clients[i];
+  ssize_t n = recv (c->fd, c->ctl + c->ctl_len, sizeof c->ctl - 1 - c->ctl_len, MSG_DONTWAIT);
+  char *nl;
+
+  if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    return;
+  if (n <= 0)
+    {
+      client_drop (m, i);
+      return;
+    }
+  c->ctl_len += (size_t) n;
+  while ((nl = memchr (c->ctl, '\n', c->ctl_len)) != NULL)
+    {
+      size_t used = (size_t) (nl + 1 - c->ctl);
+      *nl = '\0';
+      control_command (m, c, c->ctl);
+      memmove (c->ctl, nl + 1, c->ctl_len - used);
+      c->ctl_len -= used;
+    }
+  if (c->ctl_len == sizeof c->ctl - 1)
+    client_drop (m, i); /* no command is that long */
+}
+
+/* Read from a client: its mask byte first, then stdin bytes (or nothing), or
+ * a control client's lines.  HANGUP: poll said POLLHUP (the peer closed both
+ * directions), which EOF alone does not tell from a half-close. */
+static void
+client_read (struct monitor *m, size_t i, bool hangup)
+{
+  struct client *c = &m->clients[i];
+
+  if (c->mask > 0 && (c->mask & ATTACH_CONTROL))
+    {
+      control_read (m, i);
+      return;
+    }
   bool wants_stdin = c->mask > 0 && (c->mask & ATTACH_STDIN) && m->in_fd >= 0;
   char discard[4096];
 
@@ -233,11 +304,19 @@ client_read (struct monitor *m, size_t i)
       client_drop (m, i);
       return;
     }
+  if (n == 0 && hangup)
+    {
+      /* Gone altogether (closed, or its daemon was killed): the container's
+       * stdin stays open for whoever attaches next (live restore). */
+      client_drop (m, i);
+      return;
+    }
   if (n == 0)
     {
-      /* Half-closed: StdinOnce, the container's stdin ends with it. */
+      /* Half-closed (shutdown SHUT_WR): StdinOnce, the container's stdin ends
+       * with it.  Not a pty's: every client shares it, as in Docker. */
       c->read_eof = true;
-      if (c->mask & ATTACH_STDIN)
+      if ((c->mask & ATTACH_STDIN) && !m->cfg.tty)
         m->stdin_eof = true;
       if (m->stdin_len == 0 && m->stdin_eof)
         stdin_close (m);
@@ -288,7 +367,7 @@ accept_queued_clients (struct monitor *m)
     {
       struct pollfd p = { .fd = m->clients[i].fd, .events = POLLIN };
       if (m->clients[i].mask < 0 && poll (&p, 1, 1000) > 0)
-        client_read (m, i);
+        client_read (m, i, false);
     }
 }
 
@@ -427,7 +506,8 @@ client_events (const struct monitor *m, const struct client *c)
 {
   short ev = c->out_len > 0 ? POLLOUT : 0;
   /* Backpressure: no stdin bytes are read while the last ones wait. */
-  bool reading = c->mask < 0 || !(c->mask & ATTACH_STDIN) || m->stdin_len == 0;
+  bool reading = c->mask < 0 || (c->mask & ATTACH_CONTROL) || !(c->mask & ATTACH_STDIN)
+                 || m->stdin_len == 0;
 
   if (!c->read_eof && reading)
     ev |= POLLIN;
@@ -462,7 +542,7 @@ handle_clients (struct monitor *m, const struct pollfd *p, size_t n)
       if (p[i].revents == 0 || i >= m->n_clients || m->clients[i].fd != p[i].fd)
         continue;
       if (p[i].events & POLLIN && p[i].revents & (POLLIN | POLLHUP | POLLERR))
-        client_read (m, i);
+        client_read (m, i, p[i].revents & POLLHUP);
       else if (p[i].revents & (POLLOUT | POLLHUP | POLLERR)
                && client_flush (&m->clients[i]) < 0)
         client_drop (m, i);
@@ -610,6 +690,8 @@ open_stdio (struct monitor *m, struct mc_stdio *child, struct mc_error *err)
 {
   int out[2], errp[2], in[2];
 
+  if (m->cfg.tty)
+    return 0; /* the process opens its pty itself: take_pty, once it is spawned */
   if (pipe2 (out, O_CLOEXEC) < 0 || pipe2 (errp, O_CLOEXEC) < 0)
     return mc_error_set (err, errno, "pipe2");
   m->out_fd = out[0], child->out = out[1];
@@ -633,6 +715,31 @@ open_stdio (struct monitor *m, struct mc_stdio *child, struct mc_error *err)
   return 0;
 }
 
+/* With a tty, the master the process sent is its stdout (and stdin, when
+ * the config says so): the same fd twice, dup'ed, so that each closes alone. */
+static int
+take_pty (struct monitor *m, struct mc_error *err)
+{
+  m->pty_fd = mc_steal_fd (&m->ctr.pty_master);
+  if (m->pty_fd < 0)
+    return mc_error_set (err, EPROTO, "tty: no pty master from the container");
+  if (set_nonblock (m->pty_fd, err) < 0)
+    return -1;
+  if (m->cfg.tty_rows > 0 && m->cfg.tty_cols > 0
+      && mc_pty_resize (m->pty_fd, m->cfg.tty_rows, m->cfg.tty_cols, err) < 0)
+    return -1;
+  m->out_fd = fcntl (m->pty_fd, F_DUPFD_CLOEXEC, 0);
+  if (m->out_fd < 0)
+    return mc_error_set (err, errno, "dup pty master");
+  if (m->cfg.stdin_pipe)
+    {
+      m->in_fd = fcntl (m->pty_fd, F_DUPFD_CLOEXEC, 0);
+      if (m->in_fd < 0)
+        return mc_error_set (err, errno, "dup pty master");
+    }
+  return 0;
+}
+
 static int
 monitor_setup (struct monitor *m, struct mc_error *err)
 {
@@ -641,16 +748,23 @@ monitor_setup (struct monitor *m, struct mc_error *err)
 
   if (open_signalfd (m, err) < 0)
     return -1;
-  m->log_fd = mc_log_open (&m->cfg, err);
-  if (m->log_fd < 0)
-    return -1;
+  if (m->cfg.log_path != NULL)
+    {
+      m->log_fd = mc_log_open (&m->cfg, err);
+      if (m->log_fd < 0)
+        return -1;
+    }
   ret = open_stdio (m, &child, err);
-  if (ret == 0)
+  if (ret == 0 && m->cfg.exec_pid > 0)
+    ret = mc_exec_spawn (&m->cfg, &child, &m->ctr, err);
+  else if (ret == 0)
     ret = mc_container_spawn (&m->cfg, &child, &m->ctr, err);
   for (int *fd = &child.in; fd <= &child.err; fd++)
     if (*fd >= 0)
       close (*fd);
   if (ret < 0)
+    return -1;
+  if (m->cfg.tty && take_pty (m, err) < 0)
     return -1;
   return listen_attach (m, err);
 }
@@ -707,7 +821,8 @@ int
 main (int argc, char **argv)
 {
   struct monitor m = {
-    .ctr = { .pid = -1, .sync_fd = -1 },
+    .ctr = { .pid = -1, .sync_fd = -1, .pty_master = -1 },
+    .pty_fd = -1,
     .sync_fd = SYNC_FD, .sig_fd = -1, .listen_fd = -1, .log_fd = -1,
     .out_fd = -1, .err_fd = -1, .in_fd = -1,
     .log_out = { .name = "stdout" }, .log_err = { .name = "stderr" },

@@ -236,6 +236,28 @@ mount_dev_subdir (int devfd, const char *name, const char *fstype, unsigned long
   return mount_on_fd (fstype, fd, fstype, flags, data, display, err);
 }
 
+/* The container's own devpts instance, its ptys in group tty (5) as in
+ * Docker.  A user namespace that does not map gid 5 makes the kernel refuse
+ * gid=5 with EINVAL: then without it, as crun does. */
+static int
+mount_devpts (int devfd, struct mc_error *err)
+{
+  cleanup_fd int fd = -1;
+
+  if (mkdirat (devfd, "pts", 0755) < 0)
+    return mc_error_set (err, errno, "mkdir `/dev/pts`");
+  fd = openat (devfd, "pts", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return mc_error_set (err, errno, "open `/dev/pts`");
+  if (mount_on_fd ("devpts", fd, "devpts", MS_NOSUID | MS_NOEXEC,
+                   "newinstance,ptmxmode=0666,mode=0620,gid=5", "/dev/pts", err) == 0)
+    return 0;
+  if (err->errnum != EINVAL)
+    return -1;
+  return mount_on_fd ("devpts", fd, "devpts", MS_NOSUID | MS_NOEXEC,
+                      "newinstance,ptmxmode=0666,mode=0620", "/dev/pts", err);
+}
+
 static int
 mount_dev (int rootfd, bool userns, struct mc_error *err)
 {
@@ -256,10 +278,7 @@ mount_dev (int rootfd, bool userns, struct mc_error *err)
       return -1;
   if (make_dev_links (devfd, err) < 0)
     return -1;
-  if (mount_dev_subdir (devfd, "pts", "devpts", MS_NOSUID | MS_NOEXEC,
-                        userns ? "newinstance,ptmxmode=0666,mode=0620"
-                               : "newinstance,ptmxmode=0666,mode=0620,gid=5",
-                        err) < 0)
+  if (mount_devpts (devfd, err) < 0)
     return -1;
   if (mount_dev_subdir (devfd, "shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
                         "mode=1777,size=65536k", err) < 0)

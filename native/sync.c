@@ -86,6 +86,80 @@ mc_sync_expect (int fd, enum mc_sync_type expected, struct mc_error *err)
   return 0;
 }
 
+/* A message that carries a file descriptor (SCM_RIGHTS) beside its type. */
+int
+mc_sync_send_fd (int fd, enum mc_sync_type type, int passed, struct mc_error *err)
+{
+  struct mc_sync_msg m = { .type = type };
+  union
+  {
+    char buf[CMSG_SPACE (sizeof (int))];
+    struct cmsghdr align;
+  } control = { 0 };
+  struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                        .msg_controllen = sizeof control.buf };
+  struct cmsghdr *cmsg = CMSG_FIRSTHDR (&msg);
+  ssize_t n;
+
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN (sizeof (int));
+  memcpy (CMSG_DATA (cmsg), &passed, sizeof passed);
+  do
+    n = sendmsg (fd, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return mc_error_set (err, errno, "sendmsg sync message %#x", type);
+  return 0;
+}
+
+int
+mc_sync_expect_fd (int fd, enum mc_sync_type expected, int *passed, struct mc_error *err)
+{
+  struct mc_sync_msg m;
+  union
+  {
+    char buf[CMSG_SPACE (sizeof (int))];
+    struct cmsghdr align;
+  } control;
+  struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                        .msg_controllen = sizeof control.buf };
+  struct cmsghdr *cmsg;
+  ssize_t n;
+
+  *passed = -1;
+  do
+    n = recvmsg (fd, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return mc_error_set (err, errno, "recvmsg sync message");
+  cmsg = CMSG_FIRSTHDR (&msg);
+  if (cmsg != NULL && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS
+      && cmsg->cmsg_len == CMSG_LEN (sizeof (int)))
+    memcpy (passed, CMSG_DATA (cmsg), sizeof *passed);
+  if (n == 0)
+    return mc_error_set (err, EPIPE, "sync: the other side exited before message %#x",
+                         expected);
+  if ((size_t) n == sizeof m && m.type == MC_SYNC_ERROR)
+    {
+      err->errnum = m.errnum;
+      memcpy (err->msg, m.msg, sizeof err->msg);
+      err->msg[sizeof err->msg - 1] = '\0';
+    }
+  else if ((size_t) n != sizeof m || m.type != (uint32_t) expected)
+    mc_error_set (err, EPROTO, "sync: expected message %#x, got %zd bytes", expected, n);
+  else if (*passed < 0)
+    mc_error_set (err, EPROTO, "sync: message %#x without its file descriptor", expected);
+  else
+    return 0;
+  if (*passed >= 0)
+    close (*passed);
+  *passed = -1;
+  return -1;
+}
+
 void
 mc_child_fail (int sync_fd, const struct mc_error *err, int status)
 {

@@ -25,8 +25,19 @@ async def attach_container(req):
     # Registered before the connection is hijacked: a 404 still answers as JSON, and a
     # `start` that races the 101 answer already finds this client.
     attach = req.services.containers.prepare_attach(req.params["id"], req.flag("stdin"),
-                                                    req.flag("stdout"), req.flag("stderr"))
-    return HijackResponse(attach.serve)
+                                                    req.flag("stdout"), req.flag("stderr"),
+                                                    req.arg("detachKeys"))
+    return HijackResponse(attach.serve, attach.content_type)
+
+
+@route("POST", "/containers/{id}/resize")
+async def resize_container(req):
+    try:
+        height, width = int(req.arg("h") or 0), int(req.arg("w") or 0)
+    except ValueError:
+        raise InvalidArgument("h and w must be integers") from None
+    await req.services.containers.resize(req.params["id"], height, width)
+    return EmptyResponse(200)
 
 
 @route("POST", "/containers/{id}/wait")

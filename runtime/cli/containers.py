@@ -13,23 +13,47 @@ from minictr.errors import MinictrError, NotFound
 @pass_ctx
 def run(ctx, name, **options):
     """Create and run a new container from an image; exits with the container's exit code."""
-    from minictr.cli.streams import demux_to_terminal, forward_stdin
-
     client = ctx.client
+    tty, interactive = options["tty"], options["interactive"]
+    if not options["detach"]:
+        check_attachable(tty, interactive, options["detach_keys"])
     container_id = _create(ctx, name, options)
     if options["detach"]:
         _start_or_exit(client, container_id)
         click.echo(container_id)
         return
-    interactive = options["interactive"]
-    sock, early = client.hijack(f"/containers/{container_id}/attach",
-                                {"stream": 1, "stdin": int(interactive), "stdout": 1, "stderr": 1})
     condition = "removed" if options["auto_remove"] else "next-exit"
+    _attach_and_start(client, container_id, tty=tty, stdin=interactive, detach_keys=options["detach_keys"],
+                      condition=condition)
+
+
+def check_attachable(tty, stdin, detach_keys):
+    """What Docker's CLI refuses before it creates anything: bad detach keys, and a tty's
+    stdin that is no terminal."""
+    import os
+
+    from minictr.detach_keys import parse
+
+    if detach_keys:
+        parse(detach_keys)
+    if tty and stdin and not os.isatty(0):
+        error = MinictrError("the input device is not a TTY")
+        error.exit_code = 1
+        raise error
+
+
+def _attach_and_start(client, container_id, *, tty, stdin, detach_keys, condition):
+    """Attach, start, and stream until the container ends (exit with its status) or the user
+    detaches (return: exit 0, the container runs on)."""
+    from minictr.cli.streams import stream_attached
+
+    sock, early = client.hijack(f"/containers/{container_id}/attach",
+                                {"stream": 1, "stdin": int(stdin), "stdout": 1, "stderr": 1,
+                                 "detachKeys": detach_keys})
     waiter = client.stream("POST", f"/containers/{container_id}/wait", {"condition": condition})
     _start_or_exit(client, container_id)
-    if interactive:
-        forward_stdin(sock)
-    demux_to_terminal(sock, early)
+    if stream_attached(client, container_id, sock, early, tty=tty, stdin=stdin, detach_keys=detach_keys):
+        return
     sys.exit(waiter.json()["StatusCode"])
 
 
@@ -69,11 +93,26 @@ def create(ctx, name, **options):
 
 
 @click.command()
+@click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and wait for the container to end.")
+@click.option("-i", "--interactive", is_flag=True, help="Attach the container's STDIN.")
+@click.option("--detach-keys", help="Key sequence that detaches (default ctrl-p,ctrl-q).")
 @click.argument("containers", nargs=-1, required=True)
 @pass_ctx
-def start(ctx, containers):
+def start(ctx, attach, interactive, detach_keys, containers):
     """Start one or more created or stopped containers."""
-    _each(containers, lambda ref: ctx.client.post(f"/containers/{ref}/start"))
+    from minictr.client import quote_path
+    from minictr.errors import InvalidArgument
+
+    if not (attach or interactive):
+        _each(containers, lambda ref: ctx.client.post(f"/containers/{ref}/start"))
+        return
+    if len(containers) > 1:
+        raise InvalidArgument("you cannot start and attach multiple containers at once")
+    info = ctx.client.get(f"/containers/{quote_path(containers[0])}/json")
+    tty, stdin = info["Config"]["Tty"], interactive and info["Config"]["OpenStdin"]
+    check_attachable(tty, stdin, detach_keys)
+    condition = "removed" if info["HostConfig"].get("AutoRemove") else "next-exit"
+    _attach_and_start(ctx.client, info["Id"], tty=tty, stdin=stdin, detach_keys=detach_keys, condition=condition)
 
 
 @click.command()

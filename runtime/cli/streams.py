@@ -31,15 +31,59 @@ def _write_all(fd, data):
             return
 
 
-def forward_stdin(sock):
-    """Send our stdin to the container in the background; half-close at EOF so its stdin ends too."""
+def copy_to_terminal(sock, early):
+    """Copy a tty's raw output (one stream) to fd 1 until the stream ends."""
+    if early:
+        _write_all(1, early)
+    while data := sock.recv(65536):
+        _write_all(1, data)
+
+
+def forward_stdin(sock, detach_keys=b"", detached=None):
+    """Send our stdin to the container in the background; half-close at EOF so its stdin ends too.
+
+    With DETACH_KEYS (a tty), the bytes go as they are (the daemon acts on the sequence) and,
+    once the whole sequence went, DETACHED (a threading.Event) is set and nothing more is sent."""
+    from minictr.detach_keys import Matcher
+
+    matcher = Matcher(detach_keys)
 
     def pump():
         try:
             while data := os.read(0, 65536):
+                if matcher.feed(data)[1]:
+                    detached.set()  # before the daemon can end the stream
+                    sock.sendall(data)
+                    return
                 sock.sendall(data)
             sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass
 
     threading.Thread(target=pump, daemon=True).start()
+
+
+def stream_attached(client, container_id, sock, early, *, tty, stdin, detach_keys=None):
+    """Serve a hijacked attach connection until its output ends, as Docker's CLI does: with a
+    tty, our terminal raw, its size sent now and on SIGWINCH, output copied raw; without one,
+    Docker's frames to stdout and stderr.  Returns whether the user detached (the container
+    runs on)."""
+    from minictr.cli.terminal import RawTerminal, SizeWatcher
+    from minictr.client import Client
+    from minictr.detach_keys import DEFAULT, parse
+
+    keys = parse(detach_keys or DEFAULT) if tty else b""
+    detached = threading.Event()
+    resizer = Client(client.socket_path)  # the watcher's thread gets a connection of its own
+
+    def resize(rows, columns):
+        resizer.post(f"/containers/{container_id}/resize", {"h": rows, "w": columns})
+
+    with RawTerminal(0, enabled=tty and stdin), SizeWatcher(resize, enabled=tty):
+        if stdin:
+            forward_stdin(sock, keys, detached)
+        if tty:
+            copy_to_terminal(sock, early)
+        else:
+            demux_to_terminal(sock, early)
+    return detached.is_set()

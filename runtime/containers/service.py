@@ -777,7 +777,7 @@ class Attach:
     async def _pump_input(self, reader, early, mon_writer, output):
         matcher = DetachMatcher(self.detach_keys)
         try:
-            data = early
+            data = early or await reader.read(65536)
             while data:
                 data, detached = matcher.feed(data)
                 if data:
