@@ -1,5 +1,6 @@
 """/containers/…: parse the request, call the container service, shape the answer."""
 
+import asyncio
 import json
 
 from minictr.api.router import EmptyResponse, HijackResponse, JSONResponse, StreamResponse, route
@@ -103,12 +104,26 @@ def _timeout(req):
 
 @route("GET", "/containers/json")
 async def list_containers(req):
-    return JSONResponse(req.services.containers.list(all=req.flag("all")))
+    from minictr.containers import filters
+
+    try:
+        limit = int(req.arg("limit") or -1)
+    except ValueError:
+        raise InvalidArgument(f"invalid limit: {req.arg('limit')}") from None
+    containers = req.services.containers
+    size = req.flag("size")
+    listing = lambda: containers.list(all=req.flag("all"), filters=filters.parse(req.arg("filters")),
+                                      limit=limit, size=size)
+    # Sizes walk the containers' upper dirs: off the event loop.
+    return JSONResponse(await asyncio.to_thread(listing) if size else listing())
 
 
 @route("GET", "/containers/{id}/json")
 async def inspect_container(req):
-    return JSONResponse(req.services.containers.inspect(req.params["id"]))
+    containers = req.services.containers
+    if req.flag("size"):
+        return JSONResponse(await asyncio.to_thread(containers.inspect, req.params["id"], True))
+    return JSONResponse(containers.inspect(req.params["id"]))
 
 
 @route("DELETE", "/containers/{id}")

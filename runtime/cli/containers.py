@@ -117,25 +117,28 @@ def start(ctx, attach, interactive, detach_keys, containers):
 
 @click.command()
 @click.option("-a", "--all", "all_", is_flag=True, help="Show all containers (default shows just running).")
-@click.option("-q", "--quiet", is_flag=True, help="Only display container IDs.")
+@click.option("-f", "--filter", "filters", multiple=True, help="Filter output based on conditions provided (key=value).")
+@click.option("--format", "format_", help="Format output using a Go template, 'table', 'table TEMPLATE' or 'json'.")
+@click.option("-n", "--last", type=int, default=-1, help="Show n last created containers (includes all states).")
+@click.option("-l", "--latest", is_flag=True, help="Show the latest created container (includes all states).")
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
+@click.option("-q", "--quiet", is_flag=True, help="Only display container IDs.")
+@click.option("-s", "--size", is_flag=True, help="Display total file sizes.")
 @pass_ctx
-def ps(ctx, all_, quiet, no_trunc):
+def ps(ctx, all_, filters, format_, last, latest, no_trunc, quiet, size):
     """List containers."""
-    from minictr.cli.format import ago, table
+    from minictr.cli.container_format import ps_format, render_ps
+    from minictr.cli.filters import filters_query
 
-    containers = ctx.client.get("/containers/json", {"all": int(all_)})
-    ids = [c["Id"] if no_trunc else c["Id"][:12] for c in containers]
-    if quiet:
-        for container_id in ids:
-            click.echo(container_id)
-        return
-    rows = []
-    for container_id, c in zip(ids, containers):
-        command = c["Command"] if no_trunc or len(c["Command"]) <= 20 else c["Command"][:19] + "…"
-        rows.append([container_id, c["Image"], f'"{command}"', ago(c["Created"]), c["Status"], "",
-                     ",".join(n.lstrip("/") for n in c["Names"])])
-    click.echo(table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], rows))
+    if quiet and format_ and format_ != "table":
+        click.echo("WARNING: Ignoring custom format, because both --format and --quiet are set.", err=True)
+    format_, size = ps_format(format_, quiet, size)
+    limit = 1 if latest and last == -1 else last
+    query = {"all": int(all_) if all_ else None, "limit": limit if limit > 0 else None,
+             "size": 1 if size else None, "filters": filters_query(filters)}
+    text = render_ps(ctx.client.get("/containers/json", query), format_, trunc=not no_trunc)
+    if text is not None:
+        click.echo(text)
 
 
 @click.command()
@@ -213,27 +216,44 @@ def wait(ctx, containers):
 
 
 @click.command()
+@click.option("-f", "--format", "format_", help="Format output using a Go template, or 'json'.")
+@click.option("-s", "--size", is_flag=True, help="Display total file sizes if the type is container.")
 @click.option("--type", "kind", type=click.Choice(["container", "image"]), help="Only this kind of object.")
 @click.argument("names", nargs=-1, required=True)
 @pass_ctx
-def inspect(ctx, kind, names):
+def inspect(ctx, format_, size, kind, names):
     """Low-level information on containers or images, as JSON."""
+    import json
+
     from minictr.cli.format import dump
     from minictr.client import quote_path
 
+    template = None
+    if format_ and format_.strip() != "json":
+        from minictr.cli.template import Template
+
+        template = Template(format_)
     found, missing = [], []
     for name in names:
-        paths = {"container": [f"/containers/{quote_path(name)}/json"], "image": [f"/images/{name}/json"]}
+        paths = {"container": [(f"/containers/{quote_path(name)}/json", {"size": 1} if size else None)],
+                 "image": [(f"/images/{name}/json", None)]}
         candidates = paths[kind] if kind else paths["container"] + paths["image"]
-        for path in candidates:
+        for path, query in candidates:
             try:
-                found.append(ctx.client.get(path))
+                found.append(ctx.client.get(path, query))
                 break
             except NotFound:
                 continue
         else:
             missing.append(name)
-    click.echo(dump(found))
+    if template is not None:
+        from minictr.cli.container_format import INSPECT_TYPES
+
+        click.echo("".join(template.execute(document, types=INSPECT_TYPES) + "\n" for document in found), nl=False)
+    elif format_:
+        click.echo(json.dumps(found, separators=(",", ":"), ensure_ascii=False))
+    else:
+        click.echo(dump(found))
     for name in missing:
         click.echo(f"minictr: No such object: {name}", err=True)
     if missing:
