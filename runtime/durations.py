@@ -3,20 +3,32 @@ Status strings and the CLI's CREATED column alike."""
 
 import time
 
-_UNITS = (("years", 31536000), ("months", 2592000), ("weeks", 604800), ("days", 86400),
-          ("hours", 3600), ("minutes", 60))
-
-
 def human_duration(seconds):
-    seconds = max(0, seconds)
-    for unit, size in _UNITS:
-        if seconds >= 2 * size:
-            return f"{int(seconds // size)} {unit}"
-    if seconds >= 3600:
-        return "About an hour"
-    if seconds >= 60:
+    """go-units' HumanDuration, word for word as Docker prints it."""
+    whole = int(seconds)
+    if whole < 1:
+        return "Less than a second"
+    if whole == 1:
+        return "1 second"
+    if whole < 60:
+        return f"{whole} seconds"
+    minutes = int(seconds / 60)
+    if minutes == 1:
         return "About a minute"
-    return "Less than a second" if seconds < 1 else f"{int(seconds)} seconds"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(hours / 24 / 365)} years"
 
 
 def since(unix_seconds):

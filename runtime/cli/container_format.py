@@ -4,6 +4,7 @@ templates over the fields of Docker's ContainerContext."""
 import time
 
 from minictr.cli.template import HEADER_FUNCTIONS, Template, Types, prepare, tabwrite, to_json
+from minictr.durations import human_duration
 
 DEFAULT_TABLE = "table {{.ID}}\\t{{.Image}}\\t{{.Command}}\\t{{.RunningFor}}\\t{{.Status}}\\t{{.Ports}}\\t{{.Names}}"
 QUIET = "{{.ID}}"
@@ -71,34 +72,6 @@ def human_size(n):
             return f"{n:.3g}{unit}"
         n /= 1000
     return f"{n:.3g}YB"
-
-
-def human_duration(seconds):
-    """go-units HumanDuration, as Docker's RunningFor uses it."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(hours / 24 / 365)} years"
 
 
 def go_time(unix_seconds):
