@@ -85,11 +85,159 @@ if rl_side:
     row("rootless minictr daemon side, per container", (t["mean"], t["stddev"]), mc_mean)
 row("rootless `podman run --rm --network none IMG true`", hf("podman-run-rootless"), mc_mean)
 
-print("| what | mean ± σ | ratio (to `minictr run` unless said) |")
-print("| --- | ---: | ---: |")
-for what, m, r in rows:
-    print(f"| {what} | {m} | {r} |")
-print()
+if rows:
+    print("| what | mean ± σ | ratio (to `minictr run` unless said) |")
+    print("| --- | ---: | ---: |")
+    for what, m, r in rows:
+        print(f"| {what} | {m} | {r} |")
+    print()
+
+headlines = []  # the new sections' ratios against the issue's targets, printed with the others
+
+
+def times(x):
+    return f"{x:.2f}×"
+
+
+def churn_table():
+    """Per-container times of N × run -d, then N × rm -f (bench/churn.py)."""
+    engines = [("minictr (root)", "churn-minictr", "churn-minictr"),
+               ("docker (root)", "churn-docker", "churn-minictr"),
+               ("podman (root, `rm -f -t 0`)", "churn-podman", "churn-minictr"),
+               ("minictr rootless", "churn-minictr-rootless", "churn-minictr-rootless"),
+               ("podman rootless (`rm -f -t 0`)", "churn-podman-rootless", "churn-minictr-rootless")]
+    found = [(what, load(name), load(ref), ref) for what, name, ref in engines if load(name)]
+    if not found:
+        return
+    n = found[0][1]["n"]
+    print(f"Churn: {n} × `run -d --network none IMG sleep 1000`, then {n} × `rm -f ID` "
+          "(one CLI invocation each, mean ± σ; per container = wall time of both phases / N)")
+    print()
+    print("| engine | `run -d` | `rm -f` | per container | ratio to minictr (same mode) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for what, r, ref, refname in found:
+        pc = r["per_container"]
+        cell = lambda ph: f"{ms(r[ph]['mean'])} ± {r[ph]['stddev'] * 1000:.1f}"
+        print(f"| {what} | {cell('run')} | {cell('rm')} | {ms(pc['total'])} | "
+              f"{ratio(pc['total'], ref['per_container']['total'] if ref else None)} |")
+    print()
+    for mc_name, mode in (("churn-minictr", "root"), ("churn-minictr-rootless", "rootless")):
+        mc = load(mc_name)
+        if not mc:
+            continue
+        peers = ["docker", "podman"] if mode == "root" else ["podman"]
+        for peer in peers:
+            r = load(f"churn-{peer}" + ("-rootless" if mode == "rootless" else ""))
+            if r:
+                x = r["per_container"]["total"] / mc["per_container"]["total"]
+                headlines.append(f"churn ({mode}): {peer} / minictr per container: **{times(x)}** (target ≥ 3×)")
+
+
+def exec_table():
+    rows = [("`minictr exec CTR true`", hf("minictr-exec"), "minictr-exec"),
+            ("`docker exec CTR true`", hf("docker-exec"), "minictr-exec"),
+            ("`podman exec CTR true` (root)", hf("podman-exec"), "minictr-exec"),
+            ("rootless `minictr exec CTR true`", hf("minictr-exec-rootless"), "minictr-exec-rootless"),
+            ("rootless `podman exec CTR true`", hf("podman-exec-rootless"), "minictr-exec-rootless")]
+    rows = [r for r in rows if r[1]]
+    if not rows:
+        return
+    print("Exec into a running `sleep 1000` container")
+    print()
+    print("| what | mean ± σ | ratio to minictr exec (same mode) |")
+    print("| --- | ---: | ---: |")
+    for what, m, ref in rows:
+        refm = hf(ref)
+        print(f"| {what} | {ms(m[0])} ± {m[1] * 1000:.1f} | {ratio(m[0], refm[0] if refm else None)} |")
+    print()
+    for ref, peer, mode in (("minictr-exec", "docker-exec", "root"), ("minictr-exec", "podman-exec", "root"),
+                            ("minictr-exec-rootless", "podman-exec-rootless", "rootless")):
+        a, b = hf(peer), hf(ref)
+        if a and b:
+            target = " (target ≥ 3×)" if peer == "docker-exec" else ""
+            headlines.append(f"exec ({mode}): {peer.split('-')[0]} exec / minictr exec: **{times(a[0] / b[0])}**{target}")
+
+
+def mb(x):
+    return f"{x / 2**20:.2f} MB" if x is not None else "–"
+
+
+def memory_table():
+    mc, mc_idle = load("memory-minictr"), load("memory-minictr-idle")
+    dk, dk_idle = load("memory-docker"), load("memory-docker-idle")
+    pm = load("memory-podman")
+    if not any((mc, mc_idle, dk, dk_idle, pm)):
+        return
+    n = next((g["monitor"]["count"] for g in (mc,) if g and "monitor" in g), None) \
+        or next((g["shim"]["count"] for g in (dk,) if g and "shim" in g), None) \
+        or next((g["conmon"]["count"] for g in (pm,) if g and "conmon" in g), None)
+    print(f"Memory with {n} idle containers (`sleep 1000`): RSS (VmRSS) and PSS (smaps_rollup)")
+    print()
+    print("| what | processes | RSS mean (max) | PSS mean | RSS total | ratio of RSS to minictr's |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+
+    def group(what, g, ref=None):
+        if not g or not g["rss"]:
+            return
+        pss = g["pss"]["mean"] if g["pss"] else None
+        mx = f" ({mb(g['rss']['max'])})" if g["rss"]["max"] is not None else ""
+        print(f"| {what} | {g['count']} | {mb(g['rss']['mean'])}{mx} | {mb(pss)} | "
+              f"{mb(g['rss']['total'])} | {ratio(g['rss']['mean'], ref) if ref else '–'} |")
+
+    def total(*gs):
+        gs = [g for g in gs if g and g["rss"]]
+        if not gs:
+            return None
+        pss = [g["pss"]["total"] for g in gs if g["pss"]]
+        return {"count": sum(g["count"] for g in gs),
+                # one row for all of them together: its "mean" is their sum
+                "rss": {"total": sum(g["rss"]["total"] for g in gs), "mean": sum(g["rss"]["total"] for g in gs),
+                        "max": None},
+                "pss": {"mean": sum(pss)} if len(pss) == len(gs) else None}
+
+    mon = mc["monitor"]["rss"]["mean"] if mc and mc.get("monitor", {}).get("rss") else None
+    daemon = mc["daemon"]["rss"]["mean"] if mc else None
+    idle = mc_idle["daemon"]["rss"]["mean"] if mc_idle else None
+    group("minictr-monitor, per container", mc and mc.get("monitor"), mon)
+    group("conmon (podman root), per container", pm and pm.get("conmon"), mon)
+    group("containerd-shim-runc-v2 (docker), per container", dk and dk.get("shim"), mon)
+    group("minictr daemon, no container", mc_idle and mc_idle.get("daemon"), idle)
+    group(f"minictr daemon, {n} containers", mc and mc.get("daemon"), daemon)
+    group("dockerd + containerd, no container", total(dk_idle and dk_idle.get("dockerd"),
+                                                       dk_idle and dk_idle.get("containerd")), idle)
+    group(f"dockerd + containerd, {n} containers", total(dk and dk.get("dockerd"), dk and dk.get("containerd")), daemon)
+    group(f"  … dockerd, {n} containers", dk and dk.get("dockerd"), daemon)
+    group(f"  … containerd, {n} containers", dk and dk.get("containerd"), daemon)
+    print()
+    # Everything an engine holds per container: its per-container process plus its daemons' growth.
+    per = {}
+    if mc and mc_idle and mon is not None:
+        per["minictr"] = mon + (mc["daemon"]["rss"]["total"] - mc_idle["daemon"]["rss"]["total"]) / n
+    if dk and dk_idle and dk.get("shim"):
+        grow = sum(dk[k]["rss"]["total"] - dk_idle[k]["rss"]["total"] for k in ("dockerd", "containerd"))
+        per["docker"] = dk["shim"]["rss"]["mean"] + grow / n
+    if pm and pm.get("conmon"):
+        per["podman"] = pm["conmon"]["rss"]["mean"]  # no daemon
+    if per:
+        print("- RSS per container, all included (the per-container process + the daemons' growth / N): "
+              + ", ".join(f"{k} {mb(v)}" + (f" ({times(v / per['minictr'])})" if "minictr" in per and k != "minictr" else "")
+                          for k, v in per.items()))
+    if mon is not None:
+        headlines.append(f"memory: minictr-monitor RSS **{mb(mon)}** per container (target < 1.5 MB)"
+                         + (f"; PSS {mb(mc['monitor']['pss']['mean'])}" if mc["monitor"]["pss"] else ""))
+    if daemon is not None:
+        headlines.append(f"memory: minictr daemon RSS with {n} containers **{mb(daemon)}** (target < 60 MB)"
+                         + (f"; dockerd + containerd {mb(total(dk['dockerd'], dk['containerd'])['rss']['total'])}"
+                            if dk and dk.get("dockerd") and dk.get("containerd") else ""))
+    if mon is not None and pm and pm.get("conmon"):
+        headlines.append(f"memory: conmon / minictr-monitor RSS: **{times(pm['conmon']['rss']['mean'] / mon)}**")
+    if mon is not None and dk and dk.get("shim"):
+        headlines.append(f"memory: containerd-shim / minictr-monitor RSS: **{times(dk['shim']['rss']['mean'] / mon)}**")
+
+
+churn_table()
+exec_table()
+memory_table()
 
 # Headline ratios against the targets.
 peers = [(n, v[0]) for n, v in (("docker", docker), ("podman", podman)) if v]
@@ -100,6 +248,9 @@ if side and crun:
     print(f"- minictr daemon side / crun run: **{side['total']['mean'] / crun[0]:.2f}×** (target ≤ 2×)")
 if rl and hf("podman-run-rootless"):
     print(f"- rootless: minictr run / podman run: **{rl[0] / hf('podman-run-rootless')[0]:.2f}×**")
+
+for h in headlines:
+    print(f"- {h}")
 
 # Import time of the CLI.
 p = os.path.join(D, "importtime.txt")
