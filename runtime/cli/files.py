@@ -325,7 +325,7 @@ def port(ctx, container, private_port):
         key = f"{number}/{proto or 'tcp'}"
         bindings = ports.get(key)
         if not bindings:
-            click.echo(f"Error: No public port '{key}' published for {container}", err=True)
+            click.echo(f"Error: No public port '{private_port}' published for {container}", err=True)  # as given, like docker
             sys.exit(1)
         for binding in bindings:
             click.echo(_host_address(binding))

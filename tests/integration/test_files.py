@@ -277,7 +277,7 @@ def test_port_without_published_ports(daemon, image):
         assert daemon.ok("port", "no-ports") == ""
         result = daemon.cli("port", "no-ports", "80")
         assert result.returncode == 1
-        assert result.stderr == "Error: No public port '80/tcp' published for no-ports\n"
+        assert result.stderr == "Error: No public port '80' published for no-ports\n"
     finally:
         daemon.cli("rm", "-f", container_id)
 
