@@ -1,0 +1,46 @@
+"""/containers/{id}/exec and /exec/…: parse the request, call the exec service, shape the answer."""
+
+from minictr.api.router import EmptyResponse, HijackResponse, JSONResponse, route
+from minictr.errors import InvalidArgument
+
+
+@route("POST", "/containers/{id}/exec")
+async def create_exec(req):
+    body = await req.json()
+    return JSONResponse({"Id": req.services.execs.create(req.params["id"], body)}, 201)
+
+
+@route("POST", "/exec/{id}/start")
+async def start_exec(req):
+    body = await req.json()
+    execs = req.services.execs
+    # Checked before the hijack, so that these errors still answer as JSON.
+    instance = execs.claim(req.params["id"])
+    if body.get("Tty") is not None:
+        instance.tty = instance.tty or bool(body["Tty"])
+    if body.get("ConsoleSize"):
+        instance.console_size = body["ConsoleSize"]
+    if body.get("Detach"):
+        await execs.start_detached(instance)
+        return EmptyResponse(200)
+
+    async def run(reader, writer, early):
+        await execs.serve(instance, reader, writer, early)
+
+    content_type = "application/vnd.docker.raw-stream" if instance.tty else "application/vnd.docker.multiplexed-stream"
+    return HijackResponse(run, content_type)
+
+
+@route("GET", "/exec/{id}/json")
+async def inspect_exec(req):
+    return JSONResponse(req.services.execs.inspect(req.params["id"]))
+
+
+@route("POST", "/exec/{id}/resize")
+async def resize_exec(req):
+    try:
+        height, width = int(req.arg("h") or 0), int(req.arg("w") or 0)
+    except ValueError:
+        raise InvalidArgument("h and w must be integers") from None
+    await req.services.execs.resize(req.params["id"], height, width)
+    return EmptyResponse(200)

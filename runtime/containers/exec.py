@@ -1,0 +1,300 @@
+"""The exec service: processes started in running containers (`docker exec`).
+
+Each exec is run by a minictr-monitor of its own in exec mode (config key
+`exec_pid`, docs/internals.md): it joins the namespaces and cgroups of the
+container's init, serves the exec's stdio on its attach socket and records its
+exit status, and it is no child of the daemon, so an exec outlives a daemon
+restart as a container does. Exec instances themselves live in memory only,
+as in Docker, until their container is removed.
+"""
+
+import asyncio
+import errno
+import logging
+import os
+import secrets
+import shutil
+import struct
+from dataclasses import dataclass, field
+
+from minictr.containers.config import merge_env
+from minictr.containers.monitor import Monitor, MonitorError, pidfd_or_none, write_config
+from minictr.containers.service import Attach, monitor_control
+from minictr.containers.state import State
+from minictr.containers.users import resolve_user
+from minictr.detach_keys import DEFAULT as DEFAULT_DETACH_KEYS, parse as parse_detach_keys
+from minictr.errors import CommandNotExecutable, CommandNotFound, Conflict, InvalidArgument, MinictrError, NotFound
+
+log = logging.getLogger("minictr.exec")
+
+# Docker's words for an exec that could not start; its CLI shows them as they are.
+_OCI_PREFIX = "OCI runtime exec failed: exec failed: unable to start container process: "
+_SUN_PATH_MAX = 108
+
+
+@dataclass
+class ExecInstance:
+    id: str
+    container: object  # minictr.containers.service.Container
+    argv: list
+    env: list
+    user: str  # as requested ("" for the container's)
+    working_dir: str
+    tty: bool
+    attach_stdin: bool
+    attach_stdout: bool
+    attach_stderr: bool
+    console_size: list = None
+    detach_keys: str = ""
+    privileged: bool = False
+    started: bool = False
+    running: bool = False
+    exit_code: int = None
+    pid: int = 0
+    monitor_pid: int = 0
+    pidfd: int = -1
+    run_dir: str = ""
+    dir_fd: int = -1  # run_dir, kept open when its socket path is too long to connect to
+    finished: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    @property
+    def mask(self):
+        return (1 if self.attach_stdin else 0) | (2 if self.attach_stdout else 0) | (4 if self.attach_stderr else 0)
+
+
+class ExecService:
+    def __init__(self, containers):
+        self.containers = containers
+        self._execs = {}
+
+    # ---- create, inspect --------------------------------------------------------------------
+
+    def create(self, ref, body):
+        """POST /containers/{id}/exec: a new exec instance for a running container; returns its id."""
+        container = self.containers.get(ref)
+        self._check_running(container)
+        self._forget_removed()
+        cmd = body.get("Cmd")
+        if isinstance(cmd, str):
+            cmd = [cmd]
+        if not cmd:
+            raise InvalidArgument("No exec command specified")
+        if body.get("Privileged"):
+            raise InvalidArgument("privileged exec is not supported by minictr")
+        instance = ExecInstance(
+            id=secrets.token_hex(32), container=container, argv=list(cmd),
+            env=merge_env(container.config["Env"] or [], body.get("Env") or [], container.config["Hostname"]),
+            user=body.get("User") or "",
+            working_dir=body.get("WorkingDir") or container.config["WorkingDir"] or "/",
+            tty=bool(body.get("Tty")), attach_stdin=bool(body.get("AttachStdin")),
+            attach_stdout=bool(body.get("AttachStdout")), attach_stderr=bool(body.get("AttachStderr")),
+            console_size=body.get("ConsoleSize"), detach_keys=body.get("DetachKeys") or "")
+        if instance.tty and "TERM" not in {e.partition("=")[0] for e in instance.env}:
+            instance.env.append("TERM=xterm")  # Docker sets it for a tty too
+        parse_detach_keys(instance.detach_keys or DEFAULT_DETACH_KEYS)  # InvalidArgument now, not at start
+        if not instance.working_dir.startswith("/"):
+            raise InvalidArgument(f"the working directory '{instance.working_dir}' is invalid, "
+                                  "it needs to be an absolute path")
+        self._execs[instance.id] = instance
+        return instance.id
+
+    def get(self, exec_id):
+        instance = self._execs.get(exec_id)
+        if instance is None or instance.container.removed:
+            self._execs.pop(exec_id, None)
+            raise NotFound(f"No such exec instance: {exec_id}")
+        return instance
+
+    def inspect(self, exec_id):
+        """GET /exec/{id}/json, in Docker's shape."""
+        instance = self.get(exec_id)
+        self._read_exit(instance)
+        return {
+            "ID": instance.id, "Running": instance.running, "ExitCode": instance.exit_code,
+            "ProcessConfig": {"tty": instance.tty, "entrypoint": instance.argv[0],
+                              "arguments": instance.argv[1:], "privileged": instance.privileged,
+                              "user": instance.user},
+            "OpenStdin": instance.attach_stdin, "OpenStderr": instance.attach_stderr,
+            "OpenStdout": instance.attach_stdout, "CanRemove": False,
+            "ContainerID": instance.container.id, "DetachKeys": instance.detach_keys, "Pid": instance.pid,
+        }
+
+    def _forget_removed(self):
+        for exec_id in [i for i, e in self._execs.items() if e.container.removed]:
+            del self._execs[exec_id]
+
+    @staticmethod
+    def _check_running(container):
+        if container.state is State.PAUSED:
+            raise Conflict(f"Container {container.id} is paused, unpause the container before exec")
+        if container.state is State.RESTARTING:
+            raise Conflict(f"Container {container.id} is restarting, wait until the container is running")
+        if container.state is not State.RUNNING or container.removed:
+            raise Conflict(f"container {container.id} is not running")
+
+    # ---- start ------------------------------------------------------------------------------
+
+    def claim(self, exec_id):
+        """Check that an exec may start now, and mark it started: POST /exec/{id}/start answers
+        these errors as JSON, before the connection is hijacked."""
+        instance = self.get(exec_id)
+        if instance.running:
+            raise Conflict(f"Error: Exec command {exec_id} is already running")
+        if instance.started:
+            raise Conflict(f"Error: Exec command {exec_id} has already run")
+        self._check_running(instance.container)
+        instance.started = True
+        return instance
+
+    async def start_detached(self, instance):
+        """Run a claimed exec with no client attached; raises if its command cannot start."""
+        await self._run(instance, None)
+
+    async def serve(self, instance, reader, writer, early):
+        """Run a claimed exec with the hijacked client connection as its stdio (Docker's frames
+        without a tty, raw bytes with one); returns when its output has ended."""
+        attach = Attach(instance.mask, tty=instance.tty,
+                        detach_keys=parse_detach_keys(instance.detach_keys or DEFAULT_DETACH_KEYS))
+        try:
+            await self._run(instance, attach)
+        except MinictrError as e:
+            # Docker writes the reason into the stream (the CLI prints it), then ends it.
+            message = f"{e}\r\n".encode()
+            writer.write(message if instance.tty else struct.pack(">BxxxI", 2, len(message)) + message)
+            await writer.drain()
+            writer.close()
+            return
+        await attach.serve(reader, writer, early)
+
+    async def _run(self, instance, attach):
+        container = instance.container
+        try:
+            paths = await asyncio.to_thread(self._prepare, instance)
+            monitor = await Monitor.spawn(paths["config"])
+        except MonitorError as e:
+            self._fail(instance, 126)
+            raise MinictrError(_OCI_PREFIX + f"{e.strerror}: unknown") from None
+        except BaseException:
+            self._fail(instance, 126)
+            raise
+        instance.pid, instance.monitor_pid, instance.running = monitor.container_pid, monitor.monitor_pid, True
+        self._watch_monitor(instance)
+        try:
+            if attach is not None:
+                await attach.connect(self._connectable(instance, paths["attach"]))
+            await monitor.start()
+        except MonitorError as e:
+            # The monitor records 126/127 in the exit file and leaves.
+            await instance.finished.wait()
+            raise _exec_error(instance.argv[0], e) from None
+        log.debug("exec %s started in %s: pid %d", instance.id[:12], container.id[:12], instance.pid)
+
+    def _prepare(self, instance):
+        """The exec's run dir and monitor config; raises MinictrError for what a user got wrong."""
+        container = instance.container
+        self._check_running(container)
+        image = self.containers.images.resolve(container.image_id)
+        top = os.path.join(self.containers.data_dir, container.id)
+        user = instance.user or container.config["User"]
+        uid, gid, groups = resolve_user(user, [os.path.join(top, "diff")] + image.layer_dirs)
+        instance.run_dir = os.path.join(self.containers.run_dir, container.id[:16], "e", instance.id[:12])
+        os.makedirs(instance.run_dir, 0o700, exist_ok=True)
+        paths = {"config": os.path.join(instance.run_dir, "monitor.conf"),
+                 "attach": os.path.join(instance.run_dir, "attach.sock"),
+                 "exit": os.path.join(instance.run_dir, "exit")}
+        entries = [("id", container.id), ("exec_pid", container.pid), ("cwd", instance.working_dir),
+                   ("uid", uid), ("gid", gid)]
+        entries += [("group", g) for g in groups]
+        entries += [("arg", a) for a in instance.argv] + [("env", e) for e in instance.env]
+        entries += [("cgroup", os.path.join(parent, container.id)) for parent in self.containers.cgroups.parents]
+        entries.append(("stdin", "1" if instance.attach_stdin else "0"))
+        if instance.tty:
+            entries.append(("tty", "1"))
+            if instance.console_size and len(instance.console_size) == 2 and all(instance.console_size):
+                entries.append(("tty_size", *instance.console_size))
+        entries += [("exit", paths["exit"]), ("attach", paths["attach"])]
+        write_config(paths["config"], entries)
+        return paths
+
+    def _fail(self, instance, code):
+        instance.running = False
+        instance.exit_code = code
+        instance.finished.set()
+        self._remove_run_dir(instance)
+
+    # ---- exit -------------------------------------------------------------------------------
+
+    def _watch_monitor(self, instance):
+        pidfd = pidfd_or_none(instance.monitor_pid)
+        if pidfd is None:
+            self._on_monitor_exit(instance)
+            return
+        instance.pidfd = pidfd
+        asyncio.get_running_loop().add_reader(pidfd, self._on_monitor_exit, instance)
+
+    def _on_monitor_exit(self, instance):
+        if instance.pidfd >= 0:
+            asyncio.get_running_loop().remove_reader(instance.pidfd)
+            os.close(instance.pidfd)
+            instance.pidfd = -1
+        self._read_exit(instance)
+        if instance.running:  # the monitor died without a word (killed): Docker's 255 then
+            instance.running, instance.exit_code = False, 255
+        instance.finished.set()
+        self._remove_run_dir(instance)
+
+    def _read_exit(self, instance):
+        """The monitor writes the exit file before it ends the output streams: a client that saw
+        the end of the stream finds the exit code here at once, with no race with the pidfd."""
+        if not instance.running:
+            return
+        try:
+            with open(os.path.join(instance.run_dir, "exit")) as f:
+                code = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        instance.running, instance.exit_code = False, code
+
+    @staticmethod
+    def _remove_run_dir(instance):
+        if instance.dir_fd >= 0:
+            os.close(instance.dir_fd)
+            instance.dir_fd = -1
+        if instance.run_dir:
+            shutil.rmtree(instance.run_dir, ignore_errors=True)
+
+    @staticmethod
+    def _connectable(instance, path):
+        """PATH, or the same socket through /proc/self/fd of its directory when PATH is too long
+        for sun_path (as the monitor binds it)."""
+        if len(path) < _SUN_PATH_MAX:
+            return path
+        if instance.dir_fd < 0:
+            instance.dir_fd = os.open(os.path.dirname(path), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        return f"/proc/self/fd/{instance.dir_fd}/{os.path.basename(path)}"
+
+    # ---- resize -----------------------------------------------------------------------------
+
+    async def resize(self, exec_id, height, width):
+        """POST /exec/{id}/resize: the monitor's control channel sets the exec's pty size."""
+        instance = self.get(exec_id)
+        if not instance.running:
+            raise Conflict(f"Exec {exec_id} is not running")
+        if not instance.tty:
+            return
+        path = self._connectable(instance, os.path.join(instance.run_dir, "attach.sock"))
+        try:
+            answer = await monitor_control(path, f"resize {height} {width}")
+        except OSError:
+            raise Conflict(f"Exec {exec_id} is not running") from None
+        if answer.startswith("error"):
+            raise MinictrError(f"cannot resize exec {exec_id}: {answer.split(' ', 2)[-1]}")
+
+
+def _exec_error(command, error):
+    """A failed execve in Docker's words, with the class that picks the CLI's exit code."""
+    if error.errno == errno.ENOENT:
+        return CommandNotFound(_OCI_PREFIX + f'exec: "{command}": executable file not found in $PATH: unknown')
+    if error.errno in (errno.EACCES, errno.ENOEXEC):
+        return CommandNotExecutable(_OCI_PREFIX + f'exec: "{command}": permission denied: unknown')
+    return MinictrError(_OCI_PREFIX + f"{error.strerror}: unknown")
