@@ -102,11 +102,15 @@ def test_exec_exit_codes(daemon, running):
     assert "Traceback" not in missing.stderr + not_executable.stderr
 
 
-def test_exec_missing_working_directory_fails_like_docker(daemon, running):
+def test_exec_missing_working_directory_fails_like_docker_and_leaves_nothing(daemon, running):
     name = running("ex-nowd")
     result = exec_(daemon, "-w", "/no/such/dir", name, "true")
     assert result.returncode == 126
     assert "chdir `/no/such/dir`" in result.stderr
+    assert exec_(daemon, name, "nosuchcmd").returncode == 127
+    assert list((daemon.socket.parent / "c").glob("*/e/*")) == []
+    processes = exec_(daemon, name, "ps", "-o", "comm").stdout.split()
+    assert processes == ["COMMAND", "sleep", "ps"]
 
 
 def test_exec_detached_runs_in_the_background(daemon, running):
@@ -222,3 +226,47 @@ def test_docker_exec(daemon, running):
     assert "executable file not found" in missing.stdout + missing.stderr
     assert docker("exec", "-d", name, "touch", "/tmp/by-docker").returncode == 0
     _wait_for(lambda: docker("exec", name, "test", "-e", "/tmp/by-docker").returncode == 0, what="/tmp/by-docker")
+
+
+def test_exec_tty_from_a_terminal(daemon, running):
+    import pty
+    import select
+    import sys
+
+    name = running("ex-tty")
+    pid, fd = pty.fork()
+    if pid == 0:  # the CLI on a terminal of its own, as a user runs it
+        os.execv(sys.executable, [sys.executable, "-m", "minictr", "-H", daemon.host, "exec", "-it", name,
+                                  "sh", "-c", "read line; tty; echo got $line; exit 4"])
+    try:
+        os.write(fd, b"typed\r")
+        output = b""
+        while select.select([fd], [], [], 20)[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the CLI exited and the terminal is gone
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 4, output
+    assert b"/dev/pts/" in output and b"got typed" in output
+
+
+def test_docker_py_exec_run(daemon, running):
+    docker = pytest.importorskip("docker")
+    name = running("ex-docker-py")
+    client = docker.DockerClient(base_url=daemon.host, version="1.43")
+    try:
+        container = client.containers.get(name)
+        result = container.exec_run(["sh", "-c", "echo out; echo err >&2; exit 2"], environment={"A": "b"})
+        assert result.exit_code == 2
+        assert b"out" in result.output and b"err" in result.output
+        out, err = container.exec_run(["sh", "-c", "echo $A; echo e >&2"], environment={"A": "b"}, demux=True).output
+        assert (out, err) == (b"b\n", b"e\n")
+        assert container.exec_run("hostname", tty=True).output.strip() == container.attrs["Config"]["Hostname"].encode()
+    finally:
+        client.close()

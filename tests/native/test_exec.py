@@ -25,14 +25,14 @@ def running(containers):
     return start
 
 
-def exec_in(containers, target, args, *, uid=0, gid=0, cwd="/", stdin=False, env=(PATH_ENV,)):
+def exec_in(containers, target, args, *, uid=0, gid=0, cwd="/", stdin=False, env=(PATH_ENV,), extra=()):
     """Spawn a monitor in exec mode against TARGET's init; returns it created (not started)."""
     directory = Path(os.path.realpath(containers.tmp_path / f"exec{len(containers.containers)}"))
     (directory / "run").mkdir(parents=True)
     config = [("id", "c" * 64), ("exec_pid", str(target.pid)), ("cwd", cwd), ("uid", str(uid)),
               ("gid", str(gid)), ("stdin", "1" if stdin else "0"),
               ("exit", str(directory / "run/exit")), ("attach", str(directory / "run/attach.sock"))]
-    config += [("arg", a) for a in args] + [("env", e) for e in env]
+    config += [("arg", a) for a in args] + [("env", e) for e in env] + list(extra)
     e = Container(directory, config)
     containers.containers.append(e)
     return e
@@ -165,4 +165,19 @@ def test_exec_joins_the_user_namespace_of_a_userns_container(containers, running
     assert e.output[1].decode().split() == ["1000", "0", str(OUTSIDE), "65536"], e.output
     assert e.exit_code == 0
     assert (target.upper / "scratch/mine").stat().st_uid == OUTSIDE + 1000
+    stop(target)
+
+
+def test_exec_with_a_tty_gets_a_pty_of_the_containers_devpts(containers, running):
+    from .test_monitor_tty import control, read_raw
+
+    target = running()
+    e = exec_in(containers, target, ["sh", "-c", "sleep 0.3; tty; stty size; echo err >&2"],
+                extra=[("tty", "1"), ("tty_size", "30", "100")])
+    assert e.created.startswith("created "), e.created
+    client = e.attach(2 | 4)
+    assert e.start() == "started\n"
+    assert control(e, b"resize 40 120\n") == b"ok\n"
+    assert read_raw(client) == b"/dev/pts/0\r\n40 120\r\nerr\r\n"
+    assert e.wait_exit()[0] == 0
     stop(target)
