@@ -106,7 +106,7 @@ def churn_table():
                ("podman (root, `rm -f -t 0`)", "churn-podman", "churn-minictr"),
                ("minictr rootless", "churn-minictr-rootless", "churn-minictr-rootless"),
                ("podman rootless (`rm -f -t 0`)", "churn-podman-rootless", "churn-minictr-rootless")]
-    found = [(what, load(name), load(ref), ref) for what, name, ref in engines if load(name)]
+    found = [(what, dict(load(name), _name=name), load(ref), ref) for what, name, ref in engines if load(name)]
     if not found:
         return
     n = found[0][1]["n"]
@@ -120,6 +120,15 @@ def churn_table():
         cell = lambda ph: f"{ms(r[ph]['mean'])} ± {r[ph]['stddev'] * 1000:.1f}"
         print(f"| {what} | {cell('run')} | {cell('rm')} | {ms(pc['total'])} | "
               f"{ratio(pc['total'], ref['per_container']['total'] if ref else None)} |")
+        side = ds("daemon-side-churn" + ("-rootless" if refname.endswith("-rootless") else ""))
+        if side and refname == r.get("_name"):
+            st = side["steps"]
+            cell = lambda m, sd: f"{ms(m)} ± {sd * 1000:.1f}"
+            run_mean = st["create"]["mean"] + st["start"]["mean"]
+            print(f"| … its daemon side alone (API: create+start; DELETE ?force=1) | "
+                  f"{cell(run_mean, (st['create']['stddev'] ** 2 + st['start']['stddev'] ** 2) ** 0.5)} | "
+                  f"{cell(st['remove']['mean'], st['remove']['stddev'])} | {ms(side['total']['mean'])} | "
+                  f"{ratio(side['total']['mean'], pc['total'])} |")
     print()
     for mc_name, mode in (("churn-minictr", "root"), ("churn-minictr-rootless", "rootless")):
         mc = load(mc_name)
@@ -134,10 +143,17 @@ def churn_table():
 
 
 def exec_table():
+    def side(name):
+        r = ds(name)
+        return (r["total"]["mean"], r["total"]["stddev"]) if r else None
+
     rows = [("`minictr exec CTR true`", hf("minictr-exec"), "minictr-exec"),
+            ("… its daemon side alone (API: exec create, start to end of stream, inspect)",
+             side("daemon-side-exec"), "minictr-exec"),
             ("`docker exec CTR true`", hf("docker-exec"), "minictr-exec"),
             ("`podman exec CTR true` (root)", hf("podman-exec"), "minictr-exec"),
             ("rootless `minictr exec CTR true`", hf("minictr-exec-rootless"), "minictr-exec-rootless"),
+            ("… its daemon side alone", side("daemon-side-exec-rootless"), "minictr-exec-rootless"),
             ("rootless `podman exec CTR true`", hf("podman-exec-rootless"), "minictr-exec-rootless")]
     rows = [r for r in rows if r[1]]
     if not rows:
