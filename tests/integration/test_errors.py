@@ -50,7 +50,8 @@ def test_failed_start_leaves_nothing(daemon, image):
     result = daemon.cli("start", "broken")
     assert result.returncode == 1 and "no/such/binary" in result.stderr
     state = daemon.client().get("/containers/broken/json")["State"]
-    assert state["Status"] == "exited" and state["ExitCode"] == 127
+    # Docker's words for a container that never ran: still "created", with the code and the reason.
+    assert state["Status"] == "created" and state["ExitCode"] == 127 and "no/such/binary" in state["Error"]
     daemon.ok("rm", "broken")
     assert_nothing_left(daemon, container_id)
 
