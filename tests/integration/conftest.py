@@ -72,8 +72,15 @@ class Daemon:
 
     def ok(self, *args, **kwargs):
         result = self.cli(*args, **kwargs)
-        assert result.returncode == 0, f"minictr {' '.join(args)} failed ({result.returncode}): {result.stderr}"
+        assert result.returncode == 0, (f"minictr {' '.join(args)} failed ({result.returncode}): {result.stderr}"
+                                        f"\n--- daemon log (tail) ---\n{self.log_tail()}")
         return result.stdout
+
+    def log_tail(self, lines=30):
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
 
     def client(self):
         from minictr.client import Client
