@@ -5,10 +5,10 @@ import sys
 import click
 
 from minictr.cli.context import each, pass_ctx
-from minictr.cli.run_options import RUN_SETTINGS, check_cidfile, create_body, with_run_options, write_cidfile
+from minictr.cli.run_options import RUN_SETTINGS, DockerCommand, check_cidfile, create_body, with_run_options, write_cidfile
 from minictr.errors import MinictrError, NotFound
 
-@click.command(context_settings=RUN_SETTINGS)
+@click.command(cls=DockerCommand, context_settings=RUN_SETTINGS)
 @with_run_options
 @pass_ctx
 def run(ctx, name, **options):
@@ -24,7 +24,7 @@ def run(ctx, name, **options):
         return
     condition = "removed" if options["auto_remove"] else "next-exit"
     _attach_and_start(client, container_id, tty=tty, stdin=interactive, detach_keys=options["detach_keys"],
-                      condition=condition)
+                      condition=condition, sig_proxy=options["sig_proxy"])
 
 
 def check_attachable(tty, stdin, detach_keys):
@@ -42,16 +42,19 @@ def check_attachable(tty, stdin, detach_keys):
         raise error
 
 
-def _attach_and_start(client, container_id, *, tty, stdin, detach_keys, condition):
+def _attach_and_start(client, container_id, *, tty, stdin, detach_keys, condition, sig_proxy):
     """Attach, start, and stream until the container ends (exit with its status) or the user
-    detaches (return: exit 0, the container runs on)."""
-    from minictr.cli.streams import stream_attached
+    detaches (return: exit 0, the container runs on). Without a tty, the signals we get go to
+    the container (Docker's --sig-proxy)."""
+    from minictr.cli.streams import proxy_signals, stream_attached
 
     sock, early = client.hijack(f"/containers/{container_id}/attach",
                                 {"stream": 1, "stdin": int(stdin), "stdout": 1, "stderr": 1,
                                  "detachKeys": detach_keys})
     waiter = client.stream("POST", f"/containers/{container_id}/wait", {"condition": condition})
     _start_or_exit(client, container_id)
+    if sig_proxy and not tty:
+        proxy_signals(client.socket_path, container_id)
     if stream_attached(client, container_id, sock, early, tty=tty, stdin=stdin, detach_keys=detach_keys):
         return
     sys.exit(waiter.json()["StatusCode"])
@@ -84,7 +87,7 @@ def _start_exit_code(message):
     return 125
 
 
-@click.command(context_settings=RUN_SETTINGS)
+@click.command(cls=DockerCommand, context_settings=RUN_SETTINGS)
 @with_run_options
 @pass_ctx
 def create(ctx, name, **options):
@@ -92,13 +95,14 @@ def create(ctx, name, **options):
     click.echo(_create(ctx, name, options))
 
 
-@click.command()
+@click.command(cls=DockerCommand)
 @click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and wait for the container to end.")
 @click.option("-i", "--interactive", is_flag=True, help="Attach the container's STDIN.")
 @click.option("--detach-keys", help="Key sequence that detaches (default ctrl-p,ctrl-q).")
+@click.option("--sig-proxy/--no-sig-proxy", default=True, help="Proxy received signals to the container (with -a).")
 @click.argument("containers", nargs=-1, required=True)
 @pass_ctx
-def start(ctx, attach, interactive, detach_keys, containers):
+def start(ctx, attach, interactive, detach_keys, sig_proxy, containers):
     """Start one or more created or stopped containers."""
     from minictr.client import quote_path
     from minictr.errors import InvalidArgument
@@ -112,7 +116,8 @@ def start(ctx, attach, interactive, detach_keys, containers):
     tty, stdin = info["Config"]["Tty"], interactive and info["Config"]["OpenStdin"]
     check_attachable(tty, stdin, detach_keys)
     condition = "removed" if info["HostConfig"].get("AutoRemove") else "next-exit"
-    _attach_and_start(ctx.client, info["Id"], tty=tty, stdin=stdin, detach_keys=detach_keys, condition=condition)
+    _attach_and_start(ctx.client, info["Id"], tty=tty, stdin=stdin, detach_keys=detach_keys, condition=condition,
+                      sig_proxy=sig_proxy)
 
 
 @click.command()

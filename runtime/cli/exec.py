@@ -5,10 +5,11 @@ import sys
 import click
 
 from minictr.cli.context import pass_ctx
+from minictr.cli.run_options import DockerCommand
 from minictr.errors import MinictrError
 
 
-@click.command(context_settings={"allow_interspersed_args": False})
+@click.command(cls=DockerCommand, context_settings={"allow_interspersed_args": False})
 @click.option("-d", "--detach", is_flag=True, help="Run the command in the background.")
 @click.option("-i", "--interactive", is_flag=True, help="Pass our stdin to the command.")
 @click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY.")

@@ -12,6 +12,8 @@ RUN_OPTIONS = [
     click.option("-i", "--interactive", is_flag=True, help="Keep stdin open and pass ours through."),
     click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
     click.option("--detach-keys", help="Key sequence that detaches (default ctrl-p,ctrl-q)."),
+    click.option("--sig-proxy/--no-sig-proxy", default=True,
+                 help="Proxy the signals we receive to the container (without a tty)."),
     click.option("-e", "--env", multiple=True, help="Set an environment variable (K=V, or K to pass ours)."),
     click.option("--env-file", multiple=True, help="Read environment variables from a file."),
     click.option("-l", "--label", multiple=True, help="Set a label (K=V)."),
@@ -35,6 +37,47 @@ RUN_OPTIONS = [
 
 # Docker stops parsing options at the image name: `run IMG sh -c 'x'` passes -c to sh.
 RUN_SETTINGS = {"allow_interspersed_args": False}
+
+_TRUE, _FALSE = ("true", "1", "t"), ("false", "0", "f")
+
+
+class DockerCommand(click.Command):
+    """A command whose boolean flags also take Docker's `--flag=true|false` (`--sig-proxy=false`)."""
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, docker_bools(self, args, ctx.allow_interspersed_args))
+
+
+def docker_bools(command, args, interspersed=True):
+    """`--flag=false` → `--no-flag` (or nothing when the flag is off by default), `--flag=true` →
+    `--flag`, `-e=V` → `-e V`: only among the options, never in the container's command after
+    the image."""
+    options = {opt: p for p in command.params if isinstance(p, click.Option) for opt in p.opts}
+    rewritten, i = [], 0
+    while i < len(args):
+        token = args[i]
+        if token == "--" or not token.startswith("-") or token == "-":
+            if not interspersed or token == "--":
+                return rewritten + args[i:]
+            rewritten.append(token)
+        elif "=" in token:
+            name, _, value = token.partition("=")
+            param = options.get(name)
+            if param is not None and param.is_flag and value.lower() in _TRUE + _FALSE:
+                on = value.lower() in _TRUE
+                rewritten += [name] if on else param.secondary_opts[:1]
+            elif param is not None and not param.is_flag:
+                rewritten += [name, value]  # `-e=K=V` is Docker's `-e K=V`
+            else:
+                rewritten.append(token)
+        else:
+            rewritten.append(token)
+            param = options.get(token)
+            if param is not None and not param.is_flag and i + 1 < len(args):
+                rewritten.append(args[i + 1])  # the option's value, whatever it looks like
+                i += 1
+        i += 1
+    return rewritten
 
 
 def with_run_options(function):

@@ -1,6 +1,7 @@
 """Moving bytes between the terminal and a hijacked attach connection."""
 
 import os
+import signal
 import socket
 import struct
 import threading
@@ -87,3 +88,30 @@ def stream_attached(client, container_id, sock, early, *, tty, stdin, detach_key
         else:
             demux_to_terminal(sock, early)
     return detached.is_set()
+
+
+# What Docker's CLI does not forward: job control and the terminal's own business.
+_NOT_PROXIED = {signal.SIGCHLD, signal.SIGPIPE, signal.SIGURG, signal.SIGWINCH, signal.SIGKILL, signal.SIGSTOP,
+                signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCONT}
+
+
+def proxy_signals(socket_path, container_id):
+    """Send the signals we get to the container instead (Docker's --sig-proxy), each from a
+    thread with a connection of its own."""
+    from minictr.client import Client
+
+    def forward(signum, frame):
+        threading.Thread(target=_kill, args=(socket_path, container_id, signum), daemon=True).start()
+
+    def _kill(path, ref, signum):
+        try:
+            Client(path).post(f"/containers/{ref}/kill", {"signal": int(signum)})
+        except Exception:  # noqa: BLE001 - the container may be gone already
+            pass
+
+    for signum in signal.valid_signals():
+        if signum not in _NOT_PROXIED and signum < signal.SIGRTMIN:
+            try:
+                signal.signal(signum, forward)
+            except (OSError, ValueError):
+                pass

@@ -223,7 +223,7 @@ class _Parser:
                 j = 3
             if j < len(tokens) and tokens[j][0] in ("declare", "assign"):
                 declare, tokens, positions = names, tokens[j + 1:], positions[j + 1:]
-        commands, current, depth, stack = [], [], 0, []
+        commands, current, stack = [], [], []
         for token, where in zip(tokens, positions):
             kind = token[0]
             if kind == "lparen":

@@ -287,3 +287,38 @@ def test_labels_env_file_label_file_and_cidfile(daemon, image, tmp_path):
         assert daemon.ok("ps", "-a", "-q") == before
     finally:
         daemon.cli("rm", "-f", container_id)
+
+
+def _attached_run(daemon, *args):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "minictr", "-H", daemon.host, "run", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_signals_to_an_attached_run_go_to_the_container(daemon, image):
+    client = _attached_run(daemon, "--rm", image, "sh", "-c",
+                           'echo ready; trap "echo got-term; exit 4" TERM; while :; do sleep 0.1; done')
+    try:
+        assert client.stdout.readline() == "ready\n"
+        client.terminate()
+        out, _ = client.communicate(timeout=20)
+        assert "got-term" in out and client.returncode == 4
+    finally:
+        if client.poll() is None:
+            client.kill()
+
+
+def test_sig_proxy_false_leaves_the_container_alone(daemon, image):
+    client = _attached_run(daemon, "--sig-proxy=false", "--name", "no-proxy", image,
+                           "sh", "-c", 'echo ready; trap "exit 4" TERM; while :; do sleep 0.1; done')
+    try:
+        assert client.stdout.readline() == "ready\n"
+        client.terminate()
+        client.wait(timeout=20)
+        assert inspect(daemon, "no-proxy")["State"]["Running"] is True
+    finally:
+        if client.poll() is None:
+            client.kill()
+        daemon.cli("rm", "-f", "no-proxy")
