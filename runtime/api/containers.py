@@ -122,8 +122,11 @@ async def list_containers(req):
 async def inspect_container(req):
     containers = req.services.containers
     if req.flag("size"):
-        return JSONResponse(await asyncio.to_thread(containers.inspect, req.params["id"], True))
-    return JSONResponse(containers.inspect(req.params["id"]))
+        info = await asyncio.to_thread(containers.inspect, req.params["id"], True)
+    else:
+        info = containers.inspect(req.params["id"])
+    info["ExecIDs"] = req.services.execs.running_ids(info["Id"]) or None
+    return JSONResponse(info)
 
 
 @route("DELETE", "/containers/{id}")

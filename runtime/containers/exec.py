@@ -27,6 +27,8 @@ from minictr.errors import CommandNotExecutable, CommandNotFound, Conflict, Inva
 
 log = logging.getLogger("minictr.exec")
 
+_FINISHED_KEPT = 256
+
 # Docker's words for an exec that could not start; its CLI shows them as they are.
 _OCI_PREFIX = "OCI runtime exec failed: exec failed: unable to start container process: "
 _SUN_PATH_MAX = 108
@@ -119,8 +121,17 @@ class ExecService:
             "ContainerID": instance.container.id, "DetachKeys": instance.detach_keys, "Pid": instance.pid,
         }
 
+    def running_ids(self, container_id):
+        """The ids of the container's running execs (its inspect's ExecIDs)."""
+        return [i for i, e in self._execs.items() if e.container.id == container_id and e.running]
+
     def _forget_removed(self):
         for exec_id in [i for i, e in self._execs.items() if e.container.removed]:
+            del self._execs[exec_id]
+        # Finished execs stay inspectable for a while, as in Docker, but not forever: a
+        # container exec'd into every second must not grow the daemon.
+        finished = [i for i, e in self._execs.items() if e.started and not e.running]
+        for exec_id in finished[:max(0, len(finished) - _FINISHED_KEPT)]:
             del self._execs[exec_id]
 
     @staticmethod

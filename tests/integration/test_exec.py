@@ -270,3 +270,17 @@ def test_docker_py_exec_run(daemon, running):
         assert container.exec_run("hostname", tty=True).output.strip() == container.attrs["Config"]["Hostname"].encode()
     finally:
         client.close()
+
+
+def test_container_inspect_lists_its_running_execs(daemon, running):
+    import json
+
+    name = running("exec-ids")
+
+    def exec_ids():
+        return json.loads(daemon.ok("inspect", "--format", "{{json .ExecIDs}}", name))
+
+    assert exec_ids() is None
+    daemon.ok("exec", "-d", name, "sleep", "2")
+    assert len(exec_ids()) == 1
+    _wait_for(lambda: exec_ids() is None, what="the exec to end")
