@@ -22,6 +22,13 @@ async def remove_image(req):
     services = req.services
     result = await asyncio.to_thread(services.images.remove, req.params["name"], req.flag("force"),
                                      services.containers.uses_image)
+    # Events as Docker sends them: one per reference untagged, one for the image (not its layers).
+    deleted = [item["Deleted"] for item in result if "Deleted" in item]
+    for item in result:
+        if "Untagged" in item:
+            _emit(req, "untag", deleted[0] if deleted else item["Untagged"], item["Untagged"])
+    if deleted:
+        _emit(req, "delete", deleted[0], deleted[0])
     return JSONResponse(result)
 
 
@@ -42,6 +49,7 @@ async def create_image(req):
         image_id = await asyncio.to_thread(req.services.images.import_tar, spool, reference, changes, message)
     finally:
         spool.close()
+    _emit(req, "import", image_id, reference or image_id)
     return StreamResponse(_once({"status": image_id}))
 
 
@@ -52,9 +60,15 @@ async def load_images(req):
         loaded = await asyncio.to_thread(req.services.images.load, spool)
     finally:
         spool.close()
+    for name in loaded:
+        _emit(req, "load", name, name)
     lines = [{"stream": f"Loaded image{' ID' if name.startswith('sha256:') else ''}: {name}\n"}
              for name in loaded]
     return StreamResponse(_many(lines))
+
+
+def _emit(req, action, actor_id, name):
+    req.services.events.emit("image", action, actor_id, {"name": name})
 
 
 async def _spool(req):

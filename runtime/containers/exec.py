@@ -98,6 +98,7 @@ class ExecService:
             raise InvalidArgument(f"the working directory '{instance.working_dir}' is invalid, "
                                   "it needs to be an absolute path")
         self._execs[instance.id] = instance
+        self.containers.emit(container, "exec_create: " + " ".join(instance.argv), execID=instance.id)
         return instance.id
 
     def get(self, exec_id):
@@ -198,6 +199,7 @@ class ExecService:
             # The monitor records 126/127 in the exit file and leaves.
             await instance.finished.wait()
             raise _exec_error(instance.argv[0], e) from None
+        self.containers.emit(container, "exec_start: " + " ".join(instance.argv), execID=instance.id)
         log.debug("exec %s started in %s: pid %d", instance.id[:12], container.id[:12], instance.pid)
 
     def _prepare(self, instance):
@@ -251,6 +253,9 @@ class ExecService:
         self._read_exit(instance)
         if instance.running:  # the monitor died without a word (killed): Docker's 255 then
             instance.running, instance.exit_code = False, 255
+        if not instance.container.removed:
+            self.containers.emit(instance.container, "exec_die", execID=instance.id,
+                                 exitCode=str(instance.exit_code))
         instance.finished.set()
         self._remove_run_dir(instance)
 

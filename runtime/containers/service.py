@@ -602,6 +602,10 @@ class ContainerService:
         self._emit(container, "destroy")
         await self._notify(container)
 
+    def emit(self, container, action, **attributes):
+        """An event about this container (GET /events), with Docker's attributes."""
+        self._emit(container, action, **attributes)
+
     def _emit(self, container, action, **attributes):
         labels = container.config.get("Labels") or {}
         self.events.emit("container", action, container.id,

@@ -104,3 +104,21 @@ def test_docker_events_reads_our_stream_and_prints_what_we_print(daemon, image):
     fmt = ["--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}} {{.From}} {{json .Actor.Attributes}}"]
     theirs = subprocess.run([DOCKER, *args, *fmt], capture_output=True, text=True, env=env, timeout=60)
     assert daemon.ok(*args, *fmt) == theirs.stdout
+
+
+def test_exec_and_image_events(daemon, image, busybox_tar):
+    since = f"{time.time() - 1:.3f}"
+    container_id = daemon.ok("run", "-d", image, "sleep", "100").strip()
+    try:
+        daemon.ok("exec", container_id, "true")
+        daemon.ok("import", str(busybox_tar), "events-image")
+        daemon.ok("rmi", "events-image")
+        until = f"{time.time() + 0.5:.3f}"
+        lines = daemon.ok("events", "--since", since, "--until", until, "--format", "{{json .}}").splitlines()
+        seen = [(e["Type"], e["Action"]) for e in map(json.loads, lines)]
+        assert ("container", "exec_create: true") in seen
+        assert ("container", "exec_start: true") in seen
+        assert ("container", "exec_die") in seen
+        assert [a for t, a in seen if t == "image"] == ["import", "untag", "delete"]
+    finally:
+        daemon.cli("rm", "-f", container_id)
