@@ -160,6 +160,20 @@ mc_stdio_arrange (const struct mc_stdio *stdio, int *sync_fd, struct mc_error *e
   return 0;
 }
 
+/* The last steps before execve, the same for a container's init and for an
+ * exec: the pty (opened while we may still chown it), the capabilities, the
+ * user, and the stdio. */
+int
+mc_process_finish (const struct mc_config *cfg, const struct mc_stdio *stdio, int *sync_fd,
+                   struct mc_error *err)
+{
+  if (cfg->tty && mc_pty_open_child (*sync_fd, cfg->uid, err) < 0)
+    return -1;
+  if (mc_caps_drop (err) < 0 || mc_user_switch (cfg, err) < 0)
+    return -1;
+  return mc_stdio_arrange (stdio, sync_fd, err);
+}
+
 static int
 child_setup (const struct mc_config *cfg, const struct mc_stdio *stdio, int *sync_fd,
              struct mc_error *err)
@@ -177,12 +191,8 @@ child_setup (const struct mc_config *cfg, const struct mc_stdio *stdio, int *syn
     return mc_error_set (err, errno, "sethostname `%s`", cfg->hostname);
   if (loopback_up (err) < 0 || enter_cwd (cfg->cwd, err) < 0)
     return -1;
-  /* After pivot_root (the container's own devpts), while we may still chown. */
-  if (cfg->tty && mc_pty_open_child (*sync_fd, cfg->uid, err) < 0)
-    return -1;
-  if (mc_caps_drop (err) < 0 || mc_user_switch (cfg, err) < 0)
-    return -1;
-  return mc_stdio_arrange (stdio, sync_fd, err);
+  /* After pivot_root: the pty comes from the container's own devpts. */
+  return mc_process_finish (cfg, stdio, sync_fd, err);
 }
 
 __attribute__ ((noreturn)) static void

@@ -149,12 +149,8 @@ child_setup (const struct mc_config *cfg, const struct mc_stdio *stdio, const st
   /* Docker does not create a missing working directory for an exec. */
   if (chdir (cfg->cwd) < 0)
     return mc_error_set (err, errno, "chdir `%s`", cfg->cwd);
-  /* In the container's mount namespace, so from its own devpts. */
-  if (cfg->tty && mc_pty_open_child (*sync_fd, cfg->uid, err) < 0)
-    return -1;
-  if (mc_caps_drop (err) < 0 || mc_user_switch (cfg, err) < 0)
-    return -1;
-  return mc_stdio_arrange (stdio, sync_fd, err);
+  /* In the container's mount namespace: the pty comes from its own devpts. */
+  return mc_process_finish (cfg, stdio, sync_fd, err);
 }
 
 __attribute__ ((noreturn)) static void

@@ -156,6 +156,9 @@ int mc_user_switch (const struct mc_config *cfg, struct mc_error *err);
 void mc_signals_reset (void);
 int mc_stdio_arrange (const struct mc_stdio *stdio, int *sync_fd, struct mc_error *err);
 int mc_cgroups_join (const struct mc_config *cfg, pid_t pid, struct mc_error *err);
+/* pty, capabilities, user, stdio: the last steps before execve (init and exec alike). */
+int mc_process_finish (const struct mc_config *cfg, const struct mc_stdio *stdio, int *sync_fd,
+                       struct mc_error *err);
 
 /* Execve ARGV[0] looked up in PATH from ENVP, by hand: glibc's execvpe would
  * search the caller's own environ. Returns only on failure, with ERR filled. */

@@ -35,21 +35,17 @@ def spawn_in_userns(argv: list[str], env: dict[str, str] | list[str]) -> tuple[i
     The caller writes its id maps (newuidmap/newgidmap on the returned pid), then
     calls release_userns(sync_fd). argv[0] must be a path.
     """
-    if isinstance(env, dict):
-        env = [f"{k}={v}" for k, v in env.items()]
-    c_argv, argv_keep = _cstrings(argv)
-    c_env, env_keep = _cstrings(env)
-    pid = ffi.new("int *")
-    sync_fd = ffi.new("int *")
-    err = ffi.new("struct mc_error *")
-    _check(lib.mc_userns_spawn(c_argv, c_env, pid, sync_fd, err), err)
-    del argv_keep, env_keep
-    return pid[0], sync_fd[0]
+    return _spawn_child(lib.mc_userns_spawn, argv, env)
 
 
 def join_userns(holder_pid: int, argv: list[str], env: dict[str, str] | list[str]) -> tuple[int, int]:
     """Fork a child into the user, mount and network namespaces of `holder_pid`, stopped before
-    exec (release it with release_userns). The child is killed if its parent dies."""
+    exec (release it with release_userns)."""
+    return _spawn_child(lambda *args: lib.mc_userns_join(holder_pid, *args), argv, env)
+
+
+def _spawn_child(spawn, argv, env):
+    """Call `spawn(argv, envp, &pid, &sync_fd, err)` with C copies of argv and env."""
     if isinstance(env, dict):
         env = [f"{k}={v}" for k, v in env.items()]
     c_argv, argv_keep = _cstrings(argv)
@@ -57,7 +53,7 @@ def join_userns(holder_pid: int, argv: list[str], env: dict[str, str] | list[str
     pid = ffi.new("int *")
     sync_fd = ffi.new("int *")
     err = ffi.new("struct mc_error *")
-    _check(lib.mc_userns_join(holder_pid, c_argv, c_env, pid, sync_fd, err), err)
+    _check(spawn(c_argv, c_env, pid, sync_fd, err), err)
     del argv_keep, env_keep
     return pid[0], sync_fd[0]
 

@@ -1,8 +1,6 @@
 """/containers/{id}/archive, changes, export, top: parse, call runtime/containers/files.py, shape the answer."""
 
-import tempfile
-
-from minictr.api.router import EmptyResponse, JSONResponse, StreamResponse, route
+from minictr.api.router import EmptyResponse, JSONResponse, StreamResponse, route, spool_body
 from minictr.containers import files
 from minictr.errors import InvalidArgument
 
@@ -34,7 +32,7 @@ async def get_archive(req):
 async def put_archive(req):
     services, ref, path = req.services, req.params["id"], _path(req)
     services.containers.get(ref)  # 404 before reading a body for nothing
-    spool = await _spool(req)
+    spool = await spool_body(req)
     try:
         await files.extract_to_dir(services.containers, ref, path, spool,
                                    no_overwrite_dir_non_dir=req.flag("noOverwriteDirNonDir"),
@@ -57,16 +55,3 @@ async def export_container(req):
 @route("GET", "/containers/{id}/top")
 async def top_container(req):
     return JSONResponse(await files.top(req.services.containers, req.params["id"], req.arg("ps_args") or "-ef"))
-
-
-async def _spool(req):
-    """The request body in an unnamed temporary file under the data root (it may be large)."""
-    spool = tempfile.TemporaryFile(dir=req.services.images.tmp_dir)
-    try:
-        async for chunk in req.body_chunks():
-            spool.write(chunk)
-    except BaseException:
-        spool.close()
-        raise
-    spool.seek(0)
-    return spool

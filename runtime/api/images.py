@@ -1,9 +1,8 @@
 """/images/…: parse the request, call the image store (in a thread: it does disk I/O), shape the answer."""
 
 import asyncio
-import tempfile
 
-from minictr.api.router import JSONResponse, StreamResponse, ndjson, route
+from minictr.api.router import JSONResponse, StreamResponse, ndjson, route, spool_body
 from minictr.errors import InvalidArgument, MinictrError
 
 
@@ -44,7 +43,7 @@ async def create_image(req):
     reference = f"{repo}:{tag}" if repo and tag else repo
     changes = req.query.get("changes", [])
     message = req.arg("message") or ""
-    spool = await _spool(req)
+    spool = await spool_body(req)
     try:
         image_id = await asyncio.to_thread(req.services.images.import_tar, spool, reference, changes, message)
     finally:
@@ -55,7 +54,7 @@ async def create_image(req):
 
 @route("POST", "/images/load")
 async def load_images(req):
-    spool = await _spool(req)
+    spool = await spool_body(req)
     try:
         loaded = await asyncio.to_thread(req.services.images.load, spool)
     finally:
@@ -70,18 +69,6 @@ async def load_images(req):
 def _emit(req, action, actor_id, name):
     req.services.events.emit("image", action, actor_id, {"name": name})
 
-
-async def _spool(req):
-    """The request body in an unnamed temporary file under the data root (it may be large)."""
-    spool = tempfile.TemporaryFile(dir=req.services.images.tmp_dir)
-    try:
-        async for chunk in req.body_chunks():
-            spool.write(chunk)
-    except BaseException:
-        spool.close()
-        raise
-    spool.seek(0)
-    return spool
 
 
 async def _once(obj):

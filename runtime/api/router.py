@@ -118,3 +118,19 @@ class HijackResponse:
 
 def ndjson(obj):
     return json.dumps(obj).encode() + b"\n"
+
+
+async def spool_body(req):
+    """The request body in an unnamed temporary file under the data root (it may be large:
+    a layer, an archive for `cp`)."""
+    import tempfile
+
+    spool = tempfile.TemporaryFile(dir=req.services.images.tmp_dir)
+    try:
+        async for chunk in req.body_chunks():
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool

@@ -37,6 +37,7 @@ def attach(ctx, no_stdin, detach_keys, sig_proxy, container):
                                  "detachKeys": detach_keys})
     if sig_proxy and not tty:
         proxy_signals(client.socket_path, container_id)
-    if stream_attached(client, container_id, sock, early, tty=tty, stdin=stdin, detach_keys=detach_keys):
+    if stream_attached(client, f"/containers/{container_id}/resize", sock, early, tty=tty, stdin=stdin,
+                       detach_keys=detach_keys):
         return  # detached: the container runs on
     sys.exit(waiter.json()["StatusCode"])

@@ -55,7 +55,8 @@ def _attach_and_start(client, container_id, *, tty, stdin, detach_keys, conditio
     _start_or_exit(client, container_id)
     if sig_proxy and not tty:
         proxy_signals(client.socket_path, container_id)
-    if stream_attached(client, container_id, sock, early, tty=tty, stdin=stdin, detach_keys=detach_keys):
+    if stream_attached(client, f"/containers/{container_id}/resize", sock, early, tty=tty, stdin=stdin,
+                       detach_keys=detach_keys):
         return
     sys.exit(waiter.json()["StatusCode"])
 

@@ -36,7 +36,9 @@ def exec_(ctx, container, command, detach, interactive, tty, env, env_file, work
         if not hasattr(e, "exit_code"):
             e.exit_code = 1  # docker exec's status for an error from the daemon
         raise
-    if _stream(client, exec_id, sock, early, interactive, tty):
+    from minictr.cli.streams import stream_attached
+
+    if stream_attached(client, f"/exec/{exec_id}/resize", sock, early, tty=tty, stdin=interactive):
         return  # detached with ctrl-p ctrl-q: the command runs on
     sys.exit(client.get(f"/exec/{exec_id}/json")["ExitCode"] or 0)
 
@@ -57,30 +59,3 @@ def _exec_body(command, detach, interactive, tty, env, env_file, workdir, user):
     if user:
         body["User"] = user
     return body
-
-
-def _stream(client, exec_id, sock, early, interactive, tty):
-    """Returns whether the user detached.  Our stdin to the exec (with -i), its output to ours: Docker's frames demultiplexed, or with
-    a tty our terminal raw, its size sent now and at each SIGWINCH, and the output copied raw."""
-    import threading
-
-    from minictr.cli.streams import copy_to_terminal, demux_to_terminal, forward_stdin
-    from minictr.cli.terminal import RawTerminal, SizeWatcher
-    from minictr.client import Client
-
-    from minictr.detach_keys import DEFAULT, parse
-
-    detached = threading.Event()
-    resizer = Client(client.socket_path)  # the watcher's thread gets a connection of its own
-
-    def resize(rows, columns):
-        resizer.post(f"/exec/{exec_id}/resize", {"h": rows, "w": columns})
-
-    with RawTerminal(0, enabled=tty and interactive), SizeWatcher(resize, enabled=tty):
-        if interactive:
-            forward_stdin(sock, parse(DEFAULT) if tty else b"", detached)
-        if tty:
-            copy_to_terminal(sock, early)
-        else:
-            demux_to_terminal(sock, early)
-    return detached.is_set()

@@ -64,11 +64,11 @@ def forward_stdin(sock, detach_keys=b"", detached=None):
     threading.Thread(target=pump, daemon=True).start()
 
 
-def stream_attached(client, container_id, sock, early, *, tty, stdin, detach_keys=None):
-    """Serve a hijacked attach connection until its output ends, as Docker's CLI does: with a
-    tty, our terminal raw, its size sent now and on SIGWINCH, output copied raw; without one,
-    Docker's frames to stdout and stderr.  Returns whether the user detached (the container
-    runs on)."""
+def stream_attached(client, resize_path, sock, early, *, tty, stdin, detach_keys=None):
+    """Serve a hijacked attach (or exec) connection until its output ends, as Docker's CLI
+    does: with a tty, our terminal raw, its size sent to `resize_path` now and on SIGWINCH,
+    output copied raw; without one, Docker's frames to stdout and stderr.  Returns whether the
+    user detached (the container or the exec runs on)."""
     from minictr.cli.terminal import RawTerminal, SizeWatcher
     from minictr.client import Client
     from minictr.detach_keys import DEFAULT, parse
@@ -78,7 +78,7 @@ def stream_attached(client, container_id, sock, early, *, tty, stdin, detach_key
     resizer = Client(client.socket_path)  # the watcher's thread gets a connection of its own
 
     def resize(rows, columns):
-        resizer.post(f"/containers/{container_id}/resize", {"h": rows, "w": columns})
+        resizer.post(resize_path, {"h": rows, "w": columns})
 
     with RawTerminal(0, enabled=tty and stdin), SizeWatcher(resize, enabled=tty):
         if stdin:

@@ -153,13 +153,22 @@ def rfc3339_nano_fixed(ns):
 
 
 def rotated_paths(path):
-    """The log's files, oldest first: <log>.N … <log>.1, <log> (those that exist)."""
-    numbered = []
-    k = 1
-    while os.path.lexists(f"{path}.{k}"):
-        numbered.append(f"{path}.{k}")
-        k += 1
-    return numbered[::-1] + [path]
+    """The log's files, oldest first: <log>.N … <log>.1, <log> (those that exist).
+
+    Listed, not probed one number after the other: while the monitor renames .1 → .2 → …,
+    a number is briefly missing, and probing would stop there."""
+    directory, name = os.path.split(path)
+    try:
+        entries = os.listdir(directory)
+    except FileNotFoundError:
+        return [path]
+    prefix = name + "."
+    numbers = sorted((int(e[len(prefix):]) for e in entries
+                      if e.startswith(prefix) and e[len(prefix):].isdigit()), reverse=True)
+    return [f"{path}.{k}" for k in numbers] + [path]
+
+
+_OPEN_ATTEMPTS = 100
 
 
 class LogReader:
@@ -188,14 +197,31 @@ class LogReader:
         self.close()
 
     def _open_set(self):
-        files = []
-        for p in rotated_paths(self.path):
-            try:
-                fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                continue  # rotated or removed meanwhile
-            files.append((fd, os.fstat(fd).st_ino))
-        return files
+        """Open every file of the set, oldest first. A rotation while we open them would shift
+        the names under us (and we would skip a file): open again until the names still lead
+        to the files we hold."""
+        for attempt in range(_OPEN_ATTEMPTS):
+            paths = rotated_paths(self.path)
+            files = []
+            for p in paths:
+                try:
+                    fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    continue  # rotated or removed meanwhile
+                files.append((fd, os.fstat(fd).st_ino))
+            if self._unchanged(paths, files) or attempt == _OPEN_ATTEMPTS - 1:
+                return files
+            for fd, _ in files:
+                os.close(fd)
+            time.sleep(0.001)
+
+    def _unchanged(self, paths, files):
+        if rotated_paths(self.path) != paths or len(files) != len(paths):
+            return False
+        try:
+            return all(os.stat(p).st_ino == inode for p, (_, inode) in zip(paths, files))
+        except FileNotFoundError:
+            return False
 
     def read(self, limit=_BATCH):
         """Entries whose lines are complete now, up to about `limit` bytes of them."""

@@ -1,6 +1,7 @@
 """A real daemon for the integration tests: root mode when the suite runs as root, rootless
 when it runs as an ordinary user (scripts/test does both)."""
 
+import json
 import os
 import signal
 import socket
@@ -137,3 +138,27 @@ def daemon_pid(d: Daemon):
     # The wrapper's children: the daemon, and the namespace holder (minictr-pause) when it made one.
     children = Path(f"/proc/{d.process.pid}/task/{d.process.pid}/children").read_text().split()
     return next(int(c) for c in children if Path(f"/proc/{c}/comm").read_text().strip() != "minictr:[ns]")
+
+
+def inspect(daemon, ref):
+    """A container's inspect JSON, through the CLI."""
+    return json.loads(daemon.ok("inspect", "--type", "container", ref))[0]
+
+
+def wait_until(predicate, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def alive(pid):
+    """Whether the process runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from .conftest import ROOTLESS, daemon_pid, mounts_of
+from .conftest import daemon_pid, mounts_of
 
 MARKER = b"the container's own /etc\n"
 

@@ -1,31 +1,16 @@
 """What a user does with a container's life: run -d, stop, kill, restart, pause, rename, restart
 policies, --init, labels and the run options around them (root and rootless)."""
 
-import json
 import os
 import time
 
 import pytest
 
-from tests.integration.conftest import ROOTLESS
+from tests.integration.conftest import ROOTLESS, inspect, wait_until
 
 # PID 1 of a container gets no default signal actions: a shell that traps TERM exits on it,
 # a bare `sleep` ignores it.
 TRAP_TERM = 'trap "exit 3" TERM; while :; do sleep 0.1; done'
-
-
-def inspect(daemon, ref):
-    return json.loads(daemon.ok("inspect", "--type", "container", ref))[0]
-
-
-def wait_until(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

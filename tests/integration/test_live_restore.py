@@ -1,7 +1,6 @@
 """Live restore: SIGKILL the daemon while containers run, write output and have clients attached;
 the containers carry on under their monitors and the next daemon picks them up (root and rootless)."""
 
-import json
 import os
 import subprocess
 import sys
@@ -9,32 +8,10 @@ import time
 
 import pytest
 
-from tests.integration.conftest import daemon_pid
+from tests.integration.conftest import alive, daemon_pid, inspect, wait_until
 
 # Prints a counter ten times a second: the log shows which lines were written when.
 WRITER = "i=0; while :; do echo n=$i; i=$((i+1)); sleep 0.1; done"
-
-
-def inspect(daemon, ref):
-    return json.loads(daemon.ok("inspect", "--type", "container", ref))[0]
-
-
-def wait_until(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def kill_daemon(daemon):

@@ -1,6 +1,5 @@
 """`minictr logs`, GET /containers/{id}/logs, and the docker CLI and docker-py reading them."""
 
-import os
 import re
 import shutil
 import subprocess

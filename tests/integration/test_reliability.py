@@ -2,7 +2,6 @@
 daemon (root and rootless)."""
 
 import glob
-import json
 import os
 import socket
 import subprocess
@@ -11,19 +10,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.integration.conftest import ROOTLESS, daemon_pid, mounts_of
-
-
-def inspect(daemon, ref):
-    return json.loads(daemon.ok("inspect", "--type", "container", ref))[0]
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+from tests.integration.conftest import ROOTLESS, alive, daemon_pid, inspect, mounts_of
 
 
 def rss_kib(pid):

@@ -5,7 +5,7 @@ import os
 import socket
 import time
 
-from .conftest import read_frames, wait_for
+from .conftest import read_frames
 
 OUTSIDE = 100000
 IDMAPS = [("uidmap", (0, OUTSIDE, 65536)), ("gidmap", (0, OUTSIDE, 65536))]

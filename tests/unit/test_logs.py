@@ -8,7 +8,7 @@ import pytest
 
 from minictr.cli.logs import docker_timestamp
 from minictr.containers.logs import (LogReader, LogSettings, LogsQuery, _encode, log_settings, monitor_entries,
-                                     parse_size, parse_time, rfc3339_nano_fixed)
+                                     parse_size, parse_time, rfc3339_nano_fixed, rotated_paths)
 from minictr.errors import InvalidArgument
 
 T0 = 1_700_000_000 * 10**9  # 2023-11-14T22:13:20Z
@@ -311,3 +311,11 @@ def test_cli_local_times_use_the_local_zone(monkeypatch):
 def test_cli_bad_times_are_one_clear_error(bad):
     with pytest.raises(InvalidArgument, match="failed to parse value as time or duration"):
         docker_timestamp(bad, 0)
+
+
+def test_rotated_paths_are_listed_across_a_gap_left_mid_rotation(tmp_path):
+    # The monitor renames .2 -> .3 before .1 -> .2: for a moment there is no .2.
+    log = tmp_path / "c-json.log"
+    for name in ("c-json.log", "c-json.log.1", "c-json.log.3", "c-json.log.x", "c-json.log.10"):
+        (tmp_path / name).write_text("")
+    assert rotated_paths(str(log)) == [f"{log}.10", f"{log}.3", f"{log}.1", str(log)]
