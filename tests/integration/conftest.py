@@ -41,6 +41,8 @@ class Daemon:
 
     def start(self):
         self.socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # A socket left by a killed daemon must not pass for this one answering.
+        self.socket.unlink(missing_ok=True)
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "minictr", "-H", self.host, "daemon", "--data-root", str(self.data_root)],
@@ -79,9 +81,13 @@ class Daemon:
 
     def log_tail(self, lines=30):
         try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
-            return "(no log)"
+            tail = "(no log)"
+        processes = subprocess.run(["ps", "-o", "pid,ppid,stat,etime,comm", "-u", str(os.geteuid())],
+                                   capture_output=True, text=True).stdout
+        wrapper = self.process.poll() if self.process else "none"
+        return f"{tail}\n--- wrapper {self.process and self.process.pid} exit status {wrapper} ---\n{processes}"
 
     def client(self):
         from minictr.client import Client

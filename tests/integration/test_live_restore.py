@@ -8,17 +8,19 @@ import time
 
 import pytest
 
-from tests.integration.conftest import alive, daemon_pid, inspect, wait_until
+from tests.integration.conftest import _answers, alive, daemon_pid, inspect, wait_until
 
 # Prints a counter ten times a second: the log shows which lines were written when.
 WRITER = "i=0; while :; do echo n=$i; i=$((i+1)); sleep 0.1; done"
 
 
 def kill_daemon(daemon):
-    """SIGKILL the daemon (and, rootless, its wrapper) and wait until it is really gone."""
+    """SIGKILL the daemon (and, rootless, its wrapper) and wait until it is really gone: its
+    process and its socket."""
     inner = daemon_pid(daemon)
     daemon.kill()
     wait_until(lambda: not alive(inner), what="the daemon to die")
+    wait_until(lambda: not _answers(daemon.socket), what="the daemon's socket to go quiet")
 
 
 def counters(text):
