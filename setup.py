@@ -24,7 +24,9 @@ class BuildExtWithMonitor(build_ext):
         from build_native import INIT_SOURCES, MONITOR_CFLAGS, MONITOR_SOURCES, PAUSE_SOURCES
 
         self._ensure_compiler()
-        self.build_executable("minictr-monitor", MONITOR_SOURCES, MONITOR_CFLAGS, [])
+        # Static: ~0.8 MB resident per monitor instead of ~1.4 MB with the shared libc mapped,
+        # and no dynamic loader on the way to every container's start.
+        self.build_executable("minictr-monitor", MONITOR_SOURCES, MONITOR_CFLAGS, ["-static"])
         self.build_executable("minictr-init", INIT_SOURCES, MONITOR_CFLAGS, ["-static"])
         self.build_executable("minictr-pause", PAUSE_SOURCES, MONITOR_CFLAGS, [])
 
