@@ -1,71 +1,26 @@
 """minictr: the command line. Every command talks to the daemon through the Docker Engine API.
 
 Commands import only what they need when they run: the CLI's start-up time is
-part of every `minictr run`.
+part of every `minictr run`. The hot container commands (run, create, start,
+stop, restart, kill, rm, exec) are parsed without importing click when their
+arguments are plain (cli/fast.py, from a spec generated from the click
+commands); anything else goes through click (cli/commands.py).
 """
 
 import os
 import sys
 
-import click
-
-from minictr.cli.context import Context
 from minictr.errors import MinictrError
-
-
-class LazyGroup(click.Group):
-    """Subcommands live in modules imported only when one of theirs is called."""
-
-    def __init__(self, *args, lazy=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.lazy = lazy or {}
-
-    def list_commands(self, ctx):
-        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
-
-    def get_command(self, ctx, name):
-        if name in self.lazy:
-            module_name, attr = self.lazy[name]
-            module = __import__(f"minictr.cli.{module_name}", fromlist=[attr])
-            return getattr(module, attr)
-        return super().get_command(ctx, name)
-
-
-_COMMANDS = {
-    "run": ("containers", "run"), "create": ("containers", "create"), "start": ("containers", "start"),
-    "ps": ("containers", "ps"), "rm": ("containers", "rm"), "inspect": ("containers", "inspect"),
-    "wait": ("containers", "wait"), "kill": ("containers", "kill"), "container": ("containers", "container"),
-    "images": ("images", "images"), "rmi": ("images", "rmi"), "import": ("images", "import_"),
-    "load": ("images", "load"), "image": ("images", "image"),
-    "stop": ("containers", "stop"), "restart": ("containers", "restart"), "pause": ("containers", "pause"),
-    "unpause": ("containers", "unpause"), "rename": ("containers", "rename"),
-    "attach": ("attach", "attach"), "exec": ("exec", "exec_"), "logs": ("logs", "logs"),
-    "events": ("events", "events"), "cp": ("files", "cp"), "diff": ("files", "diff"),
-    "export": ("files", "export"), "top": ("files", "top"), "port": ("files", "port"),
-    "daemon": ("system", "daemon"), "version": ("system", "version"), "info": ("system", "info"),
-    "system": ("system", "system"),
-}
-
-
-@click.group(cls=LazyGroup, lazy=_COMMANDS, context_settings={"help_option_names": ["--help"]})
-@click.option("-H", "--host", envvar="MINICTR_HOST", help="Daemon socket to connect to (unix://PATH).")
-@click.version_option(package_name=None, version=__import__("minictr").__version__, prog_name="minictr")
-@click.pass_context
-def cli(click_ctx, host):
-    """A small, fast, rootless container engine with Docker's commands."""
-    click_ctx.obj = Context(host)
 
 
 def main():
     try:
-        cli.main(prog_name="minictr", standalone_mode=False)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(125 if e.exit_code == 2 else e.exit_code)
-    except click.exceptions.Abort:
-        sys.exit(130)
+        from minictr.cli import fast
+
+        if not fast.dispatch(sys.argv[1:]):
+            from minictr.cli.commands import run_click
+
+            run_click()
     except MinictrError as e:
         print(f"minictr: {e}", file=sys.stderr)
         sys.exit(getattr(e, "exit_code", 125))

@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from minictr.cli.context import pass_ctx
+from minictr.cli.decorators import pass_ctx
 from minictr.cli.run_options import DockerCommand
 from minictr.errors import Conflict
 
@@ -18,7 +18,7 @@ from minictr.errors import Conflict
 @pass_ctx
 def attach(ctx, no_stdin, detach_keys, sig_proxy, container):
     """Attach local standard input, output, and error streams to a running container."""
-    from minictr.cli.containers import check_attachable
+    from minictr.cli.actions import check_attachable
     from minictr.cli.streams import proxy_signals, stream_attached
     from minictr.client import quote_path
 

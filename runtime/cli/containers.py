@@ -4,88 +4,18 @@ import sys
 
 import click
 
-from minictr.cli.context import each, pass_ctx
-from minictr.cli.run_options import RUN_SETTINGS, DockerCommand, check_cidfile, create_body, with_run_options, write_cidfile
-from minictr.errors import MinictrError, NotFound
+from minictr.cli import actions
+from minictr.cli.decorators import pass_ctx
+from minictr.cli.run_options import RUN_SETTINGS, DockerCommand, with_run_options
+from minictr.errors import NotFound
+
 
 @click.command(cls=DockerCommand, context_settings=RUN_SETTINGS)
 @with_run_options
 @pass_ctx
 def run(ctx, name, **options):
     """Create and run a new container from an image; exits with the container's exit code."""
-    client = ctx.client
-    tty, interactive = options["tty"], options["interactive"]
-    if not options["detach"]:
-        check_attachable(tty, interactive, options["detach_keys"])
-    container_id = _create(ctx, name, options)
-    if options["detach"]:
-        _start_or_exit(client, container_id)
-        click.echo(container_id)
-        return
-    condition = "removed" if options["auto_remove"] else "next-exit"
-    _attach_and_start(client, container_id, tty=tty, stdin=interactive, detach_keys=options["detach_keys"],
-                      condition=condition, sig_proxy=options["sig_proxy"])
-
-
-def check_attachable(tty, stdin, detach_keys):
-    """What Docker's CLI refuses before it creates anything: bad detach keys, and a tty's
-    stdin that is no terminal."""
-    import os
-
-    from minictr.detach_keys import parse
-
-    if detach_keys:
-        parse(detach_keys)
-    if tty and stdin and not os.isatty(0):
-        error = MinictrError("the input device is not a TTY")
-        error.exit_code = 1
-        raise error
-
-
-def _attach_and_start(client, container_id, *, tty, stdin, detach_keys, condition, sig_proxy):
-    """Attach, start, and stream until the container ends (exit with its status) or the user
-    detaches (return: exit 0, the container runs on). Without a tty, the signals we get go to
-    the container (Docker's --sig-proxy)."""
-    from minictr.cli.streams import proxy_signals, stream_attached
-
-    sock, early = client.hijack(f"/containers/{container_id}/attach",
-                                {"stream": 1, "stdin": int(stdin), "stdout": 1, "stderr": 1,
-                                 "detachKeys": detach_keys})
-    waiter = client.stream("POST", f"/containers/{container_id}/wait", {"condition": condition})
-    _start_or_exit(client, container_id)
-    if sig_proxy and not tty:
-        proxy_signals(client.socket_path, container_id)
-    if stream_attached(client, f"/containers/{container_id}/resize", sock, early, tty=tty, stdin=stdin,
-                       detach_keys=detach_keys):
-        return
-    sys.exit(waiter.json()["StatusCode"])
-
-
-def _create(ctx, name, options):
-    """Create the container (and its --cidfile); returns its id."""
-    check_cidfile(options["cidfile"])
-    body = create_body(options)
-    container_id = ctx.client.post("/containers/create", {"name": name}, body).json()["Id"]
-    if options["cidfile"]:
-        write_cidfile(options["cidfile"], container_id)
-    return container_id
-
-
-def _start_or_exit(client, container_id):
-    try:
-        client.post(f"/containers/{container_id}/start")
-    except MinictrError as e:
-        e.exit_code = _start_exit_code(str(e))
-        raise
-
-
-def _start_exit_code(message):
-    """Docker's exit codes when a container cannot start: 127 no such command, 126 not executable."""
-    if "executable file not found" in message or "no such file or directory" in message.lower():
-        return 127
-    if "permission denied" in message.lower():
-        return 126
-    return 125
+    actions.run(ctx, name, **options)
 
 
 @click.command(cls=DockerCommand, context_settings=RUN_SETTINGS)
@@ -93,7 +23,7 @@ def _start_exit_code(message):
 @pass_ctx
 def create(ctx, name, **options):
     """Create a new container without starting it; prints its id."""
-    click.echo(_create(ctx, name, options))
+    actions.create(ctx, name, **options)
 
 
 @click.command(cls=DockerCommand)
@@ -105,20 +35,7 @@ def create(ctx, name, **options):
 @pass_ctx
 def start(ctx, attach, interactive, detach_keys, sig_proxy, containers):
     """Start one or more created or stopped containers."""
-    from minictr.client import quote_path
-    from minictr.errors import InvalidArgument
-
-    if not (attach or interactive):
-        _each(containers, lambda ref: ctx.client.post(f"/containers/{ref}/start"))
-        return
-    if len(containers) > 1:
-        raise InvalidArgument("you cannot start and attach multiple containers at once")
-    info = ctx.client.get(f"/containers/{quote_path(containers[0])}/json")
-    tty, stdin = info["Config"]["Tty"], interactive and info["Config"]["OpenStdin"]
-    check_attachable(tty, stdin, detach_keys)
-    condition = "removed" if info["HostConfig"].get("AutoRemove") else "next-exit"
-    _attach_and_start(ctx.client, info["Id"], tty=tty, stdin=stdin, detach_keys=detach_keys, condition=condition,
-                      sig_proxy=sig_proxy)
+    actions.start(ctx, attach, interactive, detach_keys, sig_proxy, containers)
 
 
 @click.command()
@@ -153,7 +70,7 @@ def ps(ctx, all_, filters, format_, last, latest, no_trunc, quiet, size):
 @pass_ctx
 def rm(ctx, force, containers):
     """Remove one or more containers."""
-    _each(containers, lambda ref: ctx.client.delete(f"/containers/{ref}", {"force": int(force)}))
+    actions.rm(ctx, force, containers)
 
 
 @click.command()
@@ -162,7 +79,7 @@ def rm(ctx, force, containers):
 @pass_ctx
 def kill(ctx, signal_, containers):
     """Send a signal to running containers."""
-    _each(containers, lambda ref: ctx.client.post(f"/containers/{ref}/kill", {"signal": signal_}))
+    actions.kill(ctx, signal_, containers)
 
 
 @click.command()
@@ -172,8 +89,7 @@ def kill(ctx, signal_, containers):
 @pass_ctx
 def stop(ctx, timeout, signal_, containers):
     """Stop running containers: the stop signal, then SIGKILL after a grace period."""
-    query = {"t": timeout, "signal": signal_}
-    _each(containers, lambda ref: ctx.client.post(f"/containers/{ref}/stop", query))
+    actions.stop(ctx, timeout, signal_, containers)
 
 
 @click.command()
@@ -183,8 +99,7 @@ def stop(ctx, timeout, signal_, containers):
 @pass_ctx
 def restart(ctx, timeout, signal_, containers):
     """Restart one or more containers."""
-    query = {"t": timeout, "signal": signal_}
-    _each(containers, lambda ref: ctx.client.post(f"/containers/{ref}/restart", query))
+    actions.restart(ctx, timeout, signal_, containers)
 
 
 @click.command()
@@ -192,7 +107,7 @@ def restart(ctx, timeout, signal_, containers):
 @pass_ctx
 def pause(ctx, containers):
     """Pause all processes within one or more containers."""
-    _each(containers, lambda ref: ctx.client.post(f"/containers/{ref}/pause"))
+    actions.each_container(containers, lambda ref: ctx.client.post(f"/containers/{ref}/pause"))
 
 
 @click.command()
@@ -200,7 +115,7 @@ def pause(ctx, containers):
 @pass_ctx
 def unpause(ctx, containers):
     """Unpause all processes within one or more containers."""
-    _each(containers, lambda ref: ctx.client.post(f"/containers/{ref}/unpause"))
+    actions.each_container(containers, lambda ref: ctx.client.post(f"/containers/{ref}/unpause"))
 
 
 @click.command()
@@ -263,17 +178,6 @@ def inspect(ctx, format_, size, kind, names):
     for name in missing:
         click.echo(f"minictr: No such object: {name}", err=True)
     if missing:
-        sys.exit(1)
-
-
-def _each(refs, request):
-    """Send `request` for each container named, printing each name as it succeeds."""
-
-    def act(ref):
-        request(ref)
-        click.echo(ref)
-
-    if not each(refs, act):
         sys.exit(1)
 
 

@@ -1,10 +1,10 @@
-"""The object every command gets: the daemon connection, started on first use (and the daemon too)."""
+"""The object every command gets: the daemon connection, started on first use (and the daemon too).
+
+No click here: the CLI's fast path (cli/fast.py) uses it without importing click."""
 
 import os
 import sys
 import time
-
-import click
 
 from minictr import paths
 from minictr.errors import DaemonUnavailable
@@ -31,9 +31,6 @@ class Context:
         return self._client
 
 
-pass_ctx = click.make_pass_decorator(Context)
-
-
 def each(names, action):
     """Docker's way with several names: act on each, report a failure in one line and go on.
     Returns whether all of them went well (the caller exits 1 if not)."""
@@ -44,9 +41,16 @@ def each(names, action):
         try:
             action(name)
         except MinictrError as e:
-            click.echo(f"minictr: {e}", err=True)
+            echo(f"minictr: {e}", err=True)
             failed = True
     return not failed
+
+
+def echo(text, err=False):
+    """click.echo's job for a line of text, without click: a reader that went away is not ours."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(f"{text}\n")
+    stream.flush()
 
 
 def _answers(socket_path):

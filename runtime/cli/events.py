@@ -5,7 +5,7 @@ import time
 
 import click
 
-from minictr.cli.context import pass_ctx
+from minictr.cli.decorators import pass_ctx
 from minictr.errors import InvalidArgument
 
 _DURATION = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")

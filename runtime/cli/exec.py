@@ -1,12 +1,10 @@
 """`minictr exec`: run a command in a running container."""
 
-import sys
-
 import click
 
-from minictr.cli.context import pass_ctx
+from minictr.cli import actions
+from minictr.cli.decorators import pass_ctx
 from minictr.cli.run_options import DockerCommand
-from minictr.errors import MinictrError
 
 
 @click.command(cls=DockerCommand, context_settings={"allow_interspersed_args": False})
@@ -22,40 +20,4 @@ from minictr.errors import MinictrError
 @pass_ctx
 def exec_(ctx, container, command, detach, interactive, tty, env, env_file, workdir, user):
     """Execute a command in a running container; exits with the command's exit code."""
-    from minictr.client import quote_path
-
-    client = ctx.client
-    body = _exec_body(command, detach, interactive, tty, env, env_file, workdir, user)
-    try:
-        exec_id = client.post(f"/containers/{quote_path(container)}/exec", None, body).json()["Id"]
-        if detach:
-            client.post(f"/exec/{exec_id}/start", None, {"Detach": True, "Tty": tty})
-            return
-        sock, early = client.hijack(f"/exec/{exec_id}/start")
-    except MinictrError as e:
-        if not hasattr(e, "exit_code"):
-            e.exit_code = 1  # docker exec's status for an error from the daemon
-        raise
-    from minictr.cli.streams import stream_attached
-
-    if stream_attached(client, f"/exec/{exec_id}/resize", sock, early, tty=tty, stdin=interactive):
-        return  # detached with ctrl-p ctrl-q: the command runs on
-    sys.exit(client.get(f"/exec/{exec_id}/json")["ExitCode"] or 0)
-
-
-def _exec_body(command, detach, interactive, tty, env, env_file, workdir, user):
-    from minictr.cli.run_options import _env_entry, _read_kv_file
-    from minictr.cli.terminal import terminal_size
-
-    entries = [entry for path in env_file for entry in _read_kv_file(path, from_environ=True)]
-    entries += [_env_entry(e) for e in env]
-    body = {"AttachStdin": interactive and not detach, "AttachStdout": not detach,
-            "AttachStderr": not detach, "Tty": tty, "Detach": detach, "Cmd": list(command),
-            "Env": [e for e in entries if "=" in e]}
-    if tty and (size := terminal_size()):
-        body["ConsoleSize"] = list(size)
-    if workdir:
-        body["WorkingDir"] = workdir
-    if user:
-        body["User"] = user
-    return body
+    actions.exec_(ctx, container, command, detach, interactive, tty, env, env_file, workdir, user)

@@ -9,7 +9,7 @@ import threading
 
 import click
 
-from minictr.cli.context import pass_ctx
+from minictr.cli.decorators import pass_ctx
 from minictr.errors import InvalidArgument, NotFound
 
 _GO_MODE_DIR = 1 << 31

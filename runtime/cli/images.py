@@ -4,7 +4,8 @@ import sys
 
 import click
 
-from minictr.cli.context import each, pass_ctx
+from minictr.cli.context import each
+from minictr.cli.decorators import pass_ctx
 from minictr.errors import MinictrError
 
 

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from minictr.cli.context import pass_ctx
+from minictr.cli.decorators import pass_ctx
 from minictr.errors import InvalidArgument
 
 

@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from minictr.cli.context import pass_ctx
+from minictr.cli.decorators import pass_ctx
 
 
 @click.command()

@@ -99,6 +99,7 @@ class Container:
     removed: bool = False
     restart_task: asyncio.Task = field(default=None, repr=False)
     backoff: float = 0.0
+    exits: int = 0  # exits seen by this daemon (`wait?condition=next-exit`)
 
     @classmethod
     def from_row(cls, row):
@@ -353,6 +354,7 @@ class ContainerService:
         exit_code, finished_ns = self._read_exit_file(container)
         restart_in = self._restart_delay(container, exit_code, finished_ns)
         state = State.RESTARTING if restart_in is not None else State.EXITED
+        container.exits += 1
         self._set_state(container, state, pid=0, monitor_pid=0, exit_code=exit_code,
                         finished_at=rfc3339(finished_ns), error=container.error)
         self._emit(container, "die", exitCode=str(exit_code))
@@ -464,16 +466,16 @@ class ContainerService:
         container = self.get(ref)
         if condition not in ("not-running", "next-exit", "removed"):
             raise InvalidArgument(f"invalid condition: {condition!r}")
-        seen_running = container.state is State.RUNNING
+        # Counted, not watched: a container that starts and exits at once may pass through
+        # `running` between two wake-ups of this waiter.
+        exits_before = container.exits
         async with container.changed:
             while True:
-                running = container.state is State.RUNNING
-                seen_running = seen_running or running
                 if condition == "removed" and container.removed:
                     break
-                if condition == "not-running" and not running:
+                if condition == "not-running" and container.state not in (State.RUNNING, State.PAUSED):
                     break
-                if condition == "next-exit" and seen_running and container.state is State.EXITED:
+                if condition == "next-exit" and container.exits > exits_before:
                     break
                 await container.changed.wait()
         return container.exit_code

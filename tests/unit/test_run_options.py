@@ -3,7 +3,8 @@
 import pytest
 
 from minictr.cli.containers import run
-from minictr.cli.run_options import create_body, docker_bools, parse_restart_policy
+from minictr.cli.bodies import create_body, parse_restart_policy
+from minictr.cli.run_options import docker_bools
 from minictr.errors import InvalidArgument
 
 

@@ -1,0 +1,176 @@
+"""What the hot container commands do once their arguments are parsed: run, create, start,
+stop, restart, kill, rm and exec. The click commands (cli/containers.py, cli/exec.py) and the
+click-free fast path (cli/fast.py) both call these, with the same keyword arguments, so the
+two paths cannot drift apart. No click here."""
+
+import sys
+
+from minictr.cli.context import each, echo
+from minictr.client import quote_path
+from minictr.errors import InvalidArgument, MinictrError
+
+
+def run(ctx, name, **options):
+    """Create and run a container; exits with its exit code (or prints its id with -d)."""
+    client = ctx.client
+    tty, interactive = options["tty"], options["interactive"]
+    if not options["detach"]:
+        check_attachable(tty, interactive, options["detach_keys"])
+    container_id = _create(ctx, name, options)
+    if options["detach"]:
+        _start_or_exit(client, container_id)
+        echo(container_id)
+        return
+    condition = "removed" if options["auto_remove"] else "next-exit"
+    _attach_and_start(client, container_id, tty=tty, stdin=interactive, detach_keys=options["detach_keys"],
+                      condition=condition, sig_proxy=options["sig_proxy"])
+
+
+def create(ctx, name, **options):
+    """Create a container without starting it; prints its id."""
+    echo(_create(ctx, name, options))
+
+
+def _create(ctx, name, options):
+    """Create the container (and its --cidfile); returns its id."""
+    from minictr.cli.bodies import check_cidfile, create_body, write_cidfile
+
+    check_cidfile(options["cidfile"])
+    body = create_body(options)
+    container_id = ctx.client.post("/containers/create", {"name": name}, body).json()["Id"]
+    if options["cidfile"]:
+        write_cidfile(options["cidfile"], container_id)
+    return container_id
+
+
+def start(ctx, attach, interactive, detach_keys, sig_proxy, containers):
+    if not (attach or interactive):
+        each_container(containers, lambda ref: ctx.client.post(f"/containers/{ref}/start"))
+        return
+    if len(containers) > 1:
+        raise InvalidArgument("you cannot start and attach multiple containers at once")
+    info = ctx.client.get(f"/containers/{quote_path(containers[0])}/json")
+    tty, stdin = info["Config"]["Tty"], interactive and info["Config"]["OpenStdin"]
+    check_attachable(tty, stdin, detach_keys)
+    condition = "removed" if info["HostConfig"].get("AutoRemove") else "next-exit"
+    _attach_and_start(ctx.client, info["Id"], tty=tty, stdin=stdin, detach_keys=detach_keys, condition=condition,
+                      sig_proxy=sig_proxy)
+
+
+def stop(ctx, timeout, signal_, containers):
+    query = {"t": timeout, "signal": signal_}
+    each_container(containers, lambda ref: ctx.client.post(f"/containers/{ref}/stop", query))
+
+
+def restart(ctx, timeout, signal_, containers):
+    query = {"t": timeout, "signal": signal_}
+    each_container(containers, lambda ref: ctx.client.post(f"/containers/{ref}/restart", query))
+
+
+def kill(ctx, signal_, containers):
+    each_container(containers, lambda ref: ctx.client.post(f"/containers/{ref}/kill", {"signal": signal_}))
+
+
+def rm(ctx, force, containers):
+    each_container(containers, lambda ref: ctx.client.delete(f"/containers/{ref}", {"force": int(force)}))
+
+
+def exec_(ctx, container, command, detach, interactive, tty, env, env_file, workdir, user):
+    """Run a command in a running container; exits with the command's exit code."""
+    from minictr.cli.streams import stream_attached
+
+    client = ctx.client
+    body = _exec_body(command, detach, interactive, tty, env, env_file, workdir, user)
+    try:
+        exec_id = client.post(f"/containers/{quote_path(container)}/exec", None, body).json()["Id"]
+        if detach:
+            client.post(f"/exec/{exec_id}/start", None, {"Detach": True, "Tty": tty})
+            return
+        sock, early = client.hijack(f"/exec/{exec_id}/start")
+    except MinictrError as e:
+        if not hasattr(e, "exit_code"):
+            e.exit_code = 1  # docker exec's status for an error from the daemon
+        raise
+    if stream_attached(client, f"/exec/{exec_id}/resize", sock, early, tty=tty, stdin=interactive):
+        return  # detached with ctrl-p ctrl-q: the command runs on
+    sys.exit(client.get(f"/exec/{exec_id}/json")["ExitCode"] or 0)
+
+
+def _exec_body(command, detach, interactive, tty, env, env_file, workdir, user):
+    from minictr.cli.bodies import env_entry, read_kv_file
+    from minictr.cli.terminal import terminal_size
+
+    entries = [entry for path in env_file for entry in read_kv_file(path, from_environ=True)]
+    entries += [env_entry(e) for e in env]
+    body = {"AttachStdin": interactive and not detach, "AttachStdout": not detach,
+            "AttachStderr": not detach, "Tty": tty, "Detach": detach, "Cmd": list(command),
+            "Env": [e for e in entries if "=" in e]}
+    if tty and (size := terminal_size()):
+        body["ConsoleSize"] = list(size)
+    if workdir:
+        body["WorkingDir"] = workdir
+    if user:
+        body["User"] = user
+    return body
+
+
+def check_attachable(tty, stdin, detach_keys):
+    """What Docker's CLI refuses before it creates anything: bad detach keys, and a tty's
+    stdin that is no terminal."""
+    import os
+
+    from minictr.detach_keys import parse
+
+    if detach_keys:
+        parse(detach_keys)
+    if tty and stdin and not os.isatty(0):
+        error = MinictrError("the input device is not a TTY")
+        error.exit_code = 1
+        raise error
+
+
+def _attach_and_start(client, container_id, *, tty, stdin, detach_keys, condition, sig_proxy):
+    """Attach, start, and stream until the container ends (exit with its status) or the user
+    detaches (return: exit 0, the container runs on). Without a tty, the signals we get go to
+    the container (Docker's --sig-proxy)."""
+    from minictr.cli.streams import proxy_signals, stream_attached
+
+    sock, early = client.hijack(f"/containers/{container_id}/attach",
+                                {"stream": 1, "stdin": int(stdin), "stdout": 1, "stderr": 1,
+                                 "detachKeys": detach_keys})
+    waiter = client.stream("POST", f"/containers/{container_id}/wait", {"condition": condition})
+    _start_or_exit(client, container_id)
+    if sig_proxy and not tty:
+        proxy_signals(client.socket_path, container_id)
+    if stream_attached(client, f"/containers/{container_id}/resize", sock, early, tty=tty, stdin=stdin,
+                       detach_keys=detach_keys):
+        return
+    sys.exit(waiter.json()["StatusCode"])
+
+
+def _start_or_exit(client, container_id):
+    try:
+        client.post(f"/containers/{container_id}/start")
+    except MinictrError as e:
+        e.exit_code = _start_exit_code(str(e))
+        raise
+
+
+def _start_exit_code(message):
+    """Docker's exit codes when a container cannot start: 127 no such command, 126 not executable."""
+    if "executable file not found" in message or "no such file or directory" in message.lower():
+        return 127
+    if "permission denied" in message.lower():
+        return 126
+    return 125
+
+
+def each_container(refs, request):
+    """Send `request` for each container named, printing each name as it succeeds."""
+
+    def act(ref):
+        request(ref)
+        echo(ref)
+
+    if not each(refs, act):
+        sys.exit(1)
