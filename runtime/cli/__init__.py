@@ -2,7 +2,7 @@
 
 Commands import only what they need when they run: the CLI's start-up time is
 part of every `minictr run`. The hot container commands (run, create, start,
-stop, restart, kill, rm, exec) are parsed without importing click when their
+stop, restart, kill, rm, exec, ps, wait) are parsed without importing click when their
 arguments are plain (cli/fast.py, from a spec generated from the click
 commands); anything else goes through click (cli/commands.py).
 """

@@ -1,5 +1,5 @@
 """What the hot container commands do once their arguments are parsed: run, create, start,
-stop, restart, kill, rm and exec. The click commands (cli/containers.py, cli/exec.py) and the
+stop, restart, kill, rm, exec, ps and wait. The click commands (cli/containers.py, cli/exec.py) and the
 click-free fast path (cli/fast.py) both call these, with the same keyword arguments, so the
 two paths cannot drift apart. No click here."""
 
@@ -73,6 +73,26 @@ def kill(ctx, signal_, containers):
 
 def rm(ctx, force, containers):
     each_container(containers, lambda ref: ctx.client.delete(f"/containers/{ref}", {"force": int(force)}))
+
+
+def ps(ctx, all_, filters, format_, last, latest, no_trunc, quiet, size):
+    from minictr.cli.container_format import ps_format, render_ps
+    from minictr.cli.filters import filters_query
+
+    if quiet and format_ and format_ != "table":
+        echo("WARNING: Ignoring custom format, because both --format and --quiet are set.", err=True)
+    format_, size = ps_format(format_, quiet, size)
+    limit = 1 if latest and last == -1 else last
+    query = {"all": int(all_) if all_ else None, "limit": limit if limit > 0 else None,
+             "size": 1 if size else None, "filters": filters_query(filters)}
+    text = render_ps(ctx.client.get("/containers/json", query), format_, trunc=not no_trunc)
+    if text is not None:
+        echo(text)
+
+
+def wait(ctx, containers):
+    for ref in containers:
+        echo(ctx.client.stream("POST", f"/containers/{ref}/wait").json()["StatusCode"])
 
 
 def exec_(ctx, container, command, detach, interactive, tty, env, env_file, workdir, user):

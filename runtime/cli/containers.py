@@ -50,18 +50,7 @@ def start(ctx, attach, interactive, detach_keys, sig_proxy, containers):
 @pass_ctx
 def ps(ctx, all_, filters, format_, last, latest, no_trunc, quiet, size):
     """List containers."""
-    from minictr.cli.container_format import ps_format, render_ps
-    from minictr.cli.filters import filters_query
-
-    if quiet and format_ and format_ != "table":
-        click.echo("WARNING: Ignoring custom format, because both --format and --quiet are set.", err=True)
-    format_, size = ps_format(format_, quiet, size)
-    limit = 1 if latest and last == -1 else last
-    query = {"all": int(all_) if all_ else None, "limit": limit if limit > 0 else None,
-             "size": 1 if size else None, "filters": filters_query(filters)}
-    text = render_ps(ctx.client.get("/containers/json", query), format_, trunc=not no_trunc)
-    if text is not None:
-        click.echo(text)
+    actions.ps(ctx, all_, filters, format_, last, latest, no_trunc, quiet, size)
 
 
 @click.command()
@@ -132,8 +121,7 @@ def rename(ctx, container, new_name):
 @pass_ctx
 def wait(ctx, containers):
     """Block until containers stop, then print their exit codes."""
-    for ref in containers:
-        click.echo(ctx.client.stream("POST", f"/containers/{ref}/wait").json()["StatusCode"])
+    actions.wait(ctx, containers)
 
 
 @click.command()

@@ -31,7 +31,7 @@ def dispatch(argv):
 
 
 _ACTIONS = {"run": "run", "create": "create", "start": "start", "stop": "stop", "restart": "restart",
-            "kill": "kill", "rm": "rm", "exec": "exec_"}
+            "kill": "kill", "rm": "rm", "exec": "exec_", "ps": "ps", "wait": "wait"}
 
 
 def parse(argv):

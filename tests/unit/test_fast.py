@@ -35,11 +35,16 @@ SAME_AS_CLICK = [
     ["exec", "-it", "-e", "X=1", "-w", "/", "-u", "0", "c1", "sh", "-c", "echo $X"],
     ["exec", "-d", "c1", "sleep", "1", "-d"],
     ["exec", "--env-file", "/e", "c1", "--", "ls"],
+    ["ps"],
+    ["ps", "-a", "-q", "--no-trunc"],
+    ["ps", "-n", "3", "-s", "--filter", "status=exited", "-f", "label=a=b", "--format", "{{.ID}}\t{{.Names}}"],
+    ["ps", "-aq", "--last=2"],
+    ["wait", "c1", "c2"],
 ]
 
 # Forms the fast path leaves to click (which then explains, helps or refuses).
 LEFT_TO_CLICK = [
-    [], ["--help"], ["--version"], ["ps"], ["images"], ["run"], ["run", "--help"], ["run", "--bogus", "img"],
+    [], ["--help"], ["--version"], ["ps", "-n", "x"], ["images"], ["wait"], ["run"], ["run", "--help"], ["run", "--bogus", "img"],
     ["run", "--stop-timeout", "x", "img"], ["rm"], ["rm", "--force=false", "a"], ["stop", "-t"],
     ["exec", "c1"], ["-x", "run", "img"], ["--host"], ["run", "-z", "img"],
 ]
