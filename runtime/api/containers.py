@@ -131,5 +131,31 @@ async def inspect_container(req):
 
 @route("DELETE", "/containers/{id}")
 async def remove_container(req):
-    await req.services.containers.remove(req.params["id"], force=req.flag("force"))
+    await req.services.containers.remove(req.params["id"], force=req.flag("force"), volumes=req.flag("v"))
     return EmptyResponse(204)
+
+
+@route("POST", "/containers/prune")
+async def prune_containers(req):
+    """Remove every stopped container (created, exited, dead) that passes the label filters."""
+    from minictr.containers.filters import labels_match, parse
+    from minictr.errors import MinictrError
+
+    filters = parse(req.arg("filters"))
+    unknown = set(filters) - {"label", "label!"}
+    if unknown:
+        raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
+    containers = req.services.containers
+    stopped = [c for c in await asyncio.to_thread(containers.list, True, None, -1, True)
+               if c["State"] in ("created", "exited", "dead")
+               and labels_match(filters.get("label"), c.get("Labels") or {})
+               and not any(labels_match([item], c.get("Labels") or {}) for item in filters.get("label!", []))]
+    deleted, reclaimed = [], 0
+    for summary in stopped:
+        try:
+            await containers.remove(summary["Id"])
+        except MinictrError:
+            continue  # started or removed meanwhile
+        deleted.append(summary["Id"])
+        reclaimed += summary.get("SizeRw") or 0
+    return JSONResponse({"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed})

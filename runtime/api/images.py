@@ -78,3 +78,9 @@ async def _once(obj):
 async def _many(objs):
     for obj in objs:
         yield ndjson(obj)
+
+
+@route("POST", "/images/prune")
+async def prune_images(req):
+    """`docker system prune` calls this: minictr does not prune images yet, so nothing goes."""
+    return JSONResponse({"ImagesDeleted": [], "SpaceReclaimed": 0})

@@ -79,3 +79,16 @@ def _os_name():
     except OSError:
         pass
     return "Linux"
+
+
+# What `docker system prune` calls besides /containers/, /images/ and /volumes/prune: minictr has
+# no networks and no build cache yet, so nothing goes.
+
+@route("POST", "/networks/prune")
+async def prune_networks(req):
+    return JSONResponse({"NetworksDeleted": []})
+
+
+@route("POST", "/build/prune")
+async def prune_build_cache(req):
+    return JSONResponse({"CachesDeleted": [], "SpaceReclaimed": 0})

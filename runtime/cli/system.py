@@ -1,4 +1,4 @@
-"""Daemon and system commands: daemon, version, info."""
+"""Daemon and system commands: daemon, version, info, system prune."""
 
 import sys
 
@@ -51,4 +51,31 @@ def system():
     """Manage minictr."""
 
 
+@click.command()
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+@click.option("--volumes", is_flag=True, help="Prune anonymous volumes too.")
+@pass_ctx
+def prune(ctx, force, volumes):
+    """Remove stopped containers (and, with --volumes, unused anonymous volumes)."""
+    from minictr.cli.format import size
+    from minictr.cli.volumes import confirm
+
+    lines = ["  - all stopped containers"] + (["  - all anonymous volumes not used by at least one container"]
+                                              if volumes else [])
+    if not force and not confirm("WARNING! This will remove:\n" + "\n".join(lines) + "\n"):
+        return
+    reclaimed = 0
+    containers = ctx.client.post("/containers/prune").json()
+    reclaimed += containers.get("SpaceReclaimed") or 0
+    if containers.get("ContainersDeleted"):
+        click.echo("Deleted Containers:\n" + "\n".join(containers["ContainersDeleted"]) + "\n")
+    if volumes:
+        report = ctx.client.post("/volumes/prune").json()
+        reclaimed += report.get("SpaceReclaimed") or 0
+        if report.get("VolumesDeleted"):
+            click.echo("Deleted Volumes:\n" + "\n".join(report["VolumesDeleted"]) + "\n")
+    click.echo(f"Total reclaimed space: {size(reclaimed)}")
+
+
 system.add_command(info, "info")
+system.add_command(prune, "prune")

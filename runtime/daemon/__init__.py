@@ -21,19 +21,23 @@ class Services:
         from minictr.containers.service import SCHEMA as CONTAINERS_SCHEMA, ContainerService
         from minictr.db import Database
         from minictr.images.store import SCHEMA as IMAGES_SCHEMA, ImageStore
+        from minictr.volumes.service import SCHEMA as VOLUMES_SCHEMA, VolumeService
         from pathlib import Path
 
         self.data_root = data_root
         self.rootless = rootless
         self.warnings = [w for w in [os.environ.get("MINICTR_ROOTLESS_WARNING")] if w]
-        self.db = Database(os.path.join(data_root, "minictr.db"), [IMAGES_SCHEMA, CONTAINERS_SCHEMA])
+        self.db = Database(os.path.join(data_root, "minictr.db"), [IMAGES_SCHEMA, CONTAINERS_SCHEMA, VOLUMES_SCHEMA])
         self.daemon_id = self._daemon_id()
         from minictr.events import Events
 
         self.events = Events()
         self.images = ImageStore(self.db, Path(data_root), rootless)
+        self.volumes = VolumeService(self.db, data_root, self.events)
         self.containers = ContainerService(self.db, self.images, data_root, run_dir, rootless,
                                            _identity_map("uid_map"), _identity_map("gid_map"), self.events)
+        self.containers.volumes = self.volumes
+        self.volumes.set_users(self.containers.volume_users)
         from minictr.containers.exec import ExecService
 
         self.execs = ExecService(self.containers)
@@ -60,6 +64,7 @@ async def _serve(socket_path, data_root, run_dir, rootless):
     from minictr.api import server  # importing the package registers every route
 
     services = Services(data_root, run_dir, rootless)
+    services.volumes.load()
     services.containers.load()
     listener = await server.serve(socket_path, services)
     log.info("listening on unix://%s (%s)", socket_path, "rootless" if rootless else "root")

@@ -1,0 +1,46 @@
+"""/volumes/…: parse the request, call the volume service, shape the answer."""
+
+import asyncio
+
+from minictr.api.router import EmptyResponse, JSONResponse, route
+from minictr.errors import InvalidArgument
+
+
+def _filters(req):
+    from minictr.containers.filters import parse
+
+    return parse(req.arg("filters"))
+
+
+@route("GET", "/volumes")
+async def list_volumes(req):
+    volumes = req.services.volumes.list(_filters(req))
+    return JSONResponse({"Volumes": [v.to_api() for v in volumes], "Warnings": []})
+
+
+@route("POST", "/volumes/create")
+async def create_volume(req):
+    body = await req.json()
+    for key in ("Labels", "DriverOpts"):
+        if body.get(key) is not None and not isinstance(body[key], dict):
+            raise InvalidArgument(f"{key} must be an object")
+    volume = req.services.volumes.create(body.get("Name") or None, body.get("Driver") or "local",
+                                         body.get("Labels"), body.get("DriverOpts"))
+    return JSONResponse(volume.to_api(), 201)
+
+
+@route("POST", "/volumes/prune")
+async def prune_volumes(req):
+    deleted, reclaimed = await asyncio.to_thread(req.services.volumes.prune, _filters(req))
+    return JSONResponse({"VolumesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
+
+
+@route("GET", "/volumes/{name}")
+async def inspect_volume(req):
+    return JSONResponse(req.services.volumes.get(req.params["name"]).to_api())
+
+
+@route("DELETE", "/volumes/{name}")
+async def remove_volume(req):
+    await asyncio.to_thread(req.services.volumes.remove, req.params["name"], req.flag("force"))
+    return EmptyResponse(204)

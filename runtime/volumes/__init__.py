@@ -1,0 +1,1 @@
+"""Volumes: Docker's named and anonymous volumes of the local driver."""
