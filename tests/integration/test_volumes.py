@@ -217,3 +217,28 @@ def test_docker_cli_prunes(daemon, image, volumes):
         assert result.returncode == 0 and "dk-named" in result.stdout, result.stderr
     finally:
         daemon.cli("rm", "-f", stopped)
+
+
+# With the container side (issue #6 part 2: `-v`, and ContainerService registering set_users).
+
+def test_a_volume_in_use_is_refused_even_forced_running_or_not(daemon, image, volumes):
+    volumes.append("busy-vol")
+    container = daemon.ok("create", "-v", "busy-vol:/data", image, "true").strip()
+    try:
+        for args in (["volume", "rm", "busy-vol"], ["volume", "rm", "-f", "busy-vol"]):
+            result = daemon.cli(*args)
+            assert result.returncode == 1
+            assert f"remove busy-vol: volume is in use - [{container}]" in result.stderr
+        assert "busy-vol" not in daemon.ok("volume", "prune", "-f", "-a")
+        assert "busy-vol" in names_listed(daemon, "--filter", "dangling=false")
+    finally:
+        daemon.cli("rm", "-f", container)
+    daemon.ok("volume", "rm", "busy-vol")
+
+
+def test_data_survives_the_container_and_a_daemon_restart(daemon, image, volumes):
+    volumes.append("keep-data")
+    daemon.ok("run", "--rm", "-v", "keep-data:/data", image, "sh", "-c", "echo kept > /data/file")
+    daemon.stop()
+    daemon.start()
+    assert daemon.ok("run", "--rm", "-v", "keep-data:/data", image, "cat", "/data/file") == "kept\n"
