@@ -102,6 +102,7 @@ parse_flag (struct mc_config *cfg, const char *key, const char *const *f,
 {
   bool *flag = strcmp (key, "userns") == 0 ? &cfg->userns
                : strcmp (key, "tty") == 0  ? &cfg->tty
+               : strcmp (key, "readonly_rootfs") == 0 ? &cfg->readonly_rootfs
                                            : &cfg->stdin_pipe;
 
   return parse_bool (key, f[0], flag, err);
@@ -184,6 +185,20 @@ parse_bind (struct mc_config *cfg, const char *key, const char *const *f,
   return append (&cfg->binds, &cfg->n_binds, sizeof b, &b, err);
 }
 
+/* `tmpfs DEST OPTIONS`: OPTIONS is the mount data (`size=…,mode=…`, or `-` for
+ * none) plus the flags nosuid, nodev, noexec, ro, which the daemon passes
+ * through as is and mounts.c splits out. */
+static int
+parse_tmpfs (struct mc_config *cfg, const char *key, const char *const *f,
+             struct mc_error *err)
+{
+  struct mc_bind b = { .destination = f[0], .tmpfs_options = f[1] };
+
+  if (f[0][0] != '/')
+    return mc_error_set (err, EINVAL, "config `%s`: destination `%s` is not absolute", key, f[0]);
+  return append (&cfg->binds, &cfg->n_binds, sizeof b, &b, err);
+}
+
 static int
 parse_log_limit (struct mc_config *cfg, const char *key, const char *const *f,
                  struct mc_error *err)
@@ -212,6 +227,7 @@ static const struct mc_config_key keys[] = {
   { "tty", 1, parse_flag },      { "tty_size", 2, parse_tty_size },
   { "log_max_size", 1, parse_log_limit }, { "log_max_file", 1, parse_log_limit },
   { "exec_pid", 1, parse_pid },
+  { "tmpfs", 2, parse_tmpfs },   { "readonly_rootfs", 1, parse_flag },
 };
 
 static const struct mc_config_key *

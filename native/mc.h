@@ -44,9 +44,12 @@ struct mc_idmap
   unsigned long inside, outside, count;
 };
 
+/* A `bind` (SOURCE on DESTINATION) or a `tmpfs` (source NULL, TMPFS_OPTIONS
+ * its mount data), mounted in the order the config gives them. */
 struct mc_bind
 {
   const char *source, *destination;
+  const char *tmpfs_options;
   bool readonly;
 };
 
@@ -77,6 +80,7 @@ struct mc_config
   struct mc_bind *binds;
   size_t n_binds;
   pid_t exec_pid; /* > 0: join this process's namespaces instead of creating a container */
+  bool readonly_rootfs; /* the overlay root remounted read-only once everything is mounted */
 };
 
 int mc_config_load (struct mc_config *cfg, const char *path, struct mc_error *err);

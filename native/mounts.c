@@ -305,6 +305,40 @@ mount_sys (int rootfd, bool userns, struct mc_error *err)
   return bind_on_fd ("/sys", fd, true, true, "/sys", err);
 }
 
+/* `tmpfs DEST OPTIONS`: the flag words of OPTIONS become mount flags, the
+ * rest (size=, mode=, uid=, gid=, nr_inodes=) the tmpfs's data. */
+static int
+mount_tmpfs (int rootfd, const struct mc_bind *b, struct mc_error *err)
+{
+  static const struct { const char *word; unsigned long flag; } words[] = {
+    { "nosuid", MS_NOSUID }, { "nodev", MS_NODEV }, { "noexec", MS_NOEXEC },
+    { "ro", MS_RDONLY },     { "rw", 0 },           { "suid", 0 },
+    { "dev", 0 },            { "exec", 0 },
+  };
+  char copy[1024], data[1024] = "";
+  unsigned long flags = 0;
+  char *save = NULL;
+  cleanup_fd int fd = -1;
+
+  if (snprintf (copy, sizeof copy, "%s", strcmp (b->tmpfs_options, "-") == 0 ? "" : b->tmpfs_options)
+      >= (int) sizeof copy)
+    return mc_error_set (err, E2BIG, "tmpfs `%s`: options too long", b->destination);
+  for (char *w = strtok_r (copy, ",", &save); w; w = strtok_r (NULL, ",", &save))
+    {
+      size_t k = 0, n = sizeof words / sizeof words[0];
+      while (k < n && strcmp (words[k].word, w) != 0)
+        k++;
+      if (k < n)
+        flags |= words[k].flag;
+      else
+        snprintf (data + strlen (data), sizeof data - strlen (data), "%s%s", data[0] ? "," : "", w);
+    }
+  fd = resolve_target (rootfd, b->destination, MC_TARGET_DIR, err);
+  if (fd < 0)
+    return -1;
+  return mount_on_fd ("tmpfs", fd, "tmpfs", flags, data[0] ? data : NULL, b->destination, err);
+}
+
 static int
 mount_binds (const struct mc_config *cfg, int rootfd, struct mc_error *err)
 {
@@ -314,6 +348,12 @@ mount_binds (const struct mc_config *cfg, int rootfd, struct mc_error *err)
       struct stat st;
       cleanup_fd int fd = -1;
 
+      if (b->tmpfs_options != NULL)
+        {
+          if (mount_tmpfs (rootfd, b, err) < 0)
+            return -1;
+          continue;
+        }
       if (stat (b->source, &st) < 0)
         return mc_error_set (err, errno, "stat bind source `%s`", b->source);
       fd = resolve_target (rootfd, b->destination,
@@ -323,6 +363,23 @@ mount_binds (const struct mc_config *cfg, int rootfd, struct mc_error *err)
       if (bind_on_fd (b->source, fd, true, b->readonly, b->destination, err) < 0)
         return -1;
     }
+  return 0;
+}
+
+/* --read-only: only the overlay's own mount becomes read-only (no
+ * AT_RECURSIVE), so /proc, /dev, tmpfs mounts and volumes on top of it stay
+ * writable.  A fresh fd: ROOTFD was opened on the directory, but the mount
+ * API wants the root of the mount, which is the same dentry here. */
+static int
+remount_root_readonly (const struct mc_config *cfg, struct mc_error *err)
+{
+  struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+  cleanup_fd int fd = open (cfg->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+  if (fd < 0)
+    return mc_error_set (err, errno, "open `%s`", cfg->rootfs);
+  if (mount_setattr (fd, "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
+    return mc_error_set (err, errno, "mount_setattr ro `%s`", cfg->rootfs);
   return 0;
 }
 
@@ -373,6 +430,8 @@ mc_mounts_setup (const struct mc_config *cfg, struct mc_error *err)
   if (mount_dev (rootfd, cfg->userns, err) < 0 || mount_sys (rootfd, cfg->userns, err) < 0)
     return -1;
   if (mount_binds (cfg, rootfd, err) < 0)
+    return -1;
+  if (cfg->readonly_rootfs && remount_root_readonly (cfg, err) < 0)
     return -1;
   return pivot_into (cfg->rootfs, err);
 }

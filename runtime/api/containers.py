@@ -131,7 +131,7 @@ async def inspect_container(req):
 
 @route("DELETE", "/containers/{id}")
 async def remove_container(req):
-    await req.services.containers.remove(req.params["id"], force=req.flag("force"))
+    await req.services.containers.remove(req.params["id"], force=req.flag("force"), volumes=req.flag("v"))
     return EmptyResponse(204)
 
 

@@ -71,8 +71,9 @@ def kill(ctx, signal_, containers):
     each_container(containers, lambda ref: ctx.client.post(f"/containers/{ref}/kill", {"signal": signal_}))
 
 
-def rm(ctx, force, containers):
-    each_container(containers, lambda ref: ctx.client.delete(f"/containers/{ref}", {"force": int(force)}))
+def rm(ctx, force, containers, volumes=False):
+    each_container(containers, lambda ref: ctx.client.delete(f"/containers/{ref}",
+                                                             {"force": int(force), "v": int(volumes)}))
 
 
 def ps(ctx, all_, filters, format_, last, latest, no_trunc, quiet, size):

@@ -25,6 +25,7 @@ def create_body(options):
     }
     if options["init"]:
         host_config["Init"] = True
+    volumes = _mount_options(options, host_config)
     body = {
         "Image": options["image"],
         "Env": env,
@@ -34,6 +35,8 @@ def create_body(options):
         "OpenStdin": interactive, "StdinOnce": interactive and not options["detach"], "Tty": tty,
         "HostConfig": host_config,
     }
+    if volumes:
+        body["Volumes"] = volumes
     if tty:
         size = _terminal_size()
         if size:
@@ -48,6 +51,30 @@ def create_body(options):
     if options["entrypoint"] is not None:
         body["Entrypoint"] = [options["entrypoint"]] if options["entrypoint"] else [""]
     return body
+
+
+def _mount_options(options, host_config):
+    """-v, --mount, --tmpfs, --volumes-from, --read-only into HostConfig as the docker CLI sends
+    them (Binds, Mounts, Tmpfs, VolumesFrom, ReadonlyRootfs; `-v /path` into the returned
+    Config.Volumes), checked here so that bad input creates nothing."""
+    from minictr.containers import mounts
+
+    binds, volumes = [], {}
+    for spec in options.get("volume") or ():
+        if mounts.parse_bind(spec)["anonymous"]:
+            volumes[spec] = {}
+        else:
+            binds.append(spec)
+    parsed = [mounts.parse_mount_flag(text) for text in options.get("mount") or ()]
+    tmpfs = dict(mounts.split_tmpfs_flag(text) for text in options.get("tmpfs") or ())
+    for key, value in (("Binds", binds), ("Mounts", parsed), ("Tmpfs", tmpfs),
+                       ("VolumesFrom", list(options.get("volumes_from") or ()))):
+        if value:
+            host_config[key] = value
+    if options.get("read_only"):
+        host_config["ReadonlyRootfs"] = True
+    mounts.requested(host_config, volumes)  # duplicates and every other error, before the daemon
+    return volumes
 
 
 def parse_restart_policy(text):

@@ -28,6 +28,13 @@ RUN_OPTIONS = [
     click.option("--log-driver", default="json-file", help="Logging driver: json-file or none."),
     click.option("--log-opt", multiple=True, help="Log driver option (max-size=10m, max-file=3)."),
     click.option("--network", default="default", help="Network: default or none (loopback only for now)."),
+    click.option("-v", "--volume", multiple=True,
+                 help="Bind mount a volume: NAME:/path[:ro], /host/path:/path[:ro], or /path (anonymous)."),
+    click.option("--mount", multiple=True,
+                 help="Attach a mount: type=volume|bind|tmpfs,source=…,target=…[,readonly][,tmpfs-size=…]."),
+    click.option("--tmpfs", multiple=True, help="Mount a tmpfs: /path[:options]."),
+    click.option("--volumes-from", multiple=True, help="Mount the volumes of a container: CTR[:ro|rw]."),
+    click.option("--read-only", is_flag=True, help="Mount the container's root filesystem read-only."),
     click.argument("image"),
     click.argument("command", nargs=-1, type=click.UNPROCESSED),
 ]

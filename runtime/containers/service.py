@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from minictr import native
 from minictr.containers import config as container_config
+from minictr.containers import mounts as container_mounts
 from minictr.containers.cgroups import Cgroups, freeze
 from minictr.containers.logs import log_settings, monitor_entries as log_entries
 from minictr.containers.monitor import Monitor, MonitorError, pidfd_or_none, write_config
@@ -49,12 +50,14 @@ CREATE TABLE IF NOT EXISTS containers (
     finished_at TEXT NOT NULL DEFAULT '0001-01-01T00:00:00Z',
     error TEXT NOT NULL DEFAULT '',
     restart_count INTEGER NOT NULL DEFAULT 0,
-    manually_stopped INTEGER NOT NULL DEFAULT 0
+    manually_stopped INTEGER NOT NULL DEFAULT 0,
+    mounts TEXT NOT NULL DEFAULT '[]'
 )
 """
 
 # Columns added after the first release: (name, declaration), added to an older table at load.
-_ADDED_COLUMNS = [("restart_count", "INTEGER NOT NULL DEFAULT 0"), ("manually_stopped", "INTEGER NOT NULL DEFAULT 0")]
+_ADDED_COLUMNS = [("restart_count", "INTEGER NOT NULL DEFAULT 0"), ("manually_stopped", "INTEGER NOT NULL DEFAULT 0"),
+                  ("mounts", "TEXT NOT NULL DEFAULT '[]'")]
 
 DEFAULT_STOP_TIMEOUT = 10
 _INIT_IN_CONTAINER = "/sbin/docker-init"  # where Docker puts its init: scripts look for it there
@@ -89,6 +92,7 @@ class Container:
     error: str = ""
     restart_count: int = 0
     manually_stopped: bool = False
+    mounts: list = field(default_factory=list)  # resolved mounts (containers/mounts.py)
     # What lives only as long as this daemon does:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition, repr=False)
@@ -108,7 +112,8 @@ class Container:
                    created=row["created"], state=State(row["state"]), pid=row["pid"],
                    monitor_pid=row["monitor_pid"], exit_code=row["exit_code"],
                    started_at=row["started_at"], finished_at=row["finished_at"], error=row["error"],
-                   restart_count=row["restart_count"], manually_stopped=bool(row["manually_stopped"]))
+                   restart_count=row["restart_count"], manually_stopped=bool(row["manually_stopped"]),
+                   mounts=json.loads(row["mounts"]))
 
 
 class ContainerService:
@@ -128,6 +133,7 @@ class ContainerService:
         self.uid_ranges = uid_ranges
         self.gid_ranges = gid_ranges
         self.cgroups = Cgroups(rootless)
+        self.volumes = None  # the volume service (volumes/service.py), set by the daemon
         self._containers = {}
         os.makedirs(self.data_dir, 0o700, exist_ok=True)
         os.makedirs(self.run_dir, 0o700, exist_ok=True)
@@ -205,22 +211,145 @@ class ContainerService:
         log_settings(host_config)  # refuses a logging driver or option minictr does not have
         if not config["Entrypoint"] and not config["Cmd"]:
             raise InvalidArgument("No command specified")
+        mounts = self._check_mounts(config, host_config, image.config or {})
         container = Container(id=container_id, name=name, image_id=image.id, image_ref=body["Image"],
                               config=config, host_config=host_config, created=rfc3339(), state=State.CREATED)
         self._make_dirs(container)
         try:
+            seeds = await asyncio.to_thread(self._attach_volumes, container, mounts)
             with self.db.transaction() as cur:
                 cur.execute(
-                    "INSERT INTO containers (id, name, image_id, image_ref, config, host_config, created, state)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO containers (id, name, image_id, image_ref, config, host_config, created, state,"
+                    " mounts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (container.id, name, image.id, container.image_ref, json.dumps(config),
-                     json.dumps(host_config), container.created, container.state.value))
+                     json.dumps(host_config), container.created, container.state.value,
+                     json.dumps(container.mounts)))
         except Exception:
             self._remove_files(container)
+            self._remove_anonymous_volumes(container)
             raise
         self._containers[container.id] = container
+        if seeds:
+            try:
+                await self._seed_volumes(container, seeds)
+            except (OSError, MinictrError) as e:
+                log.warning("seeding the volumes of %s: %s", container.name, e)
         self._emit(container, "create")
         return container.id
+
+    # ---- mounts -----------------------------------------------------------------------------
+
+    def _check_mounts(self, config, host_config, image_config):
+        """Every mount of the request, checked and resolved, with volumes-from's and the image's
+        VOLUMEs (anonymous volumes where nothing else is mounted); nothing is created yet."""
+        volumes = {**(image_config.get("Volumes") or {}), **(config.get("Volumes") or {})}
+        config["Volumes"] = volumes or None
+        mounts = container_mounts.requested(host_config, volumes)
+        taken = {m["destination"] for m in mounts}
+        for raw in host_config.get("VolumesFrom") or []:
+            ref, mode = container_mounts.parse_volumes_from(raw)
+            for mount in self.get(ref).mounts:
+                if mount["destination"] in taken:
+                    continue
+                copied = {**mount, "from": mount.get("from") or True}
+                if mode:
+                    copied["rw"] = mode == "rw"
+                mounts.append(copied)
+                taken.add(mount["destination"])
+        for mount in mounts:
+            if mount["type"] == "bind":
+                container_mounts.check_bind_source(mount)
+            elif mount["type"] == "volume" and self.volumes is None:
+                raise InvalidArgument("volumes are not available in this daemon")
+        return container_mounts.by_depth(mounts)
+
+    def _attach_volumes(self, container, mounts):
+        """Create bind sources and volumes into `container.mounts` (as it goes: a failure
+        midway removes the anonymous ones made so far); returns the volumes to seed as
+        (destination, volume)."""
+        seeds = []
+        for mount in mounts:
+            mount = dict(mount)
+            if mount["type"] == "bind":
+                container_mounts.create_bind_source(mount)
+            elif mount["type"] == "volume":
+                if mount["anonymous"] and not mount.get("from"):
+                    mount["name"] = secrets.token_hex(32)
+                volume = self.volumes.ensure(mount["name"], anonymous=mount["anonymous"])
+                if not mount.get("from") and not mount.get("nocopy") and self.volumes.needs_seed(volume.name):
+                    seeds.append((mount["destination"], volume))
+            mount.pop("create_source", None)
+            mount.pop("volume_options", None)
+            container.mounts.append(mount)
+        return seeds
+
+    async def _seed_volumes(self, container, seeds):
+        """Docker copies what the image has at a new volume's mount point into it, once."""
+        from minictr.containers.files import container_root
+
+        async with container_root(self, container.id) as root_fd:
+            for destination, volume in seeds:
+                if os.listdir(volume.mountpoint):
+                    continue
+                await asyncio.to_thread(container_mounts.seed_volume, root_fd, destination,
+                                        volume.mountpoint, native.open_in_root)
+                self.volumes.mark_seeded(volume.name)
+
+    def _remove_anonymous_volumes(self, container):
+        """`rm -v`, `--rm`: the container's own anonymous volumes go with it, unless another
+        container (volumes-from) still uses one."""
+        if self.volumes is None:
+            return
+        for mount in container.mounts:
+            if mount["type"] != "volume" or not mount["anonymous"] or mount.get("from"):
+                continue
+            if [c for c in self.volume_users(mount["name"]) if c != container.id]:
+                continue
+            try:
+                self.volumes.remove(mount["name"], force=True)
+            except NotFound:
+                pass
+            except MinictrError as e:
+                log.warning("removing volume %s: %s", mount["name"], e)
+
+    def volume_users(self, name):
+        """The ids of the containers that mount volume `name` (the volume service asks)."""
+        return [c.id for c in self._containers.values()
+                if any(m["type"] == "volume" and m["name"] == name for m in c.mounts)]
+
+    def _inspect_mounts(self, container):
+        """inspect's Mounts array: Docker's fields, in the order they are mounted."""
+        entries = []
+        for mount in container.mounts:
+            mountpoint = ""
+            if mount["type"] == "volume" and self.volumes is not None:
+                try:
+                    mountpoint = self.volumes.get(mount["name"]).mountpoint
+                except MinictrError:
+                    pass
+            entries.append(container_mounts.inspect_entry(mount, mountpoint))
+        return entries
+
+    def _mount_entries(self, container):
+        """The monitor's `bind` and `tmpfs` keys for the container's mounts, parents first."""
+        entries = []
+        for mount in container_mounts.by_depth(container.mounts):
+            access = "rw" if mount["rw"] else "ro"
+            if mount["type"] == "bind":
+                entries.append(("bind", mount["source"], mount["destination"], access))
+            elif mount["type"] == "tmpfs":
+                options = mount["options"] + ("" if mount["rw"] else ",ro")
+                entries.append(("tmpfs", mount["destination"], options or "-"))
+            else:
+                kind, source, options = self.volumes.mount_source(self.volumes.get(mount["name"]))
+                if kind == "tmpfs":
+                    options = (options or "") + ("" if mount["rw"] else ",ro")
+                    entries.append(("tmpfs", mount["destination"], options.strip(",") or "-"))
+                else:
+                    entries.append(("bind", source, mount["destination"], access))
+        if container.host_config.get("ReadonlyRootfs"):
+            entries.append(("readonly_rootfs", "1"))
+        return entries
 
     def _check_name_free(self, name):
         for other in self._containers.values():
@@ -321,6 +450,7 @@ class ContainerService:
             entries.append(("bind", native.INIT_PATH, _INIT_IN_CONTAINER, "ro"))
         entries += [("bind", os.path.join(paths["top"], "hostname"), "/etc/hostname", "rw"),
                     ("bind", os.path.join(paths["top"], "hosts"), "/etc/hosts", "rw")]
+        entries += self._mount_entries(container)
         entries += [("stdin", "1" if config["OpenStdin"] else "0")]
         entries += _tty_entries(config, container.host_config)
         entries += log_entries(log_settings(container.host_config), paths["log"])
@@ -577,7 +707,7 @@ class ContainerService:
             container.name = new_name
             self._emit(container, "rename", oldName="/" + old_name)
 
-    async def remove(self, ref, force=False):
+    async def remove(self, ref, force=False, volumes=False):
         container = self.get(ref)
         if container.state is State.RESTARTING:
             if not force:
@@ -591,15 +721,18 @@ class ContainerService:
         async with container.lock:
             if container.removed:
                 return
-            await self._remove_locked(container)
+            await self._remove_locked(container, volumes)
 
-    async def _remove_locked(self, container):
+    async def _remove_locked(self, container, volumes=False):
         self._set_state(container, State.REMOVING)
         await self._cgroups_removed(container)
         await asyncio.to_thread(self._remove_files, container)
         with self.db.transaction() as cur:
             cur.execute("DELETE FROM containers WHERE id = ?", (container.id,))
         self._containers.pop(container.id, None)
+        if volumes or container.host_config.get("AutoRemove"):
+            # Docker's --rm removes the anonymous volumes too.
+            await asyncio.to_thread(self._remove_anonymous_volumes, container)
         container.removed = True
         self._emit(container, "destroy")
         await self._notify(container)
@@ -674,6 +807,7 @@ class ContainerService:
         summaries = []
         for container in chosen:
             summary = container_config.summary(container)
+            summary["Mounts"] = self._inspect_mounts(container)
             if size:
                 summary.update(self._sizes(container, image_sizes))
             summaries.append(summary)
@@ -710,6 +844,7 @@ class ContainerService:
     def inspect(self, ref, size=False):
         container = self.get(ref)
         document = container_config.inspect(container, self._paths(container))
+        document["Mounts"] = self._inspect_mounts(container)
         if size:
             document.update(self._sizes(container, {}))
         return document

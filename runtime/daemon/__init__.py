@@ -36,6 +36,8 @@ class Services:
         self.volumes = VolumeService(self.db, data_root, self.events)
         self.containers = ContainerService(self.db, self.images, data_root, run_dir, rootless,
                                            _identity_map("uid_map"), _identity_map("gid_map"), self.events)
+        self.containers.volumes = self.volumes
+        self.volumes.set_users(self.containers.volume_users)
         from minictr.containers.exec import ExecService
 
         self.execs = ExecService(self.containers)
