@@ -368,8 +368,8 @@ mount_binds (const struct mc_config *cfg, int rootfd, struct mc_error *err)
 
 /* --read-only: only the overlay's own mount becomes read-only (no
  * AT_RECURSIVE), so /proc, /dev, tmpfs mounts and volumes on top of it stay
- * writable.  A fresh fd: ROOTFD was opened on the directory, but the mount
- * API wants the root of the mount, which is the same dentry here. */
+ * writable.  The fd is opened after the overlay was mounted on ROOTFS, so it
+ * names the overlay's root, the mount that mount_setattr changes. */
 static int
 remount_root_readonly (const struct mc_config *cfg, struct mc_error *err)
 {
