@@ -307,3 +307,22 @@ def test_sig_proxy_false_leaves_the_container_alone(daemon, image):
         if client.poll() is None:
             client.kill()
         daemon.cli("rm", "-f", "no-proxy")
+
+
+def test_wait_on_a_paused_container_waits_for_its_end(daemon, image):
+    import subprocess
+    import sys
+
+    container_id = daemon.ok("run", "-d", image, "sleep", "100").strip()
+    try:
+        if daemon.cli("pause", container_id).returncode != 0:
+            assert ROOTLESS and not _rootless_has_freezer()  # no freezer here: nothing to wait on
+            return
+        waiter = subprocess.Popen([sys.executable, "-m", "minictr", "-H", daemon.host, "wait", container_id],
+                                  stdout=subprocess.PIPE, text=True)
+        time.sleep(1)
+        assert waiter.poll() is None, "wait returned while the container was only paused"
+        daemon.ok("kill", container_id)
+        assert waiter.communicate(timeout=20)[0].strip() == "137"
+    finally:
+        daemon.cli("rm", "-f", container_id)
