@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from minictr.errors import Conflict, InvalidArgument, MinictrError, NotFound
+from minictr.errors import Conflict, InvalidArgument, NotFound
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS volumes (
