@@ -28,7 +28,10 @@
 #include <unistd.h>
 
 #define SYNC_FD 3
-#define CLIENT_MAX_BUFFERED (4 * 1024 * 1024) /* a client this far behind is dropped */
+/* A client this far behind is dropped: it must not grow the monitor without bound, nor slow the
+ * container or the other clients.  Generous, because the daemon relays every attach and may lag
+ * a moment behind a flooding container when the machine is busy. */
+#define CLIENT_MAX_BUFFERED (16 * 1024 * 1024)
 
 enum attach_mask
 {
