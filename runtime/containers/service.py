@@ -30,6 +30,7 @@ from minictr.detach_keys import Matcher as DetachMatcher
 from minictr.detach_keys import parse as detach_keys_parse
 from minictr.durations import rfc3339_to_unix
 from minictr.errors import CommandNotExecutable, CommandNotFound, Conflict, InvalidArgument, MinictrError, NotFound
+from minictr.tasks import spawn
 
 log = logging.getLogger("minictr.containers")
 
@@ -478,7 +479,7 @@ class ContainerService:
         if not container.cgroups:  # after a daemon restart: the groups are where create() puts them
             container.cgroups = [os.path.join(p, container.id) for p in self.cgroups.parents]
         groups, container.cgroups = container.cgroups, []
-        container.cgroup_cleanup = asyncio.get_running_loop().create_task(self._remove_cgroups(groups))
+        container.cgroup_cleanup = spawn(self._remove_cgroups(groups))
         if container.removed or container.state is State.REMOVING:
             return
         exit_code, finished_ns = self._read_exit_file(container)
@@ -491,7 +492,7 @@ class ContainerService:
         if restart_in is not None:
             self._schedule_restart(container, restart_in)
         elif container.host_config.get("AutoRemove"):
-            asyncio.get_running_loop().create_task(self._auto_remove(container))
+            spawn(self._auto_remove(container))
 
     # ---- restart policies -------------------------------------------------------------------
 
@@ -513,7 +514,7 @@ class ContainerService:
     def _schedule_restart(self, container, delay):
         if container.state is not State.RESTARTING:
             self._set_state(container, State.RESTARTING)
-        container.restart_task = asyncio.get_running_loop().create_task(self._restart_later(container, delay))
+        container.restart_task = spawn(self._restart_later(container, delay))
 
     async def _restart_later(self, container, delay):
         await asyncio.sleep(delay)
@@ -579,7 +580,7 @@ class ContainerService:
         for name, value in columns.items():
             if name != "state":
                 setattr(container, name, value)
-        asyncio.get_running_loop().create_task(self._notify(container))
+        spawn(self._notify(container))
 
     async def _notify(self, container):
         async with container.changed:
@@ -763,7 +764,7 @@ class ContainerService:
         attach = Attach((1 if stdin else 0) | (2 if stdout else 0) | (4 if stderr else 0),
                         tty=bool(container.config.get("Tty")), detach_keys=keys)
         if container.state is State.RUNNING:
-            asyncio.get_running_loop().create_task(attach.connect(self._paths(container)["attach"]))
+            spawn(attach.connect(self._paths(container)["attach"]))
         elif container.state in (State.CREATED, State.EXITED):
             container.pending_attaches.append(attach)
         else:
@@ -890,13 +891,13 @@ class Attach:
             log.warning("attach to %s failed: %s", socket_path, e)
             self.done.set()
             return
-        asyncio.get_running_loop().create_task(self._bridge(mon_reader, mon_writer))
+        spawn(self._bridge(mon_reader, mon_writer))
 
     async def _bridge(self, mon_reader, mon_writer):
         reader, writer, early = await self._client
-        output = asyncio.get_running_loop().create_task(self._pump_output(mon_reader, writer))
+        output = spawn(self._pump_output(mon_reader, writer))
         if self.mask & 1:
-            asyncio.get_running_loop().create_task(self._pump_input(reader, early, mon_writer, output))
+            spawn(self._pump_input(reader, early, mon_writer, output))
         try:
             await output
         finally:
