@@ -46,6 +46,18 @@ def each(names, action):
     return not failed
 
 
+def inspect_each(names, fetch):
+    """`… inspect NAME…` as Docker does it: a line for each name not found, then the JSON list
+    of the objects that were (`fetch(name)` gets one); exit 1 if any was missing."""
+    from minictr.cli.format import dump
+
+    found = []
+    all_found = each(names, lambda name: found.append(fetch(name)))
+    echo(dump(found))
+    if not all_found:
+        sys.exit(1)
+
+
 def echo(text, err=False):
     """click.echo's job for a line of text, without click: a reader that went away is not ours."""
     stream = sys.stderr if err else sys.stdout

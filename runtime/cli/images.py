@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from minictr.cli.context import each
+from minictr.cli.context import each, inspect_each
 from minictr.cli.decorators import pass_ctx
 from minictr.errors import MinictrError
 
@@ -80,13 +80,7 @@ def load(ctx, file, quiet):
 @pass_ctx
 def inspect_image(ctx, names):
     """Low-level information on images, as JSON."""
-    from minictr.cli.format import dump
-
-    found = []
-    all_found = each(names, lambda name: found.append(ctx.client.get(f"/images/{name}/json")))
-    click.echo(dump(found))
-    if not all_found:
-        sys.exit(1)
+    inspect_each(names, lambda name: ctx.client.get(f"/images/{name}/json"))
 
 
 def _split_tag(reference):

@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from minictr.cli.context import each
+from minictr.cli.context import each, inspect_each
 from minictr.cli.decorators import pass_ctx
 from minictr.errors import InvalidArgument
 
@@ -55,13 +55,7 @@ def ls(ctx, quiet, filters):
 @pass_ctx
 def inspect(ctx, names):
     """Display detailed information on one or more volumes, as JSON."""
-    from minictr.cli.format import dump
-
-    found = []
-    all_found = each(names, lambda name: found.append(ctx.client.get(f"/volumes/{name}")))
-    click.echo(dump(found))
-    if not all_found:
-        sys.exit(1)
+    inspect_each(names, lambda name: ctx.client.get(f"/volumes/{name}"))
 
 
 @click.command()

@@ -18,7 +18,7 @@ import struct
 from dataclasses import dataclass, field
 
 from minictr.containers.config import merge_env
-from minictr.containers.monitor import Monitor, MonitorError, pidfd_or_none, write_config
+from minictr.containers.monitor import Monitor, MonitorError, unwatch, watch_exit, write_config
 from minictr.containers.service import Attach, monitor_control
 from minictr.containers.state import State
 from minictr.containers.users import resolve_user
@@ -238,18 +238,10 @@ class ExecService:
     # ---- exit -------------------------------------------------------------------------------
 
     def _watch_monitor(self, instance):
-        pidfd = pidfd_or_none(instance.monitor_pid)
-        if pidfd is None:
-            self._on_monitor_exit(instance)
-            return
-        instance.pidfd = pidfd
-        asyncio.get_running_loop().add_reader(pidfd, self._on_monitor_exit, instance)
+        instance.pidfd = watch_exit(instance.monitor_pid, self._on_monitor_exit, instance)
 
     def _on_monitor_exit(self, instance):
-        if instance.pidfd >= 0:
-            asyncio.get_running_loop().remove_reader(instance.pidfd)
-            os.close(instance.pidfd)
-            instance.pidfd = -1
+        instance.pidfd = unwatch(instance.pidfd)
         self._read_exit(instance)
         if instance.running:  # the monitor died without a word (killed): Docker's 255 then
             instance.running, instance.exit_code = False, 255

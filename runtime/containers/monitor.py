@@ -82,8 +82,39 @@ class Monitor:
         self._sync.close()
 
 
-def pidfd_or_none(pid):
+def watch_exit(pid, on_exit, *args):
+    """Call `on_exit(*args)` when the monitor `pid` has ended: from the event loop later, or at
+    once if it already has (no such process, or its pid now belongs to another process after a
+    daemon restart). Returns the pidfd that `unwatch` takes, or -1."""
+    pidfd = _pidfd_or_none(pid) if pid else None
+    if pidfd is not None and not _is_monitor(pid):
+        os.close(pidfd)
+        pidfd = None
+    if pidfd is None:
+        on_exit(*args)
+        return -1
+    asyncio.get_running_loop().add_reader(pidfd, on_exit, *args)
+    return pidfd
+
+
+def unwatch(pidfd):
+    """Stop watching (a pidfd from `watch_exit`, or -1); returns -1 for the caller to keep."""
+    if pidfd >= 0:
+        asyncio.get_running_loop().remove_reader(pidfd)
+        os.close(pidfd)
+    return -1
+
+
+def _pidfd_or_none(pid):
     try:
         return os.pidfd_open(pid)
     except ProcessLookupError:
         return None
+
+
+def _is_monitor(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().startswith("minictr:")
+    except OSError:
+        return False

@@ -21,7 +21,7 @@ from minictr.containers import config as container_config
 from minictr.containers import mounts as container_mounts
 from minictr.containers.cgroups import Cgroups, freeze
 from minictr.containers.logs import log_settings, monitor_entries as log_entries
-from minictr.containers.monitor import Monitor, MonitorError, pidfd_or_none, write_config
+from minictr.containers.monitor import Monitor, MonitorError, unwatch, watch_exit, write_config
 from minictr.containers.names import check_name, random_name
 from minictr.containers.state import State, check_transition
 from minictr.containers.users import resolve_user
@@ -235,7 +235,7 @@ class ContainerService:
                 await self._seed_volumes(container, seeds)
             except (OSError, MinictrError) as e:
                 log.warning("seeding the volumes of %s: %s", container.name, e)
-        self._emit(container, "create")
+        self.emit(container, "create")
         return container.id
 
     # ---- mounts -----------------------------------------------------------------------------
@@ -427,7 +427,7 @@ class ContainerService:
         self._set_state(container, State.RUNNING, pid=container.pid, monitor_pid=container.monitor_pid,
                         started_at=container.started_at, error="", restart_count=restart_count,
                         manually_stopped=False)
-        self._emit(container, "start")
+        self.emit(container, "start")
 
     def _monitor_entries(self, container, image, paths, uid, gid, groups):
         config = container.config
@@ -461,21 +461,10 @@ class ContainerService:
     # ---- exit -------------------------------------------------------------------------------
 
     def _watch_monitor(self, container):
-        pidfd = pidfd_or_none(container.monitor_pid) if container.monitor_pid else None
-        if pidfd is not None and not _is_monitor(container.monitor_pid):
-            os.close(pidfd)  # the monitor is gone and its pid belongs to someone else now
-            pidfd = None
-        if pidfd is None:
-            self._on_monitor_exit(container)
-            return
-        container.pidfd = pidfd
-        asyncio.get_running_loop().add_reader(pidfd, self._on_monitor_exit, container)
+        container.pidfd = watch_exit(container.monitor_pid, self._on_monitor_exit, container)
 
     def _on_monitor_exit(self, container):
-        if container.pidfd >= 0:
-            asyncio.get_running_loop().remove_reader(container.pidfd)
-            os.close(container.pidfd)
-            container.pidfd = -1
+        container.pidfd = unwatch(container.pidfd)
         if not container.cgroups:  # after a daemon restart: the groups are where create() puts them
             container.cgroups = [os.path.join(p, container.id) for p in self.cgroups.parents]
         groups, container.cgroups = container.cgroups, []
@@ -488,7 +477,7 @@ class ContainerService:
         container.exits += 1
         self._set_state(container, state, pid=0, monitor_pid=0, exit_code=exit_code,
                         finished_at=rfc3339(finished_ns), error=container.error)
-        self._emit(container, "die", exitCode=str(exit_code))
+        self.emit(container, "die", exitCode=str(exit_code))
         if restart_in is not None:
             self._schedule_restart(container, restart_in)
         elif container.host_config.get("AutoRemove"):
@@ -529,13 +518,14 @@ class ContainerService:
                 if container.state is State.RESTARTING:
                     self._set_state(container, State.EXITED, error=str(e))
 
-    def _cancel_restart(self, container):
-        """A stop, kill or remove ends a pending restart; the container stays exited."""
+    def _cancel_restart(self, container, **columns):
+        """A stop, kill or remove ends a pending restart; the container stays exited (with
+        `columns` written in the same change)."""
         if container.restart_task is not None:
             container.restart_task.cancel()
             container.restart_task = None
         if container.state is State.RESTARTING:
-            self._set_state(container, State.EXITED)
+            self._set_state(container, State.EXITED, **columns)
 
     def _read_exit_file(self, container):
         try:
@@ -616,13 +606,12 @@ class ContainerService:
         restart policy does not bring it back (as in Docker)."""
         container = self.get(ref)
         if container.state is State.RESTARTING:
-            self._cancel_restart(container)
-            self._set_state(container, State.EXITED, manually_stopped=True)
+            self._cancel_restart(container, manually_stopped=True)
             return
         if container.state not in (State.RUNNING, State.PAUSED):
             raise Conflict(f"Cannot kill container: {ref}: container {container.id} is not running")
         self._set_state(container, container.state, manually_stopped=True)
-        self._emit(container, "kill", signal=str(int(signum)))
+        self.emit(container, "kill", signal=str(int(signum)))
         self._signal(container, signum)
 
     def _signal(self, container, signum):
@@ -639,8 +628,7 @@ class ContainerService:
         StopTimeout, else 10; -1 waits forever). Returns False if it was not running (304)."""
         container = self.get(ref)
         if container.state is State.RESTARTING:
-            self._cancel_restart(container)
-            self._set_state(container, State.EXITED, manually_stopped=True)
+            self._cancel_restart(container, manually_stopped=True)
             return True
         if container.state not in (State.RUNNING, State.PAUSED):
             return False
@@ -656,7 +644,7 @@ class ContainerService:
         except asyncio.TimeoutError:
             self._signal(container, signal.SIGKILL)
             await self.wait(container.id)
-        self._emit(container, "stop")
+        self.emit(container, "stop")
         return True
 
     async def restart(self, ref, timeout=None, signal_name=None):
@@ -664,7 +652,7 @@ class ContainerService:
         container = self.get(ref)
         await self.stop(container.id, timeout, signal_name)
         await self.start(container.id)
-        self._emit(container, "restart")
+        self.emit(container, "restart")
 
     async def pause(self, ref):
         container = self.get(ref)
@@ -675,7 +663,7 @@ class ContainerService:
                 raise Conflict(f"Container {container.id} is not running")
             await asyncio.to_thread(self._set_freezer, container, True)
             self._set_state(container, State.PAUSED)
-            self._emit(container, "pause")
+            self.emit(container, "pause")
 
     async def unpause(self, ref):
         container = self.get(ref)
@@ -684,7 +672,7 @@ class ContainerService:
                 raise Conflict(f"Container {container.id} is not paused")
             await asyncio.to_thread(self._set_freezer, container, False)
             self._set_state(container, State.RUNNING)
-            self._emit(container, "unpause")
+            self.emit(container, "unpause")
 
     def _set_freezer(self, container, frozen):
         groups = container.cgroups or [os.path.join(p, container.id) for p in self.cgroups.parents]
@@ -706,7 +694,7 @@ class ContainerService:
             with self.db.transaction() as cur:
                 cur.execute("UPDATE containers SET name = ? WHERE id = ?", (new_name, container.id))
             container.name = new_name
-            self._emit(container, "rename", oldName="/" + old_name)
+            self.emit(container, "rename", oldName="/" + old_name)
 
     async def remove(self, ref, force=False, volumes=False):
         container = self.get(ref)
@@ -735,14 +723,11 @@ class ContainerService:
             # Docker's --rm removes the anonymous volumes too.
             await asyncio.to_thread(self._remove_anonymous_volumes, container)
         container.removed = True
-        self._emit(container, "destroy")
+        self.emit(container, "destroy")
         await self._notify(container)
 
     def emit(self, container, action, **attributes):
         """An event about this container (GET /events), with Docker's attributes."""
-        self._emit(container, action, **attributes)
-
-    def _emit(self, container, action, **attributes):
         labels = container.config.get("Labels") or {}
         self.events.emit("container", action, container.id,
                          {**labels, "image": container.image_ref, "name": container.name, **attributes})
@@ -979,14 +964,6 @@ def parse_signal(name):
         return signal.Signals[upper if upper.startswith("SIG") else "SIG" + upper]
     except KeyError:
         raise InvalidArgument(f"Invalid signal: {name}") from None
-
-
-def _is_monitor(pid):
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().startswith("minictr:")
-    except OSError:
-        return False
 
 
 def _start_error(error):
