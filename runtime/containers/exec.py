@@ -220,6 +220,7 @@ class ExecService:
         entries += [("group", g) for g in groups]
         entries += [("arg", a) for a in instance.argv] + [("env", e) for e in instance.env]
         entries += [("cgroup", os.path.join(parent, container.id)) for parent in self.containers.cgroups.parents]
+        entries += self.containers.confinement.monitor_entries(container.host_config, instance.privileged)
         entries.append(("stdin", "1" if instance.attach_stdin else "0"))
         if instance.tty:
             entries.append(("tty", "1"))

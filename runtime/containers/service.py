@@ -20,6 +20,8 @@ from minictr import native
 from minictr.containers import config as container_config
 from minictr.containers import mounts as container_mounts
 from minictr.containers.cgroups import Cgroups, freeze
+from minictr.containers.resources import Resources
+from minictr.security import Confinement
 from minictr.containers.logs import log_settings, monitor_entries as log_entries
 from minictr.containers.monitor import Monitor, MonitorError, unwatch, watch_exit, write_config
 from minictr.containers.names import check_name, random_name
@@ -134,6 +136,8 @@ class ContainerService:
         self.uid_ranges = uid_ranges
         self.gid_ranges = gid_ranges
         self.cgroups = Cgroups(rootless)
+        self.confinement = Confinement(data_root, rootless)
+        self.resources = Resources(self.cgroups, rootless)
         self.volumes = None  # the volume service (volumes/service.py), set by the daemon
         self._containers = {}
         os.makedirs(self.data_dir, 0o700, exist_ok=True)
@@ -210,6 +214,8 @@ class ContainerService:
         container_id = secrets.token_hex(32)
         config, host_config = container_config.merge(body, image.config, container_id)
         log_settings(host_config)  # refuses a logging driver or option minictr does not have
+        self.confinement.check(host_config)
+        self.resources.check(host_config)
         if not config["Entrypoint"] and not config["Cmd"]:
             raise InvalidArgument("No command specified")
         mounts = self._check_mounts(config, host_config, image.config or {})
@@ -452,6 +458,8 @@ class ContainerService:
         entries += [("bind", os.path.join(paths["top"], "hostname"), "/etc/hostname", "rw"),
                     ("bind", os.path.join(paths["top"], "hosts"), "/etc/hosts", "rw")]
         entries += self._mount_entries(container)
+        entries += self.confinement.monitor_entries(container.host_config)
+        entries += self.resources.monitor_entries(container.host_config)
         entries += [("stdin", "1" if config["OpenStdin"] else "0")]
         entries += _tty_entries(config, container.host_config)
         entries += log_entries(log_settings(container.host_config), paths["log"])
