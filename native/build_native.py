@@ -11,7 +11,7 @@ from cffi import FFI
 NATIVE_DIR = Path(__file__).resolve().parent
 
 # The C sources shared by the extension and minictr-monitor (monitor.c adds main).
-LIBRARY_SOURCES = ["error.c", "config.c", "sync.c", "container.c", "exec.c", "pty.c", "mounts.c", "userns.c", "log.c"]
+LIBRARY_SOURCES = ["error.c", "limits.c", "config.c", "sync.c", "container.c", "exec.c", "pty.c", "mounts.c", "userns.c", "log.c"]
 MONITOR_SOURCES = LIBRARY_SOURCES + ["monitor.c"]
 # minictr-init (`run --init`) stands alone: it is linked statically.
 INIT_SOURCES = ["init.c"]

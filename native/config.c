@@ -228,6 +228,7 @@ static const struct mc_config_key keys[] = {
   { "log_max_size", 1, parse_log_limit }, { "log_max_file", 1, parse_log_limit },
   { "exec_pid", 1, parse_pid },
   { "tmpfs", 2, parse_tmpfs },   { "readonly_rootfs", 1, parse_flag },
+  { "rlimit", 3, mc_config_parse_rlimit }, { "shm_size", 1, mc_config_parse_shm_size },
 };
 
 static const struct mc_config_key *
@@ -345,6 +346,7 @@ void
 mc_config_free (struct mc_config *cfg)
 {
   free (cfg->data);
+  free (cfg->rlimits);
   free (cfg->lowers);
   free (cfg->uidmaps);
   free (cfg->gidmaps);

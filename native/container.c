@@ -169,6 +169,8 @@ mc_process_finish (const struct mc_config *cfg, const struct mc_stdio *stdio, in
 {
   if (cfg->tty && mc_pty_open_child (*sync_fd, cfg->uid, err) < 0)
     return -1;
+  if (mc_rlimits_apply (cfg, err) < 0)
+    return -1;
   if (mc_caps_drop (err) < 0 || mc_user_switch (cfg, err) < 0)
     return -1;
   return mc_stdio_arrange (stdio, sync_fd, err);

@@ -81,9 +81,29 @@ struct mc_config
   size_t n_binds;
   pid_t exec_pid; /* > 0: join this process's namespaces instead of creating a container */
   bool readonly_rootfs; /* the overlay root remounted read-only once everything is mounted */
+  struct mc_rlimit *rlimits; /* limits.c: `rlimit` keys, set just before execve */
+  size_t n_rlimits;
+  unsigned long long shm_size; /* bytes of /dev/shm; 0: Docker's 64 MiB */
 };
 
 int mc_config_load (struct mc_config *cfg, const char *path, struct mc_error *err);
+
+/* ---- limits.c: rlimits and the size of /dev/shm ---- */
+
+struct mc_rlimit
+{
+  int resource;
+  unsigned long long soft, hard; /* RLIM_INFINITY: unlimited */
+};
+
+int mc_config_parse_rlimit (struct mc_config *cfg, const char *key, const char *const *f,
+                            struct mc_error *err);
+int mc_config_parse_shm_size (struct mc_config *cfg, const char *key, const char *const *f,
+                              struct mc_error *err);
+/* In the child (init or exec) before capabilities are dropped. */
+int mc_rlimits_apply (const struct mc_config *cfg, struct mc_error *err);
+/* /dev/shm's tmpfs mount data into BUF. */
+void mc_shm_options (const struct mc_config *cfg, char *buf, size_t size);
 void mc_config_free (struct mc_config *cfg);
 
 /* ---- sync.c: the parent/child protocol over a SOCK_SEQPACKET pair ---- */

@@ -259,8 +259,10 @@ mount_devpts (int devfd, struct mc_error *err)
 }
 
 static int
-mount_dev (int rootfd, bool userns, struct mc_error *err)
+mount_dev (int rootfd, const struct mc_config *cfg, struct mc_error *err)
 {
+  bool userns = cfg->userns;
+  char shm_options[64];
   cleanup_fd int target = resolve_target (rootfd, "/dev", MC_TARGET_DIR, err);
   cleanup_fd int devfd = -1;
 
@@ -280,8 +282,9 @@ mount_dev (int rootfd, bool userns, struct mc_error *err)
     return -1;
   if (mount_devpts (devfd, err) < 0)
     return -1;
-  if (mount_dev_subdir (devfd, "shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                        "mode=1777,size=65536k", err) < 0)
+  mc_shm_options (cfg, shm_options, sizeof shm_options);
+  if (mount_dev_subdir (devfd, "shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, shm_options,
+                        err) < 0)
     return -1;
   return mount_dev_subdir (devfd, "mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL,
                            err);
@@ -427,7 +430,7 @@ mc_mounts_setup (const struct mc_config *cfg, struct mc_error *err)
     return mc_error_set (err, errno, "open `%s`", cfg->rootfs);
   if (mount_fs (rootfd, "/proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL, err) < 0)
     return -1;
-  if (mount_dev (rootfd, cfg->userns, err) < 0 || mount_sys (rootfd, cfg->userns, err) < 0)
+  if (mount_dev (rootfd, cfg, err) < 0 || mount_sys (rootfd, cfg->userns, err) < 0)
     return -1;
   if (mount_binds (cfg, rootfd, err) < 0)
     return -1;
