@@ -121,7 +121,9 @@ def _own_mount_namespace():
     try:
         native.unshare_mount_namespace()
     except OSError as e:
-        raise MinictrError(f"cannot make a mount namespace for the daemon: {e}") from None
+        from minictr.daemon.preflight import CannotStart
+
+        raise CannotStart(f"cannot make a mount namespace for the daemon: {e}") from None
 
 
 def run(host=None, data_root=None, inner=False):
