@@ -37,7 +37,10 @@ def _create(ctx, name, options):
 
     check_cidfile(options["cidfile"])
     body = create_body(options)
-    container_id = ctx.client.post("/containers/create", {"name": name}, body).json()["Id"]
+    created = ctx.client.post("/containers/create", {"name": name}, body).json()
+    container_id = created["Id"]
+    for warning in created.get("Warnings") or []:
+        print(f"WARNING: {warning}", file=sys.stderr)
     if options["cidfile"]:
         write_cidfile(options["cidfile"], container_id)
     return container_id

@@ -25,6 +25,9 @@ def create_body(options):
     }
     if options["init"]:
         host_config["Init"] = True
+    from minictr.containers.resources import host_config_fields
+
+    host_config.update(host_config_fields(options))
     volumes = _mount_options(options, host_config)
     body = {
         "Image": options["image"],

@@ -39,7 +39,8 @@ _COMMANDS = {
     "events": ("events", "events"), "cp": ("files", "cp"), "diff": ("files", "diff"),
     "export": ("files", "export"), "top": ("files", "top"), "port": ("files", "port"),
     "daemon": ("system", "daemon"), "version": ("system", "version"), "info": ("system", "info"),
-    "system": ("system", "system"), "volume": ("volumes", "volume"), "doctor": ("doctor", "doctor"),
+    "system": ("system", "system"), "volume": ("volumes", "volume"),
+    "stats": ("stats", "stats"), "update": ("update", "update"), "doctor": ("doctor", "doctor"),
 }
 
 

@@ -221,6 +221,7 @@ class ExecService:
         entries += [("arg", a) for a in instance.argv] + [("env", e) for e in instance.env]
         entries += [("cgroup", os.path.join(parent, container.id)) for parent in self.containers.cgroups.parents]
         entries += self.containers.confinement.monitor_entries(container.host_config, instance.privileged)
+        entries += self.containers.resources.rlimit_entries(container.host_config)
         entries.append(("stdin", "1" if instance.attach_stdin else "0"))
         if instance.tty:
             entries.append(("tty", "1"))
