@@ -65,7 +65,7 @@ class Cgroups:
         """What this machine lacks to enforce limits of CONTROLLERS, and what to change: one line."""
         delegation = "cgroup v2 with systemd delegation (Delegate=yes for user@.service)"
         if self.rootless and not self.unified:
-            return f"rootless containers have no cgroup here (cgroup v1 is never delegated to a user); this needs {delegation}"
+            return f"rootless containers get no cgroup on this machine (cgroup v1 is never delegated to a user); this needs {delegation}"
         if self.rootless and not self.parents:
             return f"this user has no delegated cgroup; this needs {delegation}"
         if self.rootless:

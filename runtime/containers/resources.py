@@ -234,8 +234,8 @@ class Resources:
         reason = self.cgroups.missing_reason(sorted({c for _f, c in missing}))
         if self.unavailable == REFUSE:
             flags = ", ".join(flag for flag, _c in missing)
-            raise InvalidArgument(f"cannot enforce {flags} here: {reason}; or start the daemon with "
-                                  f"--unavailable-limits=warn (MINICTR_UNAVAILABLE_LIMITS=warn) to run without")
+            raise InvalidArgument(f"cannot enforce {flags}: {reason}; or start the daemon with "
+                                  f"--unavailable-limits=warn (MINICTR_UNAVAILABLE_LIMITS=warn) to run without them")
         return [f"{flag} limit discarded: {reason}" for flag, _c in missing]
 
     def enforceable(self, limits):
