@@ -103,6 +103,7 @@ parse_flag (struct mc_config *cfg, const char *key, const char *const *f,
   bool *flag = strcmp (key, "userns") == 0 ? &cfg->userns
                : strcmp (key, "tty") == 0  ? &cfg->tty
                : strcmp (key, "readonly_rootfs") == 0 ? &cfg->readonly_rootfs
+               : strcmp (key, "no_new_privs") == 0 ? &cfg->no_new_privs
                                            : &cfg->stdin_pipe;
 
   return parse_bool (key, f[0], flag, err);
@@ -216,6 +217,17 @@ parse_log_limit (struct mc_config *cfg, const char *key, const char *const *f,
   return 0;
 }
 
+/* `seccomp PATH`: read now, while the host's paths are still ours. */
+static int
+parse_seccomp (struct mc_config *cfg, const char *key, const char *const *f,
+               struct mc_error *err)
+{
+  (void) key;
+  free (cfg->seccomp_program);
+  cfg->seccomp_program = NULL;
+  return mc_seccomp_read (f[0], &cfg->seccomp_program, &cfg->n_seccomp_insns, err);
+}
+
 static const struct mc_config_key keys[] = {
   { "id", 1, parse_string },     { "rootfs", 1, parse_string }, { "upper", 1, parse_string },
   { "work", 1, parse_string },   { "hostname", 1, parse_string }, { "cwd", 1, parse_string },
@@ -227,6 +239,7 @@ static const struct mc_config_key keys[] = {
   { "tty", 1, parse_flag },      { "tty_size", 2, parse_tty_size },
   { "log_max_size", 1, parse_log_limit }, { "log_max_file", 1, parse_log_limit },
   { "exec_pid", 1, parse_pid },
+  { "seccomp", 1, parse_seccomp }, { "no_new_privs", 1, parse_flag },
   { "tmpfs", 2, parse_tmpfs },   { "readonly_rootfs", 1, parse_flag },
   { "rlimit", 3, mc_config_parse_rlimit }, { "shm_size", 1, mc_config_parse_shm_size },
 };
@@ -355,5 +368,6 @@ mc_config_free (struct mc_config *cfg)
   free (cfg->env);
   free (cfg->cgroups);
   free (cfg->binds);
+  free (cfg->seccomp_program);
   memset (cfg, 0, sizeof *cfg);
 }

@@ -171,9 +171,13 @@ mc_process_finish (const struct mc_config *cfg, const struct mc_stdio *stdio, in
     return -1;
   if (mc_rlimits_apply (cfg, err) < 0)
     return -1;
+  if (mc_seccomp_apply_early (cfg, err) < 0)
+    return -1;
   if (mc_caps_drop (err) < 0 || mc_user_switch (cfg, err) < 0)
     return -1;
-  return mc_stdio_arrange (stdio, sync_fd, err);
+  if (mc_stdio_arrange (stdio, sync_fd, err) < 0)
+    return -1;
+  return mc_seccomp_apply_late (cfg, err);
 }
 
 static int

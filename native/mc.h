@@ -80,6 +80,9 @@ struct mc_config
   struct mc_bind *binds;
   size_t n_binds;
   pid_t exec_pid; /* > 0: join this process's namespaces instead of creating a container */
+  void *seccomp_program; /* `seccomp PATH`: the BPF program (struct sock_filter[]), read at load */
+  size_t n_seccomp_insns;
+  bool no_new_privs;      /* `no_new_privs 1`: prctl PR_SET_NO_NEW_PRIVS before execve */
   bool readonly_rootfs; /* the overlay root remounted read-only once everything is mounted */
   struct mc_rlimit *rlimits; /* limits.c: `rlimit` keys, set just before execve */
   size_t n_rlimits;
@@ -105,6 +108,40 @@ int mc_rlimits_apply (const struct mc_config *cfg, struct mc_error *err);
 /* /dev/shm's tmpfs mount data into BUF. */
 void mc_shm_options (const struct mc_config *cfg, char *buf, size_t size);
 void mc_config_free (struct mc_config *cfg);
+
+/* ---- seccomp.c (the extension only: libseccomp) and seccomp_load.c ---- */
+
+struct mc_seccomp_arg
+{
+  unsigned int index; /* the syscall's argument, 0-5 */
+  int op;             /* enum scmp_compare */
+  uint64_t value, value_two; /* SCMP_CMP_MASKED_EQ: mask, then datum */
+};
+
+/* One rule: the arguments are ANDed; at most one comparison per argument. */
+struct mc_seccomp_rule
+{
+  const char *name; /* resolved on the native arch; an unknown name is skipped */
+  uint32_t action;  /* SCMP_ACT_* */
+  unsigned int n_args;
+  struct mc_seccomp_arg args[6];
+};
+
+/* A filter for the native arch plus ARCHES (libseccomp names, NULL-terminated),
+ * exported as classic BPF instructions to OUT_FD. */
+int mc_seccomp_compile (uint32_t default_action, const char *const arches[],
+                        const struct mc_seccomp_rule *rules, size_t n_rules, int out_fd,
+                        struct mc_error *err);
+/* NAME gets syscall NR's name on ARCH, or "" when it has none. */
+int mc_seccomp_syscall_name (const char *arch, int nr, char *name, size_t size, struct mc_error *err);
+int mc_seccomp_syscall_number (const char *arch, const char *name, int *nr, struct mc_error *err);
+
+/* The monitor: read a compiled program (config key `seccomp`); in the
+ * container's process, load it before capabilities are dropped, or, with
+ * no_new_privs, set that and load it just before execve. */
+int mc_seccomp_read (const char *path, void **program, size_t *n_insns, struct mc_error *err);
+int mc_seccomp_apply_early (const struct mc_config *cfg, struct mc_error *err);
+int mc_seccomp_apply_late (const struct mc_config *cfg, struct mc_error *err);
 
 /* ---- sync.c: the parent/child protocol over a SOCK_SEQPACKET pair ---- */
 

@@ -35,6 +35,8 @@ RUN_OPTIONS = [
     click.option("--tmpfs", multiple=True, help="Mount a tmpfs: /path[:options]."),
     click.option("--volumes-from", multiple=True, help="Mount the volumes of a container: CTR[:ro|rw]."),
     click.option("--read-only", is_flag=True, help="Mount the container's root filesystem read-only."),
+    click.option("--security-opt", multiple=True,
+                 help="Security option: seccomp=PROFILE.json|unconfined, no-new-privileges."),
     click.option("-m", "--memory", help="Memory limit (6m at least; b, k, m, g units)."),
     click.option("--memory-swap", help="Memory plus swap limit; -1: unlimited swap."),
     click.option("--cpus", help="Number of CPUs (1.5)."),

@@ -16,8 +16,29 @@ class Confinement:
         from minictr.security import capabilities
 
         capabilities.container_caps(host_config)
+        self._seccomp_check(host_config)
 
     def monitor_entries(self, host_config, exec_privileged=False):
         """Monitor config entries for a process of a container with HOST_CONFIG (an exec: with its own
         --privileged)."""
-        return []
+        return self._seccomp_entries(host_config)
+
+    # seccomp and no-new-privileges (security/seccomp.py). An exec runs under its container's filter,
+    # as with Docker (runc exec reuses the container's seccomp config), whatever its own --privileged.
+    def _seccomp_filters(self):
+        from minictr.security import seccomp
+
+        if getattr(self, "_filters", None) is None:
+            self._filters = seccomp.FilterCache(self.data_root)
+        return self._filters
+
+    def _seccomp_check(self, host_config):
+        from minictr.security import capabilities, seccomp
+
+        seccomp.check(host_config, capabilities.container_caps(host_config), self._seccomp_filters())
+
+    def _seccomp_entries(self, host_config):
+        from minictr.security import capabilities, seccomp
+
+        return seccomp.monitor_entries(host_config, capabilities.container_caps(host_config),
+                                       self._seccomp_filters())
