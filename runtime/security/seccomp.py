@@ -6,10 +6,10 @@ kernel) into `<data_root>/seccomp/<sha256>.bpf`; the monitor's `seccomp PATH` ke
 the container's process (docs/internals.md). A container's start pays nothing after the first compile.
 """
 
+import functools
 import hashlib
 import json
 import os
-import platform
 import tempfile
 import threading
 from importlib import resources
@@ -90,6 +90,7 @@ def parse_security_opts(opts):
     return result
 
 
+@functools.cache
 def default_profile_text():
     """Our default profile: Docker's, plus ioctl(TIOCSTI) refused."""
     return resources.files("minictr.security").joinpath(DEFAULT_PROFILE_NAME).read_text()

@@ -5,7 +5,6 @@ The oracle: Docker's reference profile evaluated here in plain Python, against t
 number and a set of argument values drawn from both profiles.
 """
 
-import copy
 import json
 import os
 import struct
