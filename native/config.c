@@ -93,7 +93,24 @@ parse_list (struct mc_config *cfg, const char *key, const char *const *f,
     return append (&cfg->argv, &cfg->n_args, sizeof (char *), &f[0], err);
   if (strcmp (key, "env") == 0)
     return append (&cfg->env, &cfg->n_env, sizeof (char *), &f[0], err);
+  if (strcmp (key, "masked_path") == 0)
+    return append (&cfg->masked_paths, &cfg->n_masked_paths, sizeof (char *), &f[0], err);
+  if (strcmp (key, "readonly_path") == 0)
+    return append (&cfg->readonly_paths, &cfg->n_readonly_paths, sizeof (char *), &f[0], err);
   return append (&cfg->cgroups, &cfg->n_cgroups, sizeof (char *), &f[0], err);
+}
+
+/* `caps HEX`: the capability mask (bit N = capability N of linux/capability.h). */
+static int
+parse_caps (struct mc_config *cfg, const char *key, const char *const *f, struct mc_error *err)
+{
+  char *end = NULL;
+
+  errno = 0;
+  cfg->caps = strtoull (f[0], &end, 16);
+  if (errno != 0 || f[0][0] == '\0' || *end != '\0' || f[0][0] == '-')
+    return mc_error_set (err, EINVAL, "config `%s`: bad hex mask `%s`", key, f[0]);
+  return 0;
 }
 
 static int
@@ -104,6 +121,7 @@ parse_flag (struct mc_config *cfg, const char *key, const char *const *f,
                : strcmp (key, "tty") == 0  ? &cfg->tty
                : strcmp (key, "readonly_rootfs") == 0 ? &cfg->readonly_rootfs
                : strcmp (key, "no_new_privs") == 0 ? &cfg->no_new_privs
+               : strcmp (key, "privileged") == 0 ? &cfg->privileged
                                            : &cfg->stdin_pipe;
 
   return parse_bool (key, f[0], flag, err);
@@ -242,6 +260,8 @@ static const struct mc_config_key keys[] = {
   { "seccomp", 1, parse_seccomp }, { "no_new_privs", 1, parse_flag },
   { "tmpfs", 2, parse_tmpfs },   { "readonly_rootfs", 1, parse_flag },
   { "rlimit", 3, mc_config_parse_rlimit }, { "shm_size", 1, mc_config_parse_shm_size },
+  { "caps", 1, parse_caps },     { "privileged", 1, parse_flag },
+  { "masked_path", 1, parse_list }, { "readonly_path", 1, parse_list },
 };
 
 static const struct mc_config_key *
@@ -338,6 +358,7 @@ mc_config_load (struct mc_config *cfg, const char *path, struct mc_error *err)
   memset (cfg, 0, sizeof *cfg);
   cfg->cwd = "/";
   cfg->log_max_file = 1;
+  cfg->caps = mc_caps_default ();
   if (read_file (path, &cfg->data, &len, err) < 0)
     return -1;
   if (parse_entries (cfg, path, len, err) < 0 || check_required (cfg, path, err) < 0)
@@ -369,5 +390,7 @@ mc_config_free (struct mc_config *cfg)
   free (cfg->cgroups);
   free (cfg->binds);
   free (cfg->seccomp_program);
+  free (cfg->masked_paths);
+  free (cfg->readonly_paths);
   memset (cfg, 0, sizeof *cfg);
 }

@@ -87,6 +87,12 @@ struct mc_config
   struct mc_rlimit *rlimits; /* limits.c: `rlimit` keys, set just before execve */
   size_t n_rlimits;
   unsigned long long shm_size; /* bytes of /dev/shm; 0: Docker's 64 MiB */
+  uint64_t caps;   /* `caps`: bounding = permitted = effective (container.c); default Docker's 14 */
+  bool privileged; /* `privileged 1`: sysfs read-write, the host's devices in /dev (mounts.c) */
+  const char **masked_paths; /* `masked_path`: /dev/null or an empty read-only tmpfs on each */
+  size_t n_masked_paths;
+  const char **readonly_paths; /* `readonly_path`: bind-remounted read-only */
+  size_t n_readonly_paths;
 };
 
 int mc_config_load (struct mc_config *cfg, const char *path, struct mc_error *err);
@@ -212,7 +218,13 @@ int mc_container_release (struct mc_container *c, struct mc_error *err);
  * setresuid), signal dispositions and mask back to defaults, stdio on 0-2 and
  * the sync socket on 3 with every other fd closed, and joining the config's
  * cgroups (PID 0: the caller itself). */
-int mc_caps_drop (struct mc_error *err);
+/* Capabilities: MASK (the `caps` key) in the bounding set, ambient empty,
+ * before the user switch; mc_caps_set after it: permitted = effective = the
+ * bounding set for uid 0 (nothing for another uid), inheritable empty. */
+int mc_caps_drop (uint64_t mask, struct mc_error *err);
+int mc_caps_set (const struct mc_config *cfg, struct mc_error *err);
+/* Docker's default 14 capabilities, mask 0xa80425fb (the `caps` key's default). */
+uint64_t mc_caps_default (void);
 int mc_user_switch (const struct mc_config *cfg, struct mc_error *err);
 void mc_signals_reset (void);
 int mc_stdio_arrange (const struct mc_stdio *stdio, int *sync_fd, struct mc_error *err);

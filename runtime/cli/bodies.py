@@ -25,6 +25,12 @@ def create_body(options):
     }
     if options["init"]:
         host_config["Init"] = True
+    if options.get("cap_add"):
+        host_config["CapAdd"] = list(options["cap_add"])
+    if options.get("cap_drop"):
+        host_config["CapDrop"] = list(options["cap_drop"])
+    if options.get("privileged"):
+        host_config["Privileged"] = True
     if options.get("security_opt"):
         host_config["SecurityOpt"] = security_opts(options["security_opt"])
     from minictr.containers.resources import host_config_fields
@@ -146,6 +152,7 @@ def read_kv_file(path, from_environ):
             raise InvalidArgument(f"invalid line in {path}: {line!r}: variable name is empty")
         entries.append(line)
     return entries
+
 
 def security_opts(opts):
     """`--security-opt` as the docker CLI sends it: a seccomp profile's file is read here and sent as

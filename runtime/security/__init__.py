@@ -13,15 +13,19 @@ class Confinement:
 
     def check(self, host_config):
         """Raise InvalidArgument (Docker's words) for a HostConfig whose security fields are wrong."""
-        from minictr.security import capabilities
+        from minictr.security import capabilities, paths
 
         capabilities.container_caps(host_config)
+        paths.check(host_config)
         self._seccomp_check(host_config)
 
     def monitor_entries(self, host_config, exec_privileged=False):
         """Monitor config entries for a process of a container with HOST_CONFIG (an exec: with its own
         --privileged)."""
-        return self._seccomp_entries(host_config)
+        from minictr.security import capabilities, paths
+
+        return (capabilities.monitor_entries(host_config, exec_privileged) + paths.monitor_entries(host_config)
+                + self._seccomp_entries(host_config))
 
     # seccomp and no-new-privileges (security/seccomp.py). An exec runs under its container's filter,
     # as with Docker (runc exec reuses the container's seccomp config), whatever its own --privileged.

@@ -56,3 +56,10 @@ def mask(caps):
     for name in caps:
         bits |= 1 << CAPABILITIES[name]
     return bits
+
+
+def monitor_entries(host_config, exec_privileged=False):
+    """The `caps` entry for a container's process: its container's set, or every capability for
+    `exec --privileged` (as Docker)."""
+    caps = frozenset(CAPABILITIES) if exec_privileged else container_caps(host_config)
+    return [("caps", format(mask(caps), "x"))]
