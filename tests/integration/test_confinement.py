@@ -324,3 +324,12 @@ def test_exec_with_a_tty_holds_only_its_terminal(daemon, image):
         assert all("/dev/pts/" in line for line in output.splitlines() if "->" in line), output
     finally:
         daemon.ok("rm", "-f", "fds-exec")
+
+
+def test_pid_1_with_a_tty_holds_only_its_terminal(daemon, image):
+    cli = [sys.executable, "-m", "minictr", "-H", daemon.host, "run", "--rm", "-t", image, "sh", "-c",
+           "ls -l /proc/1/fd; :"]
+    output, _ = _run_under_a_pty(cli)
+    links = [line for line in output.replace("\r", "").splitlines() if "->" in line]
+    assert [line.split()[-3] for line in links] == ["0", "1", "2"], output
+    assert all("/dev/pts/" in line for line in links), output
