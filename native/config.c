@@ -246,6 +246,19 @@ parse_seccomp (struct mc_config *cfg, const char *key, const char *const *f,
   return mc_seccomp_read (f[0], &cfg->seccomp_program, &cfg->n_seccomp_insns, err);
 }
 
+static int
+parse_cgroupfs (struct mc_config *cfg, const char *key, const char *const *f,
+                struct mc_error *err)
+{
+  struct mc_cgroupfs fs = { f[0], f[1], strcmp (f[2], "-") == 0 ? NULL : f[2] };
+
+  if (strcmp (fs.fstype, "cgroup") != 0 && strcmp (fs.fstype, "cgroup2") != 0)
+    return mc_error_set (err, EINVAL, "config `%s`: not a cgroup filesystem `%s`", key, f[0]);
+  if (fs.name != NULL && (strchr (fs.name, '/') != NULL || fs.name[0] == '.'))
+    return mc_error_set (err, EINVAL, "config `%s`: bad directory name `%s`", key, f[2]);
+  return append (&cfg->cgroupfs, &cfg->n_cgroupfs, sizeof fs, &fs, err);
+}
+
 static const struct mc_config_key keys[] = {
   { "id", 1, parse_string },     { "rootfs", 1, parse_string }, { "upper", 1, parse_string },
   { "work", 1, parse_string },   { "hostname", 1, parse_string }, { "cwd", 1, parse_string },
@@ -262,6 +275,7 @@ static const struct mc_config_key keys[] = {
   { "rlimit", 3, mc_config_parse_rlimit }, { "shm_size", 1, mc_config_parse_shm_size },
   { "caps", 1, parse_caps },     { "privileged", 1, parse_flag },
   { "masked_path", 1, parse_list }, { "readonly_path", 1, parse_list },
+  { "cgroupfs", 3, parse_cgroupfs },
 };
 
 static const struct mc_config_key *
@@ -392,5 +406,6 @@ mc_config_free (struct mc_config *cfg)
   free (cfg->seccomp_program);
   free (cfg->masked_paths);
   free (cfg->readonly_paths);
+  free (cfg->cgroupfs);
   memset (cfg, 0, sizeof *cfg);
 }

@@ -53,6 +53,15 @@ struct mc_bind
   bool readonly;
 };
 
+/* A cgroup hierarchy mounted in the container (its cgroup namespace makes
+ * the container's own group the root): FSTYPE `cgroup` or `cgroup2`, OPTIONS
+ * its mount data (v1: the controllers), NAME the directory under
+ * /sys/fs/cgroup (`-`: cgroup2 on /sys/fs/cgroup itself). */
+struct mc_cgroupfs
+{
+  const char *fstype, *options, *name;
+};
+
 struct mc_config
 {
   char *data; /* the file; every string below points into it */
@@ -93,6 +102,8 @@ struct mc_config
   size_t n_masked_paths;
   const char **readonly_paths; /* `readonly_path`: bind-remounted read-only */
   size_t n_readonly_paths;
+  struct mc_cgroupfs *cgroupfs; /* `cgroupfs`: the hierarchies shown under /sys/fs/cgroup */
+  size_t n_cgroupfs;
 };
 
 int mc_config_load (struct mc_config *cfg, const char *path, struct mc_error *err);

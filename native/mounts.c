@@ -379,10 +379,73 @@ mount_dev (int rootfd, const struct mc_config *cfg, struct mc_error *err)
   return cfg->privileged ? add_host_devices (devfd, "/dev", userns, 0, err) : 0;
 }
 
+/* /sys/fs/cgroup as Docker shows it; the container's cgroup namespace makes
+ * its own groups the roots.  cgroup2 goes on /sys/fs/cgroup itself; v1 gets
+ * a tmpfs there with one mount per hierarchy (and a symlink per controller of
+ * a co-mounted one: `cpu -> cpu,cpuacct`), the tmpfs then made read-only.
+ * Read-only unless --privileged. */
+static int
+mount_cgroupfs (int rootfd, const struct mc_config *cfg, struct mc_error *err)
+{
+  unsigned long flags = MS_NOSUID | MS_NOEXEC | MS_NODEV | (cfg->privileged ? 0 : MS_RDONLY);
+  cleanup_fd int target = -1;
+  cleanup_fd int dirfd = -1;
+  char self[64];
+
+  if (cfg->n_cgroupfs == 0)
+    return 0;
+  target = open_in_root (rootfd, "/sys/fs/cgroup", O_PATH | O_DIRECTORY);
+  if (target < 0)
+    return mc_error_set (err, errno, "openat2 `/sys/fs/cgroup` in the rootfs");
+  if (cfg->n_cgroupfs == 1 && cfg->cgroupfs[0].name == NULL)
+    return mount_on_fd ("cgroup2", target, "cgroup2", flags, NULL, "/sys/fs/cgroup", err);
+  if (mount_on_fd ("tmpfs", target, "tmpfs", MS_NOSUID | MS_NOEXEC | MS_NODEV, "mode=755,size=64k",
+                   "/sys/fs/cgroup", err) < 0)
+    return -1;
+  dirfd = open_in_root (rootfd, "/sys/fs/cgroup", O_RDONLY | O_DIRECTORY);
+  if (dirfd < 0)
+    return mc_error_set (err, errno, "open `/sys/fs/cgroup`");
+  for (size_t i = 0; i < cfg->n_cgroupfs; i++)
+    {
+      const struct mc_cgroupfs *fs = &cfg->cgroupfs[i];
+      char display[PATH_MAX];
+      cleanup_fd int fd = -1;
+
+      if (fs->name == NULL)
+        continue;
+      snprintf (display, sizeof display, "/sys/fs/cgroup/%s", fs->name);
+      if (mkdirat (dirfd, fs->name, 0755) < 0)
+        return mc_error_set (err, errno, "mkdir `%s`", display);
+      fd = openat (dirfd, fs->name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0)
+        return mc_error_set (err, errno, "open `%s`", display);
+      if (mount_on_fd (fs->fstype, fd, fs->fstype, flags, fs->options, display, err) < 0)
+        return -1;
+      for (const char *part = fs->name; strchr (fs->name, ',') != NULL && *part != '\0';)
+        {
+          size_t len = strcspn (part, ",");
+          char link[NAME_MAX + 1];
+
+          snprintf (link, sizeof link, "%.*s", (int) len, part);
+          if (symlinkat (fs->name, dirfd, link) < 0 && errno != EEXIST)
+            return mc_error_set (err, errno, "symlink `/sys/fs/cgroup/%s`", link);
+          part += len + (part[len] == ',');
+        }
+    }
+  if (cfg->privileged)
+    return 0;
+  snprintf (self, sizeof self, "/proc/self/fd/%d", dirfd);
+  if (mount (NULL, self, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_NODEV,
+             NULL) < 0)
+    return mc_error_set (err, errno, "remount `/sys/fs/cgroup` read-only");
+  return 0;
+}
+
 /* Read-only, as Docker; --privileged: read-write, as Docker. */
 static int
-mount_sys (int rootfd, bool userns, bool privileged, struct mc_error *err)
+mount_sys (int rootfd, const struct mc_config *cfg, struct mc_error *err)
 {
+  bool userns = cfg->userns, privileged = cfg->privileged;
   unsigned long ro = privileged ? 0 : MS_RDONLY;
   cleanup_fd int fd = -1;
 
@@ -393,7 +456,7 @@ mount_sys (int rootfd, bool userns, bool privileged, struct mc_error *err)
     return -1;
   if (mount_on_fd ("sysfs", fd, "sysfs", ro | MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL, "/sys", err)
       == 0)
-    return 0;
+    return mount_cgroupfs (rootfd, cfg, err);
   /* sysfs refuses a user namespace that does not own the network namespace
    * of the mounter in some set-ups; a read-only view of the host's is what
    * rootless Podman falls back to as well. */
@@ -587,7 +650,7 @@ mc_mounts_setup (const struct mc_config *cfg, struct mc_error *err)
   if (mount_fs (rootfd, "/proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL, err) < 0)
     return -1;
   if (mount_dev (rootfd, cfg, err) < 0
-      || mount_sys (rootfd, cfg->userns, cfg->privileged, err) < 0)
+      || mount_sys (rootfd, cfg, err) < 0)
     return -1;
   if (mount_binds (cfg, rootfd, err) < 0)
     return -1;

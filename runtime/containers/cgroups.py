@@ -94,6 +94,19 @@ class Cgroups:
                 parents.append(os.path.join(point, "minictr"))
         return parents
 
+    def filesystems(self):
+        """Monitor `cgroupfs` entries: the hierarchies of the container's groups, for /sys/fs/cgroup."""
+        if not self.parents:
+            return []
+        if self.unified:
+            return [("cgroupfs", "cgroup2", "-", "-")]
+        entries = []
+        for point, fstype, options in _mounts():
+            if fstype == "cgroup" and os.path.join(point, "minictr") in self.parents:
+                controllers = ",".join(o for o in options if o in _V1_CONTROLLERS + _V1_OTHERS)
+                entries.append(("cgroupfs", "cgroup", controllers, os.path.basename(point)))
+        return entries
+
     def create(self, container_id, limits=None):
         """Make the container's groups with LIMITS (cgroup_limits in containers/resources.py) written;
         returns their directories for the monitor to join."""
@@ -140,6 +153,8 @@ class Cgroups:
 
 
 _V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer", "blkio")
+# Controllers minictr does not use but that share a hierarchy with one it does (`net_cls,net_prio`).
+_V1_OTHERS = ("net_cls", "net_prio", "hugetlb", "perf_event", "rdma", "misc")
 
 
 def _read(path):

@@ -455,6 +455,7 @@ class ContainerService:
         entries += [("arg", a) for a in argv]
         entries += [("env", e) for e in config["Env"]]
         entries += [("cgroup", c) for c in container.cgroups]
+        entries += self.cgroups.filesystems()
         if container.host_config.get("Init"):
             entries.append(("bind", native.INIT_PATH, _INIT_IN_CONTAINER, "ro"))
         entries += [("bind", os.path.join(paths["top"], "hostname"), "/etc/hostname", "rw"),

@@ -87,6 +87,20 @@ def test_cpu_limits_are_in_the_containers_cgroup(daemon, running):
 
 
 @root_only
+def test_the_container_sees_its_own_limits_under_sys_fs_cgroup_read_only(daemon, running):
+    name = running("--memory", "48m", "--pids-limit", "33", "--cpus", "0.5")
+    assert _sh(daemon, name, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes") == str(48 * MiB)
+    assert _sh(daemon, name, "cat /sys/fs/cgroup/pids/pids.max") == "33"
+    # cpu,cpuacct-style co-mounts get a symlink per controller, as on the host; here they are separate.
+    assert _sh(daemon, name, "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us") == "50000"
+    # Its own group is the root of what it sees: its init is there, under its own pid.
+    assert "1" in _sh(daemon, name, "cat /sys/fs/cgroup/pids/cgroup.procs").split()
+    result = daemon.cli("exec", name, "sh", "-c", "echo 1000000000 > /sys/fs/cgroup/memory/memory.limit_in_bytes")
+    assert result.returncode != 0 and "Read-only file system" in result.stderr
+    assert _cgroup_file(daemon, name, "memory", "memory.limit_in_bytes").read_text().strip() == str(48 * MiB)
+
+
+@root_only
 def test_a_memory_hog_is_oom_killed_with_137_and_the_daemon_lives_on(daemon, image):
     name = _name("hog")
     # A shell variable doubling until the kernel stops it.
