@@ -56,6 +56,7 @@ setup(
     python_requires=">=3.11",
     package_dir={"minictr": "runtime"},
     packages=["minictr"] + ["minictr." + p for p in find_packages("runtime")],
+    package_data={"minictr.security": ["default-seccomp.json"]},
     setup_requires=["cffi>=1.15"],
     cffi_modules=["native/build_native.py:ffibuilder"],
     install_requires=["zstandard", "cffi>=1.15", "click", "pyroute2", "python-prctl", "h11"],

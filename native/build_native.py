@@ -11,8 +11,10 @@ from cffi import FFI
 NATIVE_DIR = Path(__file__).resolve().parent
 
 # The C sources shared by the extension and minictr-monitor (monitor.c adds main).
-LIBRARY_SOURCES = ["error.c", "config.c", "sync.c", "container.c", "exec.c", "pty.c", "mounts.c", "userns.c", "log.c"]
+LIBRARY_SOURCES = ["error.c", "limits.c", "config.c", "sync.c", "container.c", "exec.c", "pty.c", "mounts.c", "userns.c", "log.c", "seccomp_load.c"]
 MONITOR_SOURCES = LIBRARY_SOURCES + ["monitor.c"]
+# The extension alone compiles seccomp profiles: the static monitor must not link libseccomp.
+EXTENSION_SOURCES = LIBRARY_SOURCES + ["seccomp.c"]
 # minictr-init (`run --init`) stands alone: it is linked statically.
 INIT_SOURCES = ["init.c"]
 # minictr-pause holds the rootless daemon's namespaces between daemons.
@@ -36,12 +38,21 @@ ffibuilder.cdef(
                          const char *work, bool userxattr, struct mc_error *err);
     int mc_unmount(const char *target, struct mc_error *err);
     int mc_mountns_unshare(struct mc_error *err);
+    struct mc_seccomp_arg { unsigned int index; int op; uint64_t value, value_two; };
+    struct mc_seccomp_rule { const char *name; uint32_t action; unsigned int n_args;
+                             struct mc_seccomp_arg args[6]; };
+    int mc_seccomp_compile(uint32_t default_action, const char *const arches[],
+                           const struct mc_seccomp_rule *rules, size_t n_rules, int out_fd,
+                           struct mc_error *err);
+    int mc_seccomp_syscall_name(const char *arch, int nr, char *name, size_t size, struct mc_error *err);
+    int mc_seccomp_syscall_number(const char *arch, const char *name, int *nr, struct mc_error *err);
     """
 )
 ffibuilder.set_source(
     "minictr._native",
     '#include "mc.h"',
-    sources=[f"native/{s}" for s in LIBRARY_SOURCES],  # relative to setup.py
+    sources=[f"native/{s}" for s in EXTENSION_SOURCES],  # relative to setup.py
+    libraries=["seccomp"],
     include_dirs=["native"],
     extra_compile_args=CFLAGS,
 )

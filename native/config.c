@@ -93,7 +93,24 @@ parse_list (struct mc_config *cfg, const char *key, const char *const *f,
     return append (&cfg->argv, &cfg->n_args, sizeof (char *), &f[0], err);
   if (strcmp (key, "env") == 0)
     return append (&cfg->env, &cfg->n_env, sizeof (char *), &f[0], err);
+  if (strcmp (key, "masked_path") == 0)
+    return append (&cfg->masked_paths, &cfg->n_masked_paths, sizeof (char *), &f[0], err);
+  if (strcmp (key, "readonly_path") == 0)
+    return append (&cfg->readonly_paths, &cfg->n_readonly_paths, sizeof (char *), &f[0], err);
   return append (&cfg->cgroups, &cfg->n_cgroups, sizeof (char *), &f[0], err);
+}
+
+/* `caps HEX`: the capability mask (bit N = capability N of linux/capability.h). */
+static int
+parse_caps (struct mc_config *cfg, const char *key, const char *const *f, struct mc_error *err)
+{
+  char *end = NULL;
+
+  errno = 0;
+  cfg->caps = strtoull (f[0], &end, 16);
+  if (errno != 0 || f[0][0] == '\0' || *end != '\0' || f[0][0] == '-')
+    return mc_error_set (err, EINVAL, "config `%s`: bad hex mask `%s`", key, f[0]);
+  return 0;
 }
 
 static int
@@ -103,6 +120,8 @@ parse_flag (struct mc_config *cfg, const char *key, const char *const *f,
   bool *flag = strcmp (key, "userns") == 0 ? &cfg->userns
                : strcmp (key, "tty") == 0  ? &cfg->tty
                : strcmp (key, "readonly_rootfs") == 0 ? &cfg->readonly_rootfs
+               : strcmp (key, "no_new_privs") == 0 ? &cfg->no_new_privs
+               : strcmp (key, "privileged") == 0 ? &cfg->privileged
                                            : &cfg->stdin_pipe;
 
   return parse_bool (key, f[0], flag, err);
@@ -216,6 +235,30 @@ parse_log_limit (struct mc_config *cfg, const char *key, const char *const *f,
   return 0;
 }
 
+/* `seccomp PATH`: read now, while the host's paths are still ours. */
+static int
+parse_seccomp (struct mc_config *cfg, const char *key, const char *const *f,
+               struct mc_error *err)
+{
+  (void) key;
+  free (cfg->seccomp_program);
+  cfg->seccomp_program = NULL;
+  return mc_seccomp_read (f[0], &cfg->seccomp_program, &cfg->n_seccomp_insns, err);
+}
+
+static int
+parse_cgroupfs (struct mc_config *cfg, const char *key, const char *const *f,
+                struct mc_error *err)
+{
+  struct mc_cgroupfs fs = { f[0], f[1], strcmp (f[2], "-") == 0 ? NULL : f[2] };
+
+  if (strcmp (fs.fstype, "cgroup") != 0 && strcmp (fs.fstype, "cgroup2") != 0)
+    return mc_error_set (err, EINVAL, "config `%s`: not a cgroup filesystem `%s`", key, f[0]);
+  if (fs.name != NULL && (strchr (fs.name, '/') != NULL || fs.name[0] == '.'))
+    return mc_error_set (err, EINVAL, "config `%s`: bad directory name `%s`", key, f[2]);
+  return append (&cfg->cgroupfs, &cfg->n_cgroupfs, sizeof fs, &fs, err);
+}
+
 static const struct mc_config_key keys[] = {
   { "id", 1, parse_string },     { "rootfs", 1, parse_string }, { "upper", 1, parse_string },
   { "work", 1, parse_string },   { "hostname", 1, parse_string }, { "cwd", 1, parse_string },
@@ -227,7 +270,12 @@ static const struct mc_config_key keys[] = {
   { "tty", 1, parse_flag },      { "tty_size", 2, parse_tty_size },
   { "log_max_size", 1, parse_log_limit }, { "log_max_file", 1, parse_log_limit },
   { "exec_pid", 1, parse_pid },
+  { "seccomp", 1, parse_seccomp }, { "no_new_privs", 1, parse_flag },
   { "tmpfs", 2, parse_tmpfs },   { "readonly_rootfs", 1, parse_flag },
+  { "rlimit", 3, mc_config_parse_rlimit }, { "shm_size", 1, mc_config_parse_shm_size },
+  { "caps", 1, parse_caps },     { "privileged", 1, parse_flag },
+  { "masked_path", 1, parse_list }, { "readonly_path", 1, parse_list },
+  { "cgroupfs", 3, parse_cgroupfs },
 };
 
 static const struct mc_config_key *
@@ -324,6 +372,7 @@ mc_config_load (struct mc_config *cfg, const char *path, struct mc_error *err)
   memset (cfg, 0, sizeof *cfg);
   cfg->cwd = "/";
   cfg->log_max_file = 1;
+  cfg->caps = mc_caps_default ();
   if (read_file (path, &cfg->data, &len, err) < 0)
     return -1;
   if (parse_entries (cfg, path, len, err) < 0 || check_required (cfg, path, err) < 0)
@@ -345,6 +394,7 @@ void
 mc_config_free (struct mc_config *cfg)
 {
   free (cfg->data);
+  free (cfg->rlimits);
   free (cfg->lowers);
   free (cfg->uidmaps);
   free (cfg->gidmaps);
@@ -353,5 +403,9 @@ mc_config_free (struct mc_config *cfg)
   free (cfg->env);
   free (cfg->cgroups);
   free (cfg->binds);
+  free (cfg->seccomp_program);
+  free (cfg->masked_paths);
+  free (cfg->readonly_paths);
+  free (cfg->cgroupfs);
   memset (cfg, 0, sizeof *cfg);
 }

@@ -36,8 +36,8 @@ static const int default_caps[] = {
   CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT, CAP_KILL,        CAP_AUDIT_WRITE,
 };
 
-static uint64_t
-default_cap_mask (void)
+uint64_t
+mc_caps_default (void)
 {
   uint64_t mask = 0;
 
@@ -46,26 +46,43 @@ default_cap_mask (void)
   return mask;
 }
 
+/* The bounding set (what execve will grant) and ambient; permitted and
+ * effective stay as they are for the user switch, which needs CAP_SETUID and
+ * CAP_SETGID even when the container drops them (mc_caps_set comes after). */
 int
-mc_caps_drop (struct mc_error *err)
+mc_caps_drop (uint64_t mask, struct mc_error *err)
 {
-  uint64_t mask = default_cap_mask ();
-  struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
-  struct __user_cap_data_struct data[2] = {
-    { .effective = (uint32_t) mask, .permitted = (uint32_t) mask },
-    { .effective = (uint32_t) (mask >> 32), .permitted = (uint32_t) (mask >> 32) },
-  };
-
   /* PR_CAPBSET_READ fails with EINVAL past the kernel's last capability. */
-  for (int cap = 0; prctl (PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
+  for (int cap = 0; cap < 64 && prctl (PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
     if (!(mask & (UINT64_C (1) << cap)) && prctl (PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
       return mc_error_set (err, errno, "prctl PR_CAPBSET_DROP %d", cap);
   if (prctl (PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
     return mc_error_set (err, errno, "prctl PR_CAP_AMBIENT_CLEAR_ALL");
-  /* Inheritable stays empty, as in Docker.  A later switch to a non-zero uid
-   * clears permitted and effective by itself. */
+  return 0;
+}
+
+/* After the user switch: permitted and effective become the bounding set
+ * for root; a switch to a non-zero uid has cleared them already, as Docker
+ * leaves them for a non-root user.  Inheritable stays empty, as in Docker. */
+int
+mc_caps_set (const struct mc_config *cfg, struct mc_error *err)
+{
+  struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+  struct __user_cap_data_struct data[2];
+  uint64_t mask = 0;
+
+  if (cfg->uid != 0)
+    return 0;
+  /* permitted must not grow at execve: the kernel would then make the
+   * container's process non-dumpable (its /proc/PID files root's only). */
+  for (int cap = 0, in; cap < 64 && (in = prctl (PR_CAPBSET_READ, cap, 0, 0, 0)) >= 0; cap++)
+    if (in)
+      mask |= UINT64_C (1) << cap;
+  memset (data, 0, sizeof data);
+  data[0].effective = data[0].permitted = (uint32_t) mask;
+  data[1].effective = data[1].permitted = (uint32_t) (mask >> 32);
   if (syscall (SYS_capset, &hdr, data) < 0)
-    return mc_error_set (err, errno, "capset");
+    return mc_error_set (err, errno, "capset %#llx", (unsigned long long) mask);
   return 0;
 }
 
@@ -169,9 +186,16 @@ mc_process_finish (const struct mc_config *cfg, const struct mc_stdio *stdio, in
 {
   if (cfg->tty && mc_pty_open_child (*sync_fd, cfg->uid, err) < 0)
     return -1;
-  if (mc_caps_drop (err) < 0 || mc_user_switch (cfg, err) < 0)
+  if (mc_rlimits_apply (cfg, err) < 0)
     return -1;
-  return mc_stdio_arrange (stdio, sync_fd, err);
+  if (mc_seccomp_apply_early (cfg, err) < 0)
+    return -1;
+  if (mc_caps_drop (cfg->caps, err) < 0 || mc_user_switch (cfg, err) < 0
+      || mc_caps_set (cfg, err) < 0)
+    return -1;
+  if (mc_stdio_arrange (stdio, sync_fd, err) < 0)
+    return -1;
+  return mc_seccomp_apply_late (cfg, err);
 }
 
 static int
@@ -200,6 +224,11 @@ child_main (const struct mc_config *cfg, const struct mc_stdio *stdio, int sync_
 {
   struct mc_error err;
 
+  /* Until execve this process runs the monitor's binary inside the new PID
+   * namespace: not dumpable, so that nothing in the container could open its
+   * /proc/PID/exe (CVE-2019-5736).  execve of the container's program makes
+   * it dumpable again as usual. */
+  prctl (PR_SET_DUMPABLE, 0, 0, 0, 0);
   prctl (PR_SET_NAME, "minictr:[init]", 0, 0, 0);
   mc_signals_reset ();
   if (mc_sync_expect (sync_fd, MC_SYNC_IDS_READY, &err) < 0)

@@ -181,6 +181,15 @@ mc_exec_spawn (const struct mc_config *cfg, const struct mc_stdio *stdio, struct
   c->pty_master = -1;
   if (!cfg->tty && (stdio->in < 3 || stdio->out < 3 || stdio->err < 3))
     return mc_error_set (err, EINVAL, "exec: stdio fds must be above 2");
+  /* The child runs this (host) binary in the container's PID namespace
+   * between fork and execve, with the container's capabilities and user from
+   * mc_process_finish on: were it dumpable, a process of the container could
+   * open /proc/PID/exe and reach the monitor's binary on the host
+   * (CVE-2019-5736).  Set before any namespace is joined, so that the child
+   * never exists there dumpable; execve makes the exec'd program dumpable as
+   * usual. */
+  if (prctl (PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+    return mc_error_set (err, errno, "prctl PR_SET_DUMPABLE 0");
   if (open_namespaces (cfg->exec_pid, &t, err) < 0)
     return -1;
   /* Only the monitor's future children are affected; it forks nothing else. */

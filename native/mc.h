@@ -53,6 +53,15 @@ struct mc_bind
   bool readonly;
 };
 
+/* A cgroup hierarchy mounted in the container (its cgroup namespace makes
+ * the container's own group the root): FSTYPE `cgroup` or `cgroup2`, OPTIONS
+ * its mount data (v1: the controllers), NAME the directory under
+ * /sys/fs/cgroup (`-`: cgroup2 on /sys/fs/cgroup itself). */
+struct mc_cgroupfs
+{
+  const char *fstype, *options, *name;
+};
+
 struct mc_config
 {
   char *data; /* the file; every string below points into it */
@@ -80,11 +89,76 @@ struct mc_config
   struct mc_bind *binds;
   size_t n_binds;
   pid_t exec_pid; /* > 0: join this process's namespaces instead of creating a container */
+  void *seccomp_program; /* `seccomp PATH`: the BPF program (struct sock_filter[]), read at load */
+  size_t n_seccomp_insns;
+  bool no_new_privs;      /* `no_new_privs 1`: prctl PR_SET_NO_NEW_PRIVS before execve */
   bool readonly_rootfs; /* the overlay root remounted read-only once everything is mounted */
+  struct mc_rlimit *rlimits; /* limits.c: `rlimit` keys, set just before execve */
+  size_t n_rlimits;
+  unsigned long long shm_size; /* bytes of /dev/shm; 0: Docker's 64 MiB */
+  uint64_t caps;   /* `caps`: bounding = permitted = effective (container.c); default Docker's 14 */
+  bool privileged; /* `privileged 1`: sysfs read-write, the host's devices in /dev (mounts.c) */
+  const char **masked_paths; /* `masked_path`: /dev/null or an empty read-only tmpfs on each */
+  size_t n_masked_paths;
+  const char **readonly_paths; /* `readonly_path`: bind-remounted read-only */
+  size_t n_readonly_paths;
+  struct mc_cgroupfs *cgroupfs; /* `cgroupfs`: the hierarchies shown under /sys/fs/cgroup */
+  size_t n_cgroupfs;
 };
 
 int mc_config_load (struct mc_config *cfg, const char *path, struct mc_error *err);
+
+/* ---- limits.c: rlimits and the size of /dev/shm ---- */
+
+struct mc_rlimit
+{
+  int resource;
+  unsigned long long soft, hard; /* RLIM_INFINITY: unlimited */
+};
+
+int mc_config_parse_rlimit (struct mc_config *cfg, const char *key, const char *const *f,
+                            struct mc_error *err);
+int mc_config_parse_shm_size (struct mc_config *cfg, const char *key, const char *const *f,
+                              struct mc_error *err);
+/* In the child (init or exec) before capabilities are dropped. */
+int mc_rlimits_apply (const struct mc_config *cfg, struct mc_error *err);
+/* /dev/shm's tmpfs mount data into BUF. */
+void mc_shm_options (const struct mc_config *cfg, char *buf, size_t size);
 void mc_config_free (struct mc_config *cfg);
+
+/* ---- seccomp.c (the extension only: libseccomp) and seccomp_load.c ---- */
+
+struct mc_seccomp_arg
+{
+  unsigned int index; /* the syscall's argument, 0-5 */
+  int op;             /* enum scmp_compare */
+  uint64_t value, value_two; /* SCMP_CMP_MASKED_EQ: mask, then datum */
+};
+
+/* One rule: the arguments are ANDed; at most one comparison per argument. */
+struct mc_seccomp_rule
+{
+  const char *name; /* resolved on the native arch; an unknown name is skipped */
+  uint32_t action;  /* SCMP_ACT_* */
+  unsigned int n_args;
+  struct mc_seccomp_arg args[6];
+};
+
+/* A filter for the native arch plus ARCHES (libseccomp names, NULL-terminated),
+ * exported as classic BPF instructions to OUT_FD. */
+int mc_seccomp_compile (uint32_t default_action, const char *const arches[],
+                        const struct mc_seccomp_rule *rules, size_t n_rules, int out_fd,
+                        struct mc_error *err);
+/* NAME gets syscall NR's name on ARCH, or "" when it has none. */
+int mc_seccomp_syscall_name (const char *arch, int nr, char *name, size_t size, struct mc_error *err);
+int mc_seccomp_syscall_number (const char *arch, const char *name, int *nr, struct mc_error *err);
+
+/* The monitor: read a compiled program (config key `seccomp`); in the
+ * container's process, load it before capabilities are dropped, or, with
+ * no_new_privs, set that and load it just before execve. */
+int mc_seccomp_read (const char *path, void **program, size_t *n_insns, struct mc_error *err);
+int mc_seccomp_apply_early (const struct mc_config *cfg, struct mc_error *err);
+int mc_seccomp_apply_late (const struct mc_config *cfg, struct mc_error *err);
 
 /* ---- sync.c: the parent/child protocol over a SOCK_SEQPACKET pair ---- */
 
@@ -155,7 +229,13 @@ int mc_container_release (struct mc_container *c, struct mc_error *err);
  * setresuid), signal dispositions and mask back to defaults, stdio on 0-2 and
  * the sync socket on 3 with every other fd closed, and joining the config's
  * cgroups (PID 0: the caller itself). */
-int mc_caps_drop (struct mc_error *err);
+/* Capabilities: MASK (the `caps` key) in the bounding set, ambient empty,
+ * before the user switch; mc_caps_set after it: permitted = effective = the
+ * bounding set for uid 0 (nothing for another uid), inheritable empty. */
+int mc_caps_drop (uint64_t mask, struct mc_error *err);
+int mc_caps_set (const struct mc_config *cfg, struct mc_error *err);
+/* Docker's default 14 capabilities, mask 0xa80425fb (the `caps` key's default). */
+uint64_t mc_caps_default (void);
 int mc_user_switch (const struct mc_config *cfg, struct mc_error *err);
 void mc_signals_reset (void);
 int mc_stdio_arrange (const struct mc_stdio *stdio, int *sync_fd, struct mc_error *err);

@@ -8,6 +8,7 @@
  */
 #include "mc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -111,10 +112,32 @@ mount_on_fd (const char *source, int targetfd, const char *fstype, unsigned long
   return 0;
 }
 
+/* /proc, /dev and /sys of the image must be plain directories (or missing):
+ * a symlink such as `/proc -> /etc` would otherwise be followed (inside the
+ * rootfs, but onto a directory the kernel's masks and checks do not expect:
+ * CVE-2019-19921's class), so the start is refused, as runc does. */
+static int
+check_plain_directory (int rootfd, const char *path, const char *fstype, struct mc_error *err)
+{
+  struct stat st;
+
+  if (fstatat (rootfd, path + 1, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return errno == ENOENT ? 0 : mc_error_set (err, errno, "stat `%s` in the rootfs", path);
+  if (S_ISLNK (st.st_mode))
+    return mc_error_set (err, ELOOP, "`%s` in the image is a symlink: %s must be mounted on an "
+                         "ordinary directory", path, fstype);
+  if (!S_ISDIR (st.st_mode))
+    return mc_error_set (err, ENOTDIR, "`%s` in the image is not a directory: %s must be "
+                         "mounted on an ordinary directory", path, fstype);
+  return 0;
+}
+
 static int
 mount_fs (int rootfd, const char *path, const char *fstype, unsigned long flags,
           const char *data, struct mc_error *err)
 {
+  if (check_plain_directory (rootfd, path, fstype, err) < 0)
+    return -1;
   cleanup_fd int fd = resolve_target (rootfd, path, MC_TARGET_DIR, err);
 
   if (fd < 0)
@@ -258,12 +281,78 @@ mount_devpts (int devfd, struct mc_error *err)
                       "newinstance,ptmxmode=0666,mode=0620", "/dev/pts", err);
 }
 
+/* --privileged: every device node of the host's /dev (HOST, a directory
+ * under it at DEPTH), as Docker gives them, skipping what runc skips (the
+ * container's own pts, shm, mqueue; console) and names the container already
+ * has.  As root they are made with mknod; in a user namespace, which may not
+ * make devices, the host's nodes are bind-mounted (rootless Podman). */
 static int
-mount_dev (int rootfd, bool userns, struct mc_error *err)
+add_host_devices (int devfd, const char *host, bool userns, int depth, struct mc_error *err)
 {
-  cleanup_fd int target = resolve_target (rootfd, "/dev", MC_TARGET_DIR, err);
+  static const char *const skipped[] = { "pts", "shm", "mqueue", "fd", "console", ".lxc", ".udev" };
+  char path[PATH_MAX];
+  DIR *dir = opendir (host);
+  struct dirent *e;
+  int ret = 0;
+
+  if (dir == NULL)
+    return mc_error_set (err, errno, "opendir `%s`", host);
+  while (ret == 0 && (e = readdir (dir)) != NULL)
+    {
+      struct stat st;
+      bool skip = e->d_name[0] == '.' && (e->d_name[1] == '\0' || strcmp (e->d_name, "..") == 0);
+
+      for (size_t i = 0; depth == 0 && i < sizeof skipped / sizeof skipped[0]; i++)
+        skip = skip || strcmp (e->d_name, skipped[i]) == 0;
+      if (skip || snprintf (path, sizeof path, "%s/%s", host, e->d_name) >= (int) sizeof path
+          || lstat (path, &st) < 0)
+        continue;
+      const char *rel = path + strlen ("/dev/");
+      if (S_ISDIR (st.st_mode) && depth < 3)
+        {
+          if (mkdirat (devfd, rel, 0755) < 0 && errno != EEXIST)
+            ret = mc_error_set (err, errno, "mkdir `%s` in the container", path);
+          else
+            ret = add_host_devices (devfd, path, userns, depth + 1, err);
+          unlinkat (devfd, rel, AT_REMOVEDIR); /* only if it got nothing (by-id: links only) */
+        }
+      else if ((S_ISCHR (st.st_mode) || S_ISBLK (st.st_mode)) && !userns)
+        {
+          if (mknodat (devfd, rel, st.st_mode, st.st_rdev) == 0)
+            {
+              fchmodat (devfd, rel, st.st_mode & 07777, 0);
+              fchownat (devfd, rel, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW);
+            }
+          else if (errno != EEXIST)
+            ret = mc_error_set (err, errno, "mknod `%s` in the container", path);
+        }
+      else if (S_ISCHR (st.st_mode) || S_ISBLK (st.st_mode))
+        {
+          if (mknodat (devfd, rel, S_IFREG | 0644, 0) < 0)
+            continue; /* the container has it already */
+          cleanup_fd int fd = openat (devfd, rel, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+          if (fd < 0 || bind_on_fd (path, fd, false, false, path, err) < 0)
+            {
+              /* a node the user may not open (e.g. the host's disks) stays out */
+              unlinkat (devfd, rel, 0);
+            }
+        }
+    }
+  closedir (dir);
+  return ret;
+}
+
+static int
+mount_dev (int rootfd, const struct mc_config *cfg, struct mc_error *err)
+{
+  bool userns = cfg->userns;
+  char shm_options[64];
+  cleanup_fd int target = -1;
   cleanup_fd int devfd = -1;
 
+  if (check_plain_directory (rootfd, "/dev", "tmpfs", err) < 0)
+    return -1;
+  target = resolve_target (rootfd, "/dev", MC_TARGET_DIR, err);
   if (target < 0)
     return -1;
   if (mount_on_fd ("tmpfs", target, "tmpfs", MS_NOSUID | MS_STRICTATIME,
@@ -280,29 +369,100 @@ mount_dev (int rootfd, bool userns, struct mc_error *err)
     return -1;
   if (mount_devpts (devfd, err) < 0)
     return -1;
-  if (mount_dev_subdir (devfd, "shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                        "mode=1777,size=65536k", err) < 0)
+  mc_shm_options (cfg, shm_options, sizeof shm_options);
+  if (mount_dev_subdir (devfd, "shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, shm_options,
+                        err) < 0)
     return -1;
-  return mount_dev_subdir (devfd, "mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL,
-                           err);
+  if (mount_dev_subdir (devfd, "mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err)
+      < 0)
+    return -1;
+  return cfg->privileged ? add_host_devices (devfd, "/dev", userns, 0, err) : 0;
 }
 
+/* /sys/fs/cgroup as Docker shows it; the container's cgroup namespace makes
+ * its own groups the roots.  cgroup2 goes on /sys/fs/cgroup itself; v1 gets
+ * a tmpfs there with one mount per hierarchy (and a symlink per controller of
+ * a co-mounted one: `cpu -> cpu,cpuacct`), the tmpfs then made read-only.
+ * Read-only unless --privileged. */
 static int
-mount_sys (int rootfd, bool userns, struct mc_error *err)
+mount_cgroupfs (int rootfd, const struct mc_config *cfg, struct mc_error *err)
 {
-  cleanup_fd int fd = resolve_target (rootfd, "/sys", MC_TARGET_DIR, err);
+  unsigned long flags = MS_NOSUID | MS_NOEXEC | MS_NODEV | (cfg->privileged ? 0 : MS_RDONLY);
+  cleanup_fd int target = -1;
+  cleanup_fd int dirfd = -1;
+  char self[64];
 
+  if (cfg->n_cgroupfs == 0)
+    return 0;
+  target = open_in_root (rootfd, "/sys/fs/cgroup", O_PATH | O_DIRECTORY);
+  if (target < 0)
+    return mc_error_set (err, errno, "openat2 `/sys/fs/cgroup` in the rootfs");
+  if (cfg->n_cgroupfs == 1 && cfg->cgroupfs[0].name == NULL)
+    return mount_on_fd ("cgroup2", target, "cgroup2", flags, NULL, "/sys/fs/cgroup", err);
+  if (mount_on_fd ("tmpfs", target, "tmpfs", MS_NOSUID | MS_NOEXEC | MS_NODEV, "mode=755,size=64k",
+                   "/sys/fs/cgroup", err) < 0)
+    return -1;
+  dirfd = open_in_root (rootfd, "/sys/fs/cgroup", O_RDONLY | O_DIRECTORY);
+  if (dirfd < 0)
+    return mc_error_set (err, errno, "open `/sys/fs/cgroup`");
+  for (size_t i = 0; i < cfg->n_cgroupfs; i++)
+    {
+      const struct mc_cgroupfs *fs = &cfg->cgroupfs[i];
+      char display[PATH_MAX];
+      cleanup_fd int fd = -1;
+
+      if (fs->name == NULL)
+        continue;
+      snprintf (display, sizeof display, "/sys/fs/cgroup/%s", fs->name);
+      if (mkdirat (dirfd, fs->name, 0755) < 0)
+        return mc_error_set (err, errno, "mkdir `%s`", display);
+      fd = openat (dirfd, fs->name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0)
+        return mc_error_set (err, errno, "open `%s`", display);
+      if (mount_on_fd (fs->fstype, fd, fs->fstype, flags, fs->options, display, err) < 0)
+        return -1;
+      for (const char *part = fs->name; strchr (fs->name, ',') != NULL && *part != '\0';)
+        {
+          size_t len = strcspn (part, ",");
+          char link[NAME_MAX + 1];
+
+          snprintf (link, sizeof link, "%.*s", (int) len, part);
+          if (symlinkat (fs->name, dirfd, link) < 0 && errno != EEXIST)
+            return mc_error_set (err, errno, "symlink `/sys/fs/cgroup/%s`", link);
+          part += len + (part[len] == ',');
+        }
+    }
+  if (cfg->privileged)
+    return 0;
+  snprintf (self, sizeof self, "/proc/self/fd/%d", dirfd);
+  if (mount (NULL, self, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_NODEV,
+             NULL) < 0)
+    return mc_error_set (err, errno, "remount `/sys/fs/cgroup` read-only");
+  return 0;
+}
+
+/* Read-only, as Docker; --privileged: read-write, as Docker. */
+static int
+mount_sys (int rootfd, const struct mc_config *cfg, struct mc_error *err)
+{
+  bool userns = cfg->userns, privileged = cfg->privileged;
+  unsigned long ro = privileged ? 0 : MS_RDONLY;
+  cleanup_fd int fd = -1;
+
+  if (check_plain_directory (rootfd, "/sys", "sysfs", err) < 0)
+    return -1;
+  fd = resolve_target (rootfd, "/sys", MC_TARGET_DIR, err);
   if (fd < 0)
     return -1;
-  if (mount_on_fd ("sysfs", fd, "sysfs", MS_RDONLY | MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL,
-                   "/sys", err) == 0)
-    return 0;
+  if (mount_on_fd ("sysfs", fd, "sysfs", ro | MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL, "/sys", err)
+      == 0)
+    return mount_cgroupfs (rootfd, cfg, err);
   /* sysfs refuses a user namespace that does not own the network namespace
    * of the mounter in some set-ups; a read-only view of the host's is what
    * rootless Podman falls back to as well. */
   if (!userns || (err->errnum != EPERM && err->errnum != EACCES))
     return -1;
-  return bind_on_fd ("/sys", fd, true, true, "/sys", err);
+  return bind_on_fd ("/sys", fd, true, !privileged, "/sys", err);
 }
 
 /* `tmpfs DEST OPTIONS`: the flag words of OPTIONS become mount flags, the
@@ -383,6 +543,68 @@ remount_root_readonly (const struct mc_config *cfg, struct mc_error *err)
   return 0;
 }
 
+/* A masked path (Docker's MaskedPaths): a file gets /dev/null bound on it, a
+ * directory an empty read-only tmpfs, so both read empty.  Done after
+ * pivot_root, on the container's own /proc and /sys, resolved inside the
+ * container; a path this kernel lacks is skipped, as runc does.  Without
+ * CAP_SYS_ADMIN the container cannot unmount them. */
+static int
+mask_path (int rootfd, const char *path, struct mc_error *err)
+{
+  cleanup_fd int fd = open_in_root (rootfd, path, O_PATH);
+  struct stat st;
+
+  if (fd < 0 && (errno == ENOENT || errno == ENOTDIR))
+    return 0;
+  if (fd < 0)
+    return mc_error_set (err, errno, "openat2 `%s` (masked path)", path);
+  if (fstat (fd, &st) < 0)
+    return mc_error_set (err, errno, "fstat `%s` (masked path)", path);
+  if (S_ISDIR (st.st_mode))
+    return mount_on_fd ("tmpfs", fd, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                        "mode=0555", path, err);
+  return bind_on_fd ("/dev/null", fd, false, false, path, err);
+}
+
+/* A read-only path (Docker's ReadonlyPaths): bound onto itself, recursively
+ * read-only (runc's readonlyPath, with the new mount API on the resolved fd). */
+static int
+readonly_path (int rootfd, const char *path, struct mc_error *err)
+{
+  struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+  cleanup_fd int fd = open_in_root (rootfd, path, O_PATH);
+  cleanup_fd int tree = -1;
+
+  if (fd < 0 && (errno == ENOENT || errno == ENOTDIR))
+    return 0;
+  if (fd < 0)
+    return mc_error_set (err, errno, "openat2 `%s` (read-only path)", path);
+  tree = open_tree (fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
+  if (tree < 0)
+    return mc_error_set (err, errno, "open_tree `%s` (read-only path)", path);
+  if (mount_setattr (tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0)
+    return mc_error_set (err, errno, "mount_setattr ro `%s`", path);
+  if (move_mount (tree, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+    return mc_error_set (err, errno, "move_mount `%s` read-only", path);
+  return 0;
+}
+
+static int
+confine_paths (const struct mc_config *cfg, struct mc_error *err)
+{
+  cleanup_fd int rootfd = open ("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+  if (rootfd < 0)
+    return mc_error_set (err, errno, "open `/`");
+  for (size_t i = 0; i < cfg->n_readonly_paths; i++)
+    if (readonly_path (rootfd, cfg->readonly_paths[i], err) < 0)
+      return -1;
+  for (size_t i = 0; i < cfg->n_masked_paths; i++)
+    if (mask_path (rootfd, cfg->masked_paths[i], err) < 0)
+      return -1;
+  return 0;
+}
+
 /* pivot_root(".", ".") stacks the old root on top of the new one; a lazy
  * unmount of "." then drops it (crun's do_pivot; no temporary directory
  * inside the image is needed). */
@@ -427,13 +649,16 @@ mc_mounts_setup (const struct mc_config *cfg, struct mc_error *err)
     return mc_error_set (err, errno, "open `%s`", cfg->rootfs);
   if (mount_fs (rootfd, "/proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL, err) < 0)
     return -1;
-  if (mount_dev (rootfd, cfg->userns, err) < 0 || mount_sys (rootfd, cfg->userns, err) < 0)
+  if (mount_dev (rootfd, cfg, err) < 0
+      || mount_sys (rootfd, cfg, err) < 0)
     return -1;
   if (mount_binds (cfg, rootfd, err) < 0)
     return -1;
   if (cfg->readonly_rootfs && remount_root_readonly (cfg, err) < 0)
     return -1;
-  return pivot_into (cfg->rootfs, err);
+  if (pivot_into (cfg->rootfs, err) < 0)
+    return -1;
+  return confine_paths (cfg, err);
 }
 
 /* ---- for the daemon: a container's files seen from outside it (cp, export) ---- */

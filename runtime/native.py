@@ -92,3 +92,37 @@ def unshare_mount_namespace() -> None:
     """A mount namespace of our own, `/` rslave in it. Call before any thread is started."""
     err = ffi.new("struct mc_error *")
     _check(lib.mc_mountns_unshare(err), err)
+
+def seccomp_compile(default_action: int, arches: list[str], rules: list, out_fd: int) -> None:
+    """Compile a seccomp filter with libseccomp and write its classic BPF program to `out_fd`.
+    `rules` are (syscall name, action, [(arg index, op, value, value_two), ...]) with the
+    arguments ANDed (one comparison per argument); arches are libseccomp's names (`x86`)."""
+    c_arches, keep_arches = _cstrings(arches)
+    c_rules = ffi.new("struct mc_seccomp_rule[]", max(len(rules), 1))
+    names = []
+    for c_rule, (name, action, args) in zip(c_rules, rules):
+        names.append(ffi.new("char[]", name.encode()))
+        c_rule.name = names[-1]
+        c_rule.action = action
+        c_rule.n_args = len(args)
+        for c_arg, (index, op, value, value_two) in zip(c_rule.args, args):
+            c_arg.index, c_arg.op, c_arg.value, c_arg.value_two = index, op, value, value_two
+    err = ffi.new("struct mc_error *")
+    _check(lib.mc_seccomp_compile(default_action, c_arches, c_rules, len(rules), out_fd, err), err)
+    del keep_arches, names
+
+
+def seccomp_syscall_name(arch: str, nr: int) -> str:
+    """The name libseccomp gives syscall `nr` on `arch` (`x86_64`), or "" when there is none."""
+    name = ffi.new("char[]", 128)
+    err = ffi.new("struct mc_error *")
+    _check(lib.mc_seccomp_syscall_name(arch.encode(), nr, name, 128, err), err)
+    return ffi.string(name).decode()
+
+
+def seccomp_syscall_number(arch: str, name: str) -> int:
+    """Syscall `name`'s number on `arch`; negative when it has none there."""
+    nr = ffi.new("int *")
+    err = ffi.new("struct mc_error *")
+    _check(lib.mc_seccomp_syscall_number(arch.encode(), name.encode(), nr, err), err)
+    return nr[0]

@@ -11,8 +11,9 @@ from minictr.errors import InvalidArgument
 @route("POST", "/containers/create")
 async def create_container(req):
     body = await req.json()
-    container_id = await req.services.containers.create(body, req.arg("name"))
-    return JSONResponse({"Id": container_id, "Warnings": []}, 201)
+    containers = req.services.containers
+    container_id = await containers.create(body, req.arg("name"))
+    return JSONResponse({"Id": container_id, "Warnings": getattr(containers.get(container_id), "warnings", [])}, 201)
 
 
 @route("POST", "/containers/{id}/start")

@@ -37,7 +37,10 @@ def _create(ctx, name, options):
 
     check_cidfile(options["cidfile"])
     body = create_body(options)
-    container_id = ctx.client.post("/containers/create", {"name": name}, body).json()["Id"]
+    created = ctx.client.post("/containers/create", {"name": name}, body).json()
+    container_id = created["Id"]
+    for warning in created.get("Warnings") or []:
+        print(f"WARNING: {warning}", file=sys.stderr)
     if options["cidfile"]:
         write_cidfile(options["cidfile"], container_id)
     return container_id
@@ -96,12 +99,14 @@ def wait(ctx, containers):
         echo(ctx.client.stream("POST", f"/containers/{ref}/wait").json()["StatusCode"])
 
 
-def exec_(ctx, container, command, detach, interactive, tty, env, env_file, workdir, user):
+def exec_(ctx, container, command, detach, interactive, tty, env, env_file, workdir, user, privileged=False):
     """Run a command in a running container; exits with the command's exit code."""
     from minictr.cli.streams import stream_attached
 
     client = ctx.client
     body = _exec_body(command, detach, interactive, tty, env, env_file, workdir, user)
+    if privileged:
+        body["Privileged"] = True
     try:
         exec_id = client.post(f"/containers/{quote_path(container)}/exec", None, body).json()["Id"]
         if detach:

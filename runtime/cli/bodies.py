@@ -25,6 +25,17 @@ def create_body(options):
     }
     if options["init"]:
         host_config["Init"] = True
+    if options.get("cap_add"):
+        host_config["CapAdd"] = list(options["cap_add"])
+    if options.get("cap_drop"):
+        host_config["CapDrop"] = list(options["cap_drop"])
+    if options.get("privileged"):
+        host_config["Privileged"] = True
+    if options.get("security_opt"):
+        host_config["SecurityOpt"] = security_opts(options["security_opt"])
+    from minictr.containers.resources import host_config_fields
+
+    host_config.update(host_config_fields(options))
     volumes = _mount_options(options, host_config)
     body = {
         "Image": options["image"],
@@ -141,3 +152,30 @@ def read_kv_file(path, from_environ):
             raise InvalidArgument(f"invalid line in {path}: {line!r}: variable name is empty")
         entries.append(line)
     return entries
+
+
+def security_opts(opts):
+    """`--security-opt` as the docker CLI sends it: a seccomp profile's file is read here and sent as
+    `seccomp=<its JSON, compacted>` (the daemon may not see the client's files)."""
+    import json
+
+    sent = []
+    for opt in opts:
+        key, sep, value = opt.partition("=")
+        if not sep and key != "no-new-privileges":
+            key, sep, value = opt.partition(":")
+        if (not sep or not value) and key != "no-new-privileges":
+            raise InvalidArgument(f"Invalid --security-opt: {json.dumps(opt)}")
+        if key == "seccomp" and value not in ("builtin", "unconfined"):
+            try:
+                with open(value, encoding="utf-8") as f:
+                    text = f.read()
+            except (OSError, UnicodeDecodeError) as e:
+                raise InvalidArgument(f"opening seccomp profile ({value}) failed: {getattr(e, 'strerror', e)}") from None
+            try:
+                compact = json.dumps(json.loads(text), separators=(",", ":"))
+            except ValueError as e:
+                raise InvalidArgument(f"compacting json for seccomp profile ({value}) failed: {e}") from None
+            opt = f"seccomp={compact}"
+        sent.append(opt)
+    return sent

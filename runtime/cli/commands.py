@@ -40,6 +40,7 @@ _COMMANDS = {
     "export": ("files", "export"), "top": ("files", "top"), "port": ("files", "port"),
     "daemon": ("system", "daemon"), "version": ("system", "version"), "info": ("system", "info"),
     "system": ("system", "system"), "volume": ("volumes", "volume"),
+    "stats": ("stats", "stats"), "update": ("update", "update"), "doctor": ("doctor", "doctor"),
 }
 
 

@@ -15,9 +15,10 @@ from minictr.cli.run_options import DockerCommand
 @click.option("--env-file", multiple=True, help="Read environment variables from a file.")
 @click.option("-w", "--workdir", help="Working directory inside the container.")
 @click.option("-u", "--user", help="UID[:GID] or name[:group] inside the container.")
+@click.option("--privileged", is_flag=True, help="Give the command every capability.")
 @click.argument("container")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_ctx
-def exec_(ctx, container, command, detach, interactive, tty, env, env_file, workdir, user):
+def exec_(ctx, container, command, detach, interactive, tty, env, env_file, workdir, user, privileged):
     """Execute a command in a running container; exits with the command's exit code."""
-    actions.exec_(ctx, container, command, detach, interactive, tty, env, env_file, workdir, user)
+    actions.exec_(ctx, container, command, detach, interactive, tty, env, env_file, workdir, user, privileged)

@@ -9,12 +9,14 @@ from minictr.cli.decorators import pass_ctx
 
 @click.command()
 @click.option("--data-root", help="Where images and containers are kept.")
+@click.option("--unavailable-limits", type=click.Choice(["refuse", "warn"]), envvar="MINICTR_UNAVAILABLE_LIMITS",
+              help="A limit this machine cannot enforce: refuse the container (default) or warn and run without.")
 @click.pass_context
-def daemon(click_ctx, data_root):
+def daemon(click_ctx, data_root, unavailable_limits):
     """Run the daemon in the foreground (rootless when started by an ordinary user)."""
     from minictr.daemon import run
 
-    sys.exit(run(click_ctx.obj.host, data_root))
+    sys.exit(run(click_ctx.obj.host, data_root, unavailable_limits=unavailable_limits))
 
 
 @click.command()

@@ -1,8 +1,8 @@
 """A cgroup per container: v1 controllers (root on hybrid machines), v2 (root, or delegated rootless).
 
-Limits come later; for now each container gets its own group, joined by the
-monitor before the container unshares its cgroup namespace, and removed when
-the container is gone.
+Each container gets its own group, its limits written by the daemon when it makes it (before the
+monitor starts the process), joined by the monitor before the container unshares its cgroup
+namespace, and removed when the container is gone.
 """
 
 import errno
@@ -35,9 +35,44 @@ def _own_v2_cgroup():
 class Cgroups:
     def __init__(self, rootless: bool):
         self.rootless = rootless
+        self.unified = os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.controllers"))
         self.parents = self._parent_dirs()
+        self.controllers = self._controllers()
         if not self.parents:
             log.warning("no writable cgroup hierarchy: containers run without a cgroup of their own")
+
+    def _controllers(self):
+        """The limits' controllers that the container's groups will have (`swap`: memsw on v1,
+        memory.swap.max on v2)."""
+        if not self.parents:
+            return frozenset()
+        if self.unified:
+            delegating = os.path.dirname(self.parents[0])
+            names = set(_read(os.path.join(delegating, "cgroup.controllers")).split())
+            if "memory" in names:
+                names.add("swap")
+            return frozenset(names)
+        names = set()
+        roots = {os.path.dirname(parent) for parent in self.parents}
+        for point, fstype, options in _mounts():
+            if fstype == "cgroup" and point in roots:
+                names.update(o for o in options if o in _V1_CONTROLLERS)
+                if os.path.exists(os.path.join(point, "memory.memsw.limit_in_bytes")):
+                    names.add("swap")
+        return frozenset(names)
+
+    def missing_reason(self, controllers):
+        """What this machine lacks to enforce limits of CONTROLLERS, and what to change: one line."""
+        delegation = "cgroup v2 with systemd delegation (Delegate=yes for user@.service)"
+        if self.rootless and not self.unified:
+            return f"rootless containers get no cgroup on this machine (cgroup v1 is never delegated to a user); this needs {delegation}"
+        if self.rootless and not self.parents:
+            return f"this user has no delegated cgroup; this needs {delegation}"
+        if self.rootless:
+            return f"the {', '.join(controllers)} controller is not delegated to this user; this needs {delegation}"
+        if controllers == ["swap"]:
+            return "swap accounting is off in this kernel (boot with swapaccount=1)"
+        return f"the cgroup {', '.join(controllers)} controller is not available on this machine"
 
     def _parent_dirs(self):
         mounts = list(_mounts())
@@ -59,19 +94,48 @@ class Cgroups:
                 parents.append(os.path.join(point, "minictr"))
         return parents
 
-    def create(self, container_id):
-        """Make the container's groups; returns their directories for the monitor to join."""
+    def filesystems(self):
+        """Monitor `cgroupfs` entries: the hierarchies of the container's groups, for /sys/fs/cgroup."""
+        if not self.parents:
+            return []
+        if self.unified:
+            return [("cgroupfs", "cgroup2", "-", "-")]
+        entries = []
+        for point, fstype, options in _mounts():
+            if fstype == "cgroup" and os.path.join(point, "minictr") in self.parents:
+                controllers = ",".join(o for o in options if o in _V1_CONTROLLERS + _V1_OTHERS)
+                entries.append(("cgroupfs", "cgroup", controllers, os.path.basename(point)))
+        return entries
+
+    def create(self, container_id, limits=None):
+        """Make the container's groups with LIMITS (cgroup_limits in containers/resources.py) written;
+        returns their directories for the monitor to join."""
         made = []
         try:
             for parent in self.parents:
                 _make_group(parent)
+                if self.unified:
+                    enable_controllers([os.path.dirname(parent), parent], self.controllers)
                 path = os.path.join(parent, container_id)
                 _make_group(path)
                 made.append(path)
+            if limits:
+                apply_limits(made, limits, self.unified)
         except OSError:
             self.remove(made)
             raise
         return made
+
+    def oom_killed(self, paths):
+        """Whether the kernel's OOM killer killed a process of the container's groups (read before
+        they are removed)."""
+        for path in paths:
+            for name in ("memory.events", "memory.oom_control"):
+                for line in _read(os.path.join(path, name)).splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill" and value.strip().isdigit() and int(value) > 0:
+                        return True
+        return False
 
     def freezer(self, paths):
         """The file that freezes the container's group: v2's cgroup.freeze or v1's freezer.state; None
@@ -89,6 +153,109 @@ class Cgroups:
 
 
 _V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer", "blkio")
+# Controllers minictr does not use but that share a hierarchy with one it does (`net_cls,net_prio`).
+_V1_OTHERS = ("net_cls", "net_prio", "hugetlb", "perf_event", "rdma", "misc")
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def enable_controllers(dirs, controllers):
+    """v2: give the groups below each of DIRS (top-most first) the controllers our limits need; what a
+    directory cannot delegate is left (the limits on it were refused or warned about at create)."""
+    for path in dirs:
+        available = set(_read(os.path.join(path, "cgroup.controllers")).split())
+        enabled = set(_read(os.path.join(path, "cgroup.subtree_control")).split())
+        wanted = [c for c in ("cpu", "cpuset", "io", "memory", "pids") if c in controllers and c in available
+                  and c not in enabled]
+        if not wanted:
+            continue
+        try:
+            with open(os.path.join(path, "cgroup.subtree_control"), "w") as f:
+                f.write(" ".join(f"+{name}" for name in wanted))
+        except OSError as e:
+            log.warning("cannot enable the %s controllers in %s: %s", " ".join(wanted), path, e.strerror)
+
+
+def shares_to_weight(shares):
+    """runc's conversion of cpu.shares (2..262144) to cpu.weight (1..10000)."""
+    return 1 + ((shares - 2) * 9999) // 262142 if shares else 0
+
+
+def limit_files(limits, unified, current_cpu_max=""):
+    """[(file, value)] that set LIMITS (containers/resources.py's cgroup_limits), in the order to write."""
+    writes = []
+    memory, swap = limits.get("memory"), limits.get("memory_swap")
+    if unified:
+        if memory is not None:
+            writes.append(("memory.max", "max" if memory < 0 else str(memory)))
+        if swap is not None:
+            unlimited = swap < 0 or not memory or memory < 0
+            writes.append(("memory.swap.max", "max" if unlimited else str(max(swap - memory, 0))))
+        if "cpu_quota" in limits or "cpu_period" in limits:
+            old_quota, _, old_period = (current_cpu_max or "max 100000").partition(" ")
+            quota = limits.get("cpu_quota", old_quota if old_quota == "max" else int(old_quota))
+            period = limits.get("cpu_period", int(old_period or 100000))
+            writes.append(("cpu.max", f"{'max' if quota == 'max' or quota < 0 else quota} {period}"))
+        if limits.get("cpu_shares"):
+            writes.append(("cpu.weight", str(shares_to_weight(limits["cpu_shares"]))))
+        if limits.get("cpuset_cpus"):
+            writes.append(("cpuset.cpus", limits["cpuset_cpus"]))
+        if "pids" in limits:
+            writes.append(("pids.max", "max" if limits["pids"] < 0 else str(limits["pids"])))
+        return writes
+    if memory is not None:
+        writes.append(("memory.limit_in_bytes", str(memory)))
+    if swap is not None:
+        writes.append(("memory.memsw.limit_in_bytes", str(swap)))
+    if "cpu_period" in limits:
+        writes.append(("cpu.cfs_period_us", str(limits["cpu_period"])))
+    if "cpu_quota" in limits:
+        writes.append(("cpu.cfs_quota_us", str(limits["cpu_quota"])))
+    if limits.get("cpu_shares"):
+        writes.append(("cpu.shares", str(limits["cpu_shares"])))
+    if limits.get("cpuset_cpus"):
+        writes.append(("cpuset.cpus", limits["cpuset_cpus"]))
+    if "pids" in limits:
+        writes.append(("pids.max", "max" if limits["pids"] < 0 else str(limits["pids"])))
+    return writes
+
+
+def apply_limits(paths, limits, unified):
+    """Write LIMITS into the container's groups PATHS (v1: one per hierarchy; v2: one)."""
+    cpu_max = next((_read(os.path.join(p, "cpu.max")).strip() for p in paths
+                    if os.path.exists(os.path.join(p, "cpu.max"))), "")
+    writes = limit_files(limits, unified, cpu_max)
+    # v1 wants memsw >= memory at every moment: when memory goes above the old memsw, memsw first.
+    names = [name for name, _ in writes]
+    if not unified and "memory.memsw.limit_in_bytes" in names:
+        memory_at = names.index("memory.limit_in_bytes") if "memory.limit_in_bytes" in names else -1
+        new_memory = int(writes[memory_at][1]) if memory_at >= 0 else -1
+        old_swap = _read_int(paths, "memory.memsw.limit_in_bytes")
+        if memory_at >= 0 and (new_memory < 0 or (old_swap is not None and new_memory > old_swap)):
+            writes.insert(0, writes.pop(names.index("memory.memsw.limit_in_bytes")))
+    for name, value in writes:
+        path = next((p for p in paths if os.path.exists(os.path.join(p, name))), None)
+        if path is None:
+            raise OSError(errno.ENOENT, f"no cgroup file {name} for this container's groups")
+        try:
+            with open(os.path.join(path, name), "w") as f:
+                f.write(value)
+        except OSError as e:
+            raise OSError(e.errno, f"write {value} to {os.path.join(path, name)}: {e.strerror}") from None
+
+
+def _read_int(paths, name):
+    for path in paths:
+        text = _read(os.path.join(path, name)).strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+    return None
 
 
 def _make_group(path):

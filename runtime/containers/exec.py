@@ -81,8 +81,6 @@ class ExecService:
             cmd = [cmd]
         if not cmd:
             raise InvalidArgument("No exec command specified")
-        if body.get("Privileged"):
-            raise InvalidArgument("privileged exec is not supported by minictr")
         instance = ExecInstance(
             id=secrets.token_hex(32), container=container, argv=list(cmd),
             env=merge_env(container.config["Env"] or [], body.get("Env") or [], container.config["Hostname"]),
@@ -90,7 +88,8 @@ class ExecService:
             working_dir=body.get("WorkingDir") or container.config["WorkingDir"] or "/",
             tty=bool(body.get("Tty")), attach_stdin=bool(body.get("AttachStdin")),
             attach_stdout=bool(body.get("AttachStdout")), attach_stderr=bool(body.get("AttachStderr")),
-            console_size=body.get("ConsoleSize"), detach_keys=body.get("DetachKeys") or "")
+            console_size=body.get("ConsoleSize"), detach_keys=body.get("DetachKeys") or "",
+            privileged=bool(body.get("Privileged")))
         if instance.tty and "TERM" not in {e.partition("=")[0] for e in instance.env}:
             instance.env.append("TERM=xterm")  # Docker sets it for a tty too
         parse_detach_keys(instance.detach_keys or DEFAULT_DETACH_KEYS)  # InvalidArgument now, not at start
@@ -220,6 +219,8 @@ class ExecService:
         entries += [("group", g) for g in groups]
         entries += [("arg", a) for a in instance.argv] + [("env", e) for e in instance.env]
         entries += [("cgroup", os.path.join(parent, container.id)) for parent in self.containers.cgroups.parents]
+        entries += self.containers.confinement.monitor_entries(container.host_config, instance.privileged)
+        entries += self.containers.resources.rlimit_entries(container.host_config)
         entries.append(("stdin", "1" if instance.attach_stdin else "0"))
         if instance.tty:
             entries.append(("tty", "1"))

@@ -20,6 +20,8 @@ from minictr import native
 from minictr.containers import config as container_config
 from minictr.containers import mounts as container_mounts
 from minictr.containers.cgroups import Cgroups, freeze
+from minictr.containers.resources import Resources
+from minictr.security import Confinement
 from minictr.containers.logs import log_settings, monitor_entries as log_entries
 from minictr.containers.monitor import Monitor, MonitorError, unwatch, watch_exit, write_config
 from minictr.containers.names import check_name, random_name
@@ -58,7 +60,7 @@ CREATE TABLE IF NOT EXISTS containers (
 
 # Columns added after the first release: (name, declaration), added to an older table at load.
 _ADDED_COLUMNS = [("restart_count", "INTEGER NOT NULL DEFAULT 0"), ("manually_stopped", "INTEGER NOT NULL DEFAULT 0"),
-                  ("mounts", "TEXT NOT NULL DEFAULT '[]'")]
+                  ("mounts", "TEXT NOT NULL DEFAULT '[]'"), ("oom_killed", "INTEGER NOT NULL DEFAULT 0")]
 
 DEFAULT_STOP_TIMEOUT = 10
 _INIT_IN_CONTAINER = "/sbin/docker-init"  # where Docker puts its init: scripts look for it there
@@ -94,6 +96,7 @@ class Container:
     restart_count: int = 0
     manually_stopped: bool = False
     mounts: list = field(default_factory=list)  # resolved mounts (containers/mounts.py)
+    oom_killed: bool = False
     # What lives only as long as this daemon does:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition, repr=False)
@@ -114,7 +117,7 @@ class Container:
                    monitor_pid=row["monitor_pid"], exit_code=row["exit_code"],
                    started_at=row["started_at"], finished_at=row["finished_at"], error=row["error"],
                    restart_count=row["restart_count"], manually_stopped=bool(row["manually_stopped"]),
-                   mounts=json.loads(row["mounts"]))
+                   mounts=json.loads(row["mounts"]), oom_killed=bool(row["oom_killed"]))
 
 
 class ContainerService:
@@ -134,6 +137,8 @@ class ContainerService:
         self.uid_ranges = uid_ranges
         self.gid_ranges = gid_ranges
         self.cgroups = Cgroups(rootless)
+        self.confinement = Confinement(data_root, rootless)
+        self.resources = Resources(self.cgroups, rootless)
         self.volumes = None  # the volume service (volumes/service.py), set by the daemon
         self._containers = {}
         os.makedirs(self.data_dir, 0o700, exist_ok=True)
@@ -210,11 +215,14 @@ class ContainerService:
         container_id = secrets.token_hex(32)
         config, host_config = container_config.merge(body, image.config, container_id)
         log_settings(host_config)  # refuses a logging driver or option minictr does not have
+        self.confinement.check(host_config)
+        warnings = self.resources.check(host_config)
         if not config["Entrypoint"] and not config["Cmd"]:
             raise InvalidArgument("No command specified")
         mounts = self._check_mounts(config, host_config, image.config or {})
         container = Container(id=container_id, name=name, image_id=image.id, image_ref=body["Image"],
                               config=config, host_config=host_config, created=rfc3339(), state=State.CREATED)
+        container.warnings = warnings  # for the create response
         self._make_dirs(container)
         try:
             seeds = await asyncio.to_thread(self._attach_volumes, container, mounts)
@@ -403,7 +411,7 @@ class ContainerService:
             if os.path.lexists(stale):
                 os.unlink(stale)
         await self._cgroups_removed(container)
-        container.cgroups = self.cgroups.create(container.id)
+        container.cgroups = self.resources.create_groups(container.id, container.host_config)
         try:
             write_config(paths["config"], self._monitor_entries(container, image, paths, uid, gid, groups))
             monitor = await Monitor.spawn(paths["config"])
@@ -426,7 +434,7 @@ class ContainerService:
         container.started_at = rfc3339()
         self._set_state(container, State.RUNNING, pid=container.pid, monitor_pid=container.monitor_pid,
                         started_at=container.started_at, error="", restart_count=restart_count,
-                        manually_stopped=False)
+                        manually_stopped=False, oom_killed=False)
         self.emit(container, "start")
 
     def _monitor_entries(self, container, image, paths, uid, gid, groups):
@@ -447,11 +455,14 @@ class ContainerService:
         entries += [("arg", a) for a in argv]
         entries += [("env", e) for e in config["Env"]]
         entries += [("cgroup", c) for c in container.cgroups]
+        entries += self.cgroups.filesystems()
         if container.host_config.get("Init"):
             entries.append(("bind", native.INIT_PATH, _INIT_IN_CONTAINER, "ro"))
         entries += [("bind", os.path.join(paths["top"], "hostname"), "/etc/hostname", "rw"),
                     ("bind", os.path.join(paths["top"], "hosts"), "/etc/hosts", "rw")]
         entries += self._mount_entries(container)
+        entries += self.confinement.monitor_entries(container.host_config)
+        entries += self.resources.monitor_entries(container.host_config)
         entries += [("stdin", "1" if config["OpenStdin"] else "0")]
         entries += _tty_entries(config, container.host_config)
         entries += log_entries(log_settings(container.host_config), paths["log"])
@@ -468,6 +479,7 @@ class ContainerService:
         if not container.cgroups:  # after a daemon restart: the groups are where create() puts them
             container.cgroups = [os.path.join(p, container.id) for p in self.cgroups.parents]
         groups, container.cgroups = container.cgroups, []
+        oom_killed = self.cgroups.oom_killed(groups)  # before the groups go
         container.cgroup_cleanup = spawn(self._remove_cgroups(groups))
         if container.removed or container.state is State.REMOVING:
             return
@@ -476,7 +488,7 @@ class ContainerService:
         state = State.RESTARTING if restart_in is not None else State.EXITED
         container.exits += 1
         self._set_state(container, state, pid=0, monitor_pid=0, exit_code=exit_code,
-                        finished_at=rfc3339(finished_ns), error=container.error)
+                        finished_at=rfc3339(finished_ns), error=container.error, oom_killed=oom_killed)
         self.emit(container, "die", exitCode=str(exit_code))
         if restart_in is not None:
             self._schedule_restart(container, restart_in)
@@ -682,6 +694,21 @@ class ContainerService:
                            "(rootless needs cgroup v2 with delegation; see `minictr info`)")
         if not freeze(freezer_file, frozen):
             raise MinictrError(f"the freezer of container {container.name} did not settle")
+
+    async def update(self, ref, body):
+        """POST /containers/{id}/update: new limits (written live when running) and restart policy,
+        persisted; returns the warnings."""
+        container = self.get(ref)
+        async with container.lock:
+            host_config = dict(container.host_config)
+            running = container.state in (State.RUNNING, State.PAUSED)
+            groups = (container.cgroups or [os.path.join(p, container.id) for p in self.cgroups.parents]) if running else []
+            warnings = self.resources.update(host_config, body, groups)
+            with self.db.transaction() as cur:
+                cur.execute("UPDATE containers SET host_config = ? WHERE id = ?", (json.dumps(host_config), container.id))
+            container.host_config = host_config
+        self.emit(container, "update")
+        return warnings
 
     async def rename(self, ref, new_name):
         container = self.get(ref)

@@ -121,11 +121,21 @@ def _own_mount_namespace():
     try:
         native.unshare_mount_namespace()
     except OSError as e:
-        raise MinictrError(f"cannot make a mount namespace for the daemon: {e}") from None
+        from minictr.daemon.preflight import CannotStart
+
+        raise CannotStart(f"cannot make a mount namespace for the daemon: {e}") from None
 
 
-def run(host=None, data_root=None, inner=False):
-    """Run the daemon in the foreground until SIGTERM; returns an exit status."""
+def run(host=None, data_root=None, inner=False, unavailable_limits=None):
+    """Run the daemon in the foreground until SIGTERM; returns an exit status.
+
+    UNAVAILABLE_LIMITS (refuse|warn, default MINICTR_UNAVAILABLE_LIMITS or refuse): what create does
+    with a limit this machine cannot enforce; passed on to the rootless daemon proper in the environment."""
+    if unavailable_limits:
+        if unavailable_limits not in ("refuse", "warn"):
+            print(f"minictrd: invalid --unavailable-limits {unavailable_limits!r}: refuse or warn", file=sys.stderr)
+            return 2
+        os.environ["MINICTR_UNAVAILABLE_LIMITS"] = unavailable_limits
     level = logging.DEBUG if os.environ.get("MINICTR_DEBUG") else logging.INFO
     logging.basicConfig(level=level, format="minictrd: %(levelname)s: %(message)s", stream=sys.stderr)
     socket_path = paths.socket_from_host(host) if host else paths.default_socket()
@@ -162,5 +172,7 @@ def main(argv=None):
     parser.add_argument("-H", "--host", default=os.environ.get("MINICTR_HOST"), help="unix://PATH to listen on")
     parser.add_argument("--data-root", help="where images and containers are kept")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--unavailable-limits", choices=("refuse", "warn"),
+                        help="a limit this machine cannot enforce: refuse the container (default) or warn and run")
     args = parser.parse_args(argv)
-    sys.exit(run(args.host, args.data_root, args.inner))
+    sys.exit(run(args.host, args.data_root, args.inner, args.unavailable_limits))

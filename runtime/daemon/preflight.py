@@ -6,8 +6,14 @@ import pwd
 from minictr.errors import MinictrError
 
 
+DOCTOR_HINT = "run `minictr doctor` to check this machine"
+
+
 class CannotStart(MinictrError):
-    """The daemon cannot run here; the message says what is missing."""
+    """The daemon cannot run here; the message says what is missing and points to `minictr doctor`."""
+
+    def __init__(self, message):
+        super().__init__(f"{message}; {DOCTOR_HINT}")
 
 
 def _read(path):

@@ -1,0 +1,457 @@
+"""`minictr doctor`: can this machine run minictr for this user? One result per check, with the fix.
+
+Each check takes the paths and values it reads as parameters (tests point them at a temporary
+tree) and returns a Result. "fail" means minictr cannot work (or not as documented) until fixed;
+"warn" means it works with less: no resource limits rootless on cgroup v1 or without delegation
+(a run that asks for a limit then fails and says so), or no XDG_RUNTIME_DIR (a private directory
+in /tmp is used). Only the standard library, and ctypes only in the overlay probe's child.
+"""
+
+import os
+import pwd
+import shutil
+import stat
+import struct
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+MIN_FREE = 1 << 30  # a busybox is small, but a pull of a real image is hundreds of MiB
+SUBID_RANGE = "100000-165535"
+APPARMOR_PATH = "/etc/apparmor.d/minictr"
+CAP_SETGID, CAP_SETUID = 6, 7
+VFS_CAP_FLAGS_EFFECTIVE = 0x1
+
+
+@dataclass
+class Result:
+    check: str
+    status: str
+    message: str
+    fix: str = ""
+
+    def line(self):
+        fix = f" — fix: {self.fix}" if self.fix else ""
+        return f"{self.status:<5} {self.check}: {self.message}{fix}"
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _user_name(uid):
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+# User namespaces -------------------------------------------------------------------------------
+
+def user_namespaces(root, proc="/proc", probe=None):
+    """The sysctls that forbid unprivileged user namespaces. PROBE is the overlay probe's Result: with
+    Ubuntu's AppArmor restriction on, a working probe means our profile is loaded and lifts it."""
+    name = "user namespaces"
+    if root:
+        return Result(name, OK, "not needed (root)")
+    max_ns = _read(f"{proc}/sys/user/max_user_namespaces")
+    if max_ns is not None and int(max_ns) == 0:
+        return Result(name, FAIL, "disabled (user.max_user_namespaces = 0)",
+                      "sudo sysctl -w user.max_user_namespaces=28633 (and set it in /etc/sysctl.d/)")
+    clone = _read(f"{proc}/sys/kernel/unprivileged_userns_clone")
+    if clone is not None and int(clone) == 0:
+        return Result(name, FAIL, "unprivileged ones are disabled (kernel.unprivileged_userns_clone = 0)",
+                      "sudo sysctl -w kernel.unprivileged_userns_clone=1 (and set it in /etc/sysctl.d/)")
+    restrict = _read(f"{proc}/sys/kernel/apparmor_restrict_unprivileged_userns")
+    if restrict is not None and int(restrict) == 1:
+        if probe is not None and probe.status == OK:
+            return Result(name, OK, "allowed for minictr by its AppArmor profile "
+                                    "(kernel.apparmor_restrict_unprivileged_userns = 1)")
+        return Result(name, FAIL, "AppArmor restricts unprivileged ones "
+                                  "(kernel.apparmor_restrict_unprivileged_userns = 1)",
+                      f"minictr doctor --apparmor-profile | sudo tee {APPARMOR_PATH} && "
+                      f"sudo apparmor_parser -r {APPARMOR_PATH}")
+    return Result(name, OK, "allowed")
+
+
+APPARMOR_PROFILE = """\
+# /etc/apparmor.d/minictr: lets minictr create user namespaces where Ubuntu restricts them
+# (kernel.apparmor_restrict_unprivileged_userns = 1). Printed by `minictr doctor --apparmor-profile`
+# for the paths minictr is installed at; load it with `sudo apparmor_parser -r /etc/apparmor.d/minictr`.
+# The daemon's python makes the rootless daemon's namespaces and the monitor those of containers.
+# AppArmor attaches a profile to the executable's real path: a virtualenv's python is a symlink, so
+# the profile names the interpreter it points to, and lifts the restriction for every script it runs.
+abi <abi/4.0>,
+include <tunables/global>
+
+profile minictr-python {python} flags=(unconfined) {{
+  userns,
+  include if exists <local/minictr-python>
+}}
+
+profile minictr-monitor {monitor} flags=(unconfined) {{
+  userns,
+  include if exists <local/minictr-monitor>
+}}
+"""
+
+
+def apparmor_profile(python=None, monitor=None):
+    """The AppArmor profile for the paths minictr is installed at (or those given)."""
+    python = python or os.path.realpath(sys.executable)
+    monitor = monitor or os.path.join(os.path.dirname(os.path.realpath(__file__)), "minictr-monitor")
+    return APPARMOR_PROFILE.format(python=python, monitor=monitor)
+
+
+# Subordinate ids and the helpers that map them ------------------------------------------------
+
+def _subordinate_count(path, name, uid):
+    total = 0
+    for line in (_read(path) or "").splitlines():
+        fields = line.strip().split(":")
+        if len(fields) == 3 and fields[0] in (name, str(uid)) and fields[2].isdigit():
+            total += int(fields[2])
+    return total
+
+
+def subordinate_ids(root, uid, name=None, subuid="/etc/subuid", subgid="/etc/subgid"):
+    check = "subordinate ids"
+    if root:
+        return Result(check, OK, "not needed (root)")
+    name = name or _user_name(uid)
+    uids, gids = _subordinate_count(subuid, name, uid), _subordinate_count(subgid, name, uid)
+    fix = f"sudo usermod --add-subuids {SUBID_RANGE} --add-subgids {SUBID_RANGE} {name}"
+    missing = [path for path, count in ((subuid, uids), (subgid, gids)) if count == 0]
+    if missing:
+        return Result(check, FAIL, f"none for {name} in {' and '.join(missing)} "
+                                   "(containers would have only uid 0)", fix)
+    if min(uids, gids) < 65536:
+        return Result(check, WARN, f"{name} has {uids} uids and {gids} gids: images with ids "
+                                   "above that cannot be used", fix)
+    return Result(check, OK, f"{uids} uids and {gids} gids for {name}")
+
+
+def file_capabilities(path):
+    """The permitted set of PATH's file capabilities (security.capability), as a bit mask; 0 if none."""
+    try:
+        raw = os.getxattr(path, "security.capability")
+    except OSError:
+        return 0
+    if len(raw) < 12:
+        return 0
+    _magic, low = struct.unpack_from("<II", raw)
+    high = struct.unpack_from("<I", raw, 12)[0] if len(raw) >= 20 else 0
+    return low | (high << 32)
+
+
+def id_map_helper(root, tool, search_path=None):
+    """newuidmap or newgidmap: installed, and setuid root or with cap_setuid / cap_setgid."""
+    check = tool
+    if root:
+        return Result(check, OK, "not needed (root)")
+    path = shutil.which(tool, path=search_path)
+    if path is None:
+        return Result(check, FAIL, "not installed (containers would have only uid 0)",
+                      "sudo apt-get install uidmap (Fedora: shadow-utils)")
+    cap, cap_name = (CAP_SETUID, "cap_setuid") if tool == "newuidmap" else (CAP_SETGID, "cap_setgid")
+    st = os.stat(path)
+    if st.st_uid == 0 and st.st_mode & stat.S_ISUID:
+        return Result(check, OK, f"{path} (setuid root)")
+    if file_capabilities(path) & (1 << cap):
+        return Result(check, OK, f"{path} ({cap_name})")
+    return Result(check, FAIL, f"{path} is neither setuid root nor has {cap_name}",
+                  f"sudo setcap {cap_name}+ep {path} (or sudo chmod u+s {path})")
+
+
+# Overlayfs in a user namespace, tried -----------------------------------------------------------
+
+_STEPS = ("unshare", "setgroups", "uid_map", "gid_map", "make / private", "mkdir", "mount overlay",
+          "write through the overlay", "delete a lower file (whiteout)", "umount")
+
+
+def _probe_child(top, root, uid, gid, report_fd):
+    """In a forked child: unshare (user +) mount namespaces, map ourselves, mount an overlay under TOP,
+    write and delete through it. Writes "STEP ERRNO" to REPORT_FD and exits."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    step = 0
+
+    def call(ret):
+        if ret < 0:
+            raise OSError(ctypes.get_errno(), "")
+
+    try:
+        clone_newns, clone_newuser = 0x00020000, 0x10000000
+        call(libc.unshare(clone_newns if root else clone_newns | clone_newuser))
+        if not root:
+            for step, (name, text) in enumerate(
+                    (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")), start=1):
+                with open(f"/proc/self/{name}", "w") as f:
+                    f.write(text)
+        step = 4
+        ms_rec, ms_private = 0x4000, 1 << 18
+        call(libc.mount(b"none", b"/", None, ms_rec | ms_private, None))
+        step = 5
+        dirs = {d: os.path.join(top, d) for d in ("lower", "upper", "work", "merged")}
+        for d in dirs.values():
+            os.mkdir(d)
+        with open(os.path.join(dirs["lower"], "file"), "w") as f:
+            f.write("lower\n")
+        step = 6
+        opts = f"lowerdir={dirs['lower']},upperdir={dirs['upper']},workdir={dirs['work']}"
+        opts += "" if root else ",userxattr"  # as the rootless daemon mounts it (native/mounts.c)
+        call(libc.mount(b"overlay", dirs["merged"].encode(), b"overlay", 0, opts.encode()))
+        step = 7
+        with open(os.path.join(dirs["merged"], "new"), "w") as f:
+            f.write("upper\n")
+        step = 8
+        os.unlink(os.path.join(dirs["merged"], "file"))
+        step = 9
+        call(libc.umount2(dirs["merged"].encode(), 0))
+        os.write(report_fd, b"ok")
+    except OSError as e:
+        os.write(report_fd, f"{step} {e.errno or 0}".encode())
+    finally:
+        os._exit(0)
+
+
+def overlay_probe(root, data_root, uid=None, gid=None):
+    """Mount an overlay as the daemon does (rootless: in a user namespace of our own) on the data
+    root's filesystem, in a forked child; the temporary directory is removed afterwards."""
+    check = "overlayfs" if root else "overlayfs in a user namespace"
+    uid = os.getuid() if uid is None else uid
+    gid = os.getgid() if gid is None else gid
+    where = _existing_ancestor(data_root)
+    try:
+        top = tempfile.mkdtemp(prefix=".minictr-doctor-", dir=where)
+    except OSError as e:
+        return Result(check, FAIL, f"cannot make a directory in {where} to try it: {e.strerror}",
+                      "choose a writable --data-root")
+    read_fd, write_fd = os.pipe()
+    try:
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_fd)
+            _probe_child(top, root, uid, gid, write_fd)
+        os.close(write_fd)
+        report = os.read(read_fd, 64).decode()
+        os.waitpid(pid, 0)
+    finally:
+        os.close(read_fd)
+        _remove_tree(top)
+    if report == "ok":
+        return Result(check, OK, f"works on {where}")
+    if not report:
+        return Result(check, FAIL, "the probe died without a word")
+    step, errnum = (int(n) for n in report.split())
+    return Result(check, FAIL, f"{_STEPS[step]}: {os.strerror(errnum)} (on {where})",
+                  _overlay_fix(step, errnum, root))
+
+
+def _remove_tree(top):
+    # overlayfs leaves workdir/work mode 0 (and, rootless, owned by us): open it up to remove it.
+    for dirpath, dirnames, _files in os.walk(top):
+        for name in dirnames:
+            try:
+                os.chmod(os.path.join(dirpath, name), 0o700)
+            except OSError:
+                pass
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def _overlay_fix(step, errnum, root):
+    import errno
+
+    if _STEPS[step] == "mount overlay" and errnum == errno.ENODEV:
+        return "sudo modprobe overlay"
+    if step < 4 and not root:
+        return "allow user namespaces (see the user namespaces line)"
+    if _STEPS[step] == "mount overlay" and not root:
+        return "a kernel >= 5.11 mounts overlayfs in a user namespace; or use --data-root on ext4 or xfs"
+    return "use a --data-root on ext4 or xfs"
+
+
+# Cgroups ----------------------------------------------------------------------------------------
+
+_WANTED = ("cpu", "memory", "pids")
+DELEGATE_FIX = ("sudo mkdir -p /etc/systemd/system/user@.service.d && printf '[Service]\\nDelegate=cpu cpuset io "
+                "memory pids\\n' | sudo tee /etc/systemd/system/user@.service.d/delegate.conf && "
+                "sudo systemctl daemon-reload, then log in again")
+
+
+def _cgroup_mounts(mountinfo):
+    for line in (_read(mountinfo) or "").splitlines():
+        before, _, after = line.partition(" - ")
+        fields = after.split()
+        if len(fields) >= 3 and fields[0] in ("cgroup", "cgroup2"):
+            yield before.split()[4], fields[0], fields[2].split(",")
+
+
+def cgroups(root, mountinfo="/proc/self/mountinfo", cgroup_root="/sys/fs/cgroup", self_cgroup="/proc/self/cgroup"):
+    check = "cgroups"
+    mounts = list(_cgroup_mounts(mountinfo))
+    unified = os.path.exists(os.path.join(cgroup_root, "cgroup.controllers"))
+    if unified:
+        return _cgroups_v2(root, cgroup_root, self_cgroup)
+    v1 = sorted({o for _p, fstype, opts in mounts if fstype == "cgroup" for o in opts if o in _V1_CONTROLLERS})
+    if not v1:
+        return Result(check, WARN, "none mounted: containers run without limits",
+                      "mount cgroup v2 on /sys/fs/cgroup (boot with systemd.unified_cgroup_hierarchy=1)")
+    version = "v1 (hybrid)" if any(fstype == "cgroup2" for _p, fstype, _o in mounts) else "v1"
+    if root:
+        return Result(check, OK, f"{version}: {', '.join(v1)}")
+    return Result(check, WARN, f"{version} is never delegated to an unprivileged user: rootless containers "
+                               "cannot have limits (--memory, --cpus, --pids-limit)",
+                  "boot with cgroup v2 (systemd.unified_cgroup_hierarchy=1), or run minictr as root")
+
+
+_V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids")
+
+
+def _cgroups_v2(root, cgroup_root, self_cgroup):
+    check = "cgroups"
+    if root:
+        controllers = (_read(os.path.join(cgroup_root, "cgroup.controllers")) or "").split()
+        missing = [c for c in _WANTED if c not in controllers]
+        if missing:
+            return Result(check, WARN, f"v2 without {', '.join(missing)}: those limits are unavailable")
+        return Result(check, OK, f"v2: {', '.join(controllers)}")
+    own = next((line[3:] for line in (_read(self_cgroup) or "").splitlines() if line.startswith("0::")), None)
+    group = os.path.join(cgroup_root, own.lstrip("/")) if own else None
+    if not group or not os.access(group, os.W_OK):
+        return Result(check, WARN, f"v2, but {own or 'our cgroup'} is not delegated to this user: rootless "
+                                   "containers cannot have limits", DELEGATE_FIX)
+    controllers = (_read(os.path.join(group, "cgroup.controllers")) or "").split()
+    missing = [c for c in _WANTED if c not in controllers]
+    if missing:
+        return Result(check, WARN, f"v2, delegated without {', '.join(missing)}: those limits are unavailable",
+                      DELEGATE_FIX)
+    return Result(check, OK, f"v2, delegated: {', '.join(controllers)}")
+
+
+# Networking -------------------------------------------------------------------------------------
+
+def tun(path="/dev/net/tun"):
+    check = "tun device"
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return Result(check, FAIL, f"{path} does not exist", "sudo modprobe tun")
+    except OSError as e:
+        return Result(check, FAIL, f"cannot open {path}: {e.strerror}", f"sudo chmod 0666 {path}")
+    os.close(fd)
+    return Result(check, OK, f"{path} opens read-write")
+
+
+def user_mode_network(root, search_path=None):
+    check = "user-mode networking"
+    if root:
+        return Result(check, OK, "not needed (root)")
+    found = [tool for tool in ("slirp4netns", "pasta") if shutil.which(tool, path=search_path)]
+    if not found:
+        return Result(check, FAIL, "neither slirp4netns nor pasta is installed",
+                      "sudo apt-get install slirp4netns (or passt for pasta)")
+    return Result(check, OK, " and ".join(found))
+
+
+# Directories ------------------------------------------------------------------------------------
+
+def runtime_dir(root, uid, value):
+    """XDG_RUNTIME_DIR (its value given, None when unset)."""
+    check = "XDG_RUNTIME_DIR"
+    if root:
+        return Result(check, OK, "not needed (root: /run/minictr)")
+    if not value:
+        return Result(check, WARN, f"not set: minictr uses /tmp/minictr-{uid} instead",
+                      f"log in with a session (pam_systemd), or export XDG_RUNTIME_DIR=/run/user/{uid}")
+    try:
+        st = os.stat(value)
+    except OSError as e:
+        return Result(check, FAIL, f"{value}: {e.strerror}",
+                      f"sudo install -d -m 0700 -o {_user_name(uid)} {value}")
+    if not stat.S_ISDIR(st.st_mode):
+        return Result(check, FAIL, f"{value} is not a directory", f"export XDG_RUNTIME_DIR=/run/user/{uid}")
+    if st.st_uid != uid:
+        return Result(check, FAIL, f"{value} is owned by {_user_name(st.st_uid)}, not {_user_name(uid)}",
+                      f"sudo chown {_user_name(uid)} {value}")
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        return Result(check, FAIL, f"{value} has mode {stat.S_IMODE(st.st_mode):04o}, not 0700",
+                      f"chmod 0700 {value}")
+    return Result(check, OK, value)
+
+
+def _existing_ancestor(path):
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def _filesystem_type(path, mountinfo):
+    """The type of the filesystem mounted at the longest mount point above PATH."""
+    best, fstype = "", None
+    for line in (_read(mountinfo) or "").splitlines():
+        before, _, after = line.partition(" - ")
+        fields = before.split()
+        if len(fields) < 5 or not after:
+            continue
+        point = fields[4].encode().decode("unicode_escape")
+        if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+            best, fstype = point, after.split()[0]
+    return fstype
+
+
+def data_root(path, mountinfo="/proc/self/mountinfo", min_free=MIN_FREE):
+    """The data root (or the directory it will be made in): writable, not on overlayfs, with room."""
+    check = "data root"
+    where = _existing_ancestor(os.path.realpath(path))
+    elsewhere = "--data-root DIR (or MINICTR_DATA_ROOT) on another filesystem"
+    if not os.path.isdir(where):
+        return Result(check, FAIL, f"{where} is not a directory", f"choose a {elsewhere}")
+    if not os.access(where, os.W_OK | os.X_OK):
+        return Result(check, FAIL, f"{where} is not writable", f"choose a writable {elsewhere}")
+    fstype = _filesystem_type(where, mountinfo)
+    if fstype == "overlay":
+        return Result(check, FAIL, f"{path} is on overlayfs, which cannot hold overlay upper dirs",
+                      f"use a {elsewhere} (a volume or tmpfs in a container)")
+    vfs = os.statvfs(where)
+    free = vfs.f_bavail * vfs.f_frsize
+    if free < min_free:
+        return Result(check, FAIL, f"{path}: {_gib(free)} free, less than {_gib(min_free)}",
+                      f"free some space or use a {elsewhere}")
+    return Result(check, OK, f"{path} ({fstype or 'unknown'}, {_gib(free)} free)")
+
+
+def _gib(n):
+    return f"{n / (1 << 30):.1f} GiB"
+
+
+# All of them ------------------------------------------------------------------------------------
+
+def run_checks(data_root_path, root=None, uid=None, environ=None):
+    """Every check, in the order printed, for the invoking user."""
+    environ = os.environ if environ is None else environ
+    root = os.geteuid() == 0 if root is None else root
+    uid = os.getuid() if uid is None else uid
+    probe = overlay_probe(root, data_root_path)
+    return [
+        user_namespaces(root, probe=probe),
+        subordinate_ids(root, uid),
+        id_map_helper(root, "newuidmap"),
+        id_map_helper(root, "newgidmap"),
+        probe,
+        cgroups(root),
+        tun(),
+        user_mode_network(root),
+        runtime_dir(root, uid, environ.get("XDG_RUNTIME_DIR")),
+        data_root(data_root_path),
+    ]

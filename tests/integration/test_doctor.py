@@ -1,0 +1,97 @@
+"""`minictr doctor` on this machine, as root and rootless, and the daemon's start-up errors pointing to it."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.geteuid() == 0
+CHECKS = ["user namespaces", "subordinate ids", "newuidmap", "newgidmap",
+          "overlayfs" if ROOT else "overlayfs in a user namespace", "cgroups", "tun device",
+          "user-mode networking", "XDG_RUNTIME_DIR", "data root"]
+
+
+def _minictr(*args, env=None, timeout=30):
+    environ = dict(os.environ, **(env or {}))
+    environ.pop("MINICTR_HOST", None)
+    return subprocess.run([sys.executable, "-m", "minictr", *args], capture_output=True, text=True,
+                          env=environ, timeout=timeout)
+
+
+def _doctor_json(tmp_path):
+    result = _minictr("-H", f"unix://{tmp_path}/no-daemon.sock", "doctor", "--format", "json",
+                      "--data-root", str(tmp_path / "data"))
+    return result, {r["check"]: r for r in json.loads(result.stdout)}
+
+
+def test_doctor_reports_this_machine_as_it_is(tmp_path):
+    result, checks = _doctor_json(tmp_path)
+    assert list(checks) == CHECKS
+    # What these machines give (scripts/install): subordinate ids, uidmap, slirp4netns, a 0700 runtime dir.
+    for name in CHECKS:
+        if name not in ("cgroups", "tun device"):
+            assert checks[name]["status"] == "ok", checks[name]
+    # /dev/net/tun's mode differs between machines (0600 or 0666): the check must say what is true.
+    tun_usable = os.access("/dev/net/tun", os.R_OK | os.W_OK)
+    assert checks["tun device"]["status"] == ("ok" if tun_usable else "FAIL")
+    if not tun_usable:
+        assert checks["tun device"]["fix"] == "sudo chmod 0666 /dev/net/tun"
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    if ROOT:
+        assert checks["cgroups"]["status"] == "ok" and checks["cgroups"]["message"].startswith("v2" if v2 else "v1")
+    elif not v2:
+        assert checks["cgroups"]["status"] == "warn" and "cannot have limits" in checks["cgroups"]["message"]
+    assert result.returncode == (0 if tun_usable else 1)
+    assert result.stderr == ""
+    assert os.listdir(tmp_path) == []  # no daemon started, no socket, the probe's directory removed
+
+
+def test_doctor_prints_one_line_per_check_with_fixes(tmp_path):
+    started = time.monotonic()
+    result = _minictr("doctor", "--data-root", str(tmp_path / "data"))
+    assert time.monotonic() - started < 5
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0][6:] for line in lines] == CHECKS
+    for line in lines:
+        status = line[:6]
+        assert status in ("ok    ", "warn  ", "FAIL  "), line
+        if status == "FAIL  ":
+            assert " — fix: " in line
+    assert result.returncode == (1 if any(line.startswith("FAIL") for line in lines) else 0)
+
+
+def test_doctor_fails_for_a_data_root_it_cannot_use(tmp_path):
+    (tmp_path / "file").write_text("")
+    result, checks = _doctor_json(tmp_path / "file")
+    assert result.returncode == 1
+    assert checks["data root"]["status"] == "FAIL" and "file is not a directory" in checks["data root"]["message"]
+    assert "--data-root DIR" in checks["data root"]["fix"]
+
+
+def test_doctor_apparmor_profile():
+    result = _minictr("doctor", "--apparmor-profile")
+    assert result.returncode == 0
+    assert "abi <abi/4.0>," in result.stdout and "flags=(unconfined)" in result.stdout
+    assert f"profile minictr-python {os.path.realpath(sys.executable)} " in result.stdout
+    assert "minictr-monitor flags=(unconfined)" in result.stdout
+
+
+def test_daemon_that_cannot_start_names_doctor(tmp_path):
+    (tmp_path / "file").write_text("")
+    result = _minictr("-H", f"unix://{tmp_path}/d.sock", "daemon", "--data-root", str(tmp_path / "file" / "data"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"minictrd: cannot create the data root {tmp_path}/file/data: Not a directory; "
+        "run `minictr doctor` to check this machine"]
+    assert os.listdir(tmp_path) == ["file"]
+
+
+def test_cli_starting_a_daemon_that_cannot_start_names_doctor(tmp_path):
+    (tmp_path / "file").write_text("")
+    result = _minictr("ps", env={"MINICTR_RUNTIME_DIR": str(tmp_path / "run"),
+                                 "MINICTR_DATA_ROOT": str(tmp_path / "file" / "data")})
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith("run `minictr doctor` to check this machine")
+    assert "cannot create the data root" in result.stderr
