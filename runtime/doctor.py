@@ -285,7 +285,8 @@ def _overlay_fix(step, errnum, root):
 _WANTED = ("cpu", "memory", "pids")
 DELEGATE_FIX = ("sudo mkdir -p /etc/systemd/system/user@.service.d && printf '[Service]\\nDelegate=cpu cpuset io "
                 "memory pids\\n' | sudo tee /etc/systemd/system/user@.service.d/delegate.conf && "
-                "sudo systemctl daemon-reload, then log in again")
+                "sudo systemctl daemon-reload, then log in again; a login shell's own cgroup is never delegated, so "
+                "start the daemon in a delegated scope: systemd-run --user --scope -p Delegate=yes minictrd")
 
 
 def _cgroup_mounts(mountinfo):

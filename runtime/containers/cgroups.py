@@ -12,6 +12,8 @@ import os
 log = logging.getLogger("minictr.cgroups")
 
 CGROUP_ROOT = "/sys/fs/cgroup"
+# Where the processes of the daemon's own v2 group go when it must delegate controllers (enable_controllers).
+LEAF = "init"
 
 
 def _mounts():
@@ -67,7 +69,8 @@ class Cgroups:
         if self.rootless and not self.unified:
             return f"rootless containers get no cgroup on this machine (cgroup v1 is never delegated to a user); this needs {delegation}"
         if self.rootless and not self.parents:
-            return f"this user has no delegated cgroup; this needs {delegation}"
+            return ("the daemon's cgroup is not delegated to this user; start the daemon in one: "
+                    "systemd-run --user --scope -p Delegate=yes minictrd")
         if self.rootless:
             return f"the {', '.join(controllers)} controller is not delegated to this user; this needs {delegation}"
         if controllers == ["swap"]:
@@ -83,6 +86,8 @@ class Cgroups:
             own = _own_v2_cgroup()
             # Rootless needs a delegated subtree (systemd's user@UID.service gives one).
             parent = os.path.join(CGROUP_ROOT, own.lstrip("/")) if own else None
+            if parent and os.path.basename(parent) == LEAF and os.path.isdir(os.path.join(parent, "..", "minictr")):
+                parent = os.path.dirname(parent)  # an earlier daemon moved itself there (enable_controllers)
             if parent and os.access(parent, os.W_OK):
                 return [os.path.join(parent, "minictr")]
             return []
@@ -176,10 +181,39 @@ def enable_controllers(dirs, controllers):
         if not wanted:
             continue
         try:
-            with open(os.path.join(path, "cgroup.subtree_control"), "w") as f:
-                f.write(" ".join(f"+{name}" for name in wanted))
+            try:
+                _write_subtree_control(path, wanted)
+            except OSError as e:
+                # v2 lets a group that holds processes give no controllers to its children: the daemon's own
+                # group does (a delegated systemd scope or service, or a CI container's root) until its
+                # processes move into a leaf, as Docker-in-Docker does with /init.
+                if e.errno != errno.EBUSY or not _move_processes_to_leaf(path):
+                    raise
+                _write_subtree_control(path, wanted)
         except OSError as e:
             log.warning("cannot enable the %s controllers in %s: %s", " ".join(wanted), path, e.strerror)
+
+
+def _write_subtree_control(path, names):
+    with open(os.path.join(path, "cgroup.subtree_control"), "w") as f:
+        f.write(" ".join(f"+{name}" for name in names))
+
+
+def _move_processes_to_leaf(path):
+    """Move every process of the group PATH into PATH/init; False when it holds none (nothing to move)."""
+    pids = _read(os.path.join(path, "cgroup.procs")).split()
+    if not pids:
+        return False
+    leaf = os.path.join(path, LEAF)
+    os.makedirs(leaf, exist_ok=True)
+    for pid in pids:
+        try:
+            with open(os.path.join(leaf, "cgroup.procs"), "w") as f:
+                f.write(pid)
+        except ProcessLookupError:
+            pass  # it exited meanwhile
+    log.info("moved the %d processes of %s into %s to delegate its controllers", len(pids), path, leaf)
+    return True
 
 
 def shares_to_weight(shares):

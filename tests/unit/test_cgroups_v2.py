@@ -105,3 +105,59 @@ def test_v1_file_names():
     assert writes == {"memory.limit_in_bytes": str(32 * MiB), "memory.memsw.limit_in_bytes": str(64 * MiB),
                       "cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "50000", "cpu.shares": "512",
                       "cpuset.cpus": "0", "pids.max": "9"}
+
+
+def _kernel_refuses_delegation_from_a_group_with_processes(monkeypatch):
+    """The v2 rule a fake tree cannot enforce by itself: a non-root group holding processes gives its
+    children no controllers (EBUSY)."""
+    import errno
+    import os
+
+    real_write, real_move = cgroups._write_subtree_control, cgroups._move_processes_to_leaf
+
+    def write(path, names):
+        procs = os.path.join(path, "cgroup.procs")
+        if os.path.exists(procs) and open(procs).read().split():
+            raise OSError(errno.EBUSY, "Device or resource busy")
+        real_write(path, names)
+
+    def move(path):
+        moved = real_move(path)
+        open(os.path.join(path, "cgroup.procs"), "w").close()  # migration empties the source group
+        return moved
+
+    monkeypatch.setattr(cgroups, "_write_subtree_control", write)
+    monkeypatch.setattr(cgroups, "_move_processes_to_leaf", move)
+
+
+def test_a_daemon_group_holding_processes_moves_them_to_a_leaf_to_delegate_its_controllers(v2_root, monkeypatch):
+    # A rootless daemon in a delegated systemd scope: its own group is writable and holds its processes.
+    own = v2_root / "user.slice" / "run-1.scope"
+    own.mkdir(parents=True)
+    (own / "cgroup.controllers").write_text("cpu memory pids\n")
+    (own / "cgroup.subtree_control").write_text("")
+    (own / "cgroup.procs").write_text("4242\n4243\n")
+    monkeypatch.setattr(cgroups, "_own_v2_cgroup", lambda: "/user.slice/run-1.scope")
+    _kernel_refuses_delegation_from_a_group_with_processes(monkeypatch)
+    c = cgroups.Cgroups(rootless=True)
+    assert c.parents == [str(own / "minictr")]
+    _fake_group(own / "minictr" / "abc")
+    c.create("abc", _limits(Memory=64 * MiB, PidsLimit=10))
+    assert (own / "init" / "cgroup.procs").read_text() == "4243"  # each pid written in turn (the fake keeps the last)
+    assert (own / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"
+    assert (own / "minictr" / "abc" / "memory.max").read_text() == str(64 * MiB)
+    # A daemon started again finds itself in the leaf and keeps the same parent for its containers.
+    monkeypatch.setattr(cgroups, "_own_v2_cgroup", lambda: "/user.slice/run-1.scope/init")
+    assert cgroups.Cgroups(rootless=True).parents == [str(own / "minictr")]
+
+
+def test_a_group_the_kernel_refuses_for_another_reason_is_left_with_a_warning(v2_root, monkeypatch, caplog):
+    import errno
+
+    def refuse(path, names):
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(cgroups, "_write_subtree_control", refuse)
+    cgroups.enable_controllers([str(v2_root)], {"memory"})
+    assert "cannot enable the memory controllers" in caplog.text
+    assert not (v2_root / "init").exists()
