@@ -84,3 +84,19 @@ async def _many(objs):
 async def prune_images(req):
     """`docker system prune` calls this: minictr does not prune images yet, so nothing goes."""
     return JSONResponse({"ImagesDeleted": [], "SpaceReclaimed": 0})
+
+
+@route("POST", "/images/{name*}/tag")
+async def tag_image(req):
+    """`docker tag`: ?repo=&tag= (tag defaults to latest); 201 with no body."""
+    from minictr.api.router import EmptyResponse
+
+    repo, tag = req.arg("repo") or "", req.arg("tag") or ""
+    if not repo:
+        raise InvalidArgument("repository name must have at least one component")
+    reference = f"{repo}:{tag}" if tag else repo
+    store = req.services.images
+    await asyncio.to_thread(store.tag, req.params["name"], reference)
+    image_id = (await asyncio.to_thread(store.resolve, reference)).id
+    _emit(req, "tag", image_id, reference if tag else f"{repo}:latest")
+    return EmptyResponse(201)
