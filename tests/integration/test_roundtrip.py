@@ -1,0 +1,227 @@
+"""Round trips of images (issue #3): save -> load, through Podman, push -> pull on a clean data root, and a
+multi-layer image with whiteouts pulled from a registry — what a user moving images around would check."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import uuid
+
+import pytest
+
+from tests.integration.conftest import ROOTLESS, Daemon
+from tests.integration.registry import (  # noqa: F401 (fixtures)
+    WHITEOUT_ABSENT, WHITEOUT_PRESENT, archive_image_id, auth_registry, busybox_archive, busybox_layer, push_archive,
+    registry, registry_digest, registry_manifest, whiteout_archive,
+)
+
+
+def image_inspect(d, ref):
+    return json.loads(d.ok("image", "inspect", ref))[0]
+
+
+def unique(name):
+    return f"rt/{name}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def clean_daemon(tmp_path):
+    """A second daemon on an empty data root, stopped and removed afterwards (its containers too)."""
+    top = tmp_path / "clean"
+    top.mkdir()
+    os.chmod(tmp_path, 0o755)
+    os.chmod(top, 0o755)
+    d = Daemon(top)
+    d.start()
+    yield d
+    try:
+        for container_id in d.cli("ps", "-a", "-q", "--no-trunc").stdout.split():
+            d.cli("rm", "-f", container_id)
+    finally:
+        d.stop()
+        subprocess.run(["rm", "-rf", str(top)], check=False)
+
+
+def archive_members(path):
+    with tarfile.open(path) as tar:
+        return {member.name: (tar.extractfile(member).read() if member.isfile() else None) for member in tar}
+
+
+def show_whiteouts(d, ref):
+    """Run the image and report, per path, what the container sees."""
+    script = "; ".join(
+        [f'if [ -e {p} ]; then echo "present {p}"; else echo "absent {p}"; fi'
+         for p, _ in WHITEOUT_PRESENT] +
+        [f'if [ -e {p} ]; then echo "present {p}"; else echo "absent {p}"; fi' for p in WHITEOUT_ABSENT] +
+        ['echo "opq: $(ls -A /opq | tr "\\n" " ")"', 'echo "keep: $(cat /data/keep)"', 'echo "new: $(cat /opq/new)"'])
+    return d.ok("run", "--rm", "--network", "none", ref, "sh", "-c", script)
+
+
+def assert_whiteouts_applied(output):
+    lines = output.splitlines()
+    for path, _ in WHITEOUT_PRESENT:
+        assert f"present {path}" in lines, output
+    for path in WHITEOUT_ABSENT:
+        assert f"absent {path}" in lines, output
+    assert "opq: new " in lines, output  # the opaque dir keeps only what its own layer added
+    assert "keep: kept" in lines and "new: new in layer 3" in lines, output
+
+
+# --- save -> load -------------------------------------------------------------------------
+
+
+def test_save_then_load_on_a_clean_data_root_gives_the_same_image_id(daemon, image, clean_daemon, tmp_path):
+    original = image_inspect(daemon, image)
+    out = tmp_path / "saved.tar"
+    daemon.ok("save", "-o", str(out), image)
+
+    members = archive_members(out)
+    manifest = json.loads(members["manifest.json"])
+    assert manifest[0]["RepoTags"] == [f"{image}:latest"]
+    config = members[manifest[0]["Config"]]
+    assert "sha256:" + hashlib.sha256(config).hexdigest() == original["Id"]
+    # Each layer tar holds the exact bytes of its diff id, so any engine computes the same image id.
+    layers = ["sha256:" + hashlib.sha256(members[name]).hexdigest() for name in manifest[0]["Layers"]]
+    assert layers == original["RootFS"]["Layers"] == json.loads(config)["rootfs"]["diff_ids"]
+    assert "index.json" in members and "oci-layout" in members  # OCI tools read it too, as Docker 25+ writes
+
+    loaded = clean_daemon.ok("load", "-i", str(out))
+    assert f"Loaded image: {image}:latest" in loaded
+    assert image_inspect(clean_daemon, image)["Id"] == original["Id"]
+    assert clean_daemon.ok("run", "--rm", "--network", "none", image, "cat", "/etc/passwd").startswith("root:x:0:0")
+
+
+def test_save_to_stdout_and_load_from_stdin(daemon, image, clean_daemon):
+    saved = subprocess.run([*daemon_command(daemon), "save", image], capture_output=True, timeout=60)
+    assert saved.returncode == 0, saved.stderr.decode()
+    loaded = subprocess.run([*daemon_command(clean_daemon), "load"], input=saved.stdout, capture_output=True,
+                            timeout=60)
+    assert loaded.returncode == 0, loaded.stderr.decode()
+    assert image_inspect(clean_daemon, image)["Id"] == image_inspect(daemon, image)["Id"]
+
+
+def daemon_command(d):
+    import sys
+    return [sys.executable, "-m", "minictr", "-H", d.host]
+
+
+def test_a_multi_layer_image_with_whiteouts_survives_save_and_load(daemon, whiteout_archive, clean_daemon, tmp_path):
+    daemon.ok("load", "-i", str(whiteout_archive))
+    try:
+        assert image_inspect(daemon, "whiteout-test")["Id"] == archive_image_id(whiteout_archive)
+        out = tmp_path / "whiteout-saved.tar"
+        daemon.ok("save", "-o", str(out), "whiteout-test")
+    finally:
+        daemon.ok("rmi", "whiteout-test")
+    clean_daemon.ok("load", "-i", str(out))
+    assert image_inspect(clean_daemon, "whiteout-test")["Id"] == archive_image_id(whiteout_archive)
+    assert len(image_inspect(clean_daemon, "whiteout-test")["RootFS"]["Layers"]) == 3
+    assert_whiteouts_applied(show_whiteouts(clean_daemon, "whiteout-test"))
+
+
+# --- with Podman (root: Podman's rootless storage would need its own user namespace setup) ---------------
+
+
+@pytest.fixture
+def podman(tmp_path):
+    """podman with a private store (vfs: no mounts to clean up), removed afterwards."""
+    if ROOTLESS:
+        pytest.skip("podman round trips run as root")
+    if not shutil.which("podman"):
+        pytest.fail("podman is not installed (apt-get install podman)")
+    top = tmp_path / "podman"
+
+    def run(*args, check=True):
+        result = subprocess.run(["podman", "--root", str(top / "root"), "--runroot", str(top / "run"),
+                                 "--storage-driver", "vfs", *args], capture_output=True, text=True, timeout=120)
+        assert not check or result.returncode == 0, f"podman {' '.join(args)}: {result.stderr}"
+        return result.stdout
+
+    yield run
+    run("rmi", "-a", "-f", check=False)
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def test_podman_loads_what_minictr_saves_and_minictr_loads_what_podman_saves(daemon, image, podman, clean_daemon,
+                                                                             tmp_path):
+    image_id = image_inspect(daemon, image)["Id"]
+    ours = tmp_path / "ours.tar"
+    daemon.ok("save", "-o", str(ours), image)
+    assert f"localhost/{image}:latest" in podman("load", "-i", str(ours))
+    assert podman("image", "inspect", "--format", "{{.Id}}", f"localhost/{image}").strip() == image_id.split(":")[1]
+
+    for fmt in ("docker-archive", "oci-archive"):
+        theirs = tmp_path / f"podman-{fmt}.tar"
+        podman("save", "--format", fmt, "-o", str(theirs), f"localhost/{image}:latest")
+        clean_daemon.ok("load", "-i", str(theirs))
+        loaded = [i for i in json.loads(clean_daemon.ok("image", "inspect", image_id))]
+        assert loaded and loaded[0]["Id"] == image_id, fmt
+        assert clean_daemon.ok("run", "--rm", "--network", "none", image_id, "echo", "from-podman") == "from-podman\n"
+        clean_daemon.ok("rmi", "-f", image_id)
+
+
+# --- push -> pull -------------------------------------------------------------------------
+
+
+def test_push_then_pull_on_a_clean_data_root_gives_the_same_digests(daemon, image, registry, clean_daemon):
+    ref = registry.ref(unique("busybox") + ":1")
+    name, tag = ref.split("/", 1)[1].rsplit(":", 1)
+    daemon.ok("tag", image, ref)
+    try:
+        pushed = daemon.ok("push", ref, timeout=120)
+    finally:
+        daemon.ok("rmi", ref)
+    # docker push ends with "TAG: digest: sha256:… size: N"
+    digest = next(word for line in pushed.splitlines() if "digest:" in line
+                  for word in line.split() if word.startswith("sha256:"))
+    assert registry_digest(registry, name, tag) == digest
+    manifest = json.loads(registry_manifest(registry, name, tag)[0])
+    original = image_inspect(daemon, image)
+    assert manifest["config"]["digest"] == original["Id"]
+
+    pulled = clean_daemon.ok("pull", ref, timeout=120)
+    assert f"Digest: {digest}" in pulled
+    copy = image_inspect(clean_daemon, ref)
+    assert copy["Id"] == original["Id"]
+    assert copy["RootFS"]["Layers"] == original["RootFS"]["Layers"]
+    assert f"{ref.rsplit(':', 1)[0]}@{digest}" in copy["RepoDigests"]
+    assert clean_daemon.ok("run", "--rm", "--network", "none", ref, "echo", "pulled") == "pulled\n"
+    # Pushing the pulled image back gives the same manifest digest: the blobs kept are the ones pulled.
+    again = clean_daemon.ok("push", ref, timeout=120)
+    assert digest in again and "already exists" in again.lower()
+
+
+def test_push_and_pull_through_token_auth_after_login(daemon, image, auth_registry, clean_daemon, tmp_path):
+    env = dict(os.environ, HOME=str(tmp_path), DOCKER_CONFIG=str(tmp_path / ".docker"))
+    ref = auth_registry.ref(unique("busybox") + ":auth")
+    name, tag = ref.split("/", 1)[1].rsplit(":", 1)
+    daemon.ok("tag", image, ref)
+    try:
+        refused = daemon.cli("push", ref, env=env, timeout=120)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr
+        daemon.ok("login", "-u", auth_registry.username, "--password-stdin", auth_registry.host,
+                  input=auth_registry.password + "\n", env=env)
+        pushed = daemon.ok("push", ref, env=env, timeout=120)
+    finally:
+        daemon.ok("rmi", ref)
+    digest = registry_digest(auth_registry, name, tag)
+    assert digest in pushed
+
+    anonymous = clean_daemon.cli("pull", ref, env=dict(os.environ, HOME=str(tmp_path / "nobody"),
+                                                       DOCKER_CONFIG=str(tmp_path / "nobody")), timeout=120)
+    assert anonymous.returncode != 0 and "Traceback" not in anonymous.stderr
+    assert clean_daemon.cli("image", "inspect", ref).returncode != 0
+    assert f"Digest: {digest}" in clean_daemon.ok("pull", ref, env=env, timeout=120)
+    assert image_inspect(clean_daemon, ref)["Id"] == image_inspect(daemon, image)["Id"]
+
+
+def test_a_multi_layer_image_with_whiteouts_pulled_from_a_registry_shows_deleted_files_as_deleted(
+        registry, whiteout_archive, clean_daemon):
+    name = unique("whiteout")
+    digest = push_archive(registry, whiteout_archive, f"{name}:1")
+    ref = registry.ref(f"{name}:1")
+    assert f"Digest: {digest}" in clean_daemon.ok("pull", ref, timeout=120)
+    assert image_inspect(clean_daemon, ref)["Id"] == archive_image_id(whiteout_archive)
+    assert_whiteouts_applied(show_whiteouts(clean_daemon, ref))
