@@ -33,10 +33,14 @@ class Services:
 
         self.events = Events()
         self.images = ImageStore(self.db, Path(data_root), rootless)
+        from minictr.images import driver
+
+        self.driver = driver.choose(data_root, rootless)  # overlay2, or a fallback: info and doctor say which
         self.volumes = VolumeService(self.db, data_root, self.events)
         self.containers = ContainerService(self.db, self.images, data_root, run_dir, rootless,
                                            _identity_map("uid_map"), _identity_map("gid_map"), self.events)
         self.containers.volumes = self.volumes
+        self.containers.driver = self.driver
         self.volumes.set_users(self.containers.volume_users)
         from minictr.containers.exec import ExecService
 

@@ -18,6 +18,7 @@ layer's diff id, the name of its directory under image/layers/. OCI whiteouts
 become overlayfs whiteouts and opaque directories.
 """
 
+import base64
 import bz2
 import errno
 import gzip
@@ -91,6 +92,26 @@ class StagedLayer:
         """Remove the staged copy (never an installed, shared layer)."""
         if not self.installed:
             remove_tree(self.path)
+
+
+def link_name(diff_id: str) -> str:
+    """The short name of a layer's link under image/l/ (26 characters, as Docker's overlay2).
+
+    Overlay takes one page of mount options: 120 absolute layer paths would not fit,
+    120 of these names relative to image/l do. Derived from the diff id (its first
+    128 bits in base32), so no table is needed and two layers never share one."""
+    raw = bytes.fromhex(diff_id.removeprefix("sha256:"))[:16]
+    return base64.b32encode(raw).decode().rstrip("=")
+
+
+def ensure_link(links_dir: Path, diff_id: str) -> str:
+    """Make `links_dir/<short>` -> `../layers/<diffid-hex>` if missing; returns the short name."""
+    name = link_name(diff_id)
+    try:
+        os.symlink(f"../layers/{diff_id.removeprefix('sha256:')}", os.path.join(links_dir, name))
+    except FileExistsError:
+        pass
+    return name
 
 
 def detect_compression(head: bytes) -> str | None:

@@ -13,7 +13,7 @@ import json
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -22,7 +22,7 @@ from minictr.errors import Conflict, InvalidArgument, MinictrError, NotFound
 from minictr.images import archive
 from minictr.images.blobs import BlobStore
 from minictr.images import reference as references
-from minictr.images.layers import DEFAULT_MAX_SIZE, TEMP_PREFIX, remove_tree
+from minictr.images.layers import DEFAULT_MAX_SIZE, TEMP_PREFIX, ensure_link, link_name, remove_tree
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -83,6 +83,8 @@ class Image:
     layer_dirs: list  # Paths, top-most first (overlay lowerdir order)
     references: list  # familiar forms: `busybox-local:latest`
     document: dict  # the whole image config
+    layer_links: list = field(default_factory=list)  # short names under link_dir, top-most first
+    link_dir: Path | None = None  # image/l: the overlay's lowerdirs are relative to it
 
 
 class ImageStore:
@@ -94,7 +96,8 @@ class ImageStore:
         self.layers_dir = self.root / "image" / "layers"
         self.configs_dir = self.root / "image" / "configs"
         self.tmp_dir = self.root / "image" / "tmp"
-        for directory in (self.layers_dir, self.configs_dir, self.tmp_dir):
+        self.links_dir = self.root / "image" / "l"
+        for directory in (self.layers_dir, self.configs_dir, self.tmp_dir, self.links_dir):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.blobs = BlobStore(self.root)
         self._lock = threading.Lock()
@@ -128,6 +131,10 @@ class ImageStore:
             for image in pending:
                 image.discard()
         return loaded
+
+    def add_pulled(self, pending) -> str:
+        """Record a pulled image (PendingImage with .blobs and .digests) in one transaction; its id."""
+        return self._commit(pending)
 
     def tag(self, name: str, reference: str) -> None:
         """`docker tag`: point `reference` at the image `name` resolves to."""
@@ -293,6 +300,7 @@ class ImageStore:
         self._config_path(image_id).unlink(missing_ok=True)
         for diff_id in unused:
             remove_tree(self._layer_path(diff_id))
+            (self.links_dir / link_name(diff_id)).unlink(missing_ok=True)
         for digest in unused_blobs:
             self.blobs.remove(digest)
         return ([{"Untagged": _familiar(ref)} for ref in refs]
@@ -345,6 +353,8 @@ class ImageStore:
             layer_dirs=[self._layer_path(row["diff_id"]) for row in rows],
             references=[_familiar(ref) for ref in self._references(image_id)],
             document=document,
+            layer_links=[ensure_link(self.links_dir, row["diff_id"]) for row in rows],
+            link_dir=self.links_dir,
         )
 
     def _summary(self, image_id: str) -> dict:
@@ -409,6 +419,9 @@ class ImageStore:
                 entry.unlink()
         for entry in self.tmp_dir.iterdir():
             remove_tree(entry)
+        for entry in self.links_dir.iterdir():
+            if not entry.exists():  # a link whose layer is gone
+                entry.unlink()
         self.blobs.remove_leftovers(keep={row[0] for row in self.db.query("SELECT digest FROM layer_blobs")})
 
     def forget_unrecorded_blobs(self, digests) -> None:
