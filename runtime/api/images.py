@@ -82,8 +82,25 @@ async def _many(objs):
 
 @route("POST", "/images/prune")
 async def prune_images(req):
-    """`docker system prune` calls this: minictr does not prune images yet, so nothing goes."""
-    return JSONResponse({"ImagesDeleted": [], "SpaceReclaimed": 0})
+    """`docker image prune [-a] [--filter until=…|label=…]` (and `docker system prune`)."""
+    from minictr.containers.filters import parse
+    from minictr.images.usage import prune
+
+    services = req.services
+    result = await asyncio.to_thread(prune, services.images, parse(req.arg("filters")),
+                                     services.containers.uses_image)
+    for item in result["ImagesDeleted"] or []:
+        if "Untagged" in item:
+            _emit(req, "untag", item["Untagged"], item["Untagged"])
+    services.events.emit("image", "prune", "", {"reclaimed": result["SpaceReclaimed"]})
+    return JSONResponse(result)
+
+
+@route("GET", "/images/{name*}/history")
+async def image_history(req):
+    from minictr.images.usage import history
+
+    return JSONResponse(await asyncio.to_thread(history, req.services.images, req.params["name"]))
 
 
 @route("POST", "/images/{name*}/tag")
@@ -100,3 +117,29 @@ async def tag_image(req):
     image_id = (await asyncio.to_thread(store.resolve, reference)).id
     _emit(req, "tag", image_id, reference if tag else f"{repo}:latest")
     return EmptyResponse(201)
+
+
+@route("GET", "/images/get")
+async def save_images(req):
+    """`docker save IMAGE...`: ?names=a&names=b; an unknown name is a 404 before any byte."""
+    return await _save(req, req.query.get("names", []))
+
+
+@route("GET", "/images/{name*}/get")
+async def save_image(req):
+    return await _save(req, [req.params["name"]])
+
+
+async def _save(req, names):
+    from minictr.containers.files import _thread_stream
+    from minictr.images import save
+
+    if not names:
+        raise InvalidArgument("no images to save: give one or more names")
+    store = req.services.images
+    images = await asyncio.to_thread(save.resolve_names, store, names)
+    for image in images:
+        for ref in image.references or [None]:
+            _emit(req, "save", image.id, ref.familiar() if ref else image.id)
+    return StreamResponse(_thread_stream(lambda out: save.write_archive(store, images, out)),
+                          content_type="application/x-tar")

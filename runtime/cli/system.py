@@ -81,3 +81,4 @@ def prune(ctx, force, volumes):
 
 system.add_command(info, "info")
 system.add_command(prune, "prune")
+system.add_command(__import__("minictr.cli.df", fromlist=["df"]).df, "df")
