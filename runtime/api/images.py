@@ -3,7 +3,7 @@
 import asyncio
 
 from minictr.api.router import JSONResponse, StreamResponse, ndjson, route, spool_body
-from minictr.errors import InvalidArgument, MinictrError
+from minictr.errors import InvalidArgument
 
 
 @route("GET", "/images/json")
@@ -33,11 +33,12 @@ async def remove_image(req):
 
 @route("POST", "/images/create")
 async def create_image(req):
-    """`docker import` (fromSrc=-, the tar in the body). Pulls (fromImage) come with the registry client."""
+    """`docker import` (fromSrc=-, the tar in the body), or `docker pull` (fromImage: api/registry.py)."""
     if req.arg("fromSrc") != "-":
         if req.arg("fromImage"):
-            raise MinictrError(f"pull access denied for {req.arg('fromImage')}: "
-                               "this minictr cannot pull from registries yet; use `minictr load` or `minictr import`")
+            from minictr.api.registry import pull_image
+
+            return await pull_image(req)
         raise InvalidArgument("only fromSrc=- (the tarball in the request body) is supported")
     repo, tag = req.arg("repo"), req.arg("tag")
     reference = f"{repo}:{tag}" if repo and tag else repo

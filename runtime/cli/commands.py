@@ -43,6 +43,7 @@ _COMMANDS = {
     "stats": ("stats", "stats"), "update": ("update", "update"), "doctor": ("doctor", "doctor"),
     "commit": ("commit", "commit"), "tag": ("commit", "tag"), "save": ("save", "save"),
     "history": ("history", "history"),
+    "pull": ("pull", "pull"), "login": ("login", "login"), "logout": ("login", "logout"),
 }
 
 
