@@ -51,6 +51,13 @@ def resolve_names(store, names: list[str]) -> list[SavedImage]:
             ref = references.parse(matched)
             if ref not in saved.references:
                 saved.references.append(ref)
+    for image_id in images:
+        # Checked before the first byte goes out: a missing tar could only cut the stream.
+        for diff_id in store.resolve(image_id).document["rootfs"]["diff_ids"]:
+            if not store.layer_blobs(diff_id):
+                raise MinictrError(
+                    f"layer {diff_id} has no stored tar (it was stored before minictr kept layer tars): "
+                    "remove the image and load or pull it again")
     return list(images.values())
 
 
@@ -75,7 +82,7 @@ def write_archive(store, images: list[SavedImage], out) -> None:
                 descriptors.append({**descriptor, "annotations": {
                     "io.containerd.image.name": ref.full(), "org.opencontainers.image.ref.name": ref.tag}})
                 if diff_ids:
-                    repositories.setdefault(ref.familiar_name(), {})[ref.tag] = diff_ids[-1].removeprefix("sha256:")
+                    repositories.setdefault(ref.familiar_name, {})[ref.tag] = diff_ids[-1].removeprefix("sha256:")
             if not image.references:
                 descriptors.append(descriptor)
             manifest_entries.append({

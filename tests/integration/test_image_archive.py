@@ -192,3 +192,134 @@ def test_system_df_counts_images_containers_and_volumes(daemon, image):
     finally:
         daemon.ok("rm", "df-ctr")
         daemon.ok("volume", "rm", "df-volume")
+
+
+# ---- save -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clean_daemon(tmp_path_factory):
+    """A second daemon on an empty data root: where a saved archive is loaded back."""
+    import os
+
+    from tests.integration.conftest import Daemon
+
+    top = tmp_path_factory.mktemp("clean-daemon")
+    os.chmod(top, 0o755)
+    other = Daemon(top)
+    other.start()
+    yield other
+    other.stop()
+    subprocess.run(["rm", "-rf", str(top)], check=False)
+
+
+def _committed_image(daemon, image, name):
+    source = name.replace(":", "-") + "-src"
+    daemon.ok("run", "--name", source, image, "sh", "-c", "echo saved > /saved-file && rm /bin/ls")
+    daemon.ok("commit", "--change", 'CMD ["cat", "/saved-file"]', source, name)
+    daemon.ok("rm", source)
+    return _image(daemon, name)
+
+
+def test_save_writes_dockers_archive_that_load_reads_back_with_the_same_id(daemon, image, clean_daemon, tmp_path):
+    import hashlib
+
+    original = _committed_image(daemon, image, "saved-image:v1")
+    archive = tmp_path / "saved.tar"
+    daemon.ok("save", "-o", str(archive), "saved-image:v1")
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+        manifest = json.load(tar.extractfile("manifest.json"))
+        index = json.load(tar.extractfile("index.json"))
+        assert {"manifest.json", "index.json", "oci-layout", "repositories"} <= names
+        assert manifest[0]["RepoTags"] == ["saved-image:v1"]
+        assert manifest[0]["Config"] == "blobs/sha256/" + original["Id"].removeprefix("sha256:")
+        for path, diff_id in zip(manifest[0]["Layers"], original["RootFS"]["Layers"]):
+            # each layer file is exactly the bytes of its diff id
+            assert hashlib.sha256(tar.extractfile(path).read()).hexdigest() == diff_id.removeprefix("sha256:")
+        assert index["manifests"][0]["annotations"]["io.containerd.image.name"] == "docker.io/library/saved-image:v1"
+    loaded = clean_daemon.ok("load", "-i", str(archive))
+    assert loaded == "Loaded image: saved-image:v1\n"
+    assert _image(clean_daemon, "saved-image:v1")["Id"] == original["Id"]
+    assert clean_daemon.ok("run", "--rm", "saved-image:v1") == "saved\n"
+    assert clean_daemon.cli("run", "--rm", "saved-image:v1", "test", "-e", "/bin/ls").returncode == 1
+    daemon.ok("rmi", "saved-image:v1")
+
+
+def test_save_to_stdout_with_several_images(daemon, image, clean_daemon):
+    _committed_image(daemon, image, "saved-a")
+    saved = subprocess.run(daemon_cli_args(daemon, "save", "saved-a", image), capture_output=True, timeout=60)
+    assert saved.returncode == 0, saved.stderr
+    loaded = subprocess.run(daemon_cli_args(clean_daemon, "load"), input=saved.stdout, capture_output=True,
+                            timeout=60)
+    assert loaded.returncode == 0, loaded.stderr
+    assert b"Loaded image: saved-a:latest" in loaded.stdout and f"Loaded image: {image}:latest".encode() in loaded.stdout
+    assert clean_daemon.ok("run", "--rm", "saved-a") == "saved\n"
+    daemon.ok("rmi", "saved-a")
+
+
+def test_save_of_an_unknown_image_writes_nothing(daemon, image, tmp_path):
+    out = tmp_path / "never.tar"
+    refused = daemon.cli("save", "-o", str(out), image, "no-such-image")
+    assert _one_line_error(refused) and "No such image: no-such-image" in refused.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def daemon_cli_args(daemon, *args):
+    import sys
+
+    return [sys.executable, "-m", "minictr", "-H", daemon.host, *args]
+
+
+def _podman(top, *args):
+    return subprocess.run(["podman", "--root", str(top / "root"), "--runroot", str(top / "run"),
+                           "--storage-driver", "vfs", *args], capture_output=True, text=True, timeout=120)
+
+
+if __import__("os").geteuid() == 0:  # podman as root only (/work/shared/PEERS.md); not defined rootless
+
+    def test_podman_loads_our_archive_and_we_load_podmans_with_the_same_id(daemon, image, clean_daemon, tmp_path):
+        original = _committed_image(daemon, image, "to-podman:v1")
+        ours = tmp_path / "ours.tar"
+        daemon.ok("save", "-o", str(ours), "to-podman:v1")
+        podman_top = tmp_path / "podman"
+        try:
+            loaded = _podman(podman_top, "load", "-i", str(ours))
+            assert loaded.returncode == 0, loaded.stderr
+            assert "Loaded image: docker.io/library/to-podman:v1" in loaded.stdout
+            ids = _podman(podman_top, "images", "--no-trunc", "--format", "{{.ID}}").stdout.split()
+            assert original["Id"] in ids or original["Id"].removeprefix("sha256:") in ids
+            for form in ("docker-archive", "oci-archive"):
+                theirs = tmp_path / f"{form}.tar"
+                saved = _podman(podman_top, "save", "--format", form, "-o", str(theirs), "docker.io/library/to-podman:v1")
+                assert saved.returncode == 0, saved.stderr
+                clean_daemon.ok("load", "-i", str(theirs))
+                assert _image(clean_daemon, original["Id"])["Id"] == original["Id"]
+                assert clean_daemon.ok("run", "--rm", original["Id"]) == "saved\n"
+                clean_daemon.ok("rmi", "-f", original["Id"])
+        finally:
+            _podman(podman_top, "system", "reset", "-f")
+            subprocess.run(["rm", "-rf", str(podman_top)], check=False)
+        daemon.ok("rmi", "to-podman:v1")
+
+
+# ---- the docker CLI -------------------------------------------------------------------------
+
+
+def test_docker_cli_history_system_df_and_save(daemon, image, tmp_path):
+    from tests.integration.test_docker_cli import docker
+
+    history = docker(daemon, "history", image)
+    assert history.returncode == 0, history.stderr
+    assert history.stdout.split("\n")[0].split() == ["IMAGE", "CREATED", "CREATED", "BY", "SIZE", "COMMENT"]
+    assert "Imported from -" in history.stdout
+    df = docker(daemon, "system", "df")
+    assert df.returncode == 0, df.stderr
+    assert [line.split()[0] for line in df.stdout.splitlines()[1:]] == ["Images", "Containers", "Local", "Build"]
+    _committed_image(daemon, image, "docker-saved")
+    archive = tmp_path / "by-docker.tar"
+    saved = docker(daemon, "save", "-o", str(archive), "docker-saved")
+    assert saved.returncode == 0, saved.stderr
+    with tarfile.open(archive) as tar:
+        assert json.load(tar.extractfile("manifest.json"))[0]["RepoTags"] == ["docker-saved:latest"]
+    daemon.ok("rmi", "docker-saved")
