@@ -27,6 +27,7 @@ import stat
 import subprocess
 
 from minictr.errors import MinictrError
+from minictr.images.layers import OPAQUE_MARKER, WHITEOUT_PREFIX
 
 log = logging.getLogger("minictr.driver")
 
@@ -179,7 +180,7 @@ def _apply_layer(layer: str, rootfs: str, namespace: str) -> None:
     for dirpath, dirnames, filenames in os.walk(layer):
         relative = os.path.relpath(dirpath, layer)
         target_dir = rootfs if relative == "." else os.path.join(rootfs, relative)
-        if relative != "." and _is_opaque(dirpath, namespace) and os.path.isdir(target_dir):
+        if relative != "." and _is_opaque(dirpath, namespace, filenames) and os.path.isdir(target_dir):
             _empty_dir(target_dir)
         for name in sorted(dirnames):
             source, target = os.path.join(dirpath, name), os.path.join(target_dir, name)
@@ -196,6 +197,11 @@ def _apply_layer(layer: str, rootfs: str, namespace: str) -> None:
         for name in filenames:
             source, target = os.path.join(dirpath, name), os.path.join(target_dir, name)
             st = os.lstat(source)
+            if name == OPAQUE_MARKER:
+                continue
+            if name.startswith(WHITEOUT_PREFIX):  # the OCI form (a data root on overlayfs)
+                _replace(os.path.join(target_dir, name[len(WHITEOUT_PREFIX):]))
+                continue
             if _is_whiteout(source, st, namespace):
                 _replace(target)
                 continue
@@ -207,7 +213,9 @@ def _apply_layer(layer: str, rootfs: str, namespace: str) -> None:
         _copy_metadata(source, target, st)
 
 
-def _is_opaque(path: str, namespace: str) -> bool:
+def _is_opaque(path: str, namespace: str, filenames: list) -> bool:
+    if OPAQUE_MARKER in filenames:
+        return True
     try:
         return os.getxattr(path, f"{namespace}.overlay.opaque", follow_symlinks=False) == b"y"
     except OSError:

@@ -445,7 +445,14 @@ class _Extractor:
         # Rootless overlays are mounted with `userxattr`: they read user.overlay.*,
         # and a user namespace cannot set trusted.* anyway.
         namespace = "user" if self.rootless else "trusted"
-        os.setxattr(dir_fd, f"{namespace}.overlay.opaque", b"y")
+        try:
+            os.setxattr(dir_fd, f"{namespace}.overlay.opaque", b"y")
+        except OSError as error:
+            if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise
+            # A data root on overlayfs refuses overlay's own xattrs: keep the OCI marker,
+            # which the fallback drivers (fuse-overlayfs, vfs) read.
+            _create_empty(dir_fd, OPAQUE_MARKER)
 
     def _make_whiteout(self, parent_fd: int, name: str) -> None:
         try:
@@ -454,7 +461,10 @@ class _Extractor:
             os.mknod(name, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=parent_fd)
         except PermissionError:
             if not self.rootless:
-                raise
+                # A data root on overlayfs refuses whiteout devices: keep the OCI
+                # whiteout, which the fallback drivers (fuse-overlayfs, vfs) read.
+                _create_empty(parent_fd, WHITEOUT_PREFIX + name)
+                return
             # Older kernels: an "xattr whiteout" (overlayfs >= 6.7): an empty file
             # marked user.overlay.whiteout, in a directory marked opaque "x" so
             # that overlayfs looks for such files.
@@ -567,6 +577,10 @@ def _at(dir_fd: int, name: str) -> str:
     # For the few calls that take no dir_fd (xattrs): the fd's /proc path stays
     # bound to the directory we opened without following symlinks.
     return f"/proc/self/fd/{dir_fd}/{name}"
+
+
+def _create_empty(dir_fd: int, name: str) -> None:
+    os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o000, dir_fd=dir_fd))
 
 
 def _is_dir_at(dir_fd: int, name: str) -> bool:

@@ -99,6 +99,8 @@ class ImageStore:
         self.links_dir = self.root / "image" / "l"
         for directory in (self.layers_dir, self.configs_dir, self.tmp_dir, self.links_dir):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Layers keep their setuid files: no other host user may reach them (Docker's 0700).
+        os.chmod(self.root / "image", 0o700)
         self.blobs = BlobStore(self.root)
         self._lock = threading.Lock()
         self._remove_leftovers()
