@@ -13,8 +13,8 @@ import pytest
 
 from tests.integration.conftest import ROOTLESS, Daemon
 from tests.integration.registry import (  # noqa: F401 (fixtures)
-    WHITEOUT_ABSENT, WHITEOUT_PRESENT, archive_image_id, auth_registry, busybox_archive, busybox_layer, push_archive,
-    registry, registry_digest, registry_manifest, whiteout_archive,
+    WHITEOUT_ABSENT, WHITEOUT_PRESENT, archive_image_id, auth_registry, busybox_archive, busybox_layer,
+    platform_index, push_archive, registry, registry_digest, registry_manifest, whiteout_archive,
 )
 
 
@@ -67,6 +67,65 @@ def assert_whiteouts_applied(output):
         assert f"absent {path}" in lines, output
     assert "opq: new " in lines, output  # the opaque dir keeps only what its own layer added
     assert "keep: kept" in lines and "new: new in layer 3" in lines, output
+
+
+# --- the fixtures themselves: a real registry, real token auth ---------------------------------
+
+
+def test_the_registry_serves_what_skopeo_pushed_with_its_digest(registry, busybox_archive):
+    name = unique("fixture")
+    digest = push_archive(registry, busybox_archive, f"{name}:1")
+    body, media_type, served = registry_manifest(registry, name, "1")
+    assert served == digest == "sha256:" + hashlib.sha256(body).hexdigest()
+    manifest = json.loads(body)
+    assert manifest["config"]["digest"] == archive_image_id(busybox_archive)
+    assert len(manifest["layers"]) == 1 and media_type == manifest["mediaType"]
+
+
+def test_the_token_registry_needs_credentials_except_for_public_pulls(auth_registry, busybox_archive):
+    from tests.integration.registry import registry_request
+
+    private, public = unique("private"), "public/" + unique("open").split("/", 1)[1]
+    push_archive(auth_registry, busybox_archive, f"{private}:1")
+    push_archive(auth_registry, busybox_archive, f"{public}:1")
+    assert registry_request(auth_registry, "GET", "/v2/")[0] == 200
+    status, headers, _ = registry_request(auth_registry, "GET", f"/v2/{private}/manifests/1", credentials=False)
+    assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer realm=")
+    assert registry_request(auth_registry, "GET", f"/v2/{public}/manifests/1", credentials=False)[0] == 200
+    assert registry_request(auth_registry, "GET", f"/v2/{private}/manifests/1")[0] == 200
+    assert auth_registry.token_requests[-1]["account"] == auth_registry.username
+    # A wrong password gets no token at all.
+    import base64
+    import urllib.error
+    import urllib.request
+    realm = auth_registry.token_server.realm
+    request = urllib.request.Request(realm + "?service=x&scope=repository:" + private + ":pull",
+                                     headers={"Authorization": "Basic " + base64.b64encode(b"tester:wrong").decode()})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 401
+
+
+def test_the_platform_index_offers_two_platforms_with_different_contents(registry, platform_index):
+    from tests.integration.registry import registry_blob
+
+    name = unique("multiarch")
+    digest = push_archive(registry, platform_index, f"{name}:1", all=True)
+    body, media_type, served = registry_manifest(registry, name, "1")
+    assert served == digest and media_type == "application/vnd.oci.image.index.v1+json"
+    platforms = {}
+    for entry in json.loads(body)["manifests"]:
+        manifest = json.loads(registry_manifest(registry, name, entry["digest"])[0])
+        top_layer = gzip_tar_files(registry_blob(registry, name, manifest["layers"][-1]["digest"]))
+        platforms[(entry["platform"]["architecture"], entry["platform"].get("variant"))] = top_layer["platform"]
+    assert platforms == {("amd64", None): b"amd64\n", ("arm64", "v8"): b"arm64\n"}
+
+
+def gzip_tar_files(blob):
+    import gzip
+    import io
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
 
 
 # --- save -> load -------------------------------------------------------------------------
