@@ -23,6 +23,7 @@ import bz2
 import errno
 import gzip
 import hashlib
+import logging
 import lzma
 import os
 import posixpath
@@ -40,6 +41,8 @@ try:  # zstd layers need the zstandard module (Python 3.11 has no zstd of its ow
     import zstandard
 except ImportError:  # pragma: no cover - depends on the installation
     zstandard = None
+
+log = logging.getLogger("minictr.images")
 
 DEFAULT_MAX_SIZE = 64 << 30  # 64 GiB of uncompressed tar: far beyond any real layer
 WHITEOUT_PREFIX = ".wh."
@@ -351,7 +354,9 @@ class _Extractor:
             self._dir_metadata[path] = member  # mode and mtime once its children are written
             return
         if (member.ischr() or member.isblk()) and self.rootless:
-            return  # a rootless engine never creates device nodes
+            # A rootless engine never creates device nodes (nor could it).
+            log.warning("%s `%s`: a device node, skipped (rootless)", self.noun, member.name)
+            return
         self._forget_directories(path)
         _remove_at(parent_fd, name)
         if member.isreg():
