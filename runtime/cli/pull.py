@@ -23,15 +23,17 @@ def pull(ctx, quiet, platform, all_tags, name):
     pull_image(ctx.client, name, platform=platform, quiet=quiet, out=sys.stdout)
 
 
-def pull_image(client, name: str, platform: str | None = None, quiet: bool = False, out=None) -> str:
-    """Pull `name`; progress to `out` (a terminal gets it redrawn in place). Returns the full reference."""
+def pull_image(client, name: str, platform: str | None = None, quiet: bool = False, out=None,
+               announce: bool = True) -> str:
+    """Pull `name`; progress to `out` (a terminal gets it redrawn in place). Returns the full reference.
+    `announce`: say which default tag is used and print the reference at the end (pull does, run does not)."""
     from minictr.cli.login import registry_auth_header
     from minictr.images import reference as references
 
     ref = references.parse(name, default_tag=False)
     if ref.tag is None and ref.digest is None:
         ref = references.parse(name)
-        if not quiet:
+        if not quiet and announce:
             print(f"Using default tag: {ref.tag}", file=out, flush=True)
     query = {"fromImage": ref.familiar_name, "tag": ref.digest or ref.tag}
     if platform:
@@ -45,7 +47,7 @@ def pull_image(client, name: str, platform: str | None = None, quiet: bool = Fal
         render.show(message)
     render.finish()
     full = ref.full()
-    if out is not None:
+    if out is not None and announce:
         print(full, file=out, flush=True)
     return full
 

@@ -175,7 +175,12 @@ class RegistryClient:
         self._httpx = httpx
         self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0), follow_redirects=True,
                                     limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
-                                    trust_env=True)
+                                    trust_env=True, event_hooks={"request": [self._check_plain_http]})
+        broker = os.environ.get("MINICTR_CONNECT_SOCKET")
+        if broker:  # the rootless daemon: connections are made in the host's network namespace
+            from minictr.daemon.host_connect import httpcore_backend
+
+            self._client._transport._pool._network_backend = httpcore_backend(broker)
         self._scheme = None
         self._lock = threading.Lock()
         self._challenge = None  # (scheme, params) of the last 401 from this registry
@@ -191,6 +196,17 @@ class RegistryClient:
         self.close()
 
     # --- the base URL: HTTPS, or plain HTTP where allowed ---
+
+    def _check_plain_http(self, request) -> None:
+        """Every request, redirects and token realms included, before it is sent: plain HTTP
+        only to a host that may have it."""
+        if request.url.scheme == "https":
+            return
+        host = request.url.netloc.decode()
+        if not (allows_plain_http(host, self._insecure) or host == self.host and self.plain_http_allowed):
+            raise RegistryError(
+                f"refusing plain HTTP to {host} ({_shown(request.url)}): HTTPS is required except for localhost, "
+                "127.0.0.0/8, ::1 and registries given to the daemon with --insecure-registry")
 
     @property
     def base_url(self) -> str:
