@@ -42,7 +42,7 @@ _COMMANDS = {
     "system": ("system", "system"), "volume": ("volumes", "volume"),
     "stats": ("stats", "stats"), "update": ("update", "update"), "doctor": ("doctor", "doctor"),
     "commit": ("commit", "commit"), "tag": ("commit", "tag"), "save": ("save", "save"),
-    "history": ("history", "history"),
+    "history": ("history", "history"), "push": ("push", "push"),
     "pull": ("pull", "pull"), "login": ("login", "login"), "logout": ("login", "logout"),
 }
 
