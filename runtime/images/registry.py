@@ -161,7 +161,7 @@ class RegistryClient:
     `blob_url` / `upload_url` helpers for uploads."""
 
     def __init__(self, domain: str, credentials: Credentials | None = None, insecure=None,
-                 timeout: float = _TIMEOUT):
+                 timeout: float = _TIMEOUT, transport=None):
         import httpx  # only the daemon's pull/push path pays for it
 
         logging.getLogger("httpx").setLevel(logging.WARNING)  # not a log line per request
@@ -175,7 +175,8 @@ class RegistryClient:
         self._httpx = httpx
         self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0), follow_redirects=True,
                                     limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
-                                    trust_env=True, event_hooks={"request": [self._check_plain_http]})
+                                    trust_env=True, event_hooks={"request": [self._check_plain_http]},
+                                    transport=transport)
         broker = os.environ.get("MINICTR_CONNECT_SOCKET")
         if broker:  # the rootless daemon: connections are made in the host's network namespace
             from minictr.daemon.host_connect import httpcore_backend
