@@ -143,17 +143,18 @@ def open_decompressed(stream):
 
 
 def extract_layer(stream, layers_dir: Path, *, rootless: bool, max_size: int = DEFAULT_MAX_SIZE,
-                  what: str = "the layer") -> StagedLayer:
+                  what: str = "the layer", keep=None) -> StagedLayer:
     """Extract a (maybe compressed) layer tar into a new temporary directory under `layers_dir`.
 
     Returns the staged layer, to be `install`ed or `discard`ed. Raises
     InvalidArgument for a hostile or broken archive (nothing is left behind).
     `what` names the input in messages (`the layer`, `blobs/sha256/…`).
+    `keep.write(bytes)` gets every byte read, as it came (a blob writer).
     """
     staging = Path(layers_dir) / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
     staging.mkdir(mode=0o755)
     try:
-        raw = _HashingReader(stream)
+        raw = _HashingReader(stream, sink=keep)
         try:
             plain = _HashingReader(open_decompressed(raw), max_size=max_size, what=what)
             size = _Extractor(staging, rootless).run(plain, what)
@@ -251,8 +252,9 @@ class _PeekReader:
 class _HashingReader:
     """Hashes (and bounds) everything read through it."""
 
-    def __init__(self, stream, max_size: int | None = None, what: str = "the layer"):
+    def __init__(self, stream, max_size: int | None = None, what: str = "the layer", sink=None):
         self._stream = stream
+        self._sink = sink
         self._hash = hashlib.sha256()
         self._count = 0
         self._max = max_size
@@ -265,6 +267,8 @@ class _HashingReader:
             if self._max is not None and self._count > self._max:
                 raise InvalidArgument(f"{self._what} is larger than the limit of {self._max} bytes")
             self._hash.update(data)
+            if self._sink is not None:
+                self._sink.write(data)
         return data
 
     def readable(self) -> bool:

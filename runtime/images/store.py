@@ -113,9 +113,14 @@ class ImageStore:
         Returns the image id; tags it with `reference` when given."""
         tags = [references.parse(reference)] if reference else []
         pending = archive.read_import(stream, changes, message, self.layers_dir,
-                                      rootless=self.rootless, max_size=self.max_layer_size)
+                                      rootless=self.rootless, max_size=self.max_layer_size, blobs=self.blobs)
         pending.references = tags
-        return self._commit(pending)
+        try:
+            return self._commit(pending)
+        except BaseException:
+            pending.discard()
+            self.forget_unrecorded_blobs([blob[1] for blob in pending.blobs])
+            raise
 
     def load(self, stream) -> list[str]:
         """`docker load`: every image of a `docker save` archive or OCI layout.
@@ -123,12 +128,15 @@ class ImageStore:
         Returns the references it tagged (`busybox-local:latest`), or the ids of
         images that came without a name."""
         pending = archive.read_load(stream, self.tmp_dir, self.layers_dir, rootless=self.rootless,
-                                    has_layer=self._has_layer, max_size=self.max_layer_size)
+                                    has_layer=self._has_layer, max_size=self.max_layer_size, blobs=self.blobs)
         loaded = []
         try:
             for image in pending:
                 image_id = self._commit(image)
                 loaded += [ref.familiar() for ref in image.references] or [image_id]
+        except BaseException:
+            self.forget_unrecorded_blobs([blob[1] for image in pending for blob in image.blobs])
+            raise
         finally:
             for image in pending:
                 image.discard()
