@@ -7,7 +7,9 @@ import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -26,22 +28,44 @@ def unique(name):
     return f"rt/{name}-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture
-def clean_daemon(tmp_path):
-    """A second daemon on an empty data root, stopped and removed afterwards (its containers too)."""
-    top = tmp_path / "clean"
+def _own_daemon(top):
     top.mkdir()
-    os.chmod(tmp_path, 0o755)
+    os.chmod(top.parent, 0o755)
     os.chmod(top, 0o755)
     d = Daemon(top)
     d.start()
-    yield d
+    return d
+
+
+def _remove_daemon(d):
     try:
         for container_id in d.cli("ps", "-a", "-q", "--no-trunc").stdout.split():
             d.cli("rm", "-f", container_id)
     finally:
         d.stop()
-        subprocess.run(["rm", "-rf", str(top)], check=False)
+        subprocess.run(["rm", "-rf", str(d.top)], check=False)
+
+
+@pytest.fixture
+def clean_daemon(tmp_path):
+    """A second daemon on an empty data root, stopped and removed afterwards (its containers too)."""
+    d = _own_daemon(tmp_path / "clean")
+    yield d
+    _remove_daemon(d)
+
+
+@pytest.fixture
+def source_daemon(tmp_path, busybox_archive):
+    """A daemon of its own with busybox-local loaded from a `docker save` archive (not imported: the shared
+    daemon's busybox-local was imported by the session fixture)."""
+    d = _own_daemon(tmp_path / "source")
+    try:
+        d.ok("load", "-i", str(busybox_archive))
+    except BaseException:
+        _remove_daemon(d)
+        raise
+    yield d
+    _remove_daemon(d)
 
 
 def archive_members(path):
@@ -152,13 +176,14 @@ def test_save_then_load_on_a_clean_data_root_gives_the_same_image_id(daemon, ima
     assert clean_daemon.ok("run", "--rm", "--network", "none", image, "cat", "/etc/passwd").startswith("root:x:0:0")
 
 
-def test_save_to_stdout_and_load_from_stdin(daemon, image, clean_daemon):
-    saved = subprocess.run([*daemon_command(daemon), "save", image], capture_output=True, timeout=60)
+def test_save_to_stdout_and_load_from_stdin(source_daemon, clean_daemon):
+    image = "busybox-local"
+    saved = subprocess.run([*daemon_command(source_daemon), "save", image], capture_output=True, timeout=60)
     assert saved.returncode == 0, saved.stderr.decode()
     loaded = subprocess.run([*daemon_command(clean_daemon), "load"], input=saved.stdout, capture_output=True,
                             timeout=60)
     assert loaded.returncode == 0, loaded.stderr.decode()
-    assert image_inspect(clean_daemon, image)["Id"] == image_inspect(daemon, image)["Id"]
+    assert image_inspect(clean_daemon, image)["Id"] == image_inspect(source_daemon, image)["Id"]
 
 
 def daemon_command(d):
@@ -166,14 +191,13 @@ def daemon_command(d):
     return [sys.executable, "-m", "minictr", "-H", d.host]
 
 
-def test_a_multi_layer_image_with_whiteouts_survives_save_and_load(daemon, whiteout_archive, clean_daemon, tmp_path):
-    daemon.ok("load", "-i", str(whiteout_archive))
-    try:
-        assert image_inspect(daemon, "whiteout-test")["Id"] == archive_image_id(whiteout_archive)
-        out = tmp_path / "whiteout-saved.tar"
-        daemon.ok("save", "-o", str(out), "whiteout-test")
-    finally:
-        daemon.ok("rmi", "whiteout-test")
+def test_a_multi_layer_image_with_whiteouts_survives_save_and_load(source_daemon, whiteout_archive, clean_daemon,
+                                                                    tmp_path):
+    # Its base layer is busybox-local's: already in the source store, shared.
+    source_daemon.ok("load", "-i", str(whiteout_archive))
+    assert image_inspect(source_daemon, "whiteout-test")["Id"] == archive_image_id(whiteout_archive)
+    out = tmp_path / "whiteout-saved.tar"
+    source_daemon.ok("save", "-o", str(out), "whiteout-test")
     clean_daemon.ok("load", "-i", str(out))
     assert image_inspect(clean_daemon, "whiteout-test")["Id"] == archive_image_id(whiteout_archive)
     assert len(image_inspect(clean_daemon, "whiteout-test")["RootFS"]["Layers"]) == 3
@@ -190,7 +214,7 @@ def podman(tmp_path):
         pytest.skip("podman round trips run as root")
     if not shutil.which("podman"):
         pytest.fail("podman is not installed (apt-get install podman)")
-    top = tmp_path / "podman"
+    top = Path(tempfile.mkdtemp(prefix="rt-podman-", dir="/tmp"))  # podman refuses a runroot over 50 characters
 
     def run(*args, check=True):
         result = subprocess.run(["podman", "--root", str(top / "root"), "--runroot", str(top / "run"),
@@ -203,17 +227,21 @@ def podman(tmp_path):
     shutil.rmtree(top, ignore_errors=True)
 
 
-def test_podman_loads_what_minictr_saves_and_minictr_loads_what_podman_saves(daemon, image, podman, clean_daemon,
+def test_podman_loads_what_minictr_saves_and_minictr_loads_what_podman_saves(source_daemon, podman, clean_daemon,
                                                                              tmp_path):
-    image_id = image_inspect(daemon, image)["Id"]
+    image = "busybox-local"
+    image_id = image_inspect(source_daemon, image)["Id"]
     ours = tmp_path / "ours.tar"
-    daemon.ok("save", "-o", str(ours), image)
-    assert f"localhost/{image}:latest" in podman("load", "-i", str(ours))
-    assert podman("image", "inspect", "--format", "{{.Id}}", f"localhost/{image}").strip() == image_id.split(":")[1]
+    source_daemon.ok("save", "-o", str(ours), image)
+    # Podman names it as it reads the archive (Docker 25+'s form gives docker.io/library/NAME, as Docker's does).
+    loaded = podman("load", "-i", str(ours)).strip().splitlines()[-1]
+    assert loaded.startswith("Loaded image: ") and loaded.endswith(f"/{image}:latest"), loaded
+    podman_name = loaded.split(": ", 1)[1]
+    assert podman("image", "inspect", "--format", "{{.Id}}", podman_name).strip() == image_id.split(":")[1]
 
     for fmt in ("docker-archive", "oci-archive"):
         theirs = tmp_path / f"podman-{fmt}.tar"
-        podman("save", "--format", fmt, "-o", str(theirs), f"localhost/{image}:latest")
+        podman("save", "--format", fmt, "-o", str(theirs), podman_name)
         clean_daemon.ok("load", "-i", str(theirs))
         loaded = [i for i in json.loads(clean_daemon.ok("image", "inspect", image_id))]
         assert loaded and loaded[0]["Id"] == image_id, fmt
@@ -224,14 +252,12 @@ def test_podman_loads_what_minictr_saves_and_minictr_loads_what_podman_saves(dae
 # --- push -> pull -------------------------------------------------------------------------
 
 
-def test_push_then_pull_on_a_clean_data_root_gives_the_same_digests(daemon, image, registry, clean_daemon):
+def test_push_then_pull_on_a_clean_data_root_gives_the_same_digests(source_daemon, registry, clean_daemon):
+    daemon, image = source_daemon, "busybox-local"
     ref = registry.ref(unique("busybox") + ":1")
     name, tag = ref.split("/", 1)[1].rsplit(":", 1)
     daemon.ok("tag", image, ref)
-    try:
-        pushed = daemon.ok("push", ref, timeout=120)
-    finally:
-        daemon.ok("rmi", ref)
+    pushed = daemon.ok("push", ref, timeout=120)
     # docker push ends with "TAG: digest: sha256:… size: N"
     digest = next(word for line in pushed.splitlines() if "digest:" in line
                   for word in line.split() if word.startswith("sha256:"))
@@ -252,19 +278,18 @@ def test_push_then_pull_on_a_clean_data_root_gives_the_same_digests(daemon, imag
     assert digest in again and "already exists" in again.lower()
 
 
-def test_push_and_pull_through_token_auth_after_login(daemon, image, auth_registry, clean_daemon, tmp_path):
+def test_push_and_pull_through_token_auth_after_login(source_daemon, auth_registry, clean_daemon, tmp_path):
+    daemon, image = source_daemon, "busybox-local"
     env = dict(os.environ, HOME=str(tmp_path), DOCKER_CONFIG=str(tmp_path / ".docker"))
     ref = auth_registry.ref(unique("busybox") + ":auth")
     name, tag = ref.split("/", 1)[1].rsplit(":", 1)
     daemon.ok("tag", image, ref)
-    try:
-        refused = daemon.cli("push", ref, env=env, timeout=120)
-        assert refused.returncode != 0 and "Traceback" not in refused.stderr
-        daemon.ok("login", "-u", auth_registry.username, "--password-stdin", auth_registry.host,
-                  input=auth_registry.password + "\n", env=env)
-        pushed = daemon.ok("push", ref, env=env, timeout=120)
-    finally:
-        daemon.ok("rmi", ref)
+    refused = daemon.cli("push", ref, env=env, timeout=120)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    daemon.ok("login", "-u", auth_registry.username, "--password-stdin", auth_registry.host,
+              input=auth_registry.password + "\n", env=env)
+    assert json.loads((tmp_path / ".docker" / "config.json").read_text())["auths"][auth_registry.host]["auth"]
+    pushed = daemon.ok("push", ref, env=env, timeout=120)
     digest = registry_digest(auth_registry, name, tag)
     assert digest in pushed
 
