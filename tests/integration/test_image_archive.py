@@ -282,7 +282,10 @@ if __import__("os").geteuid() == 0:  # podman as root only (/work/shared/PEERS.m
         original = _committed_image(daemon, image, "to-podman:v1")
         ours = tmp_path / "ours.tar"
         daemon.ok("save", "-o", str(ours), "to-podman:v1")
-        podman_top = tmp_path / "podman"
+        import tempfile
+        from pathlib import Path
+
+        podman_top = Path(tempfile.mkdtemp(prefix="pm-", dir="/tmp"))  # podman: a runroot of 50 chars at most
         try:
             loaded = _podman(podman_top, "load", "-i", str(ours))
             assert loaded.returncode == 0, loaded.stderr

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from tests.integration.registry import (  # noqa: F401 - fixtures
-    auth_registry, busybox_archive, busybox_layer, push_archive, registry, registry_manifest, registry_request,
+    auth_registry, busybox_layer, push_archive, registry, registry_manifest, registry_request,
 )
 
 
@@ -20,9 +20,14 @@ def _one_line_error(result):
 
 
 @pytest.fixture(scope="module")
-def pulled(daemon, registry, busybox_archive):
-    """busybox-local pulled from the registry (so that its layer has the blob it was pulled as)."""
-    push_archive(registry, busybox_archive, "push-src/busybox:1")
+def pulled(daemon, registry, busybox_layer, tmp_path_factory):
+    """busybox and a layer of its own pulled from the registry (so that the store keeps the blob that
+    layer was pulled as, and knows where it came from)."""
+    from tests.integration.registry import docker_archive, layer_tar
+
+    archive = docker_archive(tmp_path_factory.mktemp("push-src") / "src.tar",
+                             [busybox_layer, layer_tar({"push-src-marker": "from the registry\n"})])
+    push_archive(registry, archive, "push-src/busybox:1")
     ref = registry.ref("push-src/busybox:1")
     daemon.ok("pull", ref)
     yield ref
@@ -73,7 +78,7 @@ def test_push_of_a_committed_image_then_pull_on_a_clean_root_gives_the_same_dige
     assert clean_daemon.cli("run", "--rm", target, "test", "-e", "/bin/ls").returncode == 1
 
     again = daemon.ok("push", target)
-    assert sum(line.endswith(": Layer already exists") for line in again.splitlines()) == 2
+    assert sum(line.endswith(": Layer already exists") for line in again.splitlines()) == 3
     assert again.splitlines()[-1].startswith(f"v1: digest: {digest}")
     daemon.ok("rmi", target)
 
