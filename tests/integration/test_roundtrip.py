@@ -314,3 +314,21 @@ def test_a_multi_layer_image_with_whiteouts_pulled_from_a_registry_shows_deleted
     assert f"Digest: {digest}" in clean_daemon.ok("pull", ref, timeout=120)
     assert image_inspect(clean_daemon, ref)["Id"] == archive_image_id(whiteout_archive)
     assert_whiteouts_applied(show_whiteouts(clean_daemon, ref))
+
+
+def test_a_pulled_multi_layer_image_pushed_to_another_repository_keeps_its_digest(registry, whiteout_archive,
+                                                                                   source_daemon, clean_daemon):
+    name = unique("whiteout-src")
+    digest = push_archive(registry, whiteout_archive, f"{name}:1")
+    ref = registry.ref(f"{name}:1")
+    source_daemon.ok("pull", ref, timeout=120)
+    copy_name = unique("whiteout-copy")
+    copy = registry.ref(f"{copy_name}:2")
+    source_daemon.ok("tag", ref, copy)
+    pushed = source_daemon.ok("push", copy, timeout=120)
+    # The layers are the blobs pulled, mounted from the repository they came from (as docker says it).
+    assert pushed.count(f"Mounted from {name}") == 3, pushed
+    assert registry_digest(registry, copy_name, "2") == digest
+    clean_daemon.ok("pull", copy, timeout=120)
+    assert image_inspect(clean_daemon, copy)["Id"] == archive_image_id(whiteout_archive)
+    assert_whiteouts_applied(show_whiteouts(clean_daemon, copy))
