@@ -16,6 +16,8 @@ Progress goes to a callback as the Engine API's JSON messages, the ones
 
 import json
 import platform as host
+import queue
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +35,7 @@ from minictr.images.registry import (
 MAX_CONFIG_SIZE = 8 << 20
 PARALLEL_DOWNLOADS = 3
 ATTEMPTS = 3
+RETRY_PAUSE = 0.5  # seconds, times the attempt's number
 _SCHEMA1_TYPES = ("application/vnd.docker.distribution.manifest.v1+json",
                   "application/vnd.docker.distribution.manifest.v1+prettyjws")
 _PROGRESS_INTERVAL = 0.1  # seconds between two progress lines of one layer
@@ -159,7 +162,8 @@ class _Layer:
 
 class Puller:
     def __init__(self, store, credentials: Credentials | None = None, insecure=None, progress=None,
-                 parallel: int = PARALLEL_DOWNLOADS):
+                 parallel: int = PARALLEL_DOWNLOADS, transport=None):
+        self.transport = transport  # tests: an httpx transport standing in for the network
         self.store = store
         self.credentials = credentials
         self.insecure = insecure
@@ -171,7 +175,7 @@ class Puller:
         {"id", "digest", "reference" (familiar), "updated"}."""
         ref = references.parse(text)
         wanted = parse_platform(platform)
-        with RegistryClient(ref.domain, self.credentials, self.insecure) as client:
+        with RegistryClient(ref.domain, self.credentials, self.insecure, transport=self.transport) as client:
             try:
                 return self._pull(client, ref, wanted)
             except Unauthorized as error:
@@ -277,24 +281,60 @@ class Puller:
 
     def _fetch_layer(self, client, repository: str, layer: _Layer) -> None:
         blobs = self.store.blobs
-        if not blobs.has(layer.digest):
+        if blobs.has(layer.digest):
+            self.progress.status("Download complete", layer.short)
+            with blobs.open(layer.digest) as source:
+                layer.staged = self._extract(source, layer)
+        else:
             for attempt in _attempts():
                 with attempt:
-                    self._download(client, repository, layer)
-        self.progress.status("Download complete", layer.short)
-        total = blobs.size(layer.digest)
-        with blobs.open(layer.digest) as source:
-            reader = _CountingReader(source, lambda n: self.progress.bar("Extracting", layer.short, n, total))
-            staged = extract_layer(reader, self.store.layers_dir, rootless=self.store.rootless,
-                                   max_size=self.store.max_layer_size, what=f"layer {layer.digest}")
-        layer.staged = staged
-        if staged.diff_id != layer.diff_id:
+                    self._download_and_extract(client, repository, layer)
+        if layer.staged.diff_id != layer.diff_id:
             raise DigestMismatch(f"layer {layer.digest}: its content does not match the config's diff id "
-                                 f"{layer.diff_id} (got {staged.diff_id})")
+                                 f"{layer.diff_id} (got {layer.staged.diff_id})")
+        total = blobs.size(layer.digest)
         self.progress.bar("Extracting", layer.short, total, total, final=True)
         self.progress.status("Pull complete", layer.short)
 
-    def _download(self, client, repository: str, layer: _Layer) -> None:
+    def _extract(self, source, layer: _Layer):
+        return extract_layer(source, self.store.layers_dir, rootless=self.store.rootless,
+                             max_size=self.store.max_layer_size, what=f"layer {layer.digest}")
+
+    def _download_and_extract(self, client, repository: str, layer: _Layer) -> None:
+        """The blob is written to the store and extracted as it arrives (one thread each), so a layer
+        takes the longer of the two, not their sum. What was extracted counts only once the whole blob
+        matched its digest; otherwise it is discarded with the partial blob."""
+        pipe = _ChunkPipe()
+
+        def download():
+            try:
+                self._download(client, repository, layer, pipe.put)
+            except BaseException as error:  # noqa: BLE001 - handed to the extracting side
+                pipe.fail(error)
+            else:
+                pipe.close()
+
+        thread = threading.Thread(target=download, name="pull-download", daemon=True)
+        thread.start()
+        try:
+            staged = self._extract(pipe, layer)
+        except MinictrError:
+            # A broken archive is most likely a blob that will not match its digest: let the
+            # download finish (it is bounded by the manifest's size) and say so if it does not.
+            pipe.drain()
+            thread.join()
+            raise pipe.error or sys.exc_info()[1] from None
+        except BaseException:
+            pipe.abort()
+            thread.join()
+            raise
+        thread.join()
+        if pipe.error is not None:
+            staged.discard()
+            raise pipe.error
+        layer.staged = staged
+
+    def _download(self, client, repository: str, layer: _Layer, sink) -> None:
         import httpx
 
         declared = layer.size if isinstance(layer.size, int) and layer.size > 0 else None
@@ -305,14 +345,16 @@ class Puller:
                 try:
                     for chunk in response.iter_bytes(1 << 20):
                         writer.write(chunk)
+                        sink(chunk)
                         self.progress.bar("Downloading", layer.short, writer.size, total)
                 except httpx.HTTPError as error:
                     raise TransientError(f"layer {layer.digest}: the download broke off: {error}") from None
-            self.progress.bar("Downloading", layer.short, writer.size, total, final=True)
+                self.progress.bar("Downloading", layer.short, writer.size, total, final=True)
+                self.progress.status("Verifying Checksum", layer.short)
         if declared is not None and writer.size != declared:
             raise DigestMismatch(f"layer {layer.digest}: {writer.size} bytes, the manifest says {declared}")
         layer.blob_created = layer.blob_created or writer.created
-        self.progress.status("Verifying Checksum", layer.short)
+        self.progress.status("Download complete", layer.short)
 
 
 class _Attempt:
@@ -340,23 +382,80 @@ def _attempts():
         yield attempt
         if attempt.ok:
             return
-        time.sleep(0.5 * (number + 1))
+        time.sleep(RETRY_PAUSE * (number + 1))
 
 
-class _CountingReader:
-    def __init__(self, stream, report):
-        self._stream = stream
-        self._report = report
-        self._count = 0
+class _Aborted(Exception):
+    """The extracting side gave up: the download stops."""
 
-    def read(self, size=-1):
-        data = self._stream.read(size)
-        self._count += len(data)
-        self._report(self._count)
-        return data
 
-    def readable(self):
+class _ChunkPipe:
+    """Chunks from the downloading thread to the extracting one, a few in flight at most."""
+
+    def __init__(self, depth: int = 16):
+        self._queue = queue.Queue(depth)
+        self._current = b""
+        self._offset = 0
+        self._ended = False
+        self._aborted = threading.Event()
+        self.error = None
+
+    # the downloading side
+    def put(self, chunk: bytes) -> None:
+        while not self._aborted.is_set():
+            try:
+                self._queue.put(chunk, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        raise _Aborted()
+
+    def close(self) -> None:
+        self.put(None)
+
+    def fail(self, error: BaseException) -> None:
+        if not isinstance(error, _Aborted):
+            self.error = error
+        try:
+            self.put(None)
+        except _Aborted:
+            pass
+
+    # the extracting side
+    def abort(self) -> None:
+        self._aborted.set()
+
+    def read(self, size: int = -1) -> bytes:
+        """`size` bytes (all with -1), fewer only at the end, as a file's read."""
+        parts, wanted = [], size
+        while size < 0 or wanted > 0:
+            if self._offset >= len(self._current):
+                if self._ended:
+                    break
+                chunk = self._queue.get()
+                if chunk is None:
+                    self._ended = True
+                    if self.error is not None:
+                        raise self.error
+                    break
+                self._current, self._offset = chunk, 0
+            available = len(self._current) - self._offset
+            take = available if size < 0 else min(wanted, available)
+            parts.append(self._current[self._offset:self._offset + take])
+            self._offset += take
+            wanted -= take
+        return b"".join(parts)
+
+    def readable(self) -> bool:
         return True
+
+    def drain(self) -> None:
+        """Read and drop the rest (the download's own error stays in .error)."""
+        try:
+            while self.read(1 << 20):
+                pass
+        except BaseException:  # noqa: BLE001 - it is self.error
+            pass
 
 
 def _staged_per_position(layers: list) -> list:

@@ -345,11 +345,12 @@ class RegistryClient:
             raise RegistryError(f"{self.domain}: GET /v2/ answered {response.status_code}: {_error_text(response)}")
 
     def get_manifest(self, repository: str, reference: str, accept=MANIFEST_TYPES,
-                     max_size: int = MAX_MANIFEST_SIZE) -> tuple[bytes, str, str]:
+                     max_size: int | None = None) -> tuple[bytes, str, str]:
         """(bytes, media type, digest) of a manifest by tag or digest. The bytes are bounded and,
         asked by digest, checked against it; by tag, the digest is their sha256."""
         import hashlib
 
+        max_size = MAX_MANIFEST_SIZE if max_size is None else max_size
         if reference.startswith("sha256:"):
             check_digest(reference)
         with closing(self.request("GET", repository, f"/v2/{repository}/manifests/{reference}",
