@@ -279,6 +279,10 @@ def pull_table():
                          + (" of tar -x" if ref else "")))
         if ref and mc:
             headlines.append(f"extraction of a cached blob ({kind}): minictr / tar -x: **{times(mc[0] / ref[0])}**")
+    m, ref = hf("extract-plain-sha256"), hf("extract-plain-tar")
+    if m:
+        rows.append(("`sha256sum` of the uncompressed tar (what checking a diff id costs at least)", secs(m),
+                     ratio(m[0], ref[0] if ref else None) + (" of tar -x" if ref else "")))
     if not rows:
         return
     print("Pull from a loopback registry into an empty store (hyperfine, the image removed before each run), "
