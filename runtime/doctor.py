@@ -442,13 +442,19 @@ def _gib(n):
 _FALLBACK_STEPS = ("mount overlay", "write through the overlay", "delete a lower file")
 
 
+def fuse_overlayfs_path(search_path=None):
+    """fuse-overlayfs, when it is installed and /dev/fuse can be opened (the daemon's fallback)."""
+    found = shutil.which("fuse-overlayfs", path=search_path)
+    if found is None or not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        return None
+    return found
+
+
 def storage_driver(probe, search_path=None):
     """Which driver the daemon will use (minictr.images.driver.choose decides the same way)."""
     check = "storage driver"
     if probe.status == OK:
         return Result(check, OK, "overlay2")
-    from minictr.images.driver import fuse_overlayfs_path
-
     if fuse_overlayfs_path(search_path) is not None:
         return Result(check, WARN, "fuse-overlayfs: overlayfs does not work on the data root (slower than overlay2)",
                       "use a --data-root where the overlayfs line is ok")

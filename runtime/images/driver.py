@@ -38,10 +38,9 @@ _COPIED_MARK = ".rootfs-copied"  # in the container's dir: its vfs rootfs is com
 
 def fuse_overlayfs_path(search_path: str | None = None) -> str | None:
     """fuse-overlayfs, when it is installed and /dev/fuse can be opened."""
-    found = shutil.which("fuse-overlayfs", path=search_path)
-    if found is None or not os.access("/dev/fuse", os.R_OK | os.W_OK):
-        return None
-    return found
+    from minictr.doctor import fuse_overlayfs_path as find
+
+    return find(search_path)
 
 
 def choose(data_root: str, rootless: bool, environ=os.environ) -> "StorageDriver":
