@@ -45,7 +45,7 @@ async def info(req):
         "ContainersStopped": len(containers) - running,
         "Images": len(services.images.list_images()),
         "Driver": services.driver.name,
-        "DriverStatus": services.driver.status(),
+        "DriverStatus": services.driver.status(services.data_root),
         "DockerRootDir": services.data_root,
         "Name": uname.node,
         "OperatingSystem": _os_name(),

@@ -765,6 +765,7 @@ class ContainerService:
 
     def _remove_files(self, container):
         paths = self._paths(container)
+        self.driver.unmount(paths["top"])  # a fuse mount a crash left: never delete through it
         for path in (paths["run"], paths["top"]):
             shutil.rmtree(path, ignore_errors=True)
 

@@ -75,9 +75,12 @@ class StorageDriver:
         self.rootless = rootless
         self.reason = reason  # why not overlay2 ("" when it is)
 
-    def status(self) -> list:
+    def status(self, data_root: str = "/") -> list:
         """`info`'s DriverStatus."""
-        rows = [["Backing Filesystem", "extfs"]]
+        from minictr.doctor import _filesystem_type
+
+        fstype = _filesystem_type(os.path.realpath(data_root), "/proc/self/mountinfo") or "unknown"
+        rows = [["Backing Filesystem", {"ext4": "extfs", "ext3": "extfs", "overlay": "overlayfs"}.get(fstype, fstype)]]
         if self.name == FUSE_OVERLAYFS:
             rows.append(["Program", fuse_overlayfs_path() or "fuse-overlayfs"])
         if self.reason:

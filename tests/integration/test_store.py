@@ -287,6 +287,8 @@ if not ROOTLESS:
         try:
             d.start()
             _check_a_container_runs_and_keeps_its_writes(d, busybox_tar, tmp_path, "fuse-overlayfs")
+            status = dict(d.client().get("/info")["DriverStatus"])
+            assert status["Backing Filesystem"] == "overlayfs" and "overlayfs does not work" in status["Reason"]
             doctor = subprocess.run([*daemon_cli_prefix(), "doctor", "--data-root", str(d.data_root)],
                                     capture_output=True, text=True)
             assert any(line.startswith("warn  storage driver: fuse-overlayfs") for line in doctor.stdout.splitlines())
