@@ -169,6 +169,7 @@ class Puller:
         self.insecure = insecure
         self.progress = _Progress(progress)
         self.parallel = parallel
+        self._failed = threading.Event()  # one layer failed: the others stop downloading
 
     def pull(self, text: str, platform: str | None = None) -> dict:
         """Pull `text` (a reference; `latest` when it has no tag). Returns
@@ -276,10 +277,20 @@ class Puller:
                     future.result()
                 except BaseException as error:  # noqa: BLE001 - the first is raised once all stopped
                     errors.append(error)
+            errors = [e for e in errors if not isinstance(e, _Aborted)] or errors
             if errors:
                 raise errors[0]
 
     def _fetch_layer(self, client, repository: str, layer: _Layer) -> None:
+        if self._failed.is_set():
+            raise _Aborted()
+        try:
+            self._fetch_and_extract(client, repository, layer)
+        except BaseException:
+            self._failed.set()
+            raise
+
+    def _fetch_and_extract(self, client, repository: str, layer: _Layer) -> None:
         blobs = self.store.blobs
         if blobs.has(layer.digest):
             self.progress.status("Download complete", layer.short)
@@ -344,6 +355,8 @@ class Puller:
                                          what=f"layer {layer.digest}") as writer:
                 try:
                     for chunk in response.iter_bytes(1 << 20):
+                        if self._failed.is_set():
+                            raise _Aborted()
                         writer.write(chunk)
                         sink(chunk)
                         self.progress.bar("Downloading", layer.short, writer.size, total)
@@ -414,8 +427,7 @@ class _ChunkPipe:
         self.put(None)
 
     def fail(self, error: BaseException) -> None:
-        if not isinstance(error, _Aborted):
-            self.error = error
+        self.error = error
         try:
             self.put(None)
         except _Aborted:

@@ -39,6 +39,7 @@ MAX_MANIFEST_SIZE = 4 << 20  # as containerd: a manifest or index is small JSON
 DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
 DOCKER_HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io")
 INSECURE_ENV = "MINICTR_INSECURE_REGISTRIES"
+LOOPBACK_ONLY_ENV = "MINICTR_REGISTRY_LOOPBACK_ONLY"  # "1": no registry off this machine (the test suite)
 _DEFAULT_TOKEN_LIFETIME = 60  # seconds, the spec's default for a token without expires_in
 _TIMEOUT = 30.0
 
@@ -48,7 +49,7 @@ class RegistryError(MinictrError):
 
 
 class Unauthorized(RegistryError):
-    pass
+    status = 401
 
 
 class TransientError(RegistryError):
@@ -133,6 +134,12 @@ def allows_plain_http(domain: str, insecure=()) -> bool:
     return False
 
 
+def _is_loopback(domain: str) -> bool:
+    host, _ = split_host_port(domain)
+    address = _address(host)
+    return host == "localhost" or host.endswith(".localhost") or (address is not None and address.is_loopback)
+
+
 def _address(host: str):
     try:
         return ipaddress.ip_address(host)
@@ -175,7 +182,7 @@ class RegistryClient:
         self._httpx = httpx
         self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0), follow_redirects=True,
                                     limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
-                                    trust_env=True, event_hooks={"request": [self._check_plain_http]},
+                                    trust_env=True, event_hooks={"request": [self._check_request]},
                                     transport=transport)
         broker = os.environ.get("MINICTR_CONNECT_SOCKET")
         if broker:  # the rootless daemon: connections are made in the host's network namespace
@@ -198,16 +205,17 @@ class RegistryClient:
 
     # --- the base URL: HTTPS, or plain HTTP where allowed ---
 
-    def _check_plain_http(self, request) -> None:
+    def _check_request(self, request) -> None:
         """Every request, redirects and token realms included, before it is sent: plain HTTP
-        only to a host that may have it."""
-        if request.url.scheme == "https":
-            return
+        only to a host that may have it; with MINICTR_REGISTRY_LOOPBACK_ONLY=1, loopback hosts only."""
         host = request.url.netloc.decode()
-        if not (allows_plain_http(host, self._insecure) or host == self.host and self.plain_http_allowed):
+        if request.url.scheme != "https" and not (allows_plain_http(host, self._insecure)
+                                                  or host == self.host and self.plain_http_allowed):
             raise RegistryError(
                 f"refusing plain HTTP to {host} ({_shown(request.url)}): HTTPS is required except for localhost, "
                 "127.0.0.0/8, ::1 and registries given to the daemon with --insecure-registry")
+        if os.environ.get(LOOPBACK_ONLY_ENV) == "1" and not _is_loopback(host):
+            raise RegistryError(f"refusing to contact {host}: {LOOPBACK_ONLY_ENV}=1 allows loopback registries only")
 
     @property
     def base_url(self) -> str:

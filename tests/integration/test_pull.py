@@ -249,3 +249,13 @@ def test_plain_http_to_a_non_loopback_host_is_refused_before_connecting(daemon):
         server.server_close()
     assert result.returncode != 0
     assert "refusing plain HTTP to 192.0.2.1:5000" in result.stderr and "--insecure-registry" in result.stderr
+
+
+def test_run_of_an_image_no_registry_has_says_so_after_docker_s_line(daemon):
+    # The suite's daemons may reach loopback registries only (conftest): nothing goes to Docker Hub.
+    result = daemon.cli("run", "--rm", "no-such-image-anywhere", "true")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "Unable to find image 'no-such-image-anywhere:latest' locally"
+    assert len(lines) == 2 and "registry-1.docker.io" in lines[1] and "loopback registries only" in lines[1]
+    assert daemon.ok("ps", "-a", "-q") == ""

@@ -61,6 +61,12 @@ class Registry:
         return httpx.Response(404, json={"errors": [{"code": "MANIFEST_UNKNOWN", "message": "unknown"}]})
 
 
+
+@pytest.fixture(autouse=True)
+def any_registry(monkeypatch):
+    """The integration suite's conftest allows loopback registries only; these fakes are elsewhere."""
+    monkeypatch.delenv("MINICTR_REGISTRY_LOOPBACK_ONLY", raising=False)
+
 @pytest.fixture
 def store(tmp_path):
     db = Database(tmp_path / "minictr.db", [SCHEMA])

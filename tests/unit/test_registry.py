@@ -17,6 +17,12 @@ from minictr.images.registry import (
 )
 
 
+
+@pytest.fixture(autouse=True)
+def any_registry(monkeypatch):
+    """The integration suite's conftest allows loopback registries only; these fakes are elsewhere."""
+    monkeypatch.delenv("MINICTR_REGISTRY_LOOPBACK_ONLY", raising=False)
+
 # --- WWW-Authenticate --------------------------------------------------------------------
 
 
@@ -252,3 +258,11 @@ def test_progress_bars_as_docker_renders_them():
     assert human_size(1_234_567) == "1.235MB" and human_size(999) == "999B"
     bar = progress_bar(500, 1000)
     assert bar.startswith("[" + "=" * 25 + ">") and bar.endswith("]     500B/1kB")  # %8v/%v
+
+
+def test_loopback_only_refuses_any_other_registry_before_sending(monkeypatch):
+    monkeypatch.setenv("MINICTR_REGISTRY_LOOPBACK_ONLY", "1")
+    fake = FakeRegistry()
+    with client_for(fake) as client, pytest.raises(RegistryError, match="loopback registries only"):
+        client.get_manifest("ns/app", "1")
+    assert fake.seen == []
