@@ -92,6 +92,8 @@ class FakeRegistry:
         self.seen.append(request)
         if request.url.host == "auth.example":
             return self._token(request)
+        if request.url.host == "storage.localhost":
+            return httpx.Response(200, content=b"blob bytes")
         authorization = request.headers.get("authorization", "")
         if self.scheme == "basic":
             if authorization != "Basic " + base64.b64encode(b"tester:secret").decode():
@@ -104,6 +106,8 @@ class FakeRegistry:
         if "/manifests/" in request.url.path:
             return httpx.Response(200, content=MANIFEST,
                                   headers={"Content-Type": registry_module.OCI_MANIFEST})
+        if "/blobs/" in request.url.path and request.url.path.endswith("storage"):
+            return httpx.Response(307, headers={"Location": "http://storage.localhost:9000/signed?x=1"})
         if "/blobs/" in request.url.path and request.url.path.endswith("redirect"):
             return httpx.Response(307, headers={"Location": "http://192.0.2.1:5000/elsewhere"})
         return httpx.Response(404, json={"errors": [{"code": "BLOB_UNKNOWN", "message": "blob unknown"}]})
@@ -266,3 +270,12 @@ def test_loopback_only_refuses_any_other_registry_before_sending(monkeypatch):
     with client_for(fake) as client, pytest.raises(RegistryError, match="loopback registries only"):
         client.get_manifest("ns/app", "1")
     assert fake.seen == []
+
+
+def test_redirects_to_blob_storage_are_followed_without_the_registrys_credentials():
+    fake = FakeRegistry()
+    with client_for(fake) as client:
+        response = client.request("GET", "ns/app", "/v2/ns/app/blobs/storage")
+    assert response.content == b"blob bytes"
+    storage = [r for r in fake.seen if r.url.host == "storage.localhost"]
+    assert len(storage) == 1 and "authorization" not in storage[0].headers
