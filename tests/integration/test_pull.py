@@ -259,3 +259,25 @@ def test_run_of_an_image_no_registry_has_says_so_after_docker_s_line(daemon):
     assert lines[0] == "Unable to find image 'no-such-image-anywhere:latest' locally"
     assert len(lines) == 2 and "registry-1.docker.io" in lines[1] and "loopback registries only" in lines[1]
     assert daemon.ok("ps", "-a", "-q") == ""
+
+
+def test_docker_login_and_pull_through_our_socket(daemon, auth_registry, busybox_archive, tmp_path):
+    if shutil.which("docker") is None:
+        pytest.fail("no docker CLI on the PATH")
+    name = unique("docker-auth")
+    push_archive(auth_registry, busybox_archive, f"{name}:1")
+    env = dict(os.environ, DOCKER_CONFIG=str(tmp_path / "docker"))
+
+    def docker(*args, input=None):
+        return subprocess.run(["docker", "-H", daemon.host, *args], input=input, capture_output=True, text=True,
+                              env=env, timeout=120)
+
+    wrong = docker("login", "-u", auth_registry.username, "--password-stdin", auth_registry.host, input="wrong\n")
+    assert wrong.returncode != 0 and "unauthorized" in wrong.stderr.lower()
+    login = docker("login", "-u", auth_registry.username, "--password-stdin", auth_registry.host,
+                   input=auth_registry.password + "\n")
+    assert login.returncode == 0 and "Login Succeeded" in login.stdout, login.stderr
+    ref = auth_registry.ref(name) + ":1"
+    pulled = docker("pull", ref)  # the docker CLI sends the stored credentials as X-Registry-Auth
+    assert pulled.returncode == 0 and f"Downloaded newer image for {ref}" in pulled.stdout, pulled.stderr
+    daemon.ok("rmi", ref)
