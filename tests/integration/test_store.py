@@ -240,7 +240,10 @@ def _check_a_container_runs_and_keeps_its_writes(d: Daemon, busybox_tar, tmp_pat
     assert [p.read_text() for p in layers.glob("*/data/keep")] == ["kept\n"]
     # Started again: the container's own writes are still there.
     d.ok("start", "writer")
-    assert d.ok("wait", "writer").strip() == "0"
+    try:
+        assert d.ok("wait", "writer", timeout=20).strip() == "0"
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"wait hung: {d.cli('inspect', 'writer').stdout[:1500]}\n{d.log_tail(60)}") from None
     assert d.ok("logs", "writer").split()[-1] == "written"
     d.ok("rm", "writer")
     assert d.ok("run", "--rm", "whiteouts:1", "cat", "/data/keep") == "kept\n"
