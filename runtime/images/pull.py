@@ -214,8 +214,11 @@ class Puller:
             self._fetch_layers(client, repository, pending_layers)
             pending = PendingImage(config_bytes, _staged_per_position(pending_layers),
                                    [ref] if ref.tag is not None else [])
-            pending.blobs = [(layer.diff_id, layer.digest, layer.media_type, layer.size)
-                             for layer in pending_layers if self.store.blobs.has(layer.digest)]
+            described = [(layer.diff_id, layer.digest, layer.media_type, layer.size) for layer in pending_layers]
+            pending.blobs = [d for d in described if self.store.blobs.has(d[1])]
+            # The registry's digests of layers that were already here (their blobs not fetched): a push to the
+            # same registry can then skip or mount them instead of uploading a recompressed copy.
+            pending.remote_blobs = [d for d in described if d not in pending.blobs]
             pending.digests = [(ref.name, top_digest)]
             self.store.add_pulled(pending)
         except BaseException:

@@ -63,8 +63,9 @@ class Pusher:
         with RegistryClient(ref.domain, self.credentials, self.insecure) as client:
             for diff_id, _ in zip(diff_ids, layers):
                 self.progress.status("Preparing", _short(diff_id))
-            for diff_id, layer in zip(diff_ids, layers):
-                self._push_layer(client, ref.path, _short(diff_id), layer, self._mount_sources(diff_id, ref))
+            layers = [self._push_layer(client, ref.path, _short(diff_id), diff_id, layer,
+                                       self._mount_sources(diff_id, ref))
+                      for diff_id, layer in zip(diff_ids, layers)]
             config_digest = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
             if client.head_blob(ref.path, config_digest, actions=("pull", "push")) is None:
                 self._upload(client, ref.path, config_digest, len(config_bytes), lambda: _BytesReader(config_bytes), None)
@@ -119,24 +120,35 @@ class Pusher:
         return [row["repository"][len(prefix):] for row in rows
                 if row["repository"].startswith(prefix) and row["repository"] != ref.name]
 
-    def _push_layer(self, client, repository: str, short: str, blob: dict, mount_from: list) -> None:
-        digest = blob["digest"]
-        if client.head_blob(repository, digest, actions=("pull", "push")) is not None:
-            self.progress.status("Layer already exists", short)
-            return
-        for source in mount_from:
-            response = client.request("POST", repository, f"/v2/{repository}/blobs/uploads/",
-                                      actions=("pull", "push"), params={"mount": digest, "from": source})
-            if response.status_code == 201:
-                self.progress.status(f"Mounted from {source}", short)
-                return
-            if response.status_code == 202:  # no mount: the registry opened an upload instead
-                self._send(client, repository, digest, blob["size"], lambda: self.store.blobs.open(digest), short,
-                           client.absolute(response.headers["location"]))
-                self.progress.status("Pushed", short)
-                return
-        self._upload(client, repository, digest, blob["size"], lambda: self.store.blobs.open(digest), short)
+    def _push_layer(self, client, repository: str, short: str, diff_id: str, blob: dict, mount_from: list) -> dict:
+        """Make the registry hold layer `diff_id`; returns the blob descriptor the manifest names. A digest
+        the layer was pulled as is tried first (the registry may have it, or mount it from the repository it
+        came from), then the local blob, which is uploaded if nothing else worked."""
+        known = [b for b in self.store.known_layer_blobs(diff_id)
+                 if b["digest"] != blob["digest"] and any(kind in b["media_type"] for kind in _COMPRESSED)]
+        for candidate in known + [blob]:
+            if client.head_blob(repository, candidate["digest"], actions=("pull", "push")) is not None:
+                self.progress.status("Layer already exists", short)
+                return candidate
+        for candidate in known + [blob]:
+            for source in mount_from:
+                response = client.request("POST", repository, f"/v2/{repository}/blobs/uploads/",
+                                          actions=("pull", "push"),
+                                          params={"mount": candidate["digest"], "from": source})
+                if response.status_code == 201:
+                    self.progress.status(f"Mounted from {source}", short)
+                    return candidate
+                if response.status_code == 202 and candidate is blob:
+                    # No mount: the registry opened an upload instead; send the local blob into it.
+                    self._send(client, repository, blob["digest"], blob["size"],
+                               lambda: self.store.blobs.open(blob["digest"]), short,
+                               client.absolute(response.headers["location"]))
+                    self.progress.status("Pushed", short)
+                    return blob
+        self._upload(client, repository, blob["digest"], blob["size"], lambda: self.store.blobs.open(blob["digest"]),
+                     short)
         self.progress.status("Pushed", short)
+        return blob
 
     def _upload(self, client, repository: str, digest: str, size: int, open_source, short) -> None:
         response = client.request("POST", repository, f"/v2/{repository}/blobs/uploads/", actions=("pull", "push"))

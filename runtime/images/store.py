@@ -257,9 +257,11 @@ class ImageStore:
                     self._record(cur, image_id, document, diff_ids, pending.layers)
                     for ref in pending.references:
                         self._tag(cur, image_id, ref)
+                    # remote_blobs: digests a registry holds a layer as, whose bytes were not fetched (the layer
+                    # was already here); push names them to skip or mount the upload.
                     cur.executemany(
                         "INSERT OR IGNORE INTO layer_blobs (diff_id, digest, media_type, size) VALUES (?, ?, ?, ?)",
-                        blobs)
+                        blobs + (getattr(pending, "remote_blobs", None) or []))
                     cur.executemany(
                         "INSERT OR REPLACE INTO image_digests (image_id, repository, digest) VALUES (?, ?, ?)",
                         [(image_id, repository, digest) for repository, digest in getattr(pending, "digests", None) or []])
@@ -446,6 +448,13 @@ class ImageStore:
         rows = self.db.query("SELECT digest, media_type, size FROM layer_blobs WHERE diff_id = ? "
                              "ORDER BY media_type LIKE '%tar' , digest", (diff_id,))
         return [dict(row) for row in rows if self.blobs.has(row["digest"])]
+
+    def known_layer_blobs(self, diff_id: str) -> list[dict]:
+        """Every blob digest known to hold layer `diff_id`, stored here or only in a registry it was
+        pulled from: [{digest, media_type, size}]."""
+        rows = self.db.query("SELECT digest, media_type, size FROM layer_blobs WHERE diff_id = ? ORDER BY digest",
+                             (diff_id,))
+        return [dict(row) for row in rows]
 
     def has_layer(self, diff_id: str) -> bool:
         return self._has_layer(diff_id)

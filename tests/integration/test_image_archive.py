@@ -3,6 +3,7 @@
 import json
 import subprocess
 import tarfile
+import time
 
 import pytest
 
@@ -144,6 +145,7 @@ def test_image_prune_removes_dangling_images_only_and_reports_the_space(daemon, 
     out = daemon.ok("image", "prune", "-a", "-f", "--filter", "label=never-set")
     assert "Total reclaimed space: 0B" in out and daemon.cli("image", "inspect", tagged).returncode == 0
     daemon.ok("create", "--name", "keeps-base", image, "true")
+    time.sleep(1.5)  # until=1s: only images created more than a second ago
     try:
         out = daemon.ok("image", "prune", "-a", "-f", "--filter", "until=1s")
         assert "untagged: prune-tagged:latest" in out and f"deleted: {tagged}" in out
