@@ -251,9 +251,56 @@ def memory_table():
         headlines.append(f"memory: containerd-shim / minictr-monitor RSS: **{times(dk['shim']['rss']['mean'] / mon)}**")
 
 
+def pull_table():
+    """Pulls from a loopback registry into an empty store, and extraction of a cached blob (bench/run's `pull`)."""
+    def secs(m):
+        return f"{m[0]:.2f} s ± {m[1]:.2f}"
+
+    images = [("big", "a ~200 MB one-layer image"), ("multi", "a 10-layer image (~100 MB)")]
+    rows = []
+    for img, what in images:
+        ref = hf(f"pull-{img}-minictr")
+        for engine, cmd in (("minictr", "`minictr pull`"), ("docker", "`docker pull`"),
+                            ("podman", "`podman pull` (root)")):
+            m = hf(f"pull-{img}-{engine}")
+            if m:
+                rows.append((f"{cmd} of {what}", secs(m), ratio(m[0], ref[0] if ref else None)))
+        for engine in ("docker", "podman"):
+            m = hf(f"pull-{img}-{engine}")
+            if ref and m:
+                headlines.append(f"pull ({img}): minictr / {engine}: **{times(ref[0] / m[0])}** (target ≤ 0.6×)")
+    for kind, what in (("gz", "the gzip layer blob"), ("plain", "the same tar uncompressed")):
+        ref = hf(f"extract-{kind}-tar")
+        mc = hf(f"extract-{kind}-minictr")
+        if ref:
+            rows.append((f"`tar -x` of {what} (~200 MB)", secs(ref), "1.00× of tar -x"))
+        if mc:
+            rows.append((f"minictr's extractor (bench/extract.py) of {what}", secs(mc), ratio(mc[0], ref[0] if ref else None)
+                         + (" of tar -x" if ref else "")))
+        if ref and mc:
+            headlines.append(f"extraction of a cached blob ({kind}): minictr / tar -x: **{times(mc[0] / ref[0])}** "
+                             "(target: near tar -x)")
+    m, ref = hf("extract-plain-sha256"), hf("extract-plain-tar")
+    if m:
+        rows.append(("sha256 (hashlib, `extract.py --hash`) of the uncompressed tar: what checking a diff id costs",
+                     secs(m),
+                     ratio(m[0], ref[0] if ref else None) + (" of tar -x" if ref else "")))
+    if not rows:
+        return
+    print("Pull from a loopback registry into an empty store (hyperfine, the image removed before each run), "
+          "and extraction of a cached blob")
+    print()
+    print("| what | mean ± σ | ratio to minictr pull (same image) |")
+    print("| --- | ---: | ---: |")
+    for what, m, r in rows:
+        print(f"| {what} | {m} | {r} |")
+    print()
+
+
 churn_table()
 exec_table()
 memory_table()
+pull_table()
 
 # Headline ratios against the targets.
 peers = [(n, v[0]) for n, v in (("docker", docker), ("podman", podman)) if v]

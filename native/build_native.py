@@ -34,8 +34,8 @@ ffibuilder.cdef(
     int mc_userns_join(int holder_pid, char *const argv[], char *const envp[], int *pid, int *sync_fd,
                        struct mc_error *err);
     int mc_open_in_root(int rootfd, const char *path, int flags, int *fd, struct mc_error *err);
-    int mc_overlay_mount(const char *target, const char *const lowers[], const char *upper,
-                         const char *work, bool userxattr, struct mc_error *err);
+    int mc_overlay_mount(const char *target, const char *lower_dir, const char *const lowers[],
+                         const char *upper, const char *work, bool userxattr, struct mc_error *err);
     int mc_unmount(const char *target, struct mc_error *err);
     int mc_mountns_unshare(struct mc_error *err);
     struct mc_seccomp_arg { unsigned int index; int op; uint64_t value, value_two; };

@@ -62,6 +62,7 @@ string_slot (struct mc_config *cfg, const char *key)
     { "rootfs", offsetof (struct mc_config, rootfs) },
     { "upper", offsetof (struct mc_config, upper) },
     { "work", offsetof (struct mc_config, work) },
+    { "lower_dir", offsetof (struct mc_config, lower_dir) },
     { "hostname", offsetof (struct mc_config, hostname) },
     { "cwd", offsetof (struct mc_config, cwd) },
     { "log", offsetof (struct mc_config, log_path) },
@@ -122,6 +123,7 @@ parse_flag (struct mc_config *cfg, const char *key, const char *const *f,
                : strcmp (key, "readonly_rootfs") == 0 ? &cfg->readonly_rootfs
                : strcmp (key, "no_new_privs") == 0 ? &cfg->no_new_privs
                : strcmp (key, "privileged") == 0 ? &cfg->privileged
+               : strcmp (key, "rootfs_ready") == 0 ? &cfg->rootfs_ready
                                            : &cfg->stdin_pipe;
 
   return parse_bool (key, f[0], flag, err);
@@ -276,6 +278,7 @@ static const struct mc_config_key keys[] = {
   { "caps", 1, parse_caps },     { "privileged", 1, parse_flag },
   { "masked_path", 1, parse_list }, { "readonly_path", 1, parse_list },
   { "cgroupfs", 3, parse_cgroupfs },
+  { "lower_dir", 1, parse_string }, { "rootfs_ready", 1, parse_flag },
 };
 
 static const struct mc_config_key *
@@ -324,8 +327,10 @@ static int
 check_required (const struct mc_config *cfg, const char *path, struct mc_error *err)
 {
   /* An exec joins a running container: its filesystem is already there. */
-  if (cfg->exec_pid == 0
-      && (cfg->rootfs == NULL || cfg->upper == NULL || cfg->work == NULL || cfg->n_lowers == 0))
+  if (cfg->exec_pid == 0 && cfg->rootfs == NULL)
+    return mc_error_set (err, EINVAL, "config `%s`: rootfs is required", path);
+  if (cfg->exec_pid == 0 && !cfg->rootfs_ready
+      && (cfg->upper == NULL || cfg->work == NULL || cfg->n_lowers == 0))
     return mc_error_set (err, EINVAL, "config `%s`: rootfs, lower, upper and work are required",
                          path);
   if (cfg->n_args == 0)

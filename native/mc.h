@@ -71,6 +71,8 @@ struct mc_config
   unsigned long log_max_file;      /* files kept, the live one included (default 1) */
   const char **lowers;
   size_t n_lowers;
+  const char *lower_dir; /* `lower_dir`: the lowers are names relative to it (image/l) */
+  bool rootfs_ready;     /* `rootfs_ready 1`: rootfs is prepared; bound, no overlay */
   bool userns, stdin_pipe;
   bool tty;                           /* the process's stdio is a pty (pty.c) */
   unsigned int tty_rows, tty_cols;    /* its initial size; 0: the kernel's default */
@@ -198,8 +200,8 @@ int mc_mounts_setup (const struct mc_config *cfg, struct mc_error *err);
 
 /* For the daemon (cp, diff, export): a container's files from outside it. */
 int mc_open_in_root (int rootfd, const char *path, int flags, int *fd, struct mc_error *err);
-int mc_overlay_mount (const char *target, const char *const lowers[], const char *upper,
-                      const char *work, bool userxattr, struct mc_error *err);
+int mc_overlay_mount (const char *target, const char *lower_dir, const char *const lowers[],
+                      const char *upper, const char *work, bool userxattr, struct mc_error *err);
 int mc_unmount (const char *target, struct mc_error *err);
 int mc_mountns_unshare (struct mc_error *err);
 

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 enum mc_target_kind
@@ -164,15 +165,49 @@ bind_on_fd (const char *source, int targetfd, bool recursive, bool readonly,
   return 0;
 }
 
+/* mount(2) with relative lowerdirs resolved from LOWER_DIR: a forked child
+ * changes its own working directory, so the caller's (a daemon's threads
+ * share theirs) never moves.  The child shares our mount namespace. */
+static int
+mount_overlay_from (const char *lower_dir, const char *target, const char *opts)
+{
+  int status = 0;
+  pid_t pid = fork ();
+
+  if (pid < 0)
+    return -1;
+  if (pid == 0)
+    {
+      if (chdir (lower_dir) < 0 || mount ("overlay", target, "overlay", 0, opts) < 0)
+        _exit (errno & 0xff);
+      _exit (0);
+    }
+  while (waitpid (pid, &status, 0) < 0)
+    if (errno != EINTR)
+      return -1;
+  if (!WIFEXITED (status))
+    {
+      errno = EINTR;
+      return -1;
+    }
+  errno = WEXITSTATUS (status);
+  return errno == 0 ? 0 : -1;
+}
+
 /* The overlay of a container's image layers (LOWERS, top-most first) and its
  * upper dir on TARGET.  Rootless (USERXATTR), overlayfs keeps its whiteouts and
- * opaque marks in user.overlay.* xattrs: a user namespace cannot set trusted.*. */
+ * opaque marks in user.overlay.* xattrs: a user namespace cannot set trusted.*.
+ * With LOWER_DIR, LOWERS are short names relative to it (the store's image/l
+ * links, as Docker's overlay2 does): the kernel takes one page of options, and
+ * 120 absolute layer paths would not fit in it. */
 static int
-overlay_mount (const char *target, const char *const *lowers, size_t n_lowers, const char *upper,
-               const char *work, bool userxattr, struct mc_error *err)
+overlay_mount (const char *target, const char *lower_dir, const char *const *lowers,
+               size_t n_lowers, const char *upper, const char *work, bool userxattr,
+               struct mc_error *err)
 {
   char opts[4096];
   size_t used = (size_t) snprintf (opts, sizeof opts, "lowerdir=");
+  int ret;
 
   for (size_t i = 0; i < n_lowers && used < sizeof opts; i++)
     used += (size_t) snprintf (opts + used, sizeof opts - used, "%s%s", i ? ":" : "", lowers[i]);
@@ -181,17 +216,32 @@ overlay_mount (const char *target, const char *const *lowers, size_t n_lowers, c
                                upper, work, userxattr ? ",userxattr" : "");
   /* The kernel takes at most one page of options. */
   if (used >= sizeof opts)
-    return mc_error_set (err, E2BIG, "mount overlay `%s`: options too long", target);
-  if (mount ("overlay", target, "overlay", 0, opts) < 0)
+    return mc_error_set (err, E2BIG, "mount overlay `%s`: options too long (%zu layers)", target,
+                         n_lowers);
+  ret = lower_dir != NULL ? mount_overlay_from (lower_dir, target, opts)
+                          : mount ("overlay", target, "overlay", 0, opts);
+  if (ret < 0)
     return mc_error_set (err, errno, "mount overlay `%s`", target);
+  return 0;
+}
+
+/* A root the daemon prepared (`rootfs_ready`: a copy of the layers, or a
+ * fuse-overlayfs mount): bound onto itself, since pivot_root wants a mount. */
+static int
+bind_rootfs (const struct mc_config *cfg, struct mc_error *err)
+{
+  if (mount (cfg->rootfs, cfg->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+    return mc_error_set (err, errno, "bind `%s` onto itself", cfg->rootfs);
   return 0;
 }
 
 static int
 mount_overlay (const struct mc_config *cfg, struct mc_error *err)
 {
-  return overlay_mount (cfg->rootfs, cfg->lowers, cfg->n_lowers, cfg->upper, cfg->work,
-                        cfg->userns, err);
+  if (cfg->rootfs_ready)
+    return bind_rootfs (cfg, err);
+  return overlay_mount (cfg->rootfs, cfg->lower_dir, cfg->lowers, cfg->n_lowers, cfg->upper,
+                        cfg->work, cfg->userns, err);
 }
 
 struct mc_dev_node
@@ -673,14 +723,14 @@ mc_open_in_root (int rootfd, const char *path, int flags, int *fd, struct mc_err
 }
 
 int
-mc_overlay_mount (const char *target, const char *const lowers[], const char *upper,
-                  const char *work, bool userxattr, struct mc_error *err)
+mc_overlay_mount (const char *target, const char *lower_dir, const char *const lowers[],
+                  const char *upper, const char *work, bool userxattr, struct mc_error *err)
 {
   size_t n = 0;
 
   while (lowers[n] != NULL)
     n++;
-  return overlay_mount (target, lowers, n, upper, work, userxattr, err);
+  return overlay_mount (target, lower_dir, lowers, n, upper, work, userxattr, err);
 }
 
 int

@@ -177,7 +177,7 @@ _STEPS = ("unshare", "setgroups", "uid_map", "gid_map", "make / private", "mkdir
           "write through the overlay", "delete a lower file (whiteout)", "umount")
 
 
-def _probe_child(top, root, uid, gid, report_fd):
+def _probe_child(top, root, uid, gid, report_fd, userxattr=None):
     """In a forked child: unshare (user +) mount namespaces, map ourselves, mount an overlay under TOP,
     write and delete through it. Writes "STEP ERRNO" to REPORT_FD and exits."""
     import ctypes
@@ -208,7 +208,8 @@ def _probe_child(top, root, uid, gid, report_fd):
             f.write("lower\n")
         step = 6
         opts = f"lowerdir={dirs['lower']},upperdir={dirs['upper']},workdir={dirs['work']}"
-        opts += "" if root else ",userxattr"  # as the rootless daemon mounts it (native/mounts.c)
+        userxattr_ = (not root) if userxattr is None else userxattr
+        opts += ",userxattr" if userxattr_ else ""  # as the rootless daemon mounts it (native/mounts.c)
         call(libc.mount(b"overlay", dirs["merged"].encode(), b"overlay", 0, opts.encode()))
         step = 7
         with open(os.path.join(dirs["merged"], "new"), "w") as f:
@@ -224,9 +225,11 @@ def _probe_child(top, root, uid, gid, report_fd):
         os._exit(0)
 
 
-def overlay_probe(root, data_root, uid=None, gid=None):
+def overlay_probe(root, data_root, uid=None, gid=None, userxattr=None):
     """Mount an overlay as the daemon does (rootless: in a user namespace of our own) on the data
-    root's filesystem, in a forked child; the temporary directory is removed afterwards."""
+    root's filesystem, in a forked child; the temporary directory is removed afterwards.
+    `userxattr` (default: not root) as the monitor mounts it; the rootless daemon, root in its
+    own user namespace, probes with root=True, userxattr=True."""
     check = "overlayfs" if root else "overlayfs in a user namespace"
     uid = os.getuid() if uid is None else uid
     gid = os.getgid() if gid is None else gid
@@ -241,7 +244,7 @@ def overlay_probe(root, data_root, uid=None, gid=None):
         pid = os.fork()
         if pid == 0:
             os.close(read_fd)
-            _probe_child(top, root, uid, gid, write_fd)
+            _probe_child(top, root, uid, gid, write_fd, userxattr)
         os.close(write_fd)
         report = os.read(read_fd, 64).decode()
         os.waitpid(pid, 0)
@@ -422,8 +425,8 @@ def data_root(path, mountinfo="/proc/self/mountinfo", min_free=MIN_FREE):
         return Result(check, FAIL, f"{where} is not writable", f"choose a writable {elsewhere}")
     fstype = _filesystem_type(where, mountinfo)
     if fstype == "overlay":
-        return Result(check, FAIL, f"{path} is on overlayfs, which cannot hold overlay upper dirs",
-                      f"use a {elsewhere} (a volume or tmpfs in a container)")
+        return Result(check, WARN, f"{path} is on overlayfs, which cannot hold overlay upper dirs "
+                      "(see the storage driver line)", f"use a {elsewhere} (a volume or tmpfs in a container)")
     vfs = os.statvfs(where)
     free = vfs.f_bavail * vfs.f_frsize
     if free < min_free:
@@ -436,6 +439,30 @@ def _gib(n):
     return f"{n / (1 << 30):.1f} GiB"
 
 
+_FALLBACK_STEPS = ("mount overlay", "write through the overlay", "delete a lower file")
+
+
+def fuse_overlayfs_path(search_path=None):
+    """fuse-overlayfs, when it is installed and /dev/fuse can be opened (the daemon's fallback)."""
+    found = shutil.which("fuse-overlayfs", path=search_path)
+    if found is None or not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        return None
+    return found
+
+
+def storage_driver(probe, search_path=None):
+    """Which driver the daemon will use (minictr.images.driver.choose decides the same way)."""
+    check = "storage driver"
+    if probe.status == OK:
+        return Result(check, OK, "overlay2")
+    if fuse_overlayfs_path(search_path) is not None:
+        return Result(check, WARN, "fuse-overlayfs: overlayfs does not work on the data root (slower than overlay2)",
+                      "use a --data-root where the overlayfs line is ok")
+    return Result(check, WARN, "vfs: overlayfs does not work on the data root and fuse-overlayfs is not "
+                  "installed: every container gets a full copy of its image",
+                  "sudo apt-get install fuse-overlayfs fuse3, or a --data-root where the overlayfs line is ok")
+
+
 # All of them ------------------------------------------------------------------------------------
 
 def run_checks(data_root_path, root=None, uid=None, environ=None):
@@ -444,15 +471,21 @@ def run_checks(data_root_path, root=None, uid=None, environ=None):
     root = os.geteuid() == 0 if root is None else root
     uid = os.getuid() if uid is None else uid
     probe = overlay_probe(root, data_root_path)
+    driver = storage_driver(probe)
+    overlay = probe
+    if probe.status == FAIL and probe.message.startswith(_FALLBACK_STEPS):
+        # The kernel's overlayfs fails on this data root, but a fallback driver works.
+        overlay = Result(probe.check, WARN, probe.message, probe.fix)
     return [
         user_namespaces(root, probe=probe),
         subordinate_ids(root, uid),
         id_map_helper(root, "newuidmap"),
         id_map_helper(root, "newgidmap"),
-        probe,
+        overlay,
         cgroups(root),
         tun(),
         user_mode_network(root),
         runtime_dir(root, uid, environ.get("XDG_RUNTIME_DIR")),
         data_root(data_root_path),
+        driver,
     ]

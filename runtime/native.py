@@ -73,12 +73,15 @@ def open_in_root(root_fd: int, path: str, flags: int) -> int:
     return fd[0]
 
 
-def mount_overlay(target: str, lowers: list[str], upper: str, work: str, userxattr: bool) -> None:
-    """Mount an overlay (lowers top-most first) on `target`; `userxattr` when rootless."""
+def mount_overlay(target: str, lowers: list[str], upper: str, work: str, userxattr: bool,
+                  lower_dir: str | None = None) -> None:
+    """Mount an overlay (lowers top-most first) on `target`; `userxattr` when rootless.
+    With `lower_dir`, `lowers` are names relative to it (the store's short links)."""
     c_lowers, keep = _cstrings(lowers)
     err = ffi.new("struct mc_error *")
-    _check(lib.mc_overlay_mount(os.fsencode(target), c_lowers, os.fsencode(upper), os.fsencode(work),
-                                userxattr, err), err)
+    c_lower_dir = ffi.NULL if lower_dir is None else os.fsencode(lower_dir)
+    _check(lib.mc_overlay_mount(os.fsencode(target), c_lower_dir, c_lowers, os.fsencode(upper),
+                                os.fsencode(work), userxattr, err), err)
     del keep
 
 

@@ -160,3 +160,28 @@ async def prune_containers(req):
         deleted.append(summary["Id"])
         reclaimed += summary.get("SizeRw") or 0
     return JSONResponse({"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed})
+
+
+@route("POST", "/commit")
+async def commit_container(req):
+    """`docker commit`: ?container=&repo=&tag=&comment=&author=&pause=&changes=…, the body an
+    optional container config whose fields override the container's."""
+    from minictr.images.commit import commit_container as commit
+
+    container = req.arg("container") or ""
+    if not container:
+        raise InvalidArgument("No container name or ID supplied")
+    repo, tag = req.arg("repo") or "", req.arg("tag") or ""
+    reference = (f"{repo}:{tag}" if tag else repo) if repo else None
+    if tag and not repo:
+        raise InvalidArgument("tag requires a repository")
+    overrides = await req.json()
+    image_id = await commit(req.services, container, reference=reference, changes=req.query.get("changes", []),
+                            overrides=overrides if isinstance(overrides, dict) else None,
+                            message=req.arg("comment") or "", author=req.arg("author") or "",
+                            pause=req.flag("pause", True))
+    target = req.services.containers.get(container)
+    req.services.events.emit("container", "commit", target.id,
+                             {"comment": req.arg("comment") or "", "imageID": image_id,
+                              "imageRef": reference or "", "name": target.name})
+    return JSONResponse({"Id": image_id}, 201)

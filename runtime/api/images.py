@@ -3,7 +3,7 @@
 import asyncio
 
 from minictr.api.router import JSONResponse, StreamResponse, ndjson, route, spool_body
-from minictr.errors import InvalidArgument, MinictrError
+from minictr.errors import InvalidArgument
 
 
 @route("GET", "/images/json")
@@ -33,11 +33,12 @@ async def remove_image(req):
 
 @route("POST", "/images/create")
 async def create_image(req):
-    """`docker import` (fromSrc=-, the tar in the body). Pulls (fromImage) come with the registry client."""
+    """`docker import` (fromSrc=-, the tar in the body), or `docker pull` (fromImage: api/registry.py)."""
     if req.arg("fromSrc") != "-":
         if req.arg("fromImage"):
-            raise MinictrError(f"pull access denied for {req.arg('fromImage')}: "
-                               "this minictr cannot pull from registries yet; use `minictr load` or `minictr import`")
+            from minictr.api.registry import pull_image
+
+            return await pull_image(req)
         raise InvalidArgument("only fromSrc=- (the tarball in the request body) is supported")
     repo, tag = req.arg("repo"), req.arg("tag")
     reference = f"{repo}:{tag}" if repo and tag else repo
@@ -82,5 +83,113 @@ async def _many(objs):
 
 @route("POST", "/images/prune")
 async def prune_images(req):
-    """`docker system prune` calls this: minictr does not prune images yet, so nothing goes."""
-    return JSONResponse({"ImagesDeleted": [], "SpaceReclaimed": 0})
+    """`docker image prune [-a] [--filter until=…|label=…]` (and `docker system prune`)."""
+    from minictr.containers.filters import parse
+    from minictr.images.usage import prune
+
+    services = req.services
+    result = await asyncio.to_thread(prune, services.images, parse(req.arg("filters")),
+                                     services.containers.uses_image)
+    for item in result["ImagesDeleted"] or []:
+        if "Untagged" in item:
+            _emit(req, "untag", item["Untagged"], item["Untagged"])
+    services.events.emit("image", "prune", "", {"reclaimed": result["SpaceReclaimed"]})
+    return JSONResponse(result)
+
+
+@route("GET", "/images/{name*}/history")
+async def image_history(req):
+    from minictr.images.usage import history
+
+    return JSONResponse(await asyncio.to_thread(history, req.services.images, req.params["name"]))
+
+
+@route("POST", "/images/{name*}/tag")
+async def tag_image(req):
+    """`docker tag`: ?repo=&tag= (tag defaults to latest); 201 with no body."""
+    from minictr.api.router import EmptyResponse
+
+    repo, tag = req.arg("repo") or "", req.arg("tag") or ""
+    if not repo:
+        raise InvalidArgument("repository name must have at least one component")
+    reference = f"{repo}:{tag}" if tag else repo
+    store = req.services.images
+    await asyncio.to_thread(store.tag, req.params["name"], reference)
+    image_id = (await asyncio.to_thread(store.resolve, reference)).id
+    _emit(req, "tag", image_id, reference if tag else f"{repo}:latest")
+    return EmptyResponse(201)
+
+
+@route("GET", "/images/get")
+async def save_images(req):
+    """`docker save IMAGE...`: ?names=a&names=b; an unknown name is a 404 before any byte."""
+    return await _save(req, req.query.get("names", []))
+
+
+@route("GET", "/images/{name*}/get")
+async def save_image(req):
+    return await _save(req, [req.params["name"]])
+
+
+async def _save(req, names):
+    from minictr.containers.files import _thread_stream
+    from minictr.images import save
+
+    if not names:
+        raise InvalidArgument("no images to save: give one or more names")
+    store = req.services.images
+    images = await asyncio.to_thread(save.resolve_names, store, names)
+    for image in images:
+        for ref in image.references or [None]:
+            _emit(req, "save", image.id, ref.familiar() if ref else image.id)
+    return StreamResponse(_thread_stream(lambda out: save.write_archive(store, images, out)),
+                          content_type="application/x-tar")
+
+
+@route("POST", "/images/{name*}/push")
+async def push_image(req):
+    """`docker push`: ?tag=, credentials in X-Registry-Auth. Errors before the first progress
+    line get their status; later ones are an errorDetail line, as Docker streams them."""
+    from minictr.api.router import ndjson as line
+    from minictr.errors import MinictrError
+    from minictr.images import reference as references
+    from minictr.images.push import Pusher
+    from minictr.images.registry import decode_registry_auth
+
+    name, tag = req.params["name"], req.arg("tag") or ""
+    text = f"{name}:{tag}" if tag else name
+    references.parse(text)  # a bad reference: 400, nothing sent
+    credentials, _ = decode_registry_auth(req.headers.get("x-registry-auth"))
+    loop = asyncio.get_running_loop()
+    queue = asyncio.Queue()
+    done = object()
+
+    def put(item):
+        loop.call_soon_threadsafe(queue.put_nowait, item)
+
+    def run():
+        try:
+            result = Pusher(req.services.images, credentials, progress=put).push(text)
+            put(("result", result))
+        except BaseException as error:  # noqa: BLE001 - handed to the event loop
+            put(error)
+        put(done)
+
+    asyncio.ensure_future(asyncio.to_thread(run))
+    first = await queue.get()
+    if isinstance(first, BaseException):
+        raise first
+
+    async def stream():
+        item = first
+        while item is not done:
+            if isinstance(item, tuple):
+                _emit(req, "push", references.parse(text).familiar(), references.parse(text).familiar())
+            elif isinstance(item, BaseException):
+                message = str(item) if isinstance(item, MinictrError) else f"internal error: {item}"
+                yield line({"errorDetail": {"message": message}, "error": message})
+            else:
+                yield line(item)
+            item = await queue.get()
+
+    return StreamResponse(stream())

@@ -44,8 +44,8 @@ async def info(req):
         "ContainersPaused": 0,
         "ContainersStopped": len(containers) - running,
         "Images": len(services.images.list_images()),
-        "Driver": "overlay2",
-        "DriverStatus": [["Backing Filesystem", "extfs"]],
+        "Driver": services.driver.name,
+        "DriverStatus": services.driver.status(services.data_root),
         "DockerRootDir": services.data_root,
         "Name": uname.node,
         "OperatingSystem": _os_name(),
@@ -92,3 +92,42 @@ async def prune_networks(req):
 @route("POST", "/build/prune")
 async def prune_build_cache(req):
     return JSONResponse({"CachesDeleted": [], "SpaceReclaimed": 0})
+
+
+@route("GET", "/system/df")
+async def disk_usage(req):
+    """`docker system df`: images (LayersSize, each with Containers and SharedSize), containers
+    (SizeRw, SizeRootFs), local volumes (UsageData), build cache (none). `type=` narrows it."""
+    import asyncio
+
+    from minictr.containers.config import directory_size
+    from minictr.images.usage import disk_usage as image_usage
+
+    services = req.services
+    kinds = set(req.query.get("type", [])) or {"image", "container", "volume", "build-cache"}
+    unknown = kinds - {"image", "container", "volume", "build-cache"}
+    if unknown:
+        from minictr.errors import InvalidArgument
+
+        raise InvalidArgument(f"unknown object type: {sorted(unknown)[0]}")
+
+    def gather():
+        answer = {}
+        if "image" in kinds:
+            containers = services.containers.list(all=True)
+            answer["LayersSize"], answer["Images"] = image_usage(
+                services.images, [services.containers.get(c["Id"]) for c in containers])
+        if "container" in kinds:
+            answer["Containers"] = services.containers.list(all=True, size=True)
+        if "volume" in kinds:
+            answer["Volumes"] = []
+            for volume in services.volumes.list():
+                document = volume.to_api()
+                document["UsageData"] = {"Size": directory_size(volume.mountpoint),
+                                         "RefCount": len(services.volumes._users(volume.name))}
+                answer["Volumes"].append(document)
+        if "build-cache" in kinds:
+            answer["BuildCache"] = []
+        return answer
+
+    return JSONResponse(await asyncio.to_thread(gather))

@@ -37,13 +37,41 @@ def _create(ctx, name, options):
 
     check_cidfile(options["cidfile"])
     body = create_body(options)
-    created = ctx.client.post("/containers/create", {"name": name}, body).json()
+    created = _create_pulling(ctx, name, body, options)
     container_id = created["Id"]
     for warning in created.get("Warnings") or []:
         print(f"WARNING: {warning}", file=sys.stderr)
     if options["cidfile"]:
         write_cidfile(options["cidfile"], container_id)
     return container_id
+
+
+def _create_pulling(ctx, name, body, options):
+    """POST /containers/create, pulling the image first as `--pull` says (Docker's words on stderr)."""
+    from minictr.errors import NotFound
+
+    policy = options.get("pull") or "missing"
+    if policy not in ("missing", "always", "never"):
+        raise InvalidArgument(f"invalid pull option: '{policy}': must be one of \"always\", \"missing\" or \"never\"")
+    if policy == "always":
+        _pull(ctx, options)
+    try:
+        return ctx.client.post("/containers/create", {"name": name}, body).json()
+    except NotFound as e:
+        if policy != "missing" or not str(e).startswith("No such image"):
+            raise
+    from minictr.images import reference as references
+
+    print(f"Unable to find image '{references.parse(options['image']).familiar()}' locally", file=sys.stderr,
+          flush=True)
+    _pull(ctx, options)
+    return ctx.client.post("/containers/create", {"name": name}, body).json()
+
+
+def _pull(ctx, options):
+    from minictr.cli.pull import pull_image
+
+    pull_image(ctx.client, options["image"], platform=options.get("platform"), out=sys.stderr, announce=False)
 
 
 def start(ctx, attach, interactive, detach_keys, sig_proxy, containers):

@@ -41,6 +41,9 @@ _COMMANDS = {
     "daemon": ("system", "daemon"), "version": ("system", "version"), "info": ("system", "info"),
     "system": ("system", "system"), "volume": ("volumes", "volume"),
     "stats": ("stats", "stats"), "update": ("update", "update"), "doctor": ("doctor", "doctor"),
+    "commit": ("commit", "commit"), "tag": ("commit", "tag"), "save": ("save", "save"),
+    "history": ("history", "history"), "push": ("push", "push"),
+    "pull": ("pull", "pull"), "login": ("login", "login"), "logout": ("login", "logout"),
 }
 
 

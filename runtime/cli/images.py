@@ -116,3 +116,16 @@ image.add_command(rmi, "rm")
 image.add_command(import_, "import")
 image.add_command(load, "load")
 image.add_command(inspect_image, "inspect")
+
+
+def _more_image_commands():
+    from minictr.cli.commit import tag
+    from minictr.cli.history import history, prune
+    from minictr.cli.push import push
+    from minictr.cli.save import save
+
+    for command, name in ((history, "history"), (prune, "prune"), (push, "push"), (save, "save"), (tag, "tag")):
+        image.add_command(command, name)
+
+
+_more_image_commands()

@@ -51,6 +51,8 @@ RUN_OPTIONS = [
     click.option("--pids-limit", type=int, help="Process (task) limit; -1: unlimited."),
     click.option("--ulimit", multiple=True, help="Ulimit: name=soft[:hard] (nofile=1024:2048)."),
     click.option("--shm-size", help="Size of /dev/shm (default 64m)."),
+    click.option("--pull", default="missing", help="Pull the image before creating: missing, always or never."),
+    click.option("--platform", help="Platform of the image to pull: os/arch[/variant]."),
     click.argument("image"),
     click.argument("command", nargs=-1, type=click.UNPROCESSED),
 ]

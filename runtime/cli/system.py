@@ -11,12 +11,15 @@ from minictr.cli.decorators import pass_ctx
 @click.option("--data-root", help="Where images and containers are kept.")
 @click.option("--unavailable-limits", type=click.Choice(["refuse", "warn"]), envvar="MINICTR_UNAVAILABLE_LIMITS",
               help="A limit this machine cannot enforce: refuse the container (default) or warn and run without.")
+@click.option("--insecure-registry", multiple=True, metavar="HOST[:PORT]",
+              help="A registry that may be reached over plain HTTP (repeatable; loopback ones always may).")
 @click.pass_context
-def daemon(click_ctx, data_root, unavailable_limits):
+def daemon(click_ctx, data_root, unavailable_limits, insecure_registry):
     """Run the daemon in the foreground (rootless when started by an ordinary user)."""
     from minictr.daemon import run
 
-    sys.exit(run(click_ctx.obj.host, data_root, unavailable_limits=unavailable_limits))
+    sys.exit(run(click_ctx.obj.host, data_root, unavailable_limits=unavailable_limits,
+                 insecure_registries=insecure_registry))
 
 
 @click.command()
@@ -81,3 +84,4 @@ def prune(ctx, force, volumes):
 
 system.add_command(info, "info")
 system.add_command(prune, "prune")
+system.add_command(__import__("minictr.cli.df", fromlist=["df"]).df, "df")

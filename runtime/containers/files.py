@@ -68,7 +68,7 @@ async def container_root(service, ref):
         try:
             yield root_fd
         finally:
-            await asyncio.to_thread(_unmount_overlay, root_fd, mount_point)
+            await asyncio.to_thread(_unmount_overlay, service, root_fd, mount_point)
     finally:
         if locked:
             container.lock.release()
@@ -84,22 +84,17 @@ def _check_not_removed(container):
 def _mount_overlay(service, container):
     image = service.images.resolve(container.image_id)
     top = os.path.join(service.data_dir, container.id)
-    mount_point = os.path.join(top, "rootfs")
-    native.mount_overlay(mount_point, [str(d) for d in image.layer_dirs], os.path.join(top, "diff"),
-                         os.path.join(top, "work"), service.rootless)
+    service.driver.mount(image, top)  # the storage driver's root (vfs: the copy itself, no mount)
     try:
-        return os.open(mount_point, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC), mount_point
+        return os.open(os.path.join(top, "rootfs"), os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC), top
     except BaseException:
-        native.unmount(mount_point)
+        service.driver.unmount(top)
         raise
 
 
-def _unmount_overlay(root_fd, mount_point):
+def _unmount_overlay(service, root_fd, top):
     os.close(root_fd)
-    try:
-        native.unmount(mount_point)
-    except OSError as e:
-        log.warning("%s", e)
+    service.driver.unmount(top)
 
 
 # ---- paths -------------------------------------------------------------------------------

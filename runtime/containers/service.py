@@ -32,6 +32,7 @@ from minictr.detach_keys import Matcher as DetachMatcher
 from minictr.detach_keys import parse as detach_keys_parse
 from minictr.durations import rfc3339_to_unix
 from minictr.errors import CommandNotExecutable, CommandNotFound, Conflict, InvalidArgument, MinictrError, NotFound
+from minictr.images.driver import OVERLAY2, StorageDriver
 from minictr.tasks import spawn
 
 log = logging.getLogger("minictr.containers")
@@ -127,6 +128,7 @@ class ContainerService:
         self.db = db
         self.events = events or Events()
         self.images = images
+        self.driver = StorageDriver(OVERLAY2, rootless, "")  # the daemon sets the one it chose
         self.data_dir = os.path.join(data_root, "containers")
         # Short on purpose: a Unix socket path (the attach socket below) must fit in 108 bytes.
         self.run_dir = os.path.join(run_dir, "c")
@@ -413,8 +415,12 @@ class ContainerService:
         await self._cgroups_removed(container)
         container.cgroups = self.resources.create_groups(container.id, container.host_config)
         try:
-            write_config(paths["config"], self._monitor_entries(container, image, paths, uid, gid, groups))
-            monitor = await Monitor.spawn(paths["config"])
+            root = await asyncio.to_thread(self.driver.prepare, image, paths["top"])
+            try:
+                write_config(paths["config"], self._monitor_entries(container, image, paths, uid, gid, groups, root))
+                monitor = await Monitor.spawn(paths["config"])
+            finally:
+                await asyncio.to_thread(self.driver.created, paths["top"])
         except BaseException as e:
             groups, container.cgroups = container.cgroups, []
             await self._remove_cgroups(groups)
@@ -437,11 +443,9 @@ class ContainerService:
                         manually_stopped=False, oom_killed=False)
         self.emit(container, "start")
 
-    def _monitor_entries(self, container, image, paths, uid, gid, groups):
+    def _monitor_entries(self, container, image, paths, uid, gid, groups, root):
         config = container.config
-        entries = [("id", container.id), ("rootfs", os.path.join(paths["top"], "rootfs"))]
-        entries += [("lower", layer) for layer in image.layer_dirs]
-        entries += [("upper", os.path.join(paths["top"], "diff")), ("work", os.path.join(paths["top"], "work"))]
+        entries = [("id", container.id)] + root  # rootfs and its layers, as the storage driver makes it
         entries.append(("userns", "1" if self.rootless else "0"))
         if self.rootless:
             entries += [("uidmap", first, first, count) for first, count in self.uid_ranges]
@@ -761,6 +765,7 @@ class ContainerService:
 
     def _remove_files(self, container):
         paths = self._paths(container)
+        self.driver.unmount(paths["top"])  # a fuse mount a crash left: never delete through it
         for path in (paths["run"], paths["top"]):
             shutil.rmtree(path, ignore_errors=True)
 

@@ -33,10 +33,14 @@ class Services:
 
         self.events = Events()
         self.images = ImageStore(self.db, Path(data_root), rootless)
+        from minictr.images import driver
+
+        self.driver = driver.choose(data_root, rootless)  # overlay2, or a fallback: info and doctor say which
         self.volumes = VolumeService(self.db, data_root, self.events)
         self.containers = ContainerService(self.db, self.images, data_root, run_dir, rootless,
                                            _identity_map("uid_map"), _identity_map("gid_map"), self.events)
         self.containers.volumes = self.volumes
+        self.containers.driver = self.driver
         self.volumes.set_users(self.containers.volume_users)
         from minictr.containers.exec import ExecService
 
@@ -126,11 +130,15 @@ def _own_mount_namespace():
         raise CannotStart(f"cannot make a mount namespace for the daemon: {e}") from None
 
 
-def run(host=None, data_root=None, inner=False, unavailable_limits=None):
+def run(host=None, data_root=None, inner=False, unavailable_limits=None, insecure_registries=()):
     """Run the daemon in the foreground until SIGTERM; returns an exit status.
 
     UNAVAILABLE_LIMITS (refuse|warn, default MINICTR_UNAVAILABLE_LIMITS or refuse): what create does
-    with a limit this machine cannot enforce; passed on to the rootless daemon proper in the environment."""
+    with a limit this machine cannot enforce; passed on to the rootless daemon proper in the environment.
+    INSECURE_REGISTRIES (HOST[:PORT]…) may be reached over plain HTTP: added to MINICTR_INSECURE_REGISTRIES."""
+    if insecure_registries:
+        known = [r for r in os.environ.get("MINICTR_INSECURE_REGISTRIES", "").split(",") if r]
+        os.environ["MINICTR_INSECURE_REGISTRIES"] = ",".join(known + list(insecure_registries))
     if unavailable_limits:
         if unavailable_limits not in ("refuse", "warn"):
             print(f"minictrd: invalid --unavailable-limits {unavailable_limits!r}: refuse or warn", file=sys.stderr)
@@ -174,5 +182,7 @@ def main(argv=None):
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--unavailable-limits", choices=("refuse", "warn"),
                         help="a limit this machine cannot enforce: refuse the container (default) or warn and run")
+    parser.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
+                        help="a registry that may be reached over plain HTTP (repeatable)")
     args = parser.parse_args(argv)
-    sys.exit(run(args.host, args.data_root, args.inner, args.unavailable_limits))
+    sys.exit(run(args.host, args.data_root, args.inner, args.unavailable_limits, args.insecure_registry))

@@ -72,6 +72,11 @@ def run_in_namespaces(inner_argv, run_dir):
     holder = live_holder(run_dir) or _start_holder(run_dir, uid_map, gid_map)
     env["MINICTR_NS_HOLDER"] = str(holder)
     env["MINICTR_WRAPPER_PID"] = str(os.getpid())
+    # The daemon's own network namespace has only a loopback: registries are reached through us.
+    from minictr.daemon.host_connect import ENV, SOCKET_NAME, serve_in_thread
+
+    serve_in_thread(os.path.join(run_dir, SOCKET_NAME))
+    env[ENV] = os.path.join(run_dir, SOCKET_NAME)
     try:
         pid, sync_fd = native.join_userns(holder, inner_argv, env)
     except OSError as e:

@@ -25,6 +25,13 @@ from minictr.images.layers import (
     DEFAULT_MAX_SIZE, StagedLayer, detect_compression, extract_layer, open_decompressed,
 )
 
+# A layer's bytes as they came are kept as a blob (save gives them back), when their
+# compression is one a manifest can name.
+_LAYER_MEDIA_TYPES = {
+    None: "application/vnd.oci.image.layer.v1.tar",
+    "gzip": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+}
 MAX_JSON_BLOB = 16 << 20  # manifests, indexes and configs are small; refuse to buffer more
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -40,6 +47,7 @@ class PendingImage:
     config_bytes: bytes  # exactly what is hashed into the image id
     layers: list  # per diff id, bottom first: a StagedLayer, or None when the store has it already
     references: list = field(default_factory=list)  # Reference objects to tag it with
+    blobs: list = field(default_factory=list)  # [(diff_id, digest, media_type, size)] kept layer bytes
 
     @property
     def id(self) -> str:
@@ -55,10 +63,11 @@ class PendingImage:
 
 
 def read_import(stream, changes: list[str], message: str, layers_dir: Path, *, rootless: bool,
-                max_size: int = DEFAULT_MAX_SIZE) -> PendingImage:
+                max_size: int = DEFAULT_MAX_SIZE, blobs=None) -> PendingImage:
     """Stage a plain rootfs tar (maybe compressed) as a one-layer image, as `docker import`."""
     container_config = config_from_changes(changes)  # before reading: a bad change costs nothing
-    layer = extract_layer(stream, layers_dir, rootless=rootless, max_size=max_size, what="the input")
+    layer, blob, _ = extract_keeping_blob(stream, layers_dir, blobs, rootless=rootless, max_size=max_size,
+                                          what="the input")
     created = rfc3339_now()
     document = {
         "architecture": host_architecture(),
@@ -70,7 +79,24 @@ def read_import(stream, changes: list[str], message: str, layers_dir: Path, *, r
         "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
     }
     config_bytes = json.dumps(document, separators=(",", ":")).encode()
-    return PendingImage(config_bytes, [layer])
+    return PendingImage(config_bytes, [layer], blobs=[blob] if blob else [])
+
+
+def extract_keeping_blob(stream, layers_dir: Path, blobs, *, rootless: bool, max_size: int, what: str):
+    """Extract a layer and keep its bytes, exactly as they came, in `blobs` (a BlobStore; None: not
+    kept). Returns (StagedLayer, (diff_id, digest, media_type, size) or None, whether this
+    call created the blob)."""
+    if blobs is None:
+        return extract_layer(stream, layers_dir, rootless=rootless, max_size=max_size, what=what), None, False
+    with blobs.writer(max_size=max_size, what=what) as writer:
+        layer = extract_layer(stream, layers_dir, rootless=rootless, max_size=max_size, what=what, keep=writer)
+    with blobs.open(writer.digest) as kept:
+        media_type = _LAYER_MEDIA_TYPES.get(detect_compression(kept.read(6)), "")
+    if not media_type:  # bzip2 or xz: no manifest names those; save writes the plain tar instead
+        if writer.created:
+            blobs.remove(writer.digest)
+        return layer, None, False
+    return layer, (layer.diff_id, writer.digest, media_type, writer.size), writer.created
 
 
 def config_from_changes(changes: list[str]) -> dict:
@@ -180,7 +206,7 @@ _CHANGE_INSTRUCTIONS = {
 
 
 def read_load(stream, tmp_dir: Path, layers_dir: Path, *, rootless: bool, has_layer,
-              max_size: int = DEFAULT_MAX_SIZE) -> list[PendingImage]:
+              max_size: int = DEFAULT_MAX_SIZE, blobs=None) -> list[PendingImage]:
     """Stage every image of a `docker save` archive or OCI image layout.
 
     Every blob is checked against its digest; `has_layer(diff_id)` says which
@@ -192,7 +218,7 @@ def read_load(stream, tmp_dir: Path, layers_dir: Path, *, rootless: bool, has_la
         except tarfile.ReadError:
             raise InvalidArgument("the input is not a tar archive") from None
         with archive:
-            reader = _ArchiveReader(archive, layers_dir, rootless, has_layer, max_size)
+            reader = _ArchiveReader(archive, layers_dir, rootless, has_layer, max_size, blobs)
             try:
                 if reader.has("manifest.json"):
                     return reader.load_docker_save()
@@ -247,8 +273,10 @@ def _is_seekable(stream) -> bool:
 
 
 class _ArchiveReader:
-    def __init__(self, archive, layers_dir, rootless, has_layer, max_size):
+    def __init__(self, archive, layers_dir, rootless, has_layer, max_size, blobs=None):
         self.archive = archive
+        self.blobs = blobs
+        self.kept: dict[str, tuple] = {}  # diff id -> its blob record
         self.layers_dir = layers_dir
         self.rootless = rootless
         self.has_layer = has_layer
@@ -257,6 +285,7 @@ class _ArchiveReader:
         for member in archive.getmembers():
             self.members.setdefault(posixpath.normpath(member.name.lstrip("/")), member)
         self.staged: dict[str, StagedLayer] = {}  # a layer shared by two images is extracted once
+        self.created_blobs: set = set()
 
     def has(self, name: str) -> bool:
         return name in self.members
@@ -265,6 +294,9 @@ class _ArchiveReader:
         for layer in self.staged.values():
             if not layer.installed:
                 layer.discard()
+        for _, digest, _, _ in self.kept.values():  # nothing of this archive was recorded yet
+            if digest in self.created_blobs:
+                self.blobs.remove(digest)
 
     # --- the two formats ---
 
@@ -280,7 +312,7 @@ class _ArchiveReader:
             layers = self._stage_layers(config_bytes, config_path,
                                         [(path, _digest_in_path(path)) for path in entry.get("Layers") or []])
             tags = [references.parse(tag) for tag in entry.get("RepoTags") or []]
-            images.append(PendingImage(config_bytes, layers, tags))
+            images.append(PendingImage(config_bytes, layers, tags, self._blobs_of(config_bytes)))
         return images
 
     def load_oci_layout(self) -> list[PendingImage]:
@@ -293,7 +325,8 @@ class _ArchiveReader:
             config_bytes = self._read_blob(config_descriptor)
             layer_sources = [(self._blob_path(d), d.get("digest")) for d in manifest.get("layers") or []]
             layers = self._stage_layers(config_bytes, config_descriptor.get("digest"), layer_sources)
-            images.append(PendingImage(config_bytes, layers, _oci_references(descriptor)))
+            images.append(PendingImage(config_bytes, layers, _oci_references(descriptor),
+                                       self._blobs_of(config_bytes)))
         return images
 
     # --- pieces ---
@@ -310,15 +343,23 @@ class _ArchiveReader:
             layers.append(self._stage_layer(path, digest, diff_id))
         return layers
 
+    def _blobs_of(self, config_bytes) -> list:
+        diff_ids = (self._json(config_bytes, "the config").get("rootfs") or {}).get("diff_ids") or []
+        return [self.kept[d] for d in dict.fromkeys(diff_ids) if d in self.kept]
+
     def _stage_layer(self, path: str, digest: str | None, diff_id: str):
         if diff_id in self.staged:
             return self.staged[diff_id]
         if self.has_layer(diff_id):
             return None
         stream = self.archive.extractfile(self._member(path))
-        layer = extract_layer(stream, self.layers_dir, rootless=self.rootless,
-                              max_size=self.max_size, what=path)
+        layer, blob, created = extract_keeping_blob(stream, self.layers_dir, self.blobs, rootless=self.rootless,
+                                                    max_size=self.max_size, what=path)
         self.staged[layer.diff_id] = layer
+        if blob is not None:
+            self.kept[layer.diff_id] = blob
+        if created:
+            self.created_blobs.add(blob[1])
         if digest is not None and layer.digest != digest:
             raise InvalidArgument(f"{path}: digest mismatch: expected {digest}, got {layer.digest}")
         if layer.diff_id != diff_id:

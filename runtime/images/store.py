@@ -13,15 +13,16 @@ import json
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
 from minictr.errors import Conflict, InvalidArgument, MinictrError, NotFound
 from minictr.images import archive
+from minictr.images.blobs import BlobStore
 from minictr.images import reference as references
-from minictr.images.layers import DEFAULT_MAX_SIZE, TEMP_PREFIX, remove_tree
+from minictr.images.layers import DEFAULT_MAX_SIZE, TEMP_PREFIX, ensure_link, link_name, remove_tree
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -44,7 +45,22 @@ CREATE TABLE IF NOT EXISTS image_references (
     reference TEXT PRIMARY KEY,
     image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
 );
-CREATE INDEX IF NOT EXISTS image_references_by_image ON image_references(image_id)
+CREATE INDEX IF NOT EXISTS image_references_by_image ON image_references(image_id);
+CREATE TABLE IF NOT EXISTS layer_blobs (
+    diff_id TEXT NOT NULL REFERENCES layers(diff_id) ON DELETE CASCADE,
+    digest TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY (diff_id, digest)
+);
+CREATE INDEX IF NOT EXISTS layer_blobs_by_digest ON layer_blobs(digest);
+CREATE TABLE IF NOT EXISTS image_digests (
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    repository TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (repository, digest)
+);
+CREATE INDEX IF NOT EXISTS image_digests_by_image ON image_digests(image_id)
 """
 
 GRAPH_DRIVER = "overlay2"
@@ -67,6 +83,8 @@ class Image:
     layer_dirs: list  # Paths, top-most first (overlay lowerdir order)
     references: list  # familiar forms: `busybox-local:latest`
     document: dict  # the whole image config
+    layer_links: list = field(default_factory=list)  # short names under link_dir, top-most first
+    link_dir: Path | None = None  # image/l: the overlay's lowerdirs are relative to it
 
 
 class ImageStore:
@@ -78,8 +96,12 @@ class ImageStore:
         self.layers_dir = self.root / "image" / "layers"
         self.configs_dir = self.root / "image" / "configs"
         self.tmp_dir = self.root / "image" / "tmp"
-        for directory in (self.layers_dir, self.configs_dir, self.tmp_dir):
+        self.links_dir = self.root / "image" / "l"
+        for directory in (self.layers_dir, self.configs_dir, self.tmp_dir, self.links_dir):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Layers keep their setuid files: no other host user may reach them (Docker's 0700).
+        os.chmod(self.root / "image", 0o700)
+        self.blobs = BlobStore(self.root)
         self._lock = threading.Lock()
         self._remove_leftovers()
 
@@ -91,9 +113,14 @@ class ImageStore:
         Returns the image id; tags it with `reference` when given."""
         tags = [references.parse(reference)] if reference else []
         pending = archive.read_import(stream, changes, message, self.layers_dir,
-                                      rootless=self.rootless, max_size=self.max_layer_size)
+                                      rootless=self.rootless, max_size=self.max_layer_size, blobs=self.blobs)
         pending.references = tags
-        return self._commit(pending)
+        try:
+            return self._commit(pending)
+        except BaseException:
+            pending.discard()
+            self.forget_unrecorded_blobs([blob[1] for blob in pending.blobs])
+            raise
 
     def load(self, stream) -> list[str]:
         """`docker load`: every image of a `docker save` archive or OCI layout.
@@ -101,16 +128,23 @@ class ImageStore:
         Returns the references it tagged (`busybox-local:latest`), or the ids of
         images that came without a name."""
         pending = archive.read_load(stream, self.tmp_dir, self.layers_dir, rootless=self.rootless,
-                                    has_layer=self._has_layer, max_size=self.max_layer_size)
+                                    has_layer=self._has_layer, max_size=self.max_layer_size, blobs=self.blobs)
         loaded = []
         try:
             for image in pending:
                 image_id = self._commit(image)
                 loaded += [ref.familiar() for ref in image.references] or [image_id]
+        except BaseException:
+            self.forget_unrecorded_blobs([blob[1] for image in pending for blob in image.blobs])
+            raise
         finally:
             for image in pending:
                 image.discard()
         return loaded
+
+    def add_pulled(self, pending) -> str:
+        """Record a pulled image (PendingImage with .blobs and .digests) in one transaction; its id."""
+        return self._commit(pending)
 
     def tag(self, name: str, reference: str) -> None:
         """`docker tag`: point `reference` at the image `name` resolves to."""
@@ -176,8 +210,9 @@ class ImageStore:
             refs = self._references(image_id)
             short = image_id.removeprefix("sha256:")[:12]
             if matched is not None:
-                if len(refs) > 1:
-                    return self._untag(image_id, [matched])
+                doomed = [matched] + _orphaned_digest_references(matched, refs)
+                if len(refs) > len(doomed):
+                    return self._untag(image_id, doomed)
                 if in_use(image_id):
                     if not force:
                         raise Conflict(
@@ -210,6 +245,10 @@ class ImageStore:
                     if layer is not None:
                         path, new = layer.install(self.layers_dir)
                         created += [path] if new else []
+                blobs = getattr(pending, "blobs", None) or []
+                for _, digest, _, _ in blobs:
+                    if not self.blobs.has(digest):
+                        raise MinictrError(f"blob {digest} was removed while it was being stored: try again")
                 config_path = self._config_path(image_id)
                 if not config_path.exists():
                     _write_atomically(config_path, pending.config_bytes)
@@ -218,6 +257,14 @@ class ImageStore:
                     self._record(cur, image_id, document, diff_ids, pending.layers)
                     for ref in pending.references:
                         self._tag(cur, image_id, ref)
+                    # remote_blobs: digests a registry holds a layer as, whose bytes were not fetched (the layer
+                    # was already here); push names them to skip or mount the upload.
+                    cur.executemany(
+                        "INSERT OR IGNORE INTO layer_blobs (diff_id, digest, media_type, size) VALUES (?, ?, ?, ?)",
+                        blobs + (getattr(pending, "remote_blobs", None) or []))
+                    cur.executemany(
+                        "INSERT OR REPLACE INTO image_digests (image_id, repository, digest) VALUES (?, ?, ?)",
+                        [(image_id, repository, digest) for repository, digest in getattr(pending, "digests", None) or []])
             except BaseException:
                 for path in created:
                     remove_tree(path)
@@ -246,6 +293,8 @@ class ImageStore:
     def _untag(self, image_id: str, refs: list[str]) -> list[dict]:
         with self.db.transaction() as cur:
             cur.executemany("DELETE FROM image_references WHERE reference = ?", [(r,) for r in refs])
+            cur.executemany("DELETE FROM image_digests WHERE image_id = ? AND repository || '@' || digest = ?",
+                            [(image_id, r) for r in refs])
         return [{"Untagged": _familiar(ref)} for ref in refs]
 
     def _delete(self, image_id: str, refs: list[str]) -> list[dict]:
@@ -254,12 +303,18 @@ class ImageStore:
             cur.execute("DELETE FROM images WHERE id = ?", (image_id,))
             unused = [row[0] for row in cur.execute(
                 "SELECT diff_id FROM layers WHERE diff_id NOT IN (SELECT diff_id FROM image_layers)")]
-            cur.executemany("DELETE FROM layers WHERE diff_id = ?", [(d,) for d in unused])
+            unused_blobs = {row[0] for diff_id in unused for row in cur.execute(
+                "SELECT digest FROM layer_blobs WHERE diff_id = ?", (diff_id,))}
+            cur.executemany("DELETE FROM layers WHERE diff_id = ?", [(d,) for d in unused])  # cascades to layer_blobs
+            unused_blobs -= {row[0] for row in cur.execute("SELECT digest FROM layer_blobs")}
         # Files go only once the rows are gone: a crash in between leaves
         # unreferenced files, which the next start removes.
         self._config_path(image_id).unlink(missing_ok=True)
         for diff_id in unused:
             remove_tree(self._layer_path(diff_id))
+            (self.links_dir / link_name(diff_id)).unlink(missing_ok=True)
+        for digest in unused_blobs:
+            self.blobs.remove(digest)
         return ([{"Untagged": _familiar(ref)} for ref in refs]
                 + [{"Deleted": image_id}] + [{"Deleted": diff_id} for diff_id in unused])
 
@@ -280,6 +335,9 @@ class ImageStore:
         if ref is not None:
             key = f"{ref.name}@{ref.digest}" if ref.digest else ref.full()
             row = self.db.query_one("SELECT image_id FROM image_references WHERE reference = ?", (key,))
+            if row is None and ref.digest:
+                row = self.db.query_one("SELECT image_id FROM image_digests WHERE repository = ? AND digest = ?",
+                                        (ref.name, ref.digest))
             if row is not None:
                 return row["image_id"], key
         image_id = self._find_by_prefix(name)
@@ -307,6 +365,8 @@ class ImageStore:
             layer_dirs=[self._layer_path(row["diff_id"]) for row in rows],
             references=[_familiar(ref) for ref in self._references(image_id)],
             document=document,
+            layer_links=[ensure_link(self.links_dir, row["diff_id"]) for row in rows],
+            link_dir=self.links_dir,
         )
 
     def _summary(self, image_id: str) -> dict:
@@ -327,9 +387,12 @@ class ImageStore:
         }
 
     def _references(self, image_id: str) -> list[str]:
-        rows = self.db.query("SELECT reference FROM image_references WHERE image_id = ? ORDER BY reference",
-                             (image_id,))
-        return [row["reference"] for row in rows]
+        """Tags and digest references (`docker.io/library/alpine@sha256:…`), full forms."""
+        rows = self.db.query(
+            "SELECT reference FROM image_references WHERE image_id = ? "
+            "UNION SELECT repository || '@' || digest FROM image_digests WHERE image_id = ? ORDER BY 1",
+            (image_id, image_id))
+        return [row[0] for row in rows]
 
     def _repo_tags_and_digests(self, image_id: str) -> tuple[list, list]:
         refs = self._references(image_id)
@@ -368,6 +431,45 @@ class ImageStore:
                 entry.unlink()
         for entry in self.tmp_dir.iterdir():
             remove_tree(entry)
+        for entry in self.links_dir.iterdir():
+            if not entry.exists():  # a link whose layer is gone
+                entry.unlink()
+        self.blobs.remove_leftovers(keep={row[0] for row in self.db.query("SELECT digest FROM layer_blobs")})
+
+    def forget_unrecorded_blobs(self, digests) -> None:
+        """Remove those of `digests` no layer records: the blobs of a pull or load that failed."""
+        with self._lock:
+            recorded = {row[0] for row in self.db.query("SELECT digest FROM layer_blobs")}
+            for digest in set(digests) - recorded:
+                self.blobs.remove(digest)
+
+    def layer_blobs(self, diff_id: str) -> list[dict]:
+        """The blobs that hold layer `diff_id`: [{digest, media_type, size}], compressed ones first."""
+        rows = self.db.query("SELECT digest, media_type, size FROM layer_blobs WHERE diff_id = ? "
+                             "ORDER BY media_type LIKE '%tar' , digest", (diff_id,))
+        return [dict(row) for row in rows if self.blobs.has(row["digest"])]
+
+    def known_layer_blobs(self, diff_id: str) -> list[dict]:
+        """Every blob digest known to hold layer `diff_id`, stored here or only in a registry it was
+        pulled from: [{digest, media_type, size}]."""
+        rows = self.db.query("SELECT digest, media_type, size FROM layer_blobs WHERE diff_id = ? ORDER BY digest",
+                             (diff_id,))
+        return [dict(row) for row in rows]
+
+    def has_layer(self, diff_id: str) -> bool:
+        return self._has_layer(diff_id)
+
+
+def _orphaned_digest_references(untagged: str, refs: list[str]) -> list[str]:
+    """The digest references that go with the tag `untagged`: those of its repository
+    when no other tag of that repository is left (Docker's rule)."""
+    if "@" in untagged:
+        return []
+    repository = references.parse(untagged).name
+    same = [r for r in refs if r != untagged and references.parse(r, default_tag=False).name == repository]
+    if any("@" not in r for r in same):
+        return []
+    return same
 
 
 def _parse_config(config_bytes: bytes) -> dict:

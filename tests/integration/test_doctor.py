@@ -9,7 +9,7 @@ import time
 ROOT = os.geteuid() == 0
 CHECKS = ["user namespaces", "subordinate ids", "newuidmap", "newgidmap",
           "overlayfs" if ROOT else "overlayfs in a user namespace", "cgroups", "tun device",
-          "user-mode networking", "XDG_RUNTIME_DIR", "data root"]
+          "user-mode networking", "XDG_RUNTIME_DIR", "data root", "storage driver"]
 
 
 def _minictr(*args, env=None, timeout=30):

@@ -79,7 +79,7 @@ def _one_line_error(result):
 
 
 def test_unknown_image_is_one_line(daemon):
-    result = daemon.cli("run", "--rm", "no-such-image", "true")
+    result = daemon.cli("run", "--rm", "--pull", "never", "no-such-image", "true")
     assert _one_line_error(result) and "no-such-image" in result.stderr
     assert daemon.ok("ps", "-a", "-q") == ""
 

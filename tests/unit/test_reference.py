@@ -24,6 +24,11 @@ HEX = "a" * 64
     ("a__b.c-d---e", "docker.io/library/a__b.c-d---e:latest", "a__b.c-d---e:latest"),
     (f"name@sha256:{HEX}", f"docker.io/library/name@sha256:{HEX}", f"name@sha256:{HEX}"),
     (f"name:1@sha256:{HEX}", f"docker.io/library/name:1@sha256:{HEX}", f"name:1@sha256:{HEX}"),
+    ("docker.io/alpine", "docker.io/library/alpine:latest", "alpine:latest"),
+    ("localhost", "docker.io/library/localhost:latest", "localhost:latest"),
+    ("127.0.0.1:5000/ns/x", "127.0.0.1:5000/ns/x:latest", "127.0.0.1:5000/ns/x:latest"),
+    (f"127.0.0.1:5000/x@sha256:{HEX}", f"127.0.0.1:5000/x@sha256:{HEX}", f"127.0.0.1:5000/x@sha256:{HEX}"),
+    ("UPPER/case", "UPPER/case:latest", "UPPER/case:latest"),  # Docker: an uppercase first part is a registry
 ])
 def test_references_normalize_as_docker_does(text, full, familiar):
     ref = parse(text)
@@ -62,6 +67,10 @@ def test_parts_of_a_reference():
     ("a b", "invalid"),
     ("x" * 256, "255 characters"),
     ("-host.io/x", "invalid registry"),
+    ("UPPER/Case", "must be lowercase"),
+    ("host:port/x", "invalid registry"),
+    ("name!", "invalid"),
+    ("x@", "invalid digest"),
 ])
 def test_bad_references_are_refused_with_the_reason(text, reason):
     with pytest.raises(InvalidArgument, match=reason):

@@ -1,0 +1,99 @@
+"""TCP connections made in the host's network namespace for the rootless daemon.
+
+The rootless daemon lives in a network namespace of its own with only a
+loopback, so it cannot reach a registry, not even one on the host's
+127.0.0.1. Its wrapper stays in the host's namespaces: it listens on
+`<run_dir>/connect.sock` (0600, the user's own directory), resolves and
+connects there on request, and hands the connected socket over with
+SCM_RIGHTS. The daemon's registry client (images/registry.py) uses it as its
+network backend. Requests are `{"host": …, "port": …, "timeout": …}\n`; the
+answer is `ok\n` with the fd, or `error <message>\n`.
+"""
+
+import json
+import os
+import socket
+import threading
+
+SOCKET_NAME = "connect.sock"
+ENV = "MINICTR_CONNECT_SOCKET"
+_MAX_REQUEST = 4096
+
+
+def serve_in_thread(path: str) -> socket.socket:
+    """Listen on `path` and answer each request in a thread of its own (a slow connect blocks nobody)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    old_umask = os.umask(0o177)
+    try:
+        listener.bind(path)
+    finally:
+        os.umask(old_umask)
+    listener.listen(64)
+
+    def accept_loop():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=_answer, args=(conn,), daemon=True, name="host-connect").start()
+
+    threading.Thread(target=accept_loop, daemon=True, name="host-connect-accept").start()
+    return listener
+
+
+def _answer(conn: socket.socket) -> None:
+    with conn:
+        try:
+            request = json.loads(conn.recv(_MAX_REQUEST).decode())
+            host, port = str(request["host"]), int(request["port"])
+            timeout = float(request.get("timeout") or 30)
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError, OSError):
+            return
+        try:
+            upstream = socket.create_connection((host, port), timeout)
+        except OSError as error:
+            conn.sendall(f"error {error.strerror or error}\n".encode())
+            return
+        with upstream:
+            socket.send_fds(conn, [b"ok\n"], [upstream.fileno()])
+
+
+def connect(path: str, host: str, port: int, timeout: float | None) -> socket.socket:
+    """A TCP connection to host:port made by the wrapper in the host's namespaces (OSError if not)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as channel:
+        channel.settimeout(timeout + 5 if timeout else None)
+        channel.connect(path)
+        channel.sendall(json.dumps({"host": host, "port": port, "timeout": timeout}).encode())
+        message, fds, _, _ = socket.recv_fds(channel, 1024, 1)
+    if not fds:
+        text = message.decode(errors="replace").strip().removeprefix("error ")
+        raise ConnectionError(f"connect {host}:{port}: {text or 'the daemon wrapper did not answer'}")
+    sock = socket.socket(fileno=fds[0])
+    sock.settimeout(timeout)
+    return sock
+
+
+def httpcore_backend(path: str):
+    """An httpcore network backend whose TCP connections come from the wrapper."""
+    import httpcore
+    from httpcore._backends.sync import SyncBackend, SyncStream
+
+    class HostConnectBackend(SyncBackend):
+        def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+            try:
+                sock = connect(path, host, port, timeout)
+            except socket.timeout as error:
+                raise httpcore.ConnectTimeout(str(error)) from None
+            except OSError as error:
+                raise httpcore.ConnectError(str(error)) from None
+            for option in socket_options or []:
+                sock.setsockopt(*option)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return SyncStream(sock)
+
+    return HostConnectBackend()

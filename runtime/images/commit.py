@@ -1,0 +1,340 @@
+"""`docker commit`: a container's upper dir becomes a new layer on top of its image.
+
+The upper dir is written as an OCI layer tar: overlayfs whiteouts (a 0/0
+character device, or rootless an empty file marked `user.overlay.whiteout`)
+become `.wh.NAME` entries and opaque directories (`trusted.overlay.opaque`, or
+`user.overlay.opaque` with userxattr) get a `.wh..wh..opq` entry. The tar is
+then extracted by the same hostile-tar-proof code as any pulled layer (so the
+stored layer is made exactly as a pulled one would be), and the tar itself is
+kept as the layer's blob: `save` and `push` hand out those exact bytes.
+
+The mount points the monitor makes when the image lacks them (/proc, /sys,
+/dev, /etc/hostname, …) are left out while still empty, as Docker leaves out
+its init layer.
+"""
+
+import errno
+import hashlib
+import json
+import os
+import stat
+import tarfile
+import tempfile
+
+from minictr.images import archive
+from minictr.images import reference as references
+from minictr.images.archive import PendingImage
+from minictr.images.layers import extract_layer
+
+LAYER_MEDIA_TYPE = "application/vnd.docker.image.rootfs.diff.tar"
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_PLACEHOLDERS = {"proc", "sys", "dev", "etc/hostname", "etc/hosts", "etc/resolv.conf", "sbin/docker-init"}
+_OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+
+
+def commit_config(parent: dict, container_config: dict, changes: list[str], overrides: dict | None,
+                  message: str, author: str, container_id: str, diff_id: str) -> bytes:
+    """The new image's config document (the exact bytes that are hashed into its id).
+
+    As Docker's daemon: the container's config, then the request body's config
+    on top of it, then the `--change` lines; history and diff ids extend the parent's."""
+    config = {key: value for key, value in container_config.items() if value not in (None, "", [], {})
+              or key in ("Cmd", "Entrypoint")}
+    for key, value in (overrides or {}).items():
+        if value not in (None, "", [], {}):
+            config[key] = value
+    config.update(archive.config_from_changes(changes))
+    created = archive.rfc3339_now()
+    created_by = " ".join((container_config.get("Entrypoint") or []) + (container_config.get("Cmd") or []))
+    entry = {"created": created, "created_by": created_by}
+    entry.update({"author": author} if author else {})
+    entry.update({"comment": message} if message else {})
+    document = {
+        "architecture": parent.get("architecture") or archive.host_architecture(),
+        **({"author": author} if author else {}),
+        **({"comment": message} if message else {}),
+        "config": config,
+        "container": container_id,
+        "created": created,
+        "history": list(parent.get("history") or []) + [entry],
+        "os": parent.get("os") or "linux",
+        "rootfs": {"type": "layers", "diff_ids": list(parent["rootfs"]["diff_ids"]) + [diff_id]},
+        **({"variant": parent["variant"]} if parent.get("variant") else {}),
+    }
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def write_layer_tar(upper: str, lower_dirs: list, out) -> None:
+    """The OCI layer tar of an overlay upper dir; `lower_dirs` (top-most first) tell which of
+    the monitor's mount points the image has (those are kept)."""
+    upper_fd = os.open(upper, _DIR)
+    lower_fds = []
+    try:
+        for path in lower_dirs:
+            lower_fds.append(os.open(path, _DIR))
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            _UpperWalker(tar, lower_fds).children(upper_fd, "")
+    finally:
+        for fd in [upper_fd] + lower_fds:
+            os.close(fd)
+
+
+class _UpperWalker:
+    def __init__(self, tar, lower_fds):
+        self.tar = tar
+        self.lower_fds = lower_fds
+        self.links = {}  # (dev, ino) -> first name, for hard links within the layer
+
+    def children(self, dir_fd: int, prefix: str) -> bool:
+        """Adds the entries below a directory; False when all of it was left out (placeholders)."""
+        with os.scandir(dir_fd) as entries:
+            names = sorted(entry.name for entry in entries)
+        added = False
+        for name in names:
+            added |= self.entry(dir_fd, name, f"{prefix}{name}")
+        return added
+
+    def entry(self, dir_fd: int, name: str, path: str) -> bool:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        parent, _, base = path.rpartition("/")
+        whiteout_name = f"{parent}/.wh.{base}" if parent else f".wh.{base}"
+        if _is_whiteout(dir_fd, name, st):
+            self.tar.addfile(_info(st, whiteout_name, tarfile.REGTYPE, mode=0))
+            return True
+        if stat.S_ISDIR(st.st_mode):
+            return self.directory(dir_fd, name, path, st)
+        if path in _PLACEHOLDERS and st.st_size == 0 and not self._in_image(path):
+            return False
+        if stat.S_ISREG(st.st_mode):
+            self.regular(dir_fd, name, path, st)
+        elif stat.S_ISLNK(st.st_mode):
+            info = _info(st, path, tarfile.SYMTYPE)
+            info.linkname = os.readlink(name, dir_fd=dir_fd)
+            self.tar.addfile(info)
+        elif stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            kind = {stat.S_IFIFO: tarfile.FIFOTYPE, stat.S_IFCHR: tarfile.CHRTYPE,
+                    stat.S_IFBLK: tarfile.BLKTYPE}[stat.S_IFMT(st.st_mode)]
+            info = _info(st, path, kind)
+            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+            self.tar.addfile(info)
+        else:
+            return False  # sockets: tar has no type for them
+        return True
+
+    def directory(self, dir_fd: int, name: str, path: str, st) -> bool:
+        fd = os.open(name, _DIR, dir_fd=dir_fd)
+        try:
+            opaque = _opaque(fd)
+            if not opaque and _holds_placeholders(path) and not self._in_image(path) \
+                    and not self._has_content(fd, path + "/"):
+                return False  # made only to hold the monitor's mount points
+            info = _info(st, path + "/", tarfile.DIRTYPE)
+            info.pax_headers.update(_xattr_headers(fd, None))
+            self.tar.addfile(info)
+            if opaque:
+                self.tar.addfile(_info(st, f"{path}/.wh..wh..opq", tarfile.REGTYPE, mode=0))
+            self.children(fd, path + "/")
+            return True
+        finally:
+            os.close(fd)
+
+    def _has_content(self, dir_fd: int, prefix: str) -> bool:
+        with os.scandir(dir_fd) as entries:
+            names = sorted(entry.name for entry in entries)
+        for name in names:
+            path = prefix + name
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if not _holds_placeholders(path) or self._in_image(path):
+                return True
+            if stat.S_ISDIR(st.st_mode):
+                fd = os.open(name, _DIR, dir_fd=dir_fd)
+                try:
+                    if _opaque(fd) or self._has_content(fd, path + "/"):
+                        return True
+                finally:
+                    os.close(fd)
+            elif not (stat.S_ISREG(st.st_mode) and st.st_size == 0):
+                return True
+        return False
+
+    def regular(self, dir_fd: int, name: str, path: str, st) -> None:
+        key = (st.st_dev, st.st_ino)
+        if st.st_nlink > 1 and key in self.links:
+            info = _info(st, path, tarfile.LNKTYPE)
+            info.linkname = self.links[key]
+            self.tar.addfile(info)
+            return
+        if st.st_nlink > 1:
+            self.links[key] = path
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd)
+        with os.fdopen(fd, "rb") as file:
+            info = _info(os.fstat(file.fileno()), path, tarfile.REGTYPE)
+            info.size = os.fstat(file.fileno()).st_size
+            info.pax_headers.update(_xattr_headers(file.fileno(), None))
+            self.tar.addfile(info, _Exactly(file, info.size))
+
+    def _in_image(self, path: str) -> bool:
+        for fd in self.lower_fds:
+            try:
+                st = os.stat(path, dir_fd=fd, follow_symlinks=False)
+            except OSError:
+                continue
+            return not (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0)
+        return False
+
+
+def _holds_placeholders(path: str) -> bool:
+    return any(p == path or p.startswith(path + "/") for p in _PLACEHOLDERS)
+
+
+def _is_whiteout(dir_fd: int, name: str, st) -> bool:
+    if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+        return True
+    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+        try:  # rootless on kernels that refuse 0/0 devices in a user namespace: an xattr whiteout
+            os.getxattr(f"/proc/self/fd/{dir_fd}/{name}", "user.overlay.whiteout", follow_symlinks=False)
+            return True
+        except OSError:
+            return False
+    return False
+
+
+def _opaque(fd: int) -> bool:
+    for name in _OPAQUE_XATTRS:
+        try:
+            if os.getxattr(fd, name) == b"y":  # "x" only marks a dir holding xattr whiteouts
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def _xattr_headers(fd: int, name) -> dict:
+    headers = {}
+    try:
+        keys = os.listxattr(fd)
+    except OSError:
+        return headers
+    for key in keys:
+        if ".overlay." in key:
+            continue  # overlay's bookkeeping is not part of the layer
+        try:
+            value = os.getxattr(fd, key)
+        except OSError as error:
+            if error.errno in (errno.ENODATA, errno.EPERM, errno.EACCES, errno.ENOTSUP):
+                continue
+            raise
+        headers[f"SCHILY.xattr.{key}"] = value.decode("utf-8", "surrogateescape")
+    return headers
+
+
+def _info(st, name: str, kind, mode: int | None = None):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = stat.S_IMODE(st.st_mode) if mode is None else mode
+    info.uid, info.gid = st.st_uid, st.st_gid
+    info.uname = info.gname = ""
+    info.mtime = int(st.st_mtime)
+    return info
+
+
+class _Exactly:
+    """A file's bytes cut or zero-padded to the size its header announced (a running
+    container may change it while we read)."""
+
+    def __init__(self, file, size):
+        self._file, self._left = file, size
+
+    def read(self, size=-1):
+        if self._left <= 0:
+            return b""
+        size = self._left if size is None or size < 0 else min(size, self._left)
+        data = self._file.read(size) or b"\0" * size
+        self._left -= len(data)
+        return data
+
+
+def stage_commit(store, upper: str, image, container, *, changes: list[str], overrides: dict | None,
+                 message: str, author: str, reference: str | None):
+    """Build the new image as a PendingImage plus the layer tar's file (the blob to keep).
+
+    Returns (pending, tar_file): the caller commits `pending` and stores `tar_file`'s bytes
+    (a temporary file, gone on close) as the layer's blob."""
+    tags = [references.parse(reference)] if reference else []
+    archive.config_from_changes(changes)  # a bad --change fails before any work
+    tar_file = tempfile.TemporaryFile(dir=store.tmp_dir)
+    try:
+        write_layer_tar(upper, [str(d) for d in image.layer_dirs], tar_file)
+        tar_file.seek(0)
+        layer = extract_layer(tar_file, store.layers_dir, rootless=store.rootless,
+                              max_size=store.max_layer_size, what="the container's changes")
+        config_bytes = commit_config(image.document, container.config, changes, overrides, message, author,
+                                     container.id, layer.diff_id)
+        pending = PendingImage(config_bytes, [None] * len(image.layer_dirs) + [layer], tags)
+        tar_file.seek(0)
+        return pending, tar_file, layer
+    except BaseException:
+        tar_file.close()
+        raise
+
+
+def sha256_of(file) -> str:
+    digest = hashlib.sha256()
+    file.seek(0)
+    while chunk := file.read(1 << 20):
+        digest.update(chunk)
+    file.seek(0)
+    return "sha256:" + digest.hexdigest()
+
+
+async def commit_container(services, ref: str, *, reference: str | None, changes: list[str],
+                           overrides: dict | None, message: str, author: str, pause: bool) -> str:
+    """POST /commit: the container's changes as a new image; returns its id.
+
+    A running container is paused meanwhile when asked (Docker's default) and when it can
+    be (a freezer cgroup); its lock is held while its upper dir is read, so that it is not
+    removed underneath."""
+    import asyncio
+
+    from minictr.containers.state import State
+    from minictr.errors import Conflict, NotFound
+
+    containers = services.containers
+    container = containers.get(ref)
+    paused_here = False
+    if pause and container.state is State.RUNNING:
+        try:
+            await containers.pause(container.id)
+            paused_here = True
+        except Conflict:
+            pass  # no freezer here (rootless without delegated cgroups): read the live dir
+    try:
+        async with container.lock:
+            if container.removed or container.state is State.REMOVING:
+                raise NotFound(f"No such container: {ref}")
+            image = await asyncio.to_thread(services.images.resolve, container.image_id)
+            upper = os.path.join(containers.data_dir, container.id, "diff")
+            pending, tar_file, layer = await asyncio.to_thread(
+                stage_commit, services.images, upper, image, container, changes=changes,
+                overrides=overrides, message=message, author=author, reference=reference)
+    finally:
+        if paused_here:
+            await containers.unpause(container.id)
+    try:
+        return await asyncio.to_thread(_store, services.images, pending, tar_file, layer)
+    finally:
+        tar_file.close()
+        pending.discard()
+
+
+def _store(store, pending, tar_file, layer) -> str:
+    """Keep the layer's tar as its blob (what save and push hand out), then commit the image."""
+    with store.blobs.writer(expected_digest=layer.diff_id, what="the container's changes") as writer:
+        while chunk := tar_file.read(1 << 20):
+            writer.write(chunk)
+    pending.blobs = [(layer.diff_id, layer.diff_id, LAYER_MEDIA_TYPE, writer.size)]
+    try:
+        return store._commit(pending)
+    except BaseException:
+        store.forget_unrecorded_blobs([layer.diff_id])
+        raise

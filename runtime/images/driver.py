@@ -1,0 +1,285 @@
+"""How a container's root is made from its image's layers: the storage driver.
+
+- `overlay2`: the kernel's overlayfs, mounted by the monitor inside the
+  container's mount namespace (lowerdirs are the store's short links, relative
+  to image/l, so that 120 layers fit in the one page of mount options).
+- `fuse-overlayfs`: where the kernel refuses overlayfs under the data root (the
+  data root is itself on overlayfs, as in a CI job inside a container; or an old
+  kernel in a user namespace). The daemon mounts it on the container's rootfs
+  just before the monitor clones the container's mount namespace, which copies
+  the mount; once the container exists the daemon detaches its own copy. The
+  fuse mount then lives only in the container's namespace: it goes (and the
+  fuse-overlayfs process with it) when the container's last process does, so
+  nothing stays mounted after a stop, a crash of the daemon, or a removal.
+- `vfs`: neither works: a container's rootfs is a full copy of its layers
+  (made at its first start, whiteouts applied), bound onto itself by the monitor.
+
+The choice is made once, at the daemon's start, by trying an overlay mount under
+the data root as the monitor would make it (`doctor.overlay_probe`).
+`MINICTR_STORAGE_DRIVER` forces one (tests, and machines where the probe lies).
+"""
+
+import errno
+import logging
+import os
+import shutil
+import stat
+import subprocess
+
+from minictr.errors import MinictrError
+from minictr.images.layers import OPAQUE_MARKER, WHITEOUT_PREFIX
+
+log = logging.getLogger("minictr.driver")
+
+OVERLAY2, FUSE_OVERLAYFS, VFS = "overlay2", "fuse-overlayfs", "vfs"
+DRIVERS = (OVERLAY2, FUSE_OVERLAYFS, VFS)
+_COPIED_MARK = ".rootfs-copied"  # in the container's dir: its vfs rootfs is complete
+
+
+def fuse_overlayfs_path(search_path: str | None = None) -> str | None:
+    """fuse-overlayfs, when it is installed and /dev/fuse can be opened."""
+    from minictr.doctor import fuse_overlayfs_path as find
+
+    return find(search_path)
+
+
+def choose(data_root: str, rootless: bool, environ=os.environ) -> "StorageDriver":
+    """The driver for this data root: overlay2 if the kernel mounts it there, else
+    fuse-overlayfs when present, else vfs. The reason is kept for `info`."""
+    forced = environ.get("MINICTR_STORAGE_DRIVER", "")
+    if forced:
+        from minictr.daemon.preflight import CannotStart
+
+        if forced not in DRIVERS:
+            raise CannotStart(f"MINICTR_STORAGE_DRIVER={forced}: not one of {', '.join(DRIVERS)}")
+        if forced == FUSE_OVERLAYFS and fuse_overlayfs_path() is None:
+            raise CannotStart("MINICTR_STORAGE_DRIVER=fuse-overlayfs: fuse-overlayfs or /dev/fuse is missing")
+        return StorageDriver(forced, rootless, "chosen by MINICTR_STORAGE_DRIVER")
+    from minictr import doctor
+
+    probe = doctor.overlay_probe(True, os.path.join(data_root, "image"), userxattr=rootless)
+    if probe.status == doctor.OK:
+        return StorageDriver(OVERLAY2, rootless, "")
+    why = f"overlayfs does not work on the data root ({probe.message})"
+    if fuse_overlayfs_path() is not None:
+        driver = StorageDriver(FUSE_OVERLAYFS, rootless, why)
+    else:
+        driver = StorageDriver(VFS, rootless, why + " and fuse-overlayfs is not installed: containers get full copies")
+    log.warning("storage driver %s: %s", driver.name, driver.reason)
+    return driver
+
+
+class StorageDriver:
+    def __init__(self, name: str, rootless: bool, reason: str):
+        self.name = name
+        self.rootless = rootless
+        self.reason = reason  # why not overlay2 ("" when it is)
+
+    def status(self, data_root: str = "/") -> list:
+        """`info`'s DriverStatus."""
+        from minictr.doctor import _filesystem_type
+
+        fstype = _filesystem_type(os.path.realpath(data_root), "/proc/self/mountinfo") or "unknown"
+        rows = [["Backing Filesystem", {"ext4": "extfs", "ext3": "extfs", "overlay": "overlayfs"}.get(fstype, fstype)]]
+        if self.name == FUSE_OVERLAYFS:
+            rows.append(["Program", fuse_overlayfs_path() or "fuse-overlayfs"])
+        if self.reason:
+            rows.append(["Reason", self.reason])
+        return rows
+
+    # --- a container's start: the monitor's filesystem keys ---
+
+    def prepare(self, image, top: str) -> list:
+        """Before the monitor is spawned: the config entries for the container's root
+        (`top` is the container's directory, with rootfs/, diff/, work/)."""
+        rootfs = os.path.join(top, "rootfs")
+        if self.name == OVERLAY2:
+            return ([("rootfs", rootfs), ("lower_dir", str(image.link_dir))]
+                    + [("lower", name) for name in image.layer_links]
+                    + [("upper", os.path.join(top, "diff")), ("work", os.path.join(top, "work"))])
+        if self.name == FUSE_OVERLAYFS:
+            self.mount(image, top)
+        else:
+            copy_layers(image.layer_dirs, top, self.rootless)
+        return [("rootfs", rootfs), ("rootfs_ready", "1")]
+
+    def created(self, top: str) -> None:
+        """Once the monitor made the container's mount namespace (or failed to): the
+        daemon's own copy of a fuse mount goes; the container's stays while it runs."""
+        if self.name == FUSE_OVERLAYFS:
+            self.unmount(top)
+
+    # --- the container's files from the daemon (cp, export of a stopped container) ---
+
+    def mount(self, image, top: str) -> None:
+        """The container's root on top/rootfs in the daemon's mount namespace."""
+        rootfs, upper, work = (os.path.join(top, d) for d in ("rootfs", "diff", "work"))
+        from minictr import native
+
+        if self.name == OVERLAY2:
+            native.mount_overlay(rootfs, image.layer_links, upper, work, self.rootless,
+                                 lower_dir=str(image.link_dir))
+        elif self.name == FUSE_OVERLAYFS:
+            self.unmount(top)  # a copy a crash left in the daemon's namespace
+            # allow_other: the container's users are not the mounting user (and, rootless,
+            # live in a child user namespace of the daemon's).
+            options = f"lowerdir={':'.join(image.layer_links)},upperdir={upper},workdir={work},allow_other"
+            result = subprocess.run([fuse_overlayfs_path() or "fuse-overlayfs", "-o", options, rootfs],
+                                    cwd=str(image.link_dir), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+            if result.returncode != 0:
+                message = result.stderr.decode(errors="replace").strip().splitlines()
+                raise MinictrError(f"fuse-overlayfs on `{rootfs}`: {message[-1] if message else result.returncode}")
+        else:
+            copy_layers(image.layer_dirs, top, self.rootless)
+
+    def unmount(self, top: str) -> None:
+        if self.name == VFS:
+            return
+        from minictr import native
+
+        rootfs = os.path.join(top, "rootfs")
+        try:
+            native.unmount(rootfs)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.ENOENT):
+                log.warning("%s", e)
+
+
+# --- vfs: a full copy of the layers ---------------------------------------------------------
+
+
+def copy_layers(layer_dirs: list, top: str, rootless: bool) -> None:
+    """Make top/rootfs a copy of the layers (top-most first in `layer_dirs`), once.
+
+    Layers are applied bottom-up: an opaque directory empties what lower layers put
+    there, a whiteout removes the path. Owners, modes, times, xattrs (but overlay's)
+    and hard links within a layer are kept."""
+    mark = os.path.join(top, _COPIED_MARK)
+    if os.path.exists(mark):
+        return
+    rootfs = os.path.join(top, "rootfs")
+    _empty_dir(rootfs)
+    namespace = "user" if rootless else "trusted"
+    for layer in reversed([str(d) for d in layer_dirs]):
+        _apply_layer(layer, rootfs, namespace)
+    with open(mark, "w"):
+        pass
+
+
+def _empty_dir(path: str) -> None:
+    for name in os.listdir(path):
+        child = os.path.join(path, name)
+        if os.path.isdir(child) and not os.path.islink(child):
+            shutil.rmtree(child)
+        else:
+            os.unlink(child)
+
+
+def _apply_layer(layer: str, rootfs: str, namespace: str) -> None:
+    linked = {}  # (dev, ino) of a layer file -> its copy: hard links stay links
+    directories = []
+    for dirpath, dirnames, filenames in os.walk(layer):
+        relative = os.path.relpath(dirpath, layer)
+        target_dir = rootfs if relative == "." else os.path.join(rootfs, relative)
+        if relative != "." and _is_opaque(dirpath, namespace, filenames) and os.path.isdir(target_dir):
+            _empty_dir(target_dir)
+        for name in sorted(dirnames):
+            source, target = os.path.join(dirpath, name), os.path.join(target_dir, name)
+            st = os.lstat(source)
+            if stat.S_ISLNK(st.st_mode):  # os.walk lists symlinks to directories here
+                _replace(target)
+                _copy_entry(source, target, st, linked)
+                dirnames.remove(name)
+                continue
+            if not os.path.isdir(target) or os.path.islink(target):
+                _replace(target)
+                os.mkdir(target, 0o700)
+            directories.append((source, target, st))
+        for name in filenames:
+            source, target = os.path.join(dirpath, name), os.path.join(target_dir, name)
+            st = os.lstat(source)
+            if name == OPAQUE_MARKER:
+                continue
+            if name.startswith(WHITEOUT_PREFIX):  # the OCI form (a data root on overlayfs)
+                _replace(os.path.join(target_dir, name[len(WHITEOUT_PREFIX):]))
+                continue
+            if _is_whiteout(source, st, namespace):
+                _replace(target)
+                continue
+            _replace(target)
+            _copy_entry(source, target, st, linked)
+    root_st = os.lstat(layer)
+    directories.append((layer, rootfs, root_st))
+    for source, target, st in reversed(directories):  # deepest first: times stay
+        _copy_metadata(source, target, st)
+
+
+def _is_opaque(path: str, namespace: str, filenames: list) -> bool:
+    if OPAQUE_MARKER in filenames:
+        return True
+    try:
+        return os.getxattr(path, f"{namespace}.overlay.opaque", follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def _is_whiteout(path: str, st, namespace: str) -> bool:
+    if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+        return True
+    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+        try:
+            os.getxattr(path, "user.overlay.whiteout", follow_symlinks=False)
+            return True
+        except OSError:
+            return False
+    return False
+
+
+def _replace(target: str) -> None:
+    if os.path.isdir(target) and not os.path.islink(target):
+        shutil.rmtree(target)
+    elif os.path.lexists(target):
+        os.unlink(target)
+
+
+def _copy_entry(source: str, target: str, st, linked: dict) -> None:
+    key = (st.st_dev, st.st_ino)
+    if st.st_nlink > 1 and key in linked:
+        os.link(linked[key], target, follow_symlinks=False)
+        return
+    if stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(source), target)
+    elif stat.S_ISREG(st.st_mode):
+        shutil.copyfile(source, target, follow_symlinks=False)
+    elif stat.S_ISFIFO(st.st_mode):
+        os.mkfifo(target, 0o600)
+    elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        os.mknod(target, (st.st_mode & ~0o7777) | 0o600, st.st_rdev)
+    else:
+        return
+    _copy_metadata(source, target, st)
+    if st.st_nlink > 1:
+        linked[key] = target
+
+
+def _copy_metadata(source: str, target: str, st) -> None:
+    os.chown(target, st.st_uid, st.st_gid, follow_symlinks=False)
+    for name in _listxattr(source):
+        if ".overlay." in name:
+            continue
+        try:
+            os.setxattr(target, name, os.getxattr(source, name, follow_symlinks=False), follow_symlinks=False)
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES):
+                raise
+    if not stat.S_ISLNK(st.st_mode):
+        os.chmod(target, stat.S_IMODE(st.st_mode))  # after chown, which clears setuid
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
+def _listxattr(path: str) -> list:
+    try:
+        return os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return []

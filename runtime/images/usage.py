@@ -1,0 +1,126 @@
+"""What images are made of and what they cost: `history`, `image prune`, the images of `system df`."""
+
+import re
+import time
+
+from minictr.errors import InvalidArgument
+from minictr.images.store import _unix_time
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+PRUNE_FILTERS = {"dangling", "until", "label", "label!"}
+
+
+def history(store, name: str) -> list[dict]:
+    """GET /images/{name}/history: one entry per history step, newest first, as Docker's
+    ({Id, Created, CreatedBy, Tags, Size, Comment}); steps that made a layer carry its size.
+    Only the image itself has an id here: the steps below it show `<missing>`, as Docker
+    shows them for images pulled or loaded without their parents."""
+    image = store.resolve(name)
+    document = image.document
+    diff_ids = document["rootfs"]["diff_ids"]
+    sizes = {row["diff_id"]: row["size"] for row in store.db.query(
+        "SELECT diff_id, size FROM layers WHERE diff_id IN (SELECT diff_id FROM image_layers WHERE image_id = ?)",
+        (image.id,))}
+    steps = document.get("history") or [{"created": document.get("created")} for _ in diff_ids]
+    entries, layer = [], 0
+    for step in steps:
+        size = 0
+        if not step.get("empty_layer") and layer < len(diff_ids):
+            size = sizes.get(diff_ids[layer], 0)
+            layer += 1
+        entries.append({"Id": "<missing>", "Created": _unix_time(step.get("created")),
+                        "CreatedBy": step.get("created_by", ""), "Tags": None, "Size": size,
+                        "Comment": step.get("comment", "")})
+    entries.reverse()
+    if entries:
+        tags, _ = store._repo_tags_and_digests(image.id)
+        entries[0].update(Id=image.id, Tags=tags or None)
+    return entries
+
+
+def prune(store, filters: dict, in_use) -> dict:
+    """POST /images/prune: dangling (untagged) images, or with `dangling=false` every image no
+    container uses, that pass `until` and `label`; Docker's {ImagesDeleted, SpaceReclaimed}."""
+    unknown = set(filters) - PRUNE_FILTERS
+    if unknown:
+        raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
+    dangling_only = _dangling(filters.get("dangling"))
+    until = _until(filters.get("until"))
+    layer_sizes = {row["diff_id"]: row["size"] for row in store.db.query("SELECT diff_id, size FROM layers")}
+    deleted, reclaimed = [], 0
+    for summary in store.list_images():
+        if dangling_only and summary["RepoTags"]:
+            continue
+        if until is not None and summary["Created"] >= until:
+            continue
+        if not _labels_pass(filters, summary["Labels"] or {}):
+            continue
+        if in_use(summary["Id"]):
+            continue
+        try:
+            result = store.remove(summary["Id"], True, in_use)
+        except Exception:  # gone meanwhile, or used by a container created meanwhile
+            continue
+        deleted += result
+        reclaimed += sum(layer_sizes.get(item["Deleted"], 0) for item in result if "Deleted" in item)
+    return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
+
+def _dangling(values) -> bool:
+    if not values:
+        return True
+    value = values[-1].lower()
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0"):
+        return False
+    raise InvalidArgument(f"invalid filter 'dangling={values[-1]}'")
+
+
+def _until(values) -> float | None:
+    """Docker's `until`: a Go duration before now, a Unix timestamp, or an RFC 3339 date."""
+    if not values:
+        return None
+    text = values[-1]
+    if text and _DURATION.sub("", text) == "":
+        return time.time() - sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION.findall(text))
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    seconds = _unix_time(text if text.endswith("Z") or "+" in text[10:] else text + "Z")
+    if seconds == 0 and not text.startswith("1970"):
+        raise InvalidArgument(f'failed to parse value as time or duration: "{text}"')
+    return seconds
+
+
+def _labels_pass(filters: dict, labels: dict) -> bool:
+    from minictr.containers.filters import labels_match
+
+    if not labels_match(filters.get("label"), labels):
+        return False
+    if filters.get("label!") and any(labels_match([item], labels) for item in filters["label!"]):
+        return False
+    return True
+
+
+def disk_usage(store, containers) -> tuple[int, list[dict]]:
+    """(LayersSize, Images) of GET /system/df: each image with how many containers use it and
+    how much of it other images share."""
+    images = store.list_images()
+    rows = store.db.query("SELECT il.image_id, il.diff_id, l.size FROM image_layers il JOIN layers l USING (diff_id)")
+    users_of_layer: dict[str, set] = {}
+    layers_of_image: dict[str, dict] = {}
+    for row in rows:
+        users_of_layer.setdefault(row["diff_id"], set()).add(row["image_id"])
+        layers_of_image.setdefault(row["image_id"], {})[row["diff_id"]] = row["size"]
+    layers_size = sum(row["size"] for row in store.db.query("SELECT size FROM layers"))
+    counts: dict[str, int] = {}
+    for container in containers:
+        counts[container.image_id] = counts.get(container.image_id, 0) + 1
+    for image in images:
+        layers = layers_of_image.get(image["Id"], {})
+        image["SharedSize"] = sum(size for diff_id, size in layers.items() if len(users_of_layer[diff_id]) > 1)
+        image["Containers"] = counts.get(image["Id"], 0)
+    return layers_size, images
