@@ -37,6 +37,7 @@ def create_body(options):
 
     host_config.update(host_config_fields(options))
     volumes = _mount_options(options, host_config)
+    exposed_ports = _port_options(options, host_config)
     body = {
         "Image": options["image"],
         "Env": env,
@@ -48,6 +49,8 @@ def create_body(options):
     }
     if volumes:
         body["Volumes"] = volumes
+    if exposed_ports:
+        body["ExposedPorts"] = exposed_ports
     if tty:
         size = _terminal_size()
         if size:
@@ -62,6 +65,20 @@ def create_body(options):
     if options["entrypoint"] is not None:
         body["Entrypoint"] = [options["entrypoint"]] if options["entrypoint"] else [""]
     return body
+
+
+def _port_options(options, host_config):
+    """-p/-P/--expose into HostConfig.PortBindings/PublishAllPorts; the ExposedPorts they add."""
+    if not (options.get("publish") or options.get("expose") or options.get("publish_all")):
+        return {}
+    from minictr.networks.ports import publish_options
+
+    exposed, bindings = publish_options(options.get("publish") or (), options.get("expose") or ())
+    if bindings:
+        host_config["PortBindings"] = bindings
+    if options.get("publish_all"):
+        host_config["PublishAllPorts"] = True
+    return exposed
 
 
 def _mount_options(options, host_config):

@@ -16,7 +16,8 @@ thread per direction, no GIL); UDP goes through a relay with a connected
 socket per client address, dropped after UDP_IDLE_SECONDS of silence.
 """
 
-import asyncio
+from __future__ import annotations
+
 import errno
 import logging
 import os
@@ -244,6 +245,7 @@ class PortPublisher:
         return list(pub.entries)
 
     async def _bind_one(self, proto, host_ip, host_port):
+        import asyncio
         if host_port and any(e["proto"] == proto and e["host_port"] == host_port
                              and (e["host_ip"] == host_ip or "0.0.0.0" in (e["host_ip"], host_ip))
                              for other in self._published.values() for e in other.entries):
@@ -256,6 +258,7 @@ class PortPublisher:
         return sock
 
     def _serve(self, pub, sock, target, proto):
+        import asyncio
         if proto == "tcp":
             pub.tasks.append(asyncio.get_running_loop().create_task(self._accept_loop(pub, sock, target)))
         else:
@@ -264,6 +267,7 @@ class PortPublisher:
             pub.tasks.append(asyncio.get_running_loop().create_task(relay.run()))
 
     async def _accept_loop(self, pub, listener, target):
+        import asyncio
         loop = asyncio.get_running_loop()
         while True:
             try:
@@ -281,6 +285,7 @@ class PortPublisher:
             loop.create_task(self._forward(pub, client, target))
 
     async def _forward(self, pub, client, target):
+        import asyncio
         from minictr import native
 
         upstream = socket.socket(socket.AF_INET6 if ":" in target[0] else socket.AF_INET,
@@ -334,6 +339,7 @@ class _UdpRelay:
         self.last_seen: dict[tuple, float] = {}
 
     async def run(self):
+        import asyncio
         loop = asyncio.get_running_loop()
         while True:
             try:
@@ -356,6 +362,7 @@ class _UdpRelay:
                 log.debug("udp %s -> %s: %s", peer, self.target, error)
 
     def _open(self, peer):
+        import asyncio
         upstream = socket.socket(socket.AF_INET6 if ":" in self.target[0] else socket.AF_INET,
                                  socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
         try:
@@ -369,6 +376,7 @@ class _UdpRelay:
         return self.sessions[peer]
 
     async def _replies(self, peer, upstream):
+        import asyncio
         loop = asyncio.get_running_loop()
         try:
             while True:

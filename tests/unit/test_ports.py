@@ -262,3 +262,17 @@ def test_the_wrapper_hands_over_a_bound_listener(tmp_path):
         udp.close()
     finally:
         listener.close()
+
+
+def test_run_options_become_port_bindings_and_exposed_ports():
+    import click
+
+    from minictr.cli.bodies import create_body
+    from minictr.cli.run_options import with_run_options
+
+    command = click.command()(with_run_options(lambda **options: options))
+    ctx = command.make_context("run", ["-p", "127.0.0.1:8080:80", "-P", "--expose", "53/udp", "busybox"])
+    body = create_body(ctx.params)
+    assert body["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}
+    assert body["HostConfig"]["PublishAllPorts"] is True
+    assert body["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}}
