@@ -106,6 +106,7 @@ struct mc_config
   size_t n_readonly_paths;
   struct mc_cgroupfs *cgroupfs; /* `cgroupfs`: the hierarchies shown under /sys/fs/cgroup */
   size_t n_cgroupfs;
+  const char *netns; /* `netns`: `host` (no new network namespace) or a netns path to join */
 };
 
 int mc_config_load (struct mc_config *cfg, const char *path, struct mc_error *err);

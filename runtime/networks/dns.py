@@ -207,9 +207,10 @@ class Resolver:
         if request.header.opcode != 0 or len(request.questions) != 1:
             return _reply(request, RCODE.NOTIMP if request.header.opcode != 0 else RCODE.FORMERR).pack()
         question = request.q
-        name = str(question.qname).rstrip(".").lower()
+        name = str(question.qname).rstrip(".")
         if question.qclass == 1 and question.qtype in (QTYPE.A, QTYPE.AAAA, QTYPE.ANY) and name:
-            addresses = self._local(network_id, name)
+            # Names are case-insensitive (RFC 4343): as asked, then lower-case (`WEB` finds `web`).
+            addresses = self._local(network_id, name) or (name != name.lower() and self._local(network_id, name.lower()))
             if addresses:
                 return _fit(self._local_answer(request, name, question.qtype, addresses), request, tcp)
         answer = await self.forwarder.forward(data, tcp) if self.forwarder.upstreams else None
@@ -445,3 +446,15 @@ class DnsService:
     def close(self):
         for network_id in list(self.servers):
             self._stop(network_id)
+
+
+async def serve_networks(networks, rootless):
+    """The daemon's DNS service, hooked to the NetworkService `networks`: a server for every
+    user-defined network now, and for each one created from now on, until it is removed."""
+    service = DnsService(networks.resolve, rootless)
+    networks.add_hook("on_network_created",
+                      lambda network: service.network_created(network.id, network.gateway)
+                      if network.user_defined else None)
+    networks.add_hook("on_network_removed", lambda network: service.network_removed(network.id))
+    await service.start(networks.gateway_addresses().items())
+    return service

@@ -1,0 +1,135 @@
+"""Links through netlink (pyroute2): bridges, veth pairs, addresses and routes. Runs in the
+daemon's network namespace: the host's as root, the rootless namespace (held by minictr-pause)
+otherwise; the same code for both. Blocking: call from a thread."""
+
+import asyncio
+import concurrent.futures
+import errno
+import functools
+import ipaddress
+
+_worker = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="netlink")
+
+
+def _off_loop(function):
+    """pyroute2's synchronous sockets run an asyncio loop of their own, which cannot run in a thread
+    whose loop is running (the daemon's): called from there, the work goes to a worker thread."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return function(*args, **kwargs)
+        return _worker.submit(function, *args, **kwargs).result()
+    return wrapper
+
+
+def _iproute():
+    from pyroute2 import IPRoute  # imported lazily: never on the CLI's path
+
+    return IPRoute()
+
+
+def _container_ns(pid):
+    from pyroute2 import NetNS
+
+    return NetNS(f"/proc/{pid}/ns/net")
+
+
+@_off_loop
+def host_routes():
+    """IPv4 destinations routed in the daemon's namespace (new subnets must avoid them)."""
+    with _iproute() as ipr:
+        routes = []
+        for route in ipr.get_routes(family=2):
+            dst = route.get_attr("RTA_DST")
+            if dst and route["dst_len"]:
+                routes.append(ipaddress.ip_network(f"{dst}/{route['dst_len']}", strict=False))
+        return routes
+
+
+@_off_loop
+def bridge_subnet(name):
+    """The IPv4 address/prefix a bridge already has, or None (no such bridge or no address)."""
+    with _iproute() as ipr:
+        index = ipr.link_lookup(ifname=name)
+        if not index:
+            return None
+        for addr in ipr.get_addr(family=2, index=index[0]):
+            return ipaddress.ip_interface(f"{addr.get_attr('IFA_ADDRESS')}/{addr['prefixlen']}")
+        return None
+
+
+@_off_loop
+def ensure_bridge(name, gateway, prefixlen):
+    """A bridge `name` with the gateway's address, up. Made if missing; its address added if not there."""
+    with _iproute() as ipr:
+        index = ipr.link_lookup(ifname=name)
+        if not index:
+            try:
+                ipr.link("add", ifname=name, kind="bridge")
+            except Exception as e:
+                if getattr(e, "code", None) != errno.EEXIST:
+                    raise
+            index = ipr.link_lookup(ifname=name)
+        index = index[0]
+        present = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(family=2, index=index)}
+        if str(gateway) not in present:
+            ipr.addr("add", index=index, address=str(gateway), prefixlen=prefixlen)
+        ipr.link("set", index=index, state="up")
+
+
+@_off_loop
+def remove_link(name):
+    """Delete a link (a bridge, or a veth: its peer goes with it); absent is fine."""
+    with _iproute() as ipr:
+        index = ipr.link_lookup(ifname=name)
+        if index:
+            try:
+                ipr.link("del", index=index[0])
+            except Exception as e:
+                if getattr(e, "code", None) != errno.ENODEV:
+                    raise
+
+
+@_off_loop
+def links_with_prefix(prefix):
+    with _iproute() as ipr:
+        return [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()
+                if (link.get_attr("IFLA_IFNAME") or "").startswith(prefix)]
+
+
+@_off_loop
+def attach(bridge, host_name, pid, ifname, address, prefixlen, mac, gateway):
+    """A veth pair: `host_name` on `bridge`, its peer moved into the netns of process `pid` as
+    `ifname` with `address`/`prefixlen` and `mac`, up, with a default route via `gateway` (None:
+    no route, an --internal network). On failure nothing is left (the host end is deleted)."""
+    temp = "t" + host_name[1:]  # the peer's name until it is in the container's namespace
+    with _iproute() as ipr:
+        ipr.link("add", ifname=host_name, kind="veth", peer=temp)
+        try:
+            master = ipr.link_lookup(ifname=bridge)[0]
+            host_index = ipr.link_lookup(ifname=host_name)[0]
+            ipr.link("set", index=host_index, master=master, state="up")
+            ipr.link("set", index=ipr.link_lookup(ifname=temp)[0], net_ns_pid=pid)
+            with _container_ns(pid) as ns:
+                index = ns.link_lookup(ifname=temp)[0]
+                ns.link("set", index=index, ifname=ifname, address=mac)
+                ns.addr("add", index=index, address=str(address), prefixlen=prefixlen)
+                ns.link("set", index=index, state="up")
+                if gateway is not None and not _has_default_route(ns):
+                    ns.route("add", dst="0.0.0.0/0", gateway=str(gateway), oif=index)
+        except BaseException:
+            remove_link(host_name)
+            raise
+
+
+def _has_default_route(ns):
+    return any(r["dst_len"] == 0 for r in ns.get_routes(family=2, table=254))
+
+
+@_off_loop
+def container_interfaces(pid):
+    """Names of the links in the netns of process `pid` (eth0, eth1, … for connect)."""
+    with _container_ns(pid) as ns:
+        return [link.get_attr("IFLA_IFNAME") for link in ns.get_links()]
