@@ -417,3 +417,34 @@ def host_binder():
 
         return lambda proto, host_ip, host_port: host_connect.listen(path, proto, host_ip, host_port)
     return bind_host_socket
+
+
+class ContainerPorts:
+    """The container service's side of published ports (one per daemon).
+
+    `container_started` after the network is up (raises, with nothing bound, for a taken port:
+    the caller then undoes the start); `container_stopped` when it ends (kill -9 included) or its
+    start fails; `settings`/`list_entry` for inspect's NetworkSettings.Ports and `ps`.
+    A daemon restart re-publishes for the containers still running (`container_started` again).
+    """
+
+    def __init__(self, publisher: PortPublisher | None = None):
+        self.publisher = publisher or PortPublisher(host_binder())
+
+    async def container_started(self, container, ip: str) -> None:
+        wanted = wanted_bindings(container.host_config, container.config.get("ExposedPorts"))
+        if not wanted:
+            return
+        if not ip:  # --network none/host/container:: Docker discards them too
+            log.info("%s: published ports discarded: the container has no bridge address", container.id[:12])
+            return
+        await self.publisher.publish(container.id, ip, wanted)
+
+    def container_stopped(self, container_id: str) -> None:
+        self.publisher.release(container_id)
+
+    def settings(self, container) -> dict:
+        return {"Ports": ports_view(container.config.get("ExposedPorts"), self.publisher.published(container.id))}
+
+    def list_entry(self, container) -> list[dict]:
+        return ports_list(container.config.get("ExposedPorts"), self.publisher.published(container.id))

@@ -276,3 +276,24 @@ def test_run_options_become_port_bindings_and_exposed_ports():
     assert body["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}
     assert body["HostConfig"]["PublishAllPorts"] is True
     assert body["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}}
+
+
+def test_container_ports_publish_exposed_ports_for_a_running_container():
+    from types import SimpleNamespace
+
+    from minictr.containers.config import merge
+
+    config, _ = merge({"Image": "img", "Cmd": ["true"], "ExposedPorts": {"81/tcp": {}}},
+                      {"ExposedPorts": {"80/tcp": {}}}, CTR)
+    assert config["ExposedPorts"] == {"80/tcp": {}, "81/tcp": {}}
+    container = SimpleNamespace(id=CTR, config=config, host_config={"PublishAllPorts": True})
+
+    async def scenario():
+        container_ports = ports.ContainerPorts(ports.PortPublisher())
+        await container_ports.container_started(container, "127.0.0.1")
+        view = container_ports.settings(container)["Ports"]
+        assert set(view) == {"80/tcp", "81/tcp"} and all(int(v[0]["HostPort"]) > 0 for v in view.values())
+        container_ports.container_stopped(CTR)
+        assert container_ports.settings(container)["Ports"] == {"80/tcp": None, "81/tcp": None}
+
+    _run(scenario())
