@@ -17,6 +17,19 @@ REPO = Path(__file__).resolve().parents[2]
 # The daemons of the suite reach loopback registries only: a `run` of a missing image must not go
 # to Docker Hub (nor anywhere off this machine).
 os.environ["MINICTR_REGISTRY_LOOPBACK_ONLY"] = "1"
+
+
+def _free_loopback_port():
+    with socket.socket() as tcp, socket.socket(type=socket.SOCK_DGRAM) as udp:
+        tcp.bind(("127.0.0.1", 0))
+        udp.bind(("127.0.0.1", tcp.getsockname()[1]))
+        return tcp.getsockname()[1]
+
+
+# Names the networks' DNS server does not know go to this loopback port only (never the host's
+# resolvers): test_dns.py runs a resolver of its own there.
+DNS_UPSTREAM = ("127.0.0.1", _free_loopback_port())
+os.environ["MINICTR_DNS_FORWARD"] = f"{DNS_UPSTREAM[0]}:{DNS_UPSTREAM[1]}"
 ROOTLESS = os.geteuid() != 0
 IMAGE = "busybox-local"
 
