@@ -196,3 +196,34 @@ class Outbound:
                             "might not reach outside. Docker's documented way: iptables -I DOCKER-USER -i BRIDGE "
                             "-j ACCEPT and iptables -I DOCKER-USER -o BRIDGE -m conntrack --ctstate "
                             "RELATED,ESTABLISHED -j ACCEPT", ", ".join(blocked))
+
+
+def _entry(network):
+    if network.driver != "bridge" or not network.bridge or network.subnet is None:
+        return None
+    return network.bridge, (str(network.subnet), network.internal)
+
+
+def install(networks):
+    """Wire outbound into the NetworkService `networks` at the daemon's start: the rules of every bridge
+    network now, then follow network create/rm through its hooks. Returns the Outbound (close() at stop).
+    A failure (no nft) is logged: the daemon runs, its containers do not reach outside."""
+    outbound = Outbound()
+    current = dict(e for e in map(_entry, networks.list()) if e)
+    try:
+        outbound.restore(current)
+    except OutboundError as e:
+        log.warning("%s", e)
+
+    def created(network):
+        entry = _entry(network)
+        if entry:
+            outbound.add(entry[0], *entry[1])
+
+    def removed(network):
+        if network.bridge:
+            outbound.remove(network.bridge)
+
+    networks.add_hook("on_network_created", created)
+    networks.add_hook("on_network_removed", removed)
+    return outbound
