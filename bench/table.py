@@ -302,6 +302,31 @@ exec_table()
 memory_table()
 pull_table()
 
+
+def ports_table():
+    """1000 MB through a published port into a container's nc -l (bench/run's `ports`)."""
+    mc, rl = hf("ports-minictr"), hf("ports-minictr-rootless")
+    entries = [("minictr (root)", mc, mc), ("docker (root)", hf("ports-docker"), mc),
+               ("podman (root)", hf("ports-podman"), mc), ("minictr rootless", rl, rl),
+               ("podman rootless", hf("ports-podman-rootless"), rl)]
+    if not any(m for _, m, _ in entries):
+        return
+    print()
+    print("| 1000 MB through a published port | mean ± σ | ratio to minictr (same mode) |")
+    print("| --- | --- | --- |")
+    for what, m, ref in entries:
+        if m:
+            print(f"| {what} | {m[0]:.2f} s ± {m[1]:.2f} | {ratio(m[0], ref[0] if ref else None)} |")
+    for peer, ref, target in (("docker", mc, "ports-docker"), ("podman", mc, "ports-podman"),
+                              ("podman rootless", rl, "ports-podman-rootless")):
+        m = hf(target)
+        if ref and m:
+            headlines.append(f"published port, 1000 MB: minictr{' rootless' if 'rootless' in peer else ''} / "
+                             f"{peer}: **{times(ref[0] / m[0])}** (target ≤ 1×)")
+
+
+ports_table()
+
 # Headline ratios against the targets.
 peers = [(n, v[0]) for n, v in (("docker", docker), ("podman", podman)) if v]
 if mc and peers:
