@@ -80,6 +80,9 @@ async def _serve(socket_path, data_root, run_dir, rootless):
     from minictr.networks.dns import serve_networks
 
     dns = await serve_networks(services.networks, rootless)
+    from minictr.networks import outbound
+
+    services.outbound = await asyncio.to_thread(outbound.install, services.networks)
     listener = await server.serve(socket_path, services)
     log.info("listening on unix://%s (%s)", socket_path, "rootless" if rootless else "root")
     stop = asyncio.Event()
@@ -90,6 +93,7 @@ async def _serve(socket_path, data_root, run_dir, rootless):
     # Containers keep running: their monitors own them, and the next daemon picks them up.
     listener.close()
     dns.close()
+    await asyncio.to_thread(services.outbound.close)
     try:
         os.unlink(socket_path)
     except FileNotFoundError:
