@@ -77,6 +77,17 @@ class NetworkService:
         self.default_bridge = os.environ.get("MINICTR_DEFAULT_BRIDGE") or DEFAULT_BRIDGE
         self.hooks = {name: [] for name in _HOOK_NAMES}
         self._lock = threading.Lock()  # leases and subnets: one allocation at a time
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+
+    def _emit(self, *args):
+        """Events are recorded in the event loop's thread; the API calls us from worker threads."""
+        if self._loop is None:
+            self.events.emit(*args)
+        else:
+            self._loop.call_soon_threadsafe(self.events.emit, *args)
 
     # ---- hooks (for DNS, ports, outbound) -------------------------------------------------
 
@@ -182,7 +193,7 @@ class NetworkService:
             gateway = ipam.check_config(subnet, gateway, ip_range)
             network_id = self._insert(name, driver, subnet, gateway, ip_range, internal, labels)
         network = self.get(network_id)
-        self.events.emit("network", "create", network.id, {"name": name, "type": driver})
+        self._emit("network", "create", network.id, {"name": name, "type": driver})
         self._run_hooks("on_network_created", network)
         return network
 
@@ -234,7 +245,7 @@ class NetworkService:
         plumbing.remove_link(network.bridge)
         with self.db.transaction() as cur:
             cur.execute("DELETE FROM networks WHERE id = ?", (network.id,))
-        self.events.emit("network", "destroy", network.id, {"name": network.name, "type": network.driver})
+        self._emit("network", "destroy", network.id, {"name": network.name, "type": network.driver})
         self._run_hooks("on_network_removed", network)
 
     def prune(self, filters=None):
@@ -445,7 +456,7 @@ class NetworkService:
                 self._drop(network.id, container.id)
                 raise
             self.write_files(container)
-        self.events.emit("network", "connect", network.id,
+        self._emit("network", "connect", network.id,
                          {"container": container.id, "name": network.name, "type": network.driver})
 
     @staticmethod
@@ -478,7 +489,7 @@ class NetworkService:
             raise InvalidArgument(f"container {container.id} is not connected to network {network.name}")
         self._drop(network.id, container.id)
         self.write_files(container)
-        self.events.emit("network", "disconnect", network.id,
+        self._emit("network", "disconnect", network.id,
                          {"container": container.id, "name": network.name, "type": network.driver})
 
     # ---- what the others read ----------------------------------------------------------------

@@ -53,3 +53,86 @@ def test_default_bridge_gives_eth0_an_address_and_a_default_route(daemon, image)
     finally:
         daemon.ok("rm", "-f", name)
     assert our_veths(daemon) == []
+
+
+def test_two_containers_on_a_network_reach_each_other_and_not_another_network(daemon, image):
+    net_a, net_b = "na" + secrets.token_hex(3), "nb" + secrets.token_hex(3)
+    daemon.ok("network", "create", net_a)
+    daemon.ok("network", "create", "--subnet", "10.199.7.0/24", net_b)
+    names = []
+    try:
+        first = run_sleeper(daemon, image, "--network", net_a)
+        names.append(first)
+        second = run_sleeper(daemon, image, "--network", net_a, "--network-alias", "web")
+        names.append(second)
+        third = run_sleeper(daemon, image, "--network", net_b, "--ip", "10.199.7.9")
+        names.append(third)
+        ip2 = inspect(daemon, second)["NetworkSettings"]["Networks"][net_a]["IPAddress"]
+        assert inspect(daemon, third)["NetworkSettings"]["Networks"][net_b]["IPAddress"] == "10.199.7.9"
+        sh(daemon, first, f"ping -c1 -W2 {ip2}")
+        assert daemon.cli("exec", third, "ping", "-c1", "-W1", ip2).returncode != 0
+        listed = json.loads(daemon.ok("network", "inspect", net_a))[0]
+        assert {c["Name"] for c in listed["Containers"].values()} == {first, second}
+        assert net_a in daemon.ok("network", "ls")
+        # connect live: an eth1 appears with an address on net_b, and goes with disconnect
+        daemon.ok("network", "connect", net_b, first)
+        assert "10.199.7." in sh(daemon, first, "ip addr show eth1")
+        sh(daemon, first, "ping -c1 -W2 10.199.7.9")
+        daemon.ok("network", "disconnect", net_b, first)
+        assert "eth1" not in sh(daemon, first, "ip link")
+        assert "active endpoints" in daemon.cli("network", "rm", net_a).stderr
+    finally:
+        daemon.ok("rm", "-f", *names)
+    daemon.ok("network", "rm", net_a, net_b)
+    assert our_veths(daemon) == []
+
+
+def test_network_modes_host_none_and_container(daemon, image):
+    host = run_sleeper(daemon, image, "--network", "host")
+    none = run_sleeper(daemon, image, "--network", "none")
+    owner = run_sleeper(daemon, image)
+    joined = run_sleeper(daemon, image, "--network", f"container:{owner}")
+    try:
+        assert "eth0" not in sh(daemon, none, "ip link")
+        ip = inspect(daemon, owner)["NetworkSettings"]["IPAddress"]
+        assert f"inet {ip}/" in sh(daemon, joined, "ip addr")
+        own_links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.count("\n")
+        if not ROOTLESS:
+            assert sh(daemon, host, "ip -o link").count("\n") == own_links
+    finally:
+        daemon.ok("rm", "-f", host, none, joined, owner)
+
+
+def test_nothing_left_after_kill_9_and_a_daemon_restart(daemon, image):
+    name = run_sleeper(daemon, image)
+    info = inspect(daemon, name)
+    assert our_veths(daemon)
+    os.kill(info["State"]["Pid"], 9) if not ROOTLESS else daemon.ok("kill", name)
+    wait_until(lambda: not inspect(daemon, name)["State"]["Running"], what="the container to end")
+    wait_until(lambda: our_veths(daemon) == [], what="its veth to go")
+    assert inspect(daemon, name)["NetworkSettings"]["IPAddress"] == ""
+    daemon.ok("start", name)
+    daemon.kill()
+    subprocess.run(["kill", "-9", str(inspect_pid(daemon, name))], check=False)
+    daemon.start()
+    try:
+        assert inspect(daemon, name)["NetworkSettings"]["IPAddress"] == ""
+        assert our_veths(daemon) == []
+    finally:
+        daemon.ok("rm", "-f", name)
+
+
+def inspect_pid(daemon, name):
+    import sqlite3
+
+    with sqlite3.connect(str(daemon.data_root / "minictr.db")) as db:
+        return db.execute("SELECT pid FROM containers WHERE name = ?", (name,)).fetchone()[0]
+
+
+def test_bad_network_input_is_one_clear_line(daemon, image):
+    for args, message in ((["network", "create", "--subnet", "nonsense", "x1"], "invalid subnet"),
+                          (["network", "rm", "bridge"], "pre-defined"),
+                          (["network", "inspect", "no-such-net"], "not found"),
+                          (["run", "--rm", "--network", "no-such-net", image, "true"], "not found")):
+        result = daemon.cli(*args)
+        assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
