@@ -143,6 +143,7 @@ class ContainerService:
         self.resources = Resources(self.cgroups, rootless)
         self.volumes = None  # the volume service (volumes/service.py), set by the daemon
         self.networks = None  # the network service (networks/service.py), set by the daemon
+        self.ports = None  # published ports (networks/ports.py ContainerPorts), set by the daemon
         self._containers = {}
         os.makedirs(self.data_dir, 0o700, exist_ok=True)
         os.makedirs(self.run_dir, 0o700, exist_ok=True)
@@ -445,6 +446,12 @@ class ContainerService:
         try:
             # Between `created` and `start`: the namespace exists, the command has not run yet.
             await asyncio.to_thread(self.networks.container_started, container, monitor.container_pid)
+            if self.ports:
+                try:  # a taken port fails the start with nothing bound (ports.py)
+                    await self.ports.container_started(container, self.networks.settings(container))
+                except BaseException:
+                    await asyncio.to_thread(self.networks.container_stopped, container.id)
+                    raise
         except BaseException as e:
             monitor.close()  # the monitor kills the container and leaves
             container.pid = container.monitor_pid = 0
@@ -529,6 +536,8 @@ class ContainerService:
             spawn(self._auto_remove(container))
 
     def _release_network(self, container):
+        if self.ports:
+            self.ports.container_stopped(container.id)  # listeners closed, connections ended
         try:
             self.networks.container_stopped(container.id)
         except Exception as e:  # a link that will not go: reconciled at the next start
@@ -862,6 +871,8 @@ class ContainerService:
         for container in chosen:
             summary = container_config.summary(container)
             summary["Mounts"] = self._inspect_mounts(container)
+            if self.ports:
+                summary["Ports"] = self.ports.list_entry(container)
             if size:
                 summary.update(self._sizes(container, image_sizes))
             summaries.append(summary)
@@ -900,6 +911,8 @@ class ContainerService:
         document = container_config.inspect(container, self._paths(container))
         document["Mounts"] = self._inspect_mounts(container)
         document["NetworkSettings"].update(self.networks.settings(container))
+        if self.ports:
+            document["NetworkSettings"].update(self.ports.settings(container))
         if size:
             document.update(self._sizes(container, {}))
         return document

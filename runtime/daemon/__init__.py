@@ -45,6 +45,10 @@ class Services:
         self.networks = NetworkService(self.db, data_root, rootless, self.events)
         self.networks.containers = self.containers
         self.containers.networks = self.networks
+        from minictr.networks.ports import ContainerPorts
+
+        self.ports = ContainerPorts()  # root: binds itself; rootless: through the wrapper (host_connect)
+        self.containers.ports = self.ports
         self.containers.driver = self.driver
         self.volumes.set_users(self.containers.volume_users)
         from minictr.containers.exec import ExecService
@@ -77,6 +81,8 @@ async def _serve(socket_path, data_root, run_dir, rootless):
     services.networks.load()
     services.containers.load()
     services.networks.reconcile(services.containers.running_ids())
+    running = [services.containers.get(i) for i in services.containers.running_ids()]
+    await services.ports.restore((c, services.networks.settings(c)) for c in running)
     from minictr.networks.dns import serve_networks
 
     dns = await serve_networks(services.networks, rootless)

@@ -431,14 +431,30 @@ class ContainerPorts:
     def __init__(self, publisher: PortPublisher | None = None):
         self.publisher = publisher or PortPublisher(host_binder())
 
-    async def container_started(self, container, ip: str) -> None:
+    async def container_started(self, container, network_settings: dict) -> None:
+        """Publish the container's ports to its first network address (from NetworkService.settings)."""
         wanted = wanted_bindings(container.host_config, container.config.get("ExposedPorts"))
         if not wanted:
             return
+        ip = next((n.get("IPAddress") for n in (network_settings.get("Networks") or {}).values()
+                   if n.get("IPAddress")), "")
         if not ip:  # --network none/host/container:: Docker discards them too
             log.info("%s: published ports discarded: the container has no bridge address", container.id[:12])
             return
-        await self.publisher.publish(container.id, ip, wanted)
+        try:
+            await self.publisher.publish(container.id, ip, wanted)
+        except MinictrError as error:
+            raise type(error)(f"driver failed programming external connectivity on endpoint "
+                              f"{container.name}: {error}") from None
+
+    async def restore(self, running) -> None:
+        """At the daemon's start: publish again for the containers still running (live restore);
+        `running` gives (container, NetworkService.settings(container)) pairs."""
+        for container, network_settings in running:
+            try:
+                await self.container_started(container, network_settings)
+            except MinictrError as error:
+                log.warning("%s: %s", container.name, error)
 
     def container_stopped(self, container_id: str) -> None:
         self.publisher.release(container_id)

@@ -286,11 +286,12 @@ def test_container_ports_publish_exposed_ports_for_a_running_container():
     config, _ = merge({"Image": "img", "Cmd": ["true"], "ExposedPorts": {"81/tcp": {}}},
                       {"ExposedPorts": {"80/tcp": {}}}, CTR)
     assert config["ExposedPorts"] == {"80/tcp": {}, "81/tcp": {}}
-    container = SimpleNamespace(id=CTR, config=config, host_config={"PublishAllPorts": True})
+    container = SimpleNamespace(id=CTR, name="web", config=config, host_config={"PublishAllPorts": True})
+    settings = {"Networks": {"bridge": {"IPAddress": "127.0.0.1"}}}
 
     async def scenario():
         container_ports = ports.ContainerPorts(ports.PortPublisher())
-        await container_ports.container_started(container, "127.0.0.1")
+        await container_ports.container_started(container, settings)
         view = container_ports.settings(container)["Ports"]
         assert set(view) == {"80/tcp", "81/tcp"} and all(int(v[0]["HostPort"]) > 0 for v in view.values())
         container_ports.container_stopped(CTR)
