@@ -66,6 +66,11 @@ def networks(daemon):
         daemon.cli("network", "rm", name)
 
 
+def http_get(host):
+    # busybox's static wget crashes (SIGSEGV) on this busybox build, even on the host: HTTP by hand.
+    return f"printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {host} 8080"
+
+
 def sh(daemon, network, image, script, *options):
     return daemon.cli("run", "--rm", "--network", network, *options, image, "sh", "-c", script, timeout=90)
 
@@ -76,7 +81,7 @@ def test_containers_reach_each_other_by_name_alias_and_short_id(daemon, image, n
     web, web_id = container("web", "--network", net, "--network-alias", "www", image, "sh", "-c", HTTPD)
     served = f"served-by-{web_id[:12]}"
     for host in (web, "www", web_id[:12]):
-        result = sh(daemon, net, image, f"ping -c1 -W5 {host} && wget -qO- -T5 http://{host}:8080/")
+        result = sh(daemon, net, image, f"ping -c1 -W5 {host} && {http_get(host)}")
         assert result.returncode == 0 and served in result.stdout, (host, result.stdout, result.stderr)
     address = inspect(daemon, web)["NetworkSettings"]["Networks"][net]["IPAddress"]
     looked_up = sh(daemon, net, image, f"nslookup {web}")
@@ -89,7 +94,7 @@ def test_a_container_on_another_network_cannot_resolve_them(daemon, image, netwo
     net, other = network("one"), network("two")
     web, _ = container("web", "--network", net, "--network-alias", "www", image, "sh", "-c", HTTPD)
     for host in (web, "www"):
-        result = sh(daemon, other, image, f"wget -qO- -T5 http://{host}:8080/")
+        result = sh(daemon, other, image, http_get(host))
         assert result.returncode != 0 and "served-by" not in result.stdout, result.stdout
         assert "bad address" in result.stderr, result.stderr
 
@@ -98,10 +103,11 @@ def test_a_name_is_gone_once_its_container_is(daemon, image, networks, upstream)
     network, container = networks
     net = network("one")
     web, _ = container("web", "--network", net, image, "sleep", "600")
-    assert sh(daemon, net, image, f"ping -c1 -W5 {web}").returncode == 0
+    address = inspect(daemon, web)["NetworkSettings"]["Networks"][net]["IPAddress"]
+    assert address in sh(daemon, net, image, f"nslookup {web}").stdout
     daemon.ok("rm", "-f", web)
-    result = sh(daemon, net, image, f"ping -c1 -W5 {web}")
-    assert result.returncode != 0 and "bad address" in result.stderr, result.stderr
+    result = sh(daemon, net, image, f"nslookup {web}")
+    assert result.returncode != 0 and address not in result.stdout, result.stdout
 
 
 def test_an_alias_given_by_connect_resolves_on_that_network(daemon, image, networks, upstream):
@@ -109,10 +115,10 @@ def test_an_alias_given_by_connect_resolves_on_that_network(daemon, image, netwo
     net, other = network("one"), network("two")
     web, web_id = container("web", "--network", other, image, "sh", "-c", HTTPD)
     daemon.ok("network", "connect", "--alias", "api", net, web)
-    result = sh(daemon, net, image, "wget -qO- -T5 http://api:8080/")
+    result = sh(daemon, net, image, http_get("api"))
     assert f"served-by-{web_id[:12]}" in result.stdout, result.stdout + result.stderr
     daemon.ok("network", "disconnect", net, web)
-    assert sh(daemon, net, image, "wget -qO- -T5 http://api:8080/").returncode != 0
+    assert sh(daemon, net, image, http_get("api")).returncode != 0
 
 
 def test_other_names_are_forwarded_to_the_hosts_resolver(daemon, image, networks, upstream):
