@@ -116,6 +116,18 @@ def busybox_tar(tmp_path_factory):
     return out
 
 
+@pytest.fixture
+def clean_daemon(tmp_path_factory):
+    """A second daemon on an empty data root: where a saved or pushed image is loaded or pulled back."""
+    top = tmp_path_factory.mktemp("clean-daemon")
+    os.chmod(top, 0o755)
+    other = Daemon(top)
+    other.start()
+    yield other
+    other.stop()
+    subprocess.run(["rm", "-rf", str(top)], check=False)
+
+
 @pytest.fixture(scope="session")
 def image(daemon, busybox_tar):
     daemon.ok("import", "--change", 'CMD ["sh"]', str(busybox_tar), IMAGE)
