@@ -1,8 +1,10 @@
 """A real daemon for the integration tests: root mode when the suite runs as root, rootless
 when it runs as an ordinary user (scripts/test does both)."""
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -145,6 +147,21 @@ def no_leftover_containers(request):
     for container_id in left:
         d.cli("rm", "-f", container_id)
     assert not left, f"the test left containers behind: {left}"
+
+
+@contextlib.contextmanager
+def static_probe(name):
+    """tests/probes/NAME.c built static into a directory everyone can read (rootless runs as
+    minictr-test); yields the binary's path, removed afterwards."""
+    top = Path(tempfile.mkdtemp(prefix=f"minictr-{name}-"))
+    try:
+        os.chmod(top, 0o755)
+        subprocess.run(["cc", "-static", "-O2", "-o", str(top / name), str(REPO / f"tests/probes/{name}.c")],
+                       check=True, capture_output=True)
+        os.chmod(top / name, 0o755)
+        yield top / name
+    finally:
+        shutil.rmtree(top)
 
 
 def mounts_of(pid="self"):
