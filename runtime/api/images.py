@@ -150,46 +150,15 @@ async def _save(req, names):
 async def push_image(req):
     """`docker push`: ?tag=, credentials in X-Registry-Auth. Errors before the first progress
     line get their status; later ones are an errorDetail line, as Docker streams them."""
-    from minictr.api.router import ndjson as line
-    from minictr.errors import MinictrError
+    from minictr.api.registry import progress_response
     from minictr.images import reference as references
     from minictr.images.push import Pusher
     from minictr.images.registry import decode_registry_auth
 
     name, tag = req.params["name"], req.arg("tag") or ""
     text = f"{name}:{tag}" if tag else name
-    references.parse(text)  # a bad reference: 400, nothing sent
+    familiar = references.parse(text).familiar()  # a bad reference: 400, nothing sent
     credentials, _ = decode_registry_auth(req.headers.get("x-registry-auth"))
-    loop = asyncio.get_running_loop()
-    queue = asyncio.Queue()
-    done = object()
-
-    def put(item):
-        loop.call_soon_threadsafe(queue.put_nowait, item)
-
-    def run():
-        try:
-            result = Pusher(req.services.images, credentials, progress=put).push(text)
-            put(("result", result))
-        except BaseException as error:  # noqa: BLE001 - handed to the event loop
-            put(error)
-        put(done)
-
-    asyncio.ensure_future(asyncio.to_thread(run))
-    first = await queue.get()
-    if isinstance(first, BaseException):
-        raise first
-
-    async def stream():
-        item = first
-        while item is not done:
-            if isinstance(item, tuple):
-                _emit(req, "push", references.parse(text).familiar(), references.parse(text).familiar())
-            elif isinstance(item, BaseException):
-                message = str(item) if isinstance(item, MinictrError) else f"internal error: {item}"
-                yield line({"errorDetail": {"message": message}, "error": message})
-            else:
-                yield line(item)
-            item = await queue.get()
-
-    return StreamResponse(stream())
+    return await progress_response(
+        lambda progress: Pusher(req.services.images, credentials, progress=progress).push(text),
+        lambda result: _emit(req, "push", familiar, familiar))

@@ -6,6 +6,7 @@ import re
 
 from minictr.api.router import JSONResponse, StreamResponse, ndjson, route
 from minictr.errors import MinictrError
+from minictr.tasks import spawn
 
 _DIGEST_TAG = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}")
 _DONE = object()
@@ -30,6 +31,18 @@ async def pull_image(req):
     platform = req.arg("platform") or None
     parse_platform(platform)
     credentials, _ = decode_registry_auth(req.headers.get("x-registry-auth"))
+
+    def pulled(result):
+        req.services.events.emit("image", "pull", result["reference"], {"name": result["reference"]})
+
+    return await progress_response(
+        lambda progress: Puller(req.services.images, credentials, progress=progress).pull(text, platform), pulled)
+
+
+async def progress_response(work, on_result):
+    """Run `work(progress)` in a thread and stream the progress objects it reports as Docker's JSON
+    lines (pull, push). An error before the first line is raised, so that it gets its HTTP status; a later
+    one becomes an errorDetail line. `on_result(result)` runs on the event loop once the work is done."""
     loop = asyncio.get_running_loop()
     queue = asyncio.Queue()
 
@@ -38,13 +51,12 @@ async def pull_image(req):
 
     def run():
         try:
-            result = Puller(req.services.images, credentials, progress=put).pull(text, platform)
-            put(("result", result))
+            put(("result", work(put)))
         except BaseException as error:  # noqa: BLE001 - handed to the event loop
             put(error)
         put(_DONE)
 
-    asyncio.ensure_future(asyncio.to_thread(run))
+    spawn(asyncio.to_thread(run))
     first = await queue.get()
     if isinstance(first, BaseException):
         raise first
@@ -53,7 +65,7 @@ async def pull_image(req):
         item = first
         while item is not _DONE:
             if isinstance(item, tuple):
-                req.services.events.emit("image", "pull", item[1]["reference"], {"name": item[1]["reference"]})
+                on_result(item[1])
             elif isinstance(item, BaseException):
                 message = str(item) if isinstance(item, MinictrError) else f"internal error: {item}"
                 yield ndjson({"errorDetail": {"message": message}, "error": message})

@@ -3,7 +3,7 @@ templates over the fields of Docker's ContainerContext."""
 
 import time
 
-from minictr.cli.template import HEADER_FUNCTIONS, Template, Types, prepare, tabwrite, to_json
+from minictr.cli.template import TableHeader, Types, render_rows, to_json
 from minictr.durations import human_duration
 
 DEFAULT_TABLE = "table {{.ID}}\\t{{.Image}}\\t{{.Command}}\\t{{.RunningFor}}\\t{{.Status}}\\t{{.Ports}}\\t{{.Names}}"
@@ -28,13 +28,10 @@ def ps_format(format_, quiet, size):
 
 def render_ps(containers, format_, trunc):
     """The text `ps` prints for these API summaries (no final newline)."""
-    table, source = prepare(format_)
-    template = Template(source)
-    rows = [template.execute(ContainerRow(c, trunc)) + "\n" for c in containers]
-    if not table:
-        return "".join(rows).rstrip("\n") if rows else None
-    header = template.execute(_Header(), HEADER_FUNCTIONS) + "\n"
-    return tabwrite(header + "".join(rows)).rstrip("\n")
+    table, text = render_rows(format_, [ContainerRow(c, trunc) for c in containers], _Header())
+    if not table and not containers:
+        return None
+    return text.rstrip("\n")
 
 
 def short_id(text):
@@ -64,14 +61,14 @@ def go_quote(text):
     return '"' + "".join(out) + '"'
 
 
-def human_size(n):
-    """go-units HumanSizeWithPrecision(n, 3): decimal units, 3 significant digits."""
+def human_size(n, precision=3):
+    """go-units HumanSizeWithPrecision(n, PRECISION): decimal units (HumanSize is precision 4)."""
     n = float(n)
     for unit in ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB"):
         if n < 1000:
-            return f"{n:.3g}{unit}"
+            return f"{n:.{precision}g}{unit}"
         n /= 1000
-    return f"{n:.3g}YB"
+    return f"{n:.{precision}g}YB"
 
 
 def go_time(unix_seconds):
@@ -193,15 +190,8 @@ class ContainerRow:
         return to_json(self)
 
 
-class _Header:
-    """The header row of a `table` template: each field gives its column title."""
-
-    template_fields = ContainerRow.template_fields
-
-    def __getattr__(self, name):
-        if name in _HEADERS:
-            return _HEADERS[name]
-        raise AttributeError(name)
+class _Header(TableHeader):
+    titles = _HEADERS
 
     def Label(self, name):
         return name

@@ -3,6 +3,7 @@
 import click
 
 from minictr.cli.decorators import pass_ctx
+from minictr.cli.template import TableHeader, render_rows
 
 DEFAULT_TABLE = "table {{.Type}}\\t{{.TotalCount}}\\t{{.Active}}\\t{{.Size}}\\t{{.Reclaimable}}"
 _HEADERS = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"}
@@ -15,30 +16,24 @@ _ACTIVE_STATES = ("running", "paused", "restarting")
 @pass_ctx
 def df(ctx, verbose, format_):
     """Show docker disk usage."""
-    from minictr.cli.template import HEADER_FUNCTIONS, Template, prepare, tabwrite
 
     usage = ctx.client.get("/system/df")
     if verbose and not format_:
         click.echo(_verbose(usage))
         return
-    table, source = prepare(format_ if format_ and format_ != "table" else DEFAULT_TABLE)
-    template = Template(source)
-    rows = "".join(template.execute(row) + "\n" for row in summary_rows(usage))
+    format_ = format_ if format_ and format_ != "table" else DEFAULT_TABLE
+    table, text = render_rows(format_, summary_rows(usage), _Header())
     if not table:
-        click.echo(rows, nl=False)
+        click.echo(text, nl=False)
         return
-    header = template.execute(_Header(), HEADER_FUNCTIONS) + "\n"
-    click.echo(tabwrite(header + rows).rstrip("\n"))
+    click.echo(text.rstrip("\n"))
 
 
 def human_size(n):
     """go-units HumanSize: decimal units, 4 significant digits (`16.43MB`)."""
-    n = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
-        if n < 1000:
-            return f"{n:.4g}{unit}"
-        n /= 1000
-    return f"{n:.4g}EB"
+    from minictr.cli.container_format import human_size as with_precision
+
+    return with_precision(n, 4)
 
 
 def _reclaimable(reclaimable, total, percent=True):
@@ -56,14 +51,6 @@ class SummaryRow:
     def to_json(self):
         return {name: getattr(self, name) for name in sorted(_HEADERS)}
 
-
-class _Header:
-    template_fields = SummaryRow.template_fields
-
-    def __getattr__(self, name):
-        if name in _HEADERS:
-            return _HEADERS[name]
-        raise AttributeError(name)
 
 
 def summary_rows(usage):
@@ -120,3 +107,7 @@ def _verbose(usage):
         "", "Build cache usage: 0B", "",
         table(["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE", "SHARED"], []),
     ])
+
+
+class _Header(TableHeader):
+    titles = _HEADERS

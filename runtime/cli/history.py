@@ -5,6 +5,7 @@ import json
 import click
 
 from minictr.cli.decorators import pass_ctx
+from minictr.cli.template import TableHeader, render_rows
 
 DEFAULT_TABLE = "table {{.ID}}\\t{{.CreatedSince}}\\t{{.CreatedBy}}\\t{{.Size}}\\t{{.Comment}}"
 _HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
@@ -20,21 +21,19 @@ _HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
 @pass_ctx
 def history(ctx, human, no_trunc, quiet, format_, name):
     """Show the history of an image."""
-    from minictr.cli.template import HEADER_FUNCTIONS, Template, prepare, tabwrite
 
     entries = ctx.client.get(f"/images/{name}/history")
     if quiet:
         for entry in entries:
             click.echo(entry["Id"] if no_trunc or entry["Id"] == "<missing>" else _short(entry["Id"]))
         return
-    table, source = prepare(format_ if format_ and format_ != "table" else DEFAULT_TABLE)
-    template = Template(source)
-    rows = "".join(template.execute(HistoryRow(e, not no_trunc, human)) + "\n" for e in entries)
+    format_ = format_ if format_ and format_ != "table" else DEFAULT_TABLE
+    rows = [HistoryRow(e, not no_trunc, human) for e in entries]
+    table, text = render_rows(format_, rows, _Header())
     if not table:
-        click.echo(rows, nl=False)
+        click.echo(text, nl=False)
         return
-    header = template.execute(_Header(), HEADER_FUNCTIONS) + "\n"
-    click.echo(tabwrite(header + rows).rstrip("\n"))
+    click.echo(text.rstrip("\n"))
 
 
 class HistoryRow:
@@ -83,14 +82,6 @@ class HistoryRow:
         return {name: getattr(self, name) for name in sorted(_HEADERS)}
 
 
-class _Header:
-    template_fields = HistoryRow.template_fields
-
-    def __getattr__(self, name):
-        if name in _HEADERS:
-            return _HEADERS[name]
-        raise AttributeError(name)
-
 
 def _short(image_id):
     return image_id.removeprefix("sha256:")[:12]
@@ -127,3 +118,7 @@ def prune(ctx, all_, force, filters):
                 click.echo(f"{key.lower()}: {value}")
         click.echo()
     click.echo(f"Total reclaimed space: {size(report.get('SpaceReclaimed') or 0)}")
+
+
+class _Header(TableHeader):
+    titles = _HEADERS

@@ -6,8 +6,9 @@ import time
 
 import click
 
+from minictr.cli.container_format import human_size
 from minictr.cli.decorators import pass_ctx
-from minictr.cli.template import HEADER_FUNCTIONS, Template, prepare, tabwrite, to_json
+from minictr.cli.template import TableHeader, render_rows, to_json
 from minictr.client import quote_path
 
 DEFAULT_TABLE = ("table {{.ID}}\\t{{.Name}}\\t{{.CPUPerc}}\\t{{.MemUsage}}\\t{{.MemPerc}}\\t{{.NetIO}}\\t"
@@ -59,13 +60,9 @@ def _follow(client, ref, samples, lock):
 
 def render(refs, samples, format_, trunc=True):
     """The text `stats` prints for these samples (Docker's formatter)."""
-    table, source = prepare(format_)
-    template = Template(source)
-    rows = [template.execute(StatsRow(ref, samples[ref], trunc)) + "\n" for ref in refs if ref in samples]
-    if not table:
-        return "".join(rows).rstrip("\n")
-    header = template.execute(_Header(), HEADER_FUNCTIONS) + "\n"
-    return tabwrite(header + "".join(rows)).rstrip("\n")
+    rows = [StatsRow(ref, samples[ref], trunc) for ref in refs if ref in samples]
+    _, text = render_rows(format_, rows, _Header())
+    return text.rstrip("\n")
 
 
 class StatsRow:
@@ -127,14 +124,6 @@ class StatsRow:
         return to_json(self)
 
 
-class _Header:
-    template_fields = StatsRow.template_fields
-
-    def __getattr__(self, name):
-        if name in _HEADERS:
-            return _HEADERS[name]
-        raise AttributeError(name)
-
 
 def cpu_percent(sample):
     """Docker's: the container's share of the host's cpu time between the two samples, times the cpus."""
@@ -164,11 +153,5 @@ def bytes_size(n):
     return f"{n:.4g}EiB"
 
 
-def human_size(n):
-    """go-units HumanSizeWithPrecision(n, 3): decimal units."""
-    n = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
-        if n < 1000:
-            return f"{n:.3g}{unit}"
-        n /= 1000
-    return f"{n:.3g}EB"
+class _Header(TableHeader):
+    titles = _HEADERS

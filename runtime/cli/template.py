@@ -672,6 +672,33 @@ def render(source, data, functions=None):
 
 # ---- Docker's --format conventions -----------------------------------------------------------
 
+class TableHeader:
+    """The header row of a `table` template: each field gives its column title. Subclasses set
+    `titles` ({field: title}); the fields a template may name are its keys."""
+
+    titles = {}
+
+    def __init_subclass__(cls):
+        cls.template_fields = frozenset(cls.titles)
+
+    def __getattr__(self, name):
+        if name in self.titles:
+            return self.titles[name]
+        raise AttributeError(name)
+
+
+def render_rows(format_, rows, header):
+    """(is_table, text) of ROWS (objects a template reads) through a `--format` value, as Docker's
+    formatter prints them: one line each, and for a `table` HEADER's line (a TableHeader) on top,
+    columns aligned."""
+    table, source = prepare(format_)
+    template = Template(source)
+    lines = "".join(template.execute(row) + "\n" for row in rows)
+    if not table:
+        return False, lines
+    return True, tabwrite(template.execute(header, HEADER_FUNCTIONS) + "\n" + lines)
+
+
 def prepare(format_):
     """(is_table, template source) for a `--format` value as Docker's formatter reads it:
     a `table` prefix, `json` alone, and the escapes `\\t` and `\\n`."""

@@ -50,7 +50,7 @@ class Cgroups:
             return frozenset()
         if self.unified:
             delegating = os.path.dirname(self.parents[0])
-            names = set(_read(os.path.join(delegating, "cgroup.controllers")).split())
+            names = set(read_or_empty(os.path.join(delegating, "cgroup.controllers")).split())
             if "memory" in names:
                 names.add("swap")
             return frozenset(names)
@@ -136,7 +136,7 @@ class Cgroups:
         they are removed)."""
         for path in paths:
             for name in ("memory.events", "memory.oom_control"):
-                for line in _read(os.path.join(path, name)).splitlines():
+                for line in read_or_empty(os.path.join(path, name)).splitlines():
                     key, _, value = line.partition(" ")
                     if key == "oom_kill" and value.strip().isdigit() and int(value) > 0:
                         return True
@@ -162,7 +162,8 @@ _V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "fre
 _V1_OTHERS = ("net_cls", "net_prio", "hugetlb", "perf_event", "rdma", "misc")
 
 
-def _read(path):
+def read_or_empty(path):
+    """A small kernel file's text; "" when it cannot be read (a controller or process that is not there)."""
     try:
         with open(path) as f:
             return f.read()
@@ -174,8 +175,8 @@ def enable_controllers(dirs, controllers):
     """v2: give the groups below each of DIRS (top-most first) the controllers our limits need; what a
     directory cannot delegate is left (the limits on it were refused or warned about at create)."""
     for path in dirs:
-        available = set(_read(os.path.join(path, "cgroup.controllers")).split())
-        enabled = set(_read(os.path.join(path, "cgroup.subtree_control")).split())
+        available = set(read_or_empty(os.path.join(path, "cgroup.controllers")).split())
+        enabled = set(read_or_empty(os.path.join(path, "cgroup.subtree_control")).split())
         wanted = [c for c in ("cpu", "cpuset", "io", "memory", "pids") if c in controllers and c in available
                   and c not in enabled]
         if not wanted:
@@ -201,7 +202,7 @@ def _write_subtree_control(path, names):
 
 def _move_processes_to_leaf(path):
     """Move every process of the group PATH into PATH/init; False when it holds none (nothing to move)."""
-    pids = _read(os.path.join(path, "cgroup.procs")).split()
+    pids = read_or_empty(os.path.join(path, "cgroup.procs")).split()
     if not pids:
         return False
     leaf = os.path.join(path, LEAF)
@@ -262,7 +263,7 @@ def limit_files(limits, unified, current_cpu_max=""):
 
 def apply_limits(paths, limits, unified):
     """Write LIMITS into the container's groups PATHS (v1: one per hierarchy; v2: one)."""
-    cpu_max = next((_read(os.path.join(p, "cpu.max")).strip() for p in paths
+    cpu_max = next((read_or_empty(os.path.join(p, "cpu.max")).strip() for p in paths
                     if os.path.exists(os.path.join(p, "cpu.max"))), "")
     writes = limit_files(limits, unified, cpu_max)
     # v1 wants memsw >= memory at every moment: when memory goes above the old memsw, memsw first.
@@ -286,7 +287,7 @@ def apply_limits(paths, limits, unified):
 
 def _read_int(paths, name):
     for path in paths:
-        text = _read(os.path.join(path, name)).strip()
+        text = read_or_empty(os.path.join(path, name)).strip()
         if text.lstrip("-").isdigit():
             return int(text)
     return None

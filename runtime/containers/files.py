@@ -391,7 +391,7 @@ class _Archiver:
             with os.fdopen(fd, "rb") as f:
                 info = self._info(st, arcname, tarfile.REGTYPE)
                 info.size = st.st_size
-                self.tar.addfile(info, _Exactly(f, st.st_size))
+                self.tar.addfile(info, ExactSize(f, st.st_size))
         finally:
             os.close(path_fd)
 
@@ -406,7 +406,7 @@ class _Archiver:
         return info
 
 
-class _Exactly:
+class ExactSize:
     """A file's bytes cut or zero-padded to the size its tar header announced (it may change
     while we read it)."""
 
@@ -586,12 +586,13 @@ def _lookup(lower_fds, name):
             break
         child = os.open(name, _DIR, dir_fd=fd)
         child_fds.append(child)
-        if _opaque(child):
+        if is_opaque_dir(child):
             break
     return exists, child_fds
 
 
-def _opaque(fd):
+def is_opaque_dir(fd):
+    """Whether an overlay upper directory (an fd) is opaque: it hides the lower layers' entries."""
     for name in ("trusted.overlay.opaque", "user.overlay.opaque"):
         try:
             if os.getxattr(fd, name) == b"y":

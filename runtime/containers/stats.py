@@ -8,16 +8,10 @@ that cpu, memory and pids still show.
 import os
 import time
 
+from minictr.containers.cgroups import read_or_empty
+
 _TICKS = os.sysconf("SC_CLK_TCK")
 _NS_PER_TICK = 10**9 // _TICKS
-
-
-def _read(path):
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError:
-        return ""
 
 
 def _int(text, default=0):
@@ -36,7 +30,7 @@ def _keyed(text):
 
 
 def host_memory():
-    for line in _read("/proc/meminfo").splitlines():
+    for line in read_or_empty("/proc/meminfo").splitlines():
         if line.startswith("MemTotal:"):
             return int(line.split()[1]) * 1024
     return 0
@@ -44,7 +38,7 @@ def host_memory():
 
 def system_cpu_usage():
     """Nanoseconds of cpu time of the host since boot (Docker: the first seven fields of /proc/stat's cpu line)."""
-    for line in _read("/proc/stat").splitlines():
+    for line in read_or_empty("/proc/stat").splitlines():
         if line.startswith("cpu "):
             return sum(int(v) for v in line.split()[1:8]) * _NS_PER_TICK
     return 0
@@ -60,7 +54,7 @@ def online_cpus():
 def networks(pid):
     """{interface: Docker's counters} from the container's /proc/<pid>/net/dev."""
     result = {}
-    for line in _read(f"/proc/{pid}/net/dev").splitlines()[2:]:
+    for line in read_or_empty(f"/proc/{pid}/net/dev").splitlines()[2:]:
         name, _, counters = line.partition(":")
         fields = [int(v) for v in counters.split()]
         if len(fields) < 12:
@@ -83,30 +77,30 @@ def _cgroup_sample(paths):
     cpu_stat = _file(paths, "cpu.stat")
     usage_file = _file(paths, "cpuacct.usage")
     if usage_file:  # v1
-        ticks = _keyed(_read(_file(paths, "cpuacct.stat") or "/nonexistent"))
-        percpu = [int(v) for v in _read(_file(paths, "cpuacct.usage_percpu") or "/nonexistent").split()]
-        cpu = {"total_usage": _int(_read(usage_file)), "percpu_usage": percpu or None,
+        ticks = _keyed(read_or_empty(_file(paths, "cpuacct.stat") or "/nonexistent"))
+        percpu = [int(v) for v in read_or_empty(_file(paths, "cpuacct.usage_percpu") or "/nonexistent").split()]
+        cpu = {"total_usage": _int(read_or_empty(usage_file)), "percpu_usage": percpu or None,
                "usage_in_kernelmode": ticks.get("system", 0) * _NS_PER_TICK,
                "usage_in_usermode": ticks.get("user", 0) * _NS_PER_TICK}
         memory_dir = os.path.dirname(_file(paths, "memory.usage_in_bytes") or "/x/x")
-        memory = {"usage": _int(_read(os.path.join(memory_dir, "memory.usage_in_bytes"))),
-                  "max_usage": _int(_read(os.path.join(memory_dir, "memory.max_usage_in_bytes"))),
-                  "stats": _keyed(_read(os.path.join(memory_dir, "memory.stat"))),
-                  "limit": _int(_read(os.path.join(memory_dir, "memory.limit_in_bytes")))}
-        blkio = _blkio_v1(_read(_file(paths, "blkio.throttle.io_service_bytes_recursive") or "/nonexistent"))
+        memory = {"usage": _int(read_or_empty(os.path.join(memory_dir, "memory.usage_in_bytes"))),
+                  "max_usage": _int(read_or_empty(os.path.join(memory_dir, "memory.max_usage_in_bytes"))),
+                  "stats": _keyed(read_or_empty(os.path.join(memory_dir, "memory.stat"))),
+                  "limit": _int(read_or_empty(os.path.join(memory_dir, "memory.limit_in_bytes")))}
+        blkio = _blkio_v1(read_or_empty(_file(paths, "blkio.throttle.io_service_bytes_recursive") or "/nonexistent"))
     elif cpu_stat and _file(paths, "memory.current"):  # v2
-        usec = _keyed(_read(cpu_stat))
+        usec = _keyed(read_or_empty(cpu_stat))
         cpu = {"total_usage": usec.get("usage_usec", 0) * 1000, "usage_in_kernelmode": usec.get("system_usec", 0) * 1000,
                "usage_in_usermode": usec.get("user_usec", 0) * 1000}
-        limit = _read(_file(paths, "memory.max")).strip()
-        memory = {"usage": _int(_read(_file(paths, "memory.current"))),
-                  "stats": _keyed(_read(_file(paths, "memory.stat") or "/nonexistent")),
+        limit = read_or_empty(_file(paths, "memory.max")).strip()
+        memory = {"usage": _int(read_or_empty(_file(paths, "memory.current"))),
+                  "stats": _keyed(read_or_empty(_file(paths, "memory.stat") or "/nonexistent")),
                   "limit": _int(limit) if limit != "max" else 0}
-        blkio = _blkio_v2(_read(_file(paths, "io.stat") or "/nonexistent"))
+        blkio = _blkio_v2(read_or_empty(_file(paths, "io.stat") or "/nonexistent"))
     else:
         return None
-    pids_max = _read(_file(paths, "pids.max") or "/nonexistent").strip()
-    pids = {"current": _int(_read(_file(paths, "pids.current") or "/nonexistent")),
+    pids_max = read_or_empty(_file(paths, "pids.max") or "/nonexistent").strip()
+    pids = {"current": _int(read_or_empty(_file(paths, "pids.current") or "/nonexistent")),
             "limit": _int(pids_max) if pids_max.isdigit() else 0}
     return cpu, memory, pids, blkio
 
@@ -155,13 +149,13 @@ def _proc_sample(init_pid):
     user = system = rss = tasks = 0
     page = os.sysconf("SC_PAGE_SIZE")
     for pid in namespace_pids(init_pid):
-        stat = _read(f"/proc/{pid}/stat")
+        stat = read_or_empty(f"/proc/{pid}/stat")
         fields = stat[stat.rfind(")") + 2:].split()  # after the command name, which may hold spaces
         if len(fields) < 20:
             continue
         user, system = user + int(fields[11]), system + int(fields[12])
         tasks += int(fields[17])
-        statm = _read(f"/proc/{pid}/statm").split()
+        statm = read_or_empty(f"/proc/{pid}/statm").split()
         rss += int(statm[1]) * page if len(statm) > 1 else 0
     cpu = {"total_usage": (user + system) * _NS_PER_TICK, "usage_in_kernelmode": system * _NS_PER_TICK,
            "usage_in_usermode": user * _NS_PER_TICK}

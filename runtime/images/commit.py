@@ -21,6 +21,7 @@ import stat
 import tarfile
 import tempfile
 
+from minictr.containers.files import ExactSize, is_opaque_dir
 from minictr.images import archive
 from minictr.images import reference as references
 from minictr.images.archive import PendingImage
@@ -29,7 +30,6 @@ from minictr.images.layers import extract_layer
 LAYER_MEDIA_TYPE = "application/vnd.docker.image.rootfs.diff.tar"
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PLACEHOLDERS = {"proc", "sys", "dev", "etc/hostname", "etc/hosts", "etc/resolv.conf", "sbin/docker-init"}
-_OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 
 
 def commit_config(parent: dict, container_config: dict, changes: list[str], overrides: dict | None,
@@ -124,7 +124,7 @@ class _UpperWalker:
     def directory(self, dir_fd: int, name: str, path: str, st) -> bool:
         fd = os.open(name, _DIR, dir_fd=dir_fd)
         try:
-            opaque = _opaque(fd)
+            opaque = is_opaque_dir(fd)
             if not opaque and _holds_placeholders(path) and not self._in_image(path) \
                     and not self._has_content(fd, path + "/"):
                 return False  # made only to hold the monitor's mount points
@@ -149,7 +149,7 @@ class _UpperWalker:
             if stat.S_ISDIR(st.st_mode):
                 fd = os.open(name, _DIR, dir_fd=dir_fd)
                 try:
-                    if _opaque(fd) or self._has_content(fd, path + "/"):
+                    if is_opaque_dir(fd) or self._has_content(fd, path + "/"):
                         return True
                 finally:
                     os.close(fd)
@@ -171,7 +171,7 @@ class _UpperWalker:
             info = _info(os.fstat(file.fileno()), path, tarfile.REGTYPE)
             info.size = os.fstat(file.fileno()).st_size
             info.pax_headers.update(_xattr_headers(file.fileno(), None))
-            self.tar.addfile(info, _Exactly(file, info.size))
+            self.tar.addfile(info, ExactSize(file, info.size))
 
     def _in_image(self, path: str) -> bool:
         for fd in self.lower_fds:
@@ -196,16 +196,6 @@ def _is_whiteout(dir_fd: int, name: str, st) -> bool:
             return True
         except OSError:
             return False
-    return False
-
-
-def _opaque(fd: int) -> bool:
-    for name in _OPAQUE_XATTRS:
-        try:
-            if os.getxattr(fd, name) == b"y":  # "x" only marks a dir holding xattr whiteouts
-                return True
-        except OSError:
-            pass
     return False
 
 
@@ -236,22 +226,6 @@ def _info(st, name: str, kind, mode: int | None = None):
     info.uname = info.gname = ""
     info.mtime = int(st.st_mtime)
     return info
-
-
-class _Exactly:
-    """A file's bytes cut or zero-padded to the size its header announced (a running
-    container may change it while we read)."""
-
-    def __init__(self, file, size):
-        self._file, self._left = file, size
-
-    def read(self, size=-1):
-        if self._left <= 0:
-            return b""
-        size = self._left if size is None or size < 0 else min(size, self._left)
-        data = self._file.read(size) or b"\0" * size
-        self._left -= len(data)
-        return data
 
 
 def stage_commit(store, upper: str, image, container, *, changes: list[str], overrides: dict | None,

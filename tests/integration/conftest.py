@@ -1,8 +1,10 @@
 """A real daemon for the integration tests: root mode when the suite runs as root, rootless
 when it runs as an ordinary user (scripts/test does both)."""
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -129,6 +131,18 @@ def busybox_tar(tmp_path_factory):
     return out
 
 
+@pytest.fixture
+def clean_daemon(tmp_path_factory):
+    """A second daemon on an empty data root: where a saved or pushed image is loaded or pulled back."""
+    top = tmp_path_factory.mktemp("clean-daemon")
+    os.chmod(top, 0o755)
+    other = Daemon(top)
+    other.start()
+    yield other
+    other.stop()
+    subprocess.run(["rm", "-rf", str(top)], check=False)
+
+
 @pytest.fixture(scope="session")
 def image(daemon, busybox_tar):
     daemon.ok("import", "--change", 'CMD ["sh"]', str(busybox_tar), IMAGE)
@@ -146,6 +160,21 @@ def no_leftover_containers(request):
     for container_id in left:
         d.cli("rm", "-f", container_id)
     assert not left, f"the test left containers behind: {left}"
+
+
+@contextlib.contextmanager
+def static_probe(name):
+    """tests/probes/NAME.c built static into a directory everyone can read (rootless runs as
+    minictr-test); yields the binary's path, removed afterwards."""
+    top = Path(tempfile.mkdtemp(prefix=f"minictr-{name}-"))
+    try:
+        os.chmod(top, 0o755)
+        subprocess.run(["cc", "-static", "-O2", "-o", str(top / name), str(REPO / f"tests/probes/{name}.c")],
+                       check=True, capture_output=True)
+        os.chmod(top / name, 0o755)
+        yield top / name
+    finally:
+        shutil.rmtree(top)
 
 
 def mounts_of(pid="self"):

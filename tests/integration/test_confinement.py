@@ -13,7 +13,6 @@ import sys
 import tarfile
 import tempfile
 import termios
-import threading
 import time
 import tty
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 from minictr import native
 from minictr.errors import InvalidArgument
 
-from .conftest import REPO, ROOTLESS, daemon_pid, mounts_of
+from .conftest import ROOTLESS, daemon_pid, mounts_of, static_probe
 
 DEFAULT_CAPS = "00000000a80425fb"
 MONITOR = Path(native.MONITOR_PATH)
@@ -32,13 +31,8 @@ MONITOR = Path(native.MONITOR_PATH)
 @pytest.fixture(scope="module")
 def probe():
     """tests/probes/escape.c, static, readable by everyone (rootless runs as minictr-test)."""
-    top = Path(tempfile.mkdtemp(prefix="minictr-probe-"))
-    os.chmod(top, 0o755)
-    subprocess.run(["cc", "-static", "-O2", "-o", str(top / "escape"), str(REPO / "tests/probes/escape.c")],
-                   check=True, capture_output=True)
-    os.chmod(top / "escape", 0o755)
-    yield f"{top / 'escape'}:/probe:ro"
-    shutil.rmtree(top)
+    with static_probe("escape") as path:
+        yield f"{path}:/probe:ro"
 
 
 def status(daemon, *args):

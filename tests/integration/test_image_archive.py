@@ -5,8 +5,6 @@ import subprocess
 import tarfile
 import time
 
-import pytest
-
 from tests.integration.conftest import inspect
 
 
@@ -197,22 +195,6 @@ def test_system_df_counts_images_containers_and_volumes(daemon, image):
 
 
 # ---- save -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def clean_daemon(tmp_path_factory):
-    """A second daemon on an empty data root: where a saved archive is loaded back."""
-    import os
-
-    from tests.integration.conftest import Daemon
-
-    top = tmp_path_factory.mktemp("clean-daemon")
-    os.chmod(top, 0o755)
-    other = Daemon(top)
-    other.start()
-    yield other
-    other.stop()
-    subprocess.run(["rm", "-rf", str(top)], check=False)
 
 
 def _committed_image(daemon, image, name):

@@ -127,7 +127,9 @@ def test_a_container_that_was_not_oom_killed_says_so(daemon, image):
 
 @root_only
 def test_a_fork_bomb_stays_within_its_pids_limit_and_the_host_keeps_answering(daemon, running):
-    name = running("--pids-limit", "20", command=("sh", "-c", "b() { b | b & }; b; sleep 300"))
+    # PID 1 keeps re-seeding the bomb: a bomb whose forks all fail at once can die out, and then the
+    # limit would never be reached.
+    name = running("--pids-limit", "20", command=("sh", "-c", "b() { b | b & }; while :; do b; sleep 0.2; done"))
     pids_max = _cgroup_file(daemon, name, "pids", "pids.max")
     assert pids_max.read_text().strip() == "20"
     current = pids_max.with_name("pids.current")

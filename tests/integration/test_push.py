@@ -1,7 +1,6 @@
 """push: layers, config and manifest to a real registry on loopback, as `docker push` does."""
 
 import json
-import subprocess
 
 import pytest
 
@@ -32,21 +31,6 @@ def pulled(daemon, registry, busybox_layer, tmp_path_factory):
     daemon.ok("pull", ref)
     yield ref
     daemon.cli("rmi", "-f", ref)
-
-
-@pytest.fixture
-def clean_daemon(tmp_path_factory):
-    import os
-
-    from tests.integration.conftest import Daemon
-
-    top = tmp_path_factory.mktemp("push-clean")
-    os.chmod(top, 0o755)
-    other = Daemon(top)
-    other.start()
-    yield other
-    other.stop()
-    subprocess.run(["rm", "-rf", str(top)], check=False)
 
 
 def test_push_of_a_committed_image_then_pull_on_a_clean_root_gives_the_same_digests(daemon, registry, pulled,

@@ -3,14 +3,11 @@ rootless: Docker's default refusals, our TIOCSTI refusal, unconfined, custom pro
 
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, inspect
+from .conftest import inspect, static_probe
 
 EPERM, ENOSYS = 1, 38
 
@@ -18,13 +15,8 @@ EPERM, ENOSYS = 1, 38
 @pytest.fixture(scope="module")
 def probe():
     """tests/probes/seccomp.c, static, readable by everyone (rootless runs as minictr-test)."""
-    top = Path(tempfile.mkdtemp(prefix="minictr-seccomp-"))
-    os.chmod(top, 0o755)
-    subprocess.run(["cc", "-static", "-O2", "-o", str(top / "probe"), str(REPO / "tests/probes/seccomp.c")],
-                   check=True, capture_output=True)
-    os.chmod(top / "probe", 0o755)
-    yield top
-    shutil.rmtree(top)
+    with static_probe("seccomp") as path:
+        yield path
 
 
 def results(output):
@@ -38,7 +30,7 @@ def results(output):
 
 
 def run_probe(daemon, image, probe, *checks, options=()):
-    out = daemon.ok("run", "--rm", "-t", "-v", f"{probe / 'probe'}:/probe:ro", *options, image,
+    out = daemon.ok("run", "--rm", "-t", "-v", f"{probe}:/probe:ro", *options, image,
                     "/probe", *checks)
     return results(out)
 
@@ -92,7 +84,7 @@ def test_privileged_runs_unconfined(daemon, image):
 
 
 def test_init_and_exec_are_both_filtered(daemon, image, probe):
-    daemon.ok("run", "-d", "--name", "sc-exec", "-v", f"{probe / 'probe'}:/probe:ro", image, "sleep", "300")
+    daemon.ok("run", "-d", "--name", "sc-exec", "-v", f"{probe}:/probe:ro", image, "sleep", "300")
     try:
         init = daemon.ok("exec", "sc-exec", "cat", "/proc/1/status")
         own = daemon.ok("exec", "sc-exec", "cat", "/proc/self/status")
