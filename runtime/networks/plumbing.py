@@ -7,6 +7,8 @@ import concurrent.futures
 import errno
 import functools
 import ipaddress
+import os
+import threading
 
 _worker = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="netlink")
 
@@ -30,10 +32,46 @@ def _iproute():
     return IPRoute()
 
 
-def _container_ns(pid):
-    from pyroute2 import NetNS
+def _in_container_ns(pid, work):
+    """work(ipr) with a netlink socket in the network namespace of process `pid`.
 
-    return NetNS(f"/proc/{pid}/ns/net")
+    pyroute2's NetNS forks a child to open that socket and stops it with SIGTERM. The child
+    inherits the asyncio loop's signal wakeup fd, so that SIGTERM reached the daemon's own
+    handler and the daemon stopped itself. Here a thread of our own joins the namespace instead
+    (setns moves only the calling thread) and ends with it, so no pooled thread is ever left in
+    a container's namespace."""
+    outcome = {}
+
+    def joined():
+        try:
+            fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                _setns(fd, _CLONE_NEWNET)
+            finally:
+                os.close(fd)
+            with _iproute() as ipr:
+                outcome["value"] = work(ipr)
+        except BaseException as e:
+            outcome["error"] = e
+
+    thread = threading.Thread(target=joined, name=f"netns-{pid}")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+_CLONE_NEWNET = 0x40000000
+
+
+def _setns(fd, nstype):
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, nstype) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"setns: {os.strerror(code)}")
 
 
 @_off_loop
@@ -112,13 +150,16 @@ def attach(bridge, host_name, pid, ifname, address, prefixlen, mac, gateway):
             host_index = ipr.link_lookup(ifname=host_name)[0]
             ipr.link("set", index=host_index, master=master, state="up")
             ipr.link("set", index=ipr.link_lookup(ifname=temp)[0], net_ns_pid=pid)
-            with _container_ns(pid) as ns:
+
+            def configure(ns):
                 index = ns.link_lookup(ifname=temp)[0]
                 ns.link("set", index=index, ifname=ifname, address=mac)
                 ns.addr("add", index=index, address=str(address), prefixlen=prefixlen)
                 ns.link("set", index=index, state="up")
                 if gateway is not None and not _has_default_route(ns):
                     ns.route("add", dst="0.0.0.0/0", gateway=str(gateway), oif=index)
+
+            _in_container_ns(pid, configure)
         except BaseException:
             remove_link(host_name)
             raise
@@ -131,5 +172,4 @@ def _has_default_route(ns):
 @_off_loop
 def container_interfaces(pid):
     """Names of the links in the netns of process `pid` (eth0, eth1, … for connect)."""
-    with _container_ns(pid) as ns:
-        return [link.get_attr("IFLA_IFNAME") for link in ns.get_links()]
+    return _in_container_ns(pid, lambda ns: [link.get_attr("IFLA_IFNAME") for link in ns.get_links()])
