@@ -4,9 +4,12 @@ As root the bridges live in the host's network namespace and the rules go there;
 live in the daemon's namespace (held by minictr-pause), whose way out is slirp4netns's tap0 (see
 minictr.daemon.rootless), and the same rules go there: the daemon is root of its user namespace.
 
-The whole table `inet minictr` is rewritten in one nft transaction from the bridges known to
-Outbound, so a half-applied set of rules cannot exist and nothing of another bridge survives its
-removal. With no bridge left the table is deleted. Nothing outside this table is ever touched.
+Each daemon has a table of its own, named after its default bridge (`table_name()`): `inet minictr`
+for the default bridge minictr0, `inet minictr-<default bridge>` otherwise, so two root daemons in one
+namespace (the integration tests) never overwrite each other's rules. The whole table is rewritten in
+one nft transaction from the bridges known to Outbound, so a half-applied set of rules cannot exist and
+nothing of another bridge survives its removal. With no bridge left the table is deleted. Nothing
+outside this daemon's own table is ever touched.
 
 For each non-internal bridge (name, IPv4 subnet):
   postrouting (nat): ip saddr SUBNET oifname != BRIDGE masquerade
@@ -34,6 +37,7 @@ log = logging.getLogger("minictr.outbound")
 
 FAMILY = "inet"
 TABLE = "minictr"
+DEFAULT_BRIDGE = "minictr0"
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 
 
@@ -53,12 +57,22 @@ def _quote(name):
     return f'"{name}"'
 
 
-def ruleset(bridges):
-    """The nft script that makes `inet minictr` hold exactly the rules for `bridges`.
+def table_name(default_bridge=DEFAULT_BRIDGE):
+    """The daemon's own table: `minictr` for the default bridge minictr0, else `minictr-<default bridge>`."""
+    if not default_bridge or default_bridge == DEFAULT_BRIDGE:
+        return TABLE
+    _quote(default_bridge)
+    if not all(c.isalnum() or c in "-_." for c in default_bridge):
+        raise OutboundError(f"invalid bridge name for a table name: {default_bridge!r}")
+    return f"{TABLE}-{default_bridge}"
+
+
+def ruleset(bridges, table=TABLE):
+    """The nft script that makes `inet TABLE` hold exactly the rules for `bridges`.
 
     bridges: {name: (subnet, internal)}. Without bridges the script deletes the table.
     """
-    head = [f"table {FAMILY} {TABLE} {{}}", f"delete table {FAMILY} {TABLE}"]
+    head = [f"table {FAMILY} {table} {{}}", f"delete table {FAMILY} {table}"]
     if not bridges:
         return "\n".join(head) + "\n"
     nat, forward = [], []
@@ -75,7 +89,7 @@ def ruleset(bridges):
             nat.append(f"ip saddr {net} oifname != {q} masquerade")
             forward.append(f"iifname {q} accept")
             forward.append(f"oifname {q} ct state established,related accept")
-    body = [f"table {FAMILY} {TABLE} {{",
+    body = [f"table {FAMILY} {table} {{",
             "  chain postrouting {", "    type nat hook postrouting priority srcnat; policy accept;",
             *("    " + r for r in nat), "  }",
             "  chain forward {", "    type filter hook forward priority filter; policy accept;",
@@ -104,14 +118,14 @@ def _enable_forwarding():
         raise OutboundError(f"cannot enable IPv4 forwarding ({IP_FORWARD}): {e.strerror}") from None
 
 
-def table_exists():
+def table_exists(table=TABLE):
     nft = _nft_path()
     if nft is None:
         return False
-    return subprocess.run([nft, "list", "table", FAMILY, TABLE], capture_output=True).returncode == 0
+    return subprocess.run([nft, "list", "table", FAMILY, table], capture_output=True).returncode == 0
 
 
-def forward_blocked_by():
+def forward_blocked_by(table=TABLE):
     """Base chains of other tables on the forward hook whose policy is drop ("family table chain"), read only."""
     nft = _nft_path()
     if nft is None:
@@ -127,15 +141,17 @@ def forward_blocked_by():
     for item in items:
         chain = item.get("chain")
         if (chain and chain.get("hook") == "forward" and chain.get("policy") == "drop"
-                and not (chain.get("family") == FAMILY and chain.get("table") == TABLE)):
+                and not (chain.get("family") == FAMILY and chain.get("table") == table)):
             blocked.append(f"{chain['family']} {chain['table']} {chain['name']}")
     return blocked
 
 
 class Outbound:
-    """The bridges that need rules in this network namespace. Thread-safe; every call rewrites the table."""
+    """The bridges that need rules in this network namespace, in table `inet TABLE` (this daemon's own).
+    Thread-safe; every call rewrites the table."""
 
-    def __init__(self):
+    def __init__(self, table=TABLE):
+        self.table = table
         self._lock = threading.Lock()
         self._bridges = {}
         self._warned = False
@@ -176,7 +192,7 @@ class Outbound:
             self._apply()
 
     def close(self):
-        """The daemon stops: the table goes (start re-creates it with restore())."""
+        """The daemon stops: its own table goes, no other (start re-creates it with restore())."""
         with self._lock:
             self._bridges = {}
             try:
@@ -187,9 +203,9 @@ class Outbound:
     def _apply(self):
         if any(not internal for _, internal in self._bridges.values()):
             _enable_forwarding()
-        _run_nft(ruleset(self._bridges))
+        _run_nft(ruleset(self._bridges, self.table))
         if self._bridges and not self._warned:
-            blocked = forward_blocked_by()
+            blocked = forward_blocked_by(self.table)
             if blocked:
                 self._warned = True
                 log.warning("forwarded packets may be dropped by %s (not minictr's table): containers on bridges "
@@ -208,7 +224,7 @@ def install(networks):
     """Wire outbound into the NetworkService `networks` at the daemon's start: the rules of every bridge
     network now, then follow network create/rm through its hooks. Returns the Outbound (close() at stop).
     A failure (no nft) is logged: the daemon runs, its containers do not reach outside."""
-    outbound = Outbound()
+    outbound = Outbound(table_name(networks.default_bridge))
     current = dict(e for e in map(_entry, networks.list()) if e)
     try:
         outbound.restore(current)
