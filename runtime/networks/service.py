@@ -14,7 +14,7 @@ import secrets
 import threading
 import time
 
-from minictr.errors import Conflict, InvalidArgument, MinictrError, NotFound
+from minictr.errors import Conflict, Forbidden, InvalidArgument, MinictrError, NotFound
 from minictr.networks import ipam
 
 log = logging.getLogger("minictr.networks")
@@ -174,7 +174,7 @@ class NetworkService:
         if driver != "bridge":
             raise InvalidArgument(f"plugin \"{driver}\" not found: only the bridge driver can create networks")
         if name in PREDEFINED:
-            raise Conflict(f"{name} is a pre-defined network and cannot be created")
+            raise Forbidden(f"operation is not permitted on predefined {name} network ")
         if self.db.query_one("SELECT id FROM networks WHERE name = ?", (name,)):
             raise Conflict(f"network with name {name} already exists")
         subnet = ipam.parse_subnet(subnet) if subnet else None
@@ -235,10 +235,10 @@ class NetworkService:
         """`network rm`: refused for predefined networks and networks with containers."""
         network = self.get(ref)
         if not network.user_defined:
-            raise Conflict(f"{network.name} is a pre-defined network and cannot be removed")
+            raise Forbidden(f"{network.name} is a pre-defined network and cannot be removed")
         attached = self._attached(network.id)
         if attached:
-            raise Conflict(f"error while removing network: network {network.name} id {network.id} has active "
+            raise Forbidden(f"error while removing network: network {network.name} id {network.id} has active "
                            "endpoints")
         from minictr.networks import plumbing
 
@@ -442,7 +442,7 @@ class NetworkService:
                                   "private (none) mode")
         if self.db.query_one("SELECT 1 FROM leases WHERE network_id = ? AND container_id = ?",
                              (network.id, container.id)):
-            raise Conflict(f"endpoint with name {container.name} already exists in network {network.name}")
+            raise Forbidden(f"endpoint with name {container.name} already exists in network {network.name}")
         wanted = {"Aliases": list(aliases), "IPAMConfig": {"IPv4Address": ip} if ip else None}
         row = self._plan_endpoint(network, container.id, wanted)
         self.record([row])
@@ -522,15 +522,19 @@ class NetworkService:
         """Container inspect's NetworkSettings fields (Docker's shape)."""
         networks = {}
         for network, ip, aliases in self.endpoints(container):
-            row = self.db.query_one("SELECT mac FROM leases WHERE network_id = ? AND container_id = ?",
+            row = self.db.query_one("SELECT mac, requested_ip FROM leases WHERE network_id = ? AND container_id = ?",
                                     (network.id, container.id))
+            requested = row["requested_ip"] if row else ""
+            # Docker's DNSNames: what the network's DNS answers for (user-defined networks only).
+            dns_names = list(dict.fromkeys([container.name, *aliases, container.id[:12]])) \
+                if network.user_defined else None
             networks[network.name] = {
-                "IPAMConfig": None, "Links": None, "Aliases": aliases or None, "MacAddress": row["mac"] if row else "",
+                "IPAMConfig": {"IPv4Address": requested} if requested else None, "Links": None, "Aliases": aliases or None, "MacAddress": row["mac"] if row else "",
                 "DriverOpts": None, "NetworkID": network.id,
                 "EndpointID": _endpoint_id(network.id, container.id) if ip else "",
                 "Gateway": str(network.gateway) if ip else "", "IPAddress": ip,
                 "IPPrefixLen": network.subnet.prefixlen if ip else 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0, "DNSNames": None}
+                "GlobalIPv6PrefixLen": 0, "DNSNames": dns_names}
         mode = self.mode_of(container.host_config)
         if mode in ("host", "none"):
             networks[mode] = {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "", "DriverOpts": None,
