@@ -11,7 +11,9 @@ one nft transaction from the bridges known to Outbound, so a half-applied set of
 nothing of another bridge survives its removal. With no bridge left the table is deleted. Nothing
 outside this daemon's own table is ever touched.
 
-For each non-internal bridge (name, IPv4 subnet):
+For each bridge, first: iifname BRIDGE oifname { every other bridge of this daemon } drop (networks
+are isolated from each other, as Docker's DOCKER-ISOLATION chains do). Then
+for each non-internal bridge (name, IPv4 subnet):
   postrouting (nat): ip saddr SUBNET oifname != BRIDGE masquerade
   forward (filter):  iifname BRIDGE accept; oifname BRIDGE ct state established,related accept
 For each internal bridge: forward drops what comes in on it and goes out elsewhere, and what
@@ -75,13 +77,18 @@ def ruleset(bridges, table=TABLE):
     head = [f"table {FAMILY} {table} {{}}", f"delete table {FAMILY} {table}"]
     if not bridges:
         return "\n".join(head) + "\n"
-    nat, forward = [], []
-    for name in sorted(bridges):
+    nat, isolation, forward = [], [], []
+    names = sorted(bridges)
+    for name in names:
         subnet, internal = bridges[name]
         net = ipaddress.ip_network(subnet, strict=False)
         if net.version != 4:
             continue
         q = _quote(name)
+        others = [_quote(other) for other in names if other != name]
+        if others:
+            # Networks are isolated from each other (Docker's DOCKER-ISOLATION chains).
+            isolation.append(f"iifname {q} oifname {{ {', '.join(others)} }} drop")
         if internal:
             forward.append(f"iifname {q} oifname != {q} drop")
             forward.append(f"oifname {q} iifname != {q} drop")
@@ -93,7 +100,7 @@ def ruleset(bridges, table=TABLE):
             "  chain postrouting {", "    type nat hook postrouting priority srcnat; policy accept;",
             *("    " + r for r in nat), "  }",
             "  chain forward {", "    type filter hook forward priority filter; policy accept;",
-            *("    " + r for r in forward), "  }",
+            *("    " + r for r in isolation + forward), "  }",
             "}"]
     return "\n".join(head + body) + "\n"
 

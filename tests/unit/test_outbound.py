@@ -37,3 +37,17 @@ def test_close_of_one_outbound_leaves_the_others_table(monkeypatch):
     second.close()
     assert scripts == ["table inet minictr-mctb {}\ndelete table inet minictr-mctb\n"]
 
+
+
+def test_bridges_are_isolated_from_each_other_before_any_accept():
+    script = outbound.ruleset({"mcbr-a": ("10.1.0.0/24", False), "mcbr-b": ("10.2.0.0/24", False),
+                               "mcbr-c": ("10.3.0.0/24", True)}, "minictr-x")
+    forward = script.split("chain forward {")[1].splitlines()
+    drops = [line.strip() for line in forward if "} drop" in line]
+    assert drops == ['iifname "mcbr-a" oifname { "mcbr-b", "mcbr-c" } drop',
+                     'iifname "mcbr-b" oifname { "mcbr-a", "mcbr-c" } drop',
+                     'iifname "mcbr-c" oifname { "mcbr-a", "mcbr-b" } drop']
+    first_accept = next(i for i, line in enumerate(forward) if "accept" in line and "policy" not in line)
+    assert max(forward.index("    " + d) for d in drops) < first_accept
+    # One bridge alone: nothing to isolate it from.
+    assert "} drop" not in outbound.ruleset({"mcbr-a": ("10.1.0.0/24", False)})
