@@ -79,8 +79,8 @@ def test_errors_have_dockers_status_and_message(daemon, networks):
     for body, message in (({"Options": {"com.docker.network.driver.mtu": "1400"}}, "option 'com.docker.network"),
                           ({"Attachable": True}, "Attachable"), ({"EnableIPv6": True}, "IPv6"),
                           ({"IPAM": {"Driver": "other"}}, "IPAM driver 'other'"),
-                          ({"IPAM": {"Config": [{"Subnet": "10.232.0.0/24", "AuxiliaryAddresses": {"a": "10.232.0.9"}}]}},
-                           "AuxiliaryAddresses"),
+                          ({"IPAM": {"Config": [{"Subnet": "10.232.0.0/24",
+                                                 "AuxiliaryAddresses": {"a": "10.232.0.9"}}]}}, "AuxiliaryAddresses"),
                           ({"Driver": "overlay"}, "overlay"), ({"Name": ""}, "name")):
         with pytest.raises(InvalidArgument, match=message):
             client.post("/networks/create", body={"Name": "napi-bad", **body})
