@@ -530,7 +530,7 @@ class NetworkService:
                 if network.user_defined else None
             networks[network.name] = {
                 "IPAMConfig": {"IPv4Address": requested} if requested else None, "Links": None, "Aliases": aliases or None, "MacAddress": row["mac"] if row else "",
-                "DriverOpts": None, "NetworkID": network.id,
+                "DriverOpts": None, "GwPriority": 0, "NetworkID": network.id,
                 "EndpointID": _endpoint_id(network.id, container.id) if ip else "",
                 "Gateway": str(network.gateway) if ip else "", "IPAddress": ip,
                 "IPPrefixLen": network.subnet.prefixlen if ip else 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
@@ -538,7 +538,7 @@ class NetworkService:
         mode = self.mode_of(container.host_config)
         if mode in ("host", "none"):
             networks[mode] = {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "", "DriverOpts": None,
-                              "NetworkID": self.get(mode).id, "EndpointID": "", "Gateway": "", "IPAddress": "",
+                              "GwPriority": 0, "NetworkID": self.get(mode).id, "EndpointID": "", "Gateway": "", "IPAddress": "",
                               "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
                               "GlobalIPv6PrefixLen": 0, "DNSNames": None}
         settings = {"Networks": networks}
