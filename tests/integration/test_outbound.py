@@ -4,8 +4,8 @@ The remote (tests/integration/remote-host) is a network namespace with a veth, a
 default route: it answers only addresses on its veth's own /30, so a container's packets get an
 answer only once masqueraded.
 
-As root the daemon under test runs in a network namespace this test makes ("the host"), with the
-remote's veth in it: the machine's own namespace may hold Docker's iptables FORWARD chain with
+As root the daemon under test (conftest's net_daemon) runs in a network namespace the suite makes
+("the host"), with the remote's veth in it: the machine's own namespace may hold Docker's iptables FORWARD chain with
 policy drop (nftables lets every base chain drop), which minictr must not edit. Rootless, the remote
 is made as root by scripts/test before the suite (MINICTR_TEST_REMOTE=IP:PORT); the daemon's way out
 is slirp4netns in the host's namespace, which Docker's forward chain does not see.
@@ -14,86 +14,59 @@ is slirp4netns in the host's namespace, which Docker's forward chain does not se
 import json
 import os
 import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from .conftest import IMAGE, REPO, ROOTLESS, Daemon, _answers
+from .conftest import IMAGE, REPO, ROOTLESS, Daemon, NetnsDaemon
 
 REMOTE_HOST = REPO / "tests" / "integration" / "remote-host"
-HOST_NS = "mctest-host"
 
 
-class NetnsDaemon(Daemon):
-    """A root daemon whose network namespace is `netns` (made by the test)."""
-
-    def __init__(self, top, netns):
-        super().__init__(top)
-        self.netns = netns
-
-    def start(self):
-        self.socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.socket.unlink(missing_ok=True)
-        with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                ["ip", "netns", "exec", self.netns, sys.executable, "-m", "minictr", "-H", self.host, "daemon",
-                 "--data-root", str(self.data_root)], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while not _answers(self.socket):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"daemon did not start:\n{self.log.read_text()}")
-            time.sleep(0.02)
-
-
-def _sh(*args, check=True):
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True, check=check)
+def _sh(*args, check=True, env=None):
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, check=check, env=env)
 
 
 def _remove_all(d):
     for cid in d.cli("ps", "-a", "-q", "--no-trunc").stdout.split():
         d.cli("rm", "-f", cid)
-    for line in d.cli("network", "ls", "--format", "{{.Name}}").stdout.split():
-        if line.startswith("mct-out"):
-            d.cli("network", "rm", line)
+    for network_id in d.cli("network", "ls", "-q", "--no-trunc", "-f", "name=mct-out").stdout.split():
+        d.cli("network", "rm", network_id)
+
+
+def _in_daemon_netns(d):
+    """run(argv) in the daemon's network namespace: NetnsDaemon's as root, the holder's rootless."""
+    if not ROOTLESS:
+        return lambda *argv: _sh("ip", "netns", "exec", d.netns, *argv, check=False)
+
+    def run(*argv):
+        holder = Path(d.socket.parent / "ns.pid").read_text().split()[0]
+        return _sh("nsenter", "--preserve-credentials", "-U", "-n", "-t", holder, *argv, check=False)
+
+    return run
 
 
 @pytest.fixture(scope="module")
-def outside(busybox_tar, daemon, request):
+def outside(net_daemon):
     """(daemon, remote "IP:PORT", run(argv) in the daemon's network namespace)."""
+    d = net_daemon
     if ROOTLESS:
         remote = os.environ.get("MINICTR_TEST_REMOTE")
         if not remote:
             pytest.skip("rootless: the remote host is made as root by scripts/test (MINICTR_TEST_REMOTE unset)")
-        request.getfixturevalue("image")
-
-        def in_netns(*argv):
-            holder = Path(daemon.socket.parent / "ns.pid").read_text().split()[0]
-            return _sh("nsenter", "--preserve-credentials", "-U", "-n", "-t", holder, *argv, check=False)
-
-        yield daemon, remote, in_netns
-        _remove_all(daemon)
+        yield d, remote, _in_daemon_netns(d)
+        _remove_all(d)
         return
-    top = Path(tempfile.mkdtemp(prefix="minictr-out-"))
-    os.chmod(top, 0o755)
-    _sh("ip", "netns", "del", HOST_NS, check=False)
-    _sh("ip", "netns", "add", HOST_NS)
-    d = NetnsDaemon(top, HOST_NS)
+    # The remote's veth goes in the daemon's namespace (net_daemon's, made by conftest).
+    env = {**os.environ, "REMOTE_HOST_NS": d.netns}
     try:
-        _sh("ip", "-n", HOST_NS, "link", "set", "lo", "up")
-        remote = _sh("env", f"REMOTE_HOST_NS={HOST_NS}", REMOTE_HOST, "up", "oh", 202).stdout.strip()
-        d.start()
-        d.ok("import", "--change", 'CMD ["sh"]', str(busybox_tar), IMAGE)
-        yield d, remote, lambda *argv: _sh("ip", "netns", "exec", HOST_NS, *argv, check=False)
+        remote = _sh(REMOTE_HOST, "up", "oh", 202, env=env).stdout.strip()
+        yield d, remote, _in_daemon_netns(d)
         _remove_all(d)
     finally:
-        d.stop()
-        _sh(REMOTE_HOST, "down", "oh", check=False)
-        _sh("ip", "netns", "del", HOST_NS, check=False)
-        _sh("rm", "-rf", top, check=False)
+        _sh(REMOTE_HOST, "down", "oh", check=False, env=env)
 
 
 def _wget(d, remote, *run_args):
@@ -107,8 +80,13 @@ def _subnet(d, network):
     return json.loads(d.ok("network", "inspect", network))[0]["IPAM"]["Config"][0]["Subnet"]
 
 
-def _rules(in_netns):
-    result = in_netns("nft", "list", "table", "inet", "minictr")
+def _table(d):
+    """The daemon's own nftables table (conftest gives every daemon its own default bridge)."""
+    return f"minictr-{d.bridge}"
+
+
+def _rules(in_netns, d):
+    result = in_netns("nft", "list", "table", "inet", _table(d))
     return result.stdout if result.returncode == 0 else ""
 
 
@@ -141,10 +119,10 @@ def test_user_network_reaches_remote_and_rules_follow_it(outside):
         assert result.returncode == 0, f"{result.stderr}\n{d.log_tail()}"
         assert result.stdout.strip().startswith("remote ")
         subnet = _subnet(d, name)
-        assert f"ip saddr {subnet}" in _rules(in_netns)
+        assert f"ip saddr {subnet}" in _rules(in_netns, d)
     finally:
         d.ok("network", "rm", name)
-    assert f"ip saddr {subnet}" not in _rules(in_netns), "the network's masquerade rule outlived it"
+    assert f"ip saddr {subnet}" not in _rules(in_netns, d), "the network's masquerade rule outlived it"
 
 
 def test_internal_network_gets_no_outbound(outside):
@@ -169,12 +147,41 @@ def test_outbound_after_a_daemon_restart(outside):
         d.start()
         assert int((run_dir / "slirp.pid").read_text().split()[0]) == slirp_pid, "a second slirp4netns started"
     else:
-        assert _rules(in_netns), "no table inet minictr while the default bridge exists"
+        assert _rules(in_netns, d), f"no table inet {_table(d)} while the default bridge exists"
         d.stop()
         try:
-            assert _rules(in_netns) == "", "table inet minictr left after the daemon stopped"
+            assert _rules(in_netns, d) == "", f"table inet {_table(d)} left after the daemon stopped"
         finally:
             d.start()
-        assert "masquerade" in _rules(in_netns), "the rules did not come back with the daemon"
+        assert "masquerade" in _rules(in_netns, d), "the rules did not come back with the daemon"
+    result = _wget(d, remote)
+    assert result.returncode == 0, f"{result.stderr}\n{d.log_tail()}"
+
+
+def test_two_daemons_in_one_namespace_keep_their_own_tables(outside, tmp_path_factory):
+    """Each daemon's rules live in its own table (inet minictr-<its default bridge>): a second daemon
+    beside the first (in its namespace as root) neither overwrites nor, when it stops, removes the first's."""
+    d, remote, in_netns = outside
+    top = tmp_path_factory.mktemp("second-daemon")
+    os.chmod(top, 0o755)
+    second = Daemon(top) if ROOTLESS else NetnsDaemon(top, d.netns)
+    second.start()
+    try:
+        in_second = _in_daemon_netns(second)
+        mine, theirs = _rules(in_netns, d), _rules(in_second, second)
+        subnet = _subnet(d, "bridge")
+        assert f"ip saddr {subnet}" in mine and f'"{d.bridge}"' in mine, mine
+        assert f"ip saddr {_subnet(second, 'bridge')}" in theirs and d.bridge not in theirs, theirs
+        if not ROOTLESS:
+            # One namespace: both tables side by side, and the other daemon's bridge is not in ours.
+            tables = in_netns("nft", "list", "tables").stdout
+            assert f"inet {_table(d)}" in tables and f"inet {_table(second)}" in tables, tables
+            assert second.bridge not in mine
+    finally:
+        second.teardown()
+        subprocess.run(["rm", "-rf", str(top)], check=False)
+    if not ROOTLESS:
+        assert _rules(in_netns, second) == "", "the stopped daemon's table is still there"
+    assert _rules(in_netns, d) == mine, "the first daemon's table changed when the second stopped"
     result = _wget(d, remote)
     assert result.returncode == 0, f"{result.stderr}\n{d.log_tail()}"
