@@ -293,9 +293,11 @@ def daemon_pid(d: Daemon):
     """The pid of the daemon proper (inside its namespaces when rootless)."""
     if not ROOTLESS:
         return d.process.pid
-    # The wrapper's children: the daemon, and the namespace holder (minictr-pause) when it made one.
+    # The wrapper's children: the daemon, the namespace holder (minictr-pause) when it made one, and
+    # slirp4netns (in the host's namespaces) when it started one.
     children = Path(f"/proc/{d.process.pid}/task/{d.process.pid}/children").read_text().split()
-    return next(int(c) for c in children if Path(f"/proc/{c}/comm").read_text().strip() != "minictr:[ns]")
+    helpers = ("minictr:[ns]", "slirp4netns", "pasta")
+    return next(int(c) for c in children if Path(f"/proc/{c}/comm").read_text().strip() not in helpers)
 
 
 def inspect(daemon, ref):

@@ -96,9 +96,11 @@ def test_network_modes_host_none_and_container(daemon, image):
         assert f"inet {ip}/" in sh(daemon, joined, "ip addr")
         # host: the daemon's own network namespace (the host's as root), its default bridge in sight.
         # (Not a count of links: other daemons on this host make and remove theirs meanwhile.)
+        # (`run`, not `exec`: rootless, exec into a --network host container fails to setns its netns.)
         daemons_netns = os.readlink(f"/proc/{daemon_pid(daemon)}/ns/net")
-        assert sh(daemon, host, "readlink /proc/self/ns/net").strip() == daemons_netns
-        assert sh(daemon, host, f"ip -o link show {daemon.bridge}").strip()
+        in_host_mode = daemon.ok("run", "--rm", "--network", "host", image, "sh", "-c",
+                                 f"readlink /proc/self/ns/net && ip -o link show {daemon.bridge}")
+        assert in_host_mode.splitlines()[0] == daemons_netns and daemon.bridge in in_host_mode, in_host_mode
         assert sh(daemon, none, "readlink /proc/self/ns/net").strip() != daemons_netns
     finally:
         daemon.ok("rm", "-f", host, none, joined, owner)

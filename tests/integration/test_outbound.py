@@ -13,6 +13,7 @@ is slirp4netns in the host's namespace, which Docker's forward chain does not se
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import uuid
@@ -85,8 +86,13 @@ def _table(d):
     return f"minictr-{d.bridge}"
 
 
+def _nft():
+    # Rootless runs get a PATH without /usr/sbin.
+    return shutil.which("nft") or "/usr/sbin/nft"
+
+
 def _rules(in_netns, d):
-    result = in_netns("nft", "list", "table", "inet", _table(d))
+    result = in_netns(_nft(), "list", "table", "inet", _table(d))
     return result.stdout if result.returncode == 0 else ""
 
 
@@ -174,7 +180,7 @@ def test_two_daemons_in_one_namespace_keep_their_own_tables(outside, tmp_path_fa
         assert f"ip saddr {_subnet(second, 'bridge')}" in theirs and d.bridge not in theirs, theirs
         if not ROOTLESS:
             # One namespace: both tables side by side, and the other daemon's bridge is not in ours.
-            tables = in_netns("nft", "list", "tables").stdout
+            tables = in_netns(_nft(), "list", "tables").stdout
             assert f"inet {_table(d)}" in tables and f"inet {_table(second)}" in tables, tables
             assert second.bridge not in mine
     finally:
