@@ -96,10 +96,9 @@ def test_network_modes_host_none_and_container(daemon, image):
         assert f"inet {ip}/" in sh(daemon, joined, "ip addr")
         # host: the daemon's own network namespace (the host's as root), its default bridge in sight.
         # (Not a count of links: other daemons on this host make and remove theirs meanwhile.)
-        # (`run`, not `exec`: rootless, exec into a --network host container fails to setns its netns.)
+        # (exec, rootless: joins the daemon's netns before the container's user namespace, which does not own it)
         daemons_netns = os.readlink(f"/proc/{daemon_pid(daemon)}/ns/net")
-        in_host_mode = daemon.ok("run", "--rm", "--network", "host", image, "sh", "-c",
-                                 f"readlink /proc/self/ns/net && ip -o link show {daemon.bridge}")
+        in_host_mode = sh(daemon, host, f"readlink /proc/self/ns/net && ip -o link show {daemon.bridge}")
         assert in_host_mode.splitlines()[0] == daemons_netns and daemon.bridge in in_host_mode, in_host_mode
         assert sh(daemon, none, "readlink /proc/self/ns/net").strip() != daemons_netns
     finally:
