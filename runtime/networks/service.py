@@ -77,6 +77,7 @@ class NetworkService:
         self.default_bridge = os.environ.get("MINICTR_DEFAULT_BRIDGE") or DEFAULT_BRIDGE
         self.hooks = {name: [] for name in _HOOK_NAMES}
         self._lock = threading.Lock()  # leases and subnets: one allocation at a time
+        self._unlinking = {}  # veth name -> future of its removal after its container ended
         try:
             self._loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -116,6 +117,24 @@ class NetworkService:
         bridge = self.get("bridge")
         if bridge.subnet is None:
             self._assign_default_subnet(bridge)
+        # Every bridge exists from the daemon's start (rootless, its namespace is new after a restart):
+        # containers starting at once never race to make one, and its subnet is routed, so another
+        # daemon in this namespace does not take it.
+        for network in self._all():
+            if network.bridge and network.subnet:
+                try:
+                    self._make_bridge(network)
+                except MinictrError as e:
+                    log.warning("%s", e)
+
+    @staticmethod
+    def _make_bridge(network):
+        from minictr.networks import plumbing
+
+        try:
+            plumbing.ensure_bridge(network.bridge, network.gateway, network.subnet.prefixlen)
+        except Exception as e:
+            raise MinictrError(f"making the bridge {network.bridge} of network {network.name}: {e}") from None
 
     def _assign_default_subnet(self, bridge):
         from minictr.networks import plumbing
@@ -164,7 +183,7 @@ class NetworkService:
     def create(self, name, driver="bridge", subnet=None, gateway=None, ip_range=None, internal=False, labels=None,
                check_duplicate=True):
         """`network create`: a bridge network (subnet chosen clear of the others and of the host's
-        routes unless given); the bridge itself is made when its first container starts."""
+        routes unless given), and its bridge."""
         from minictr.containers.names import check_name
 
         if not name:
@@ -192,7 +211,16 @@ class NetworkService:
                                        f"(network {other.name} has {other.subnet})")
             gateway = ipam.check_config(subnet, gateway, ip_range)
             network_id = self._insert(name, driver, subnet, gateway, ip_range, internal, labels)
-        network = self.get(network_id)
+            network = self.get(network_id)
+            try:  # made now, as Docker does: its route keeps other daemons off the subnet
+                self._make_bridge(network)
+            except MinictrError:
+                from minictr.networks import plumbing
+
+                plumbing.remove_link(network.bridge)
+                with self.db.transaction() as cur:
+                    cur.execute("DELETE FROM networks WHERE id = ?", (network_id,))
+                raise
         self._emit("network", "create", network.id, {"name": name, "type": driver})
         self._run_hooks("on_network_created", network)
         return network
@@ -382,29 +410,60 @@ class NetworkService:
             with self.db.transaction() as cur:
                 cur.execute("UPDATE leases SET ip = ?, mac = ? WHERE network_id = ? AND container_id = ?",
                             (str(ip), mac, network.id, container.id))
-        plumbing.ensure_bridge(network.bridge, network.gateway, network.subnet.prefixlen)
+        self._unlinked(self._veth_name(container.id, network.id))  # a restart: the last run's veth gone first
         plumbing.attach(network.bridge, self._veth_name(container.id, network.id), pid, ifname, ip,
-                        network.subnet.prefixlen, mac, None if network.internal else network.gateway)
+                        network.subnet.prefixlen, mac, None if network.internal else network.gateway,
+                        bridge_gateway=network.gateway)
         self._run_hooks("on_container_connected", network, container.id, str(ip), self._names(container, row))
 
     def _veth_name(self, container_id, network_id):
         return self.veth_prefix + hashlib.sha256((container_id + network_id).encode()).hexdigest()[:10]
 
-    def container_stopped(self, container_id):
+    def container_stopped(self, container_id, wait=False):
         """The container has ended (or its start failed): its veths (normally gone with its namespace)
-        and leases are released; its attachments stay for its next start. Blocking."""
+        and leases are released; its attachments stay for its next start. Blocking.
+
+        The veths go in the background unless `wait`: a veth whose peer's namespace is dying takes
+        the kernel (or us) ≈ 20 ms under the rtnl lock, which `wait` and `run --rm` need not wait
+        for. A new start of the container (`_connect_endpoint`) and its removal wait for it."""
         from minictr.networks import plumbing
 
         for row in self._rows_of(container_id):
-            plumbing.remove_link(self._veth_name(container_id, row["network_id"]))
+            name = self._veth_name(container_id, row["network_id"])
+            if wait:
+                self._unlinked(name)
+                plumbing.remove_link(name, grace=0.05)
+            else:
+                with self._lock:
+                    if name not in self._unlinking:
+                        future = plumbing.in_background(plumbing.remove_link, name, grace=0.05)
+                        self._unlinking[name] = future
+                        future.add_done_callback(lambda f, name=name: self._unlink_done(name, f))
             if row["ip"]:
                 with self.db.transaction() as cur:
                     cur.execute("UPDATE leases SET ip = '', mac = '' WHERE network_id = ? AND container_id = ?",
                                 (row["network_id"], container_id))
                 self._run_hooks("on_container_disconnected", self.get(row["network_id"]), container_id, row["ip"])
 
+    def _unlink_done(self, name, future):
+        with self._lock:
+            if self._unlinking.get(name) is future:
+                del self._unlinking[name]
+        if future.exception() is not None:
+            log.warning("removing veth %s: %s", name, future.exception())
+
+    def _unlinked(self, name):
+        """Wait for a background removal of veth `name`, if one is under way."""
+        with self._lock:
+            future = self._unlinking.get(name)
+        if future is not None:
+            try:
+                future.result()
+            except Exception:
+                pass  # logged by _unlink_done; the caller removes it again or fails on it
+
     def container_removed(self, container_id):
-        self.container_stopped(container_id)
+        self.container_stopped(container_id, wait=True)
         with self.db.transaction() as cur:
             cur.execute("DELETE FROM leases WHERE container_id = ?", (container_id,))
 
