@@ -38,8 +38,9 @@ def _iproute():
     return IPRoute()
 
 
-def _in_container_ns(pid, work):
-    """work(ipr) with a netlink socket in the network namespace of process `pid`.
+def _in_container_ns(pid, work, netlink=True):
+    """work(ipr) with a netlink socket in the network namespace of process `pid` (work() without
+    one if not `netlink`).
 
     pyroute2's NetNS forks a child to open that socket and stops it with SIGTERM. The child
     inherits the asyncio loop's signal wakeup fd, so that SIGTERM reached the daemon's own
@@ -55,6 +56,9 @@ def _in_container_ns(pid, work):
                 _setns(fd, _CLONE_NEWNET)
             finally:
                 os.close(fd)
+            if not netlink:
+                outcome["value"] = work()
+                return
             with _iproute() as ipr:
                 outcome["value"] = work(ipr)
         except BaseException as e:
@@ -187,21 +191,64 @@ def attach(bridge, host_name, pid, ifname, address, prefixlen, mac, gateway, bri
         ipr.link("add", ifname=host_name, kind="veth", master=master[0], state="up",
                  peer={"ifname": ifname, "address": mac, "net_ns_pid": pid})
         try:
-            def configure(ns):
-                index = ns.link_lookup(ifname=ifname)[0]
-                ns.addr("add", index=index, address=str(address), prefixlen=prefixlen)
-                ns.link("set", index=index, state="up")
-                if gateway is not None and not _has_default_route(ns):
-                    ns.route("add", dst="0.0.0.0/0", gateway=str(gateway), oif=index)
-
-            _in_container_ns(pid, configure)
+            _in_container_ns(pid, lambda: _configure(ifname, address, prefixlen, gateway), netlink=False)
         except BaseException:
             remove_link(host_name)
             raise
 
 
-def _has_default_route(ns):
-    return any(r["dst_len"] == 0 for r in ns.get_routes(family=2, table=254))
+# The container's side in three raw rtnetlink requests sent at once (pyroute2 costs ≈ 0.5 ms a
+# request here, and a socket of its own to open): address, link up, default route.
+_RTM_NEWLINK, _RTM_NEWADDR, _RTM_NEWROUTE = 16, 20, 24
+_NLM_F_REQUEST, _NLM_F_ACK, _NLM_F_EXCL, _NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
+_IFF_UP = 0x1
+
+
+def _rtattr(kind, payload):
+    import struct
+
+    length = 4 + len(payload)
+    return struct.pack("HH", length, kind) + payload + b"\0" * (-length % 4)
+
+
+def _configure(ifname, address, prefixlen, gateway):
+    """In the container's namespace (the calling thread's): `address`/`prefixlen` on `ifname`, up,
+    and a default route via `gateway` unless there is one (None: none)."""
+    import socket
+    import struct
+
+    index = socket.if_nametoindex(ifname)
+    addr = ipaddress.ip_address(str(address)).packed
+    bodies = [
+        (_RTM_NEWADDR, _NLM_F_CREATE | _NLM_F_EXCL,  # ifaddrmsg: family, prefixlen, flags, scope, index
+         struct.pack("BBBBI", socket.AF_INET, prefixlen, 0, 0, index) + _rtattr(2, addr) + _rtattr(1, addr)
+         + _rtattr(4, ipaddress.ip_network(f"{address}/{prefixlen}", strict=False).broadcast_address.packed)),
+        (_RTM_NEWLINK, 0,  # ifinfomsg: family, type, index, flags, change
+         struct.pack("BxHiII", socket.AF_UNSPEC, 0, index, _IFF_UP, _IFF_UP)),
+    ]
+    if gateway is not None:  # rtmsg: family, dst_len, src_len, tos, table main, proto boot, scope universe, unicast
+        bodies.append((_RTM_NEWROUTE, _NLM_F_CREATE | _NLM_F_EXCL,
+                       struct.pack("BBBBBBBBI", socket.AF_INET, 0, 0, 0, 254, 3, 0, 1, 0)
+                       + _rtattr(5, ipaddress.ip_address(str(gateway)).packed) + _rtattr(4, struct.pack("I", index))))
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE) as nl:
+        nl.bind((0, 0))
+        message = b""
+        for seq, (kind, flags, body) in enumerate(bodies, 1):
+            message += struct.pack("IHHII", 16 + len(body), kind, _NLM_F_REQUEST | _NLM_F_ACK | flags, seq, 0) + body
+        nl.send(message)
+        pending = set(range(1, len(bodies) + 1))
+        while pending:
+            data = nl.recv(65536)
+            offset = 0
+            while offset + 16 <= len(data):
+                length, kind, _, seq, _ = struct.unpack_from("IHHII", data, offset)
+                if kind == 2:  # NLMSG_ERROR: an ACK (0) or -errno
+                    code = -struct.unpack_from("i", data, offset + 16)[0]
+                    pending.discard(seq)
+                    # A default route already there (a second network): leave it.
+                    if code and not (code == errno.EEXIST and bodies[seq - 1][0] == _RTM_NEWROUTE):
+                        raise OSError(code, f"configuring {ifname}: {os.strerror(code)}")
+                offset += (length + 3) & ~3
 
 
 @_off_loop
