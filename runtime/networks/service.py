@@ -435,10 +435,14 @@ class NetworkService:
                 plumbing.remove_link(name, grace=0.05)
             else:
                 with self._lock:
+                    future = None
                     if name not in self._unlinking:
                         future = plumbing.in_background(plumbing.remove_link, name, grace=0.05)
                         self._unlinking[name] = future
-                        future.add_done_callback(lambda f, name=name: self._unlink_done(name, f))
+                # Outside the lock: a future already done runs its callback at once, in this
+                # thread, and the callback takes the lock (held here, it hung the daemon).
+                if future is not None:
+                    future.add_done_callback(lambda f, name=name: self._unlink_done(name, f))
             if row["ip"]:
                 with self.db.transaction() as cur:
                     cur.execute("UPDATE leases SET ip = '', mac = '' WHERE network_id = ? AND container_id = ?",
