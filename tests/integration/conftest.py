@@ -35,6 +35,10 @@ def _free_loopback_port():
 DNS_UPSTREAM = ("127.0.0.1", _free_loopback_port())
 os.environ["MINICTR_DNS_FORWARD"] = f"{DNS_UPSTREAM[0]}:{DNS_UPSTREAM[1]}"
 ROOTLESS = os.geteuid() != 0
+# A daemon the CLI starts by itself (no Daemon object) gets this default bridge, not the host's minictr0;
+# every bridge name handed out is swept at the end of the session (see _sweep_bridges).
+os.environ["MINICTR_DEFAULT_BRIDGE"] = "mct" + secrets.token_hex(3)
+_BRIDGES_HANDED_OUT = {os.environ["MINICTR_DEFAULT_BRIDGE"]}
 IMAGE = "busybox-local"
 
 
@@ -61,6 +65,7 @@ class Daemon:
         # Each daemon its own default bridge (and so its own nftables table, inet minictr-<bridge>):
         # two root daemons in one namespace never share or remove each other's.
         self.bridge = "mct" + secrets.token_hex(3)
+        _BRIDGES_HANDED_OUT.add(self.bridge)
 
     @property
     def host(self):
@@ -192,6 +197,19 @@ def in_netns(netns, function):
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sweep_bridges():
+    """As root, the default bridges of the suite's daemons live in the host's namespace and outlast them
+    (as docker0 outlasts dockerd); tests that stop and restart daemons of their own leave them to this."""
+    yield
+    if ROOTLESS:
+        return
+    for bridge in _BRIDGES_HANDED_OUT:
+        if subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode == 0:
+            subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+        subprocess.run(["nft", "delete", "table", "inet", f"minictr-{bridge}"], capture_output=True)
 
 
 @pytest.fixture(scope="session")
