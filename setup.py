@@ -59,7 +59,7 @@ setup(
     package_data={"minictr.security": ["default-seccomp.json"]},
     setup_requires=["cffi>=1.15"],
     cffi_modules=["native/build_native.py:ffibuilder"],
-    install_requires=["zstandard", "cffi>=1.15", "click", "pyroute2", "python-prctl", "h11", "httpx"],
+    install_requires=["zstandard", "cffi>=1.15", "click", "pyroute2", "python-prctl", "h11", "httpx", "dnslib"],
     entry_points={
         "console_scripts": [
             "minictr=minictr.cli:main",

@@ -36,9 +36,9 @@ STEPS = {"run": ("create", "start", "wait", "remove"),
          "churn": ("create", "start", "remove")}
 
 
-def one(client, image, auto_remove=False):
+def one(client, image, auto_remove=False, network="none"):
     t = [time.perf_counter()]
-    host_config = {"NetworkMode": "none"}
+    host_config = {"NetworkMode": network}
     if auto_remove:
         host_config["AutoRemove"] = True
     cid = client.post("/containers/create", None, {
@@ -133,14 +133,15 @@ def main():
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--auto-remove", action="store_true",
                     help="AutoRemove and wait?condition=removed (as `run --rm`) instead of an explicit DELETE")
+    ap.add_argument("--network", default="none", help="the containers' NetworkMode (run mode)")
     ap.add_argument("--json")
     args = ap.parse_args()
 
     client = Client(args.socket)
     if args.mode == "run":
         for _ in range(args.warmup):
-            one(client, args.image, args.auto_remove)
-        samples = [one(client, args.image, args.auto_remove) for _ in range(args.runs)]
+            one(client, args.image, args.auto_remove, args.network)
+        samples = [one(client, args.image, args.auto_remove, args.network) for _ in range(args.runs)]
     elif args.mode == "exec":
         cid = sleeper(client, args.image)
         try:

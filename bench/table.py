@@ -302,6 +302,58 @@ exec_table()
 memory_table()
 pull_table()
 
+
+def ports_table():
+    """1000 MB through a published port into a container's nc -l (bench/run's `ports`)."""
+    mc, rl = hf("ports-minictr"), hf("ports-minictr-rootless")
+    entries = [("minictr (root)", mc, mc), ("docker (root)", hf("ports-docker"), mc),
+               ("podman (root)", hf("ports-podman"), mc), ("minictr rootless", rl, rl),
+               ("podman rootless", hf("ports-podman-rootless"), rl)]
+    if not any(m for _, m, _ in entries):
+        return
+    print()
+    print("| 1000 MB through a published port | mean ± σ | ratio to minictr (same mode) |")
+    print("| --- | --- | --- |")
+    for what, m, ref in entries:
+        if m:
+            print(f"| {what} | {m[0]:.2f} s ± {m[1]:.2f} | {ratio(m[0], ref[0] if ref else None)} |")
+    for peer, ref, target in (("docker", mc, "ports-docker"), ("podman", mc, "ports-podman"),
+                              ("podman rootless", rl, "ports-podman-rootless")):
+        m = hf(target)
+        if ref and m:
+            headlines.append(f"published port, 1000 MB: minictr{' rootless' if 'rootless' in peer else ''} / "
+                             f"{peer}: **{times(ref[0] / m[0])}** (target ≤ 1×)")
+
+
+def bridge_table():
+    """`run --rm IMG true` on each engine's default network (bench/run's `run-bridge`)."""
+    mc, rl = hf("minictr-run-bridge"), hf("minictr-run-bridge-rootless")
+    entries = [("`minictr run --rm busybox-local true` (root, default bridge)", mc, mc),
+               ("`docker run --rm IMG true` (bridge)", hf("docker-run-bridge"), mc),
+               ("`podman run --rm IMG true` (root, bridge)", hf("podman-run-bridge"), mc),
+               ("rootless `minictr run --rm busybox-local true` (default bridge)", rl, rl),
+               ("rootless `podman run --rm IMG true` (slirp4netns)", hf("podman-run-bridge-rootless"), rl)]
+    if not any(m for _, m, _ in entries):
+        return
+    print("Start-up on the default network (bridge)")
+    print()
+    print("| what | mean ± σ | ratio to minictr (same mode) |")
+    print("| --- | ---: | ---: |")
+    for what, m, ref in entries:
+        if m:
+            print(f"| {what} | {ms(m[0])} ± {m[1] * 1000:.1f} | {ratio(m[0], ref[0] if ref else None)} |")
+    print()
+    for peer, ref, target in (("docker", mc, "docker-run-bridge"), ("podman", mc, "podman-run-bridge"),
+                              ("podman rootless", rl, "podman-run-bridge-rootless")):
+        m = hf(target)
+        if ref and m:
+            headlines.append(f"bridge start-up: minictr{' rootless' if 'rootless' in peer else ''} / {peer}: "
+                             f"**{times(ref[0] / m[0])}** (target ≤ 0.20×)")
+
+
+bridge_table()
+ports_table()
+
 # Headline ratios against the targets.
 peers = [(n, v[0]) for n, v in (("docker", docker), ("podman", podman)) if v]
 if mc and peers:

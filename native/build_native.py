@@ -14,7 +14,7 @@ NATIVE_DIR = Path(__file__).resolve().parent
 LIBRARY_SOURCES = ["error.c", "limits.c", "config.c", "sync.c", "container.c", "exec.c", "pty.c", "mounts.c", "userns.c", "log.c", "seccomp_load.c"]
 MONITOR_SOURCES = LIBRARY_SOURCES + ["monitor.c"]
 # The extension alone compiles seccomp profiles: the static monitor must not link libseccomp.
-EXTENSION_SOURCES = LIBRARY_SOURCES + ["seccomp.c"]
+EXTENSION_SOURCES = LIBRARY_SOURCES + ["seccomp.c", "forward.c"]  # forward.c: the daemon's port forwarder
 # minictr-init (`run --init`) stands alone: it is linked statically.
 INIT_SOURCES = ["init.c"]
 # minictr-pause holds the rootless daemon's namespaces between daemons.
@@ -46,6 +46,9 @@ ffibuilder.cdef(
                            struct mc_error *err);
     int mc_seccomp_syscall_name(const char *arch, int nr, char *name, size_t size, struct mc_error *err);
     int mc_seccomp_syscall_number(const char *arch, const char *name, int *nr, struct mc_error *err);
+    int mc_forward_start(int a, int b, long long group, struct mc_error *err);
+    int mc_forward_shutdown_group(long long group, struct mc_error *err);
+    int mc_forward_count(long long group);
     """
 )
 ffibuilder.set_source(

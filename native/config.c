@@ -68,6 +68,7 @@ string_slot (struct mc_config *cfg, const char *key)
     { "log", offsetof (struct mc_config, log_path) },
     { "exit", offsetof (struct mc_config, exit_path) },
     { "attach", offsetof (struct mc_config, attach_path) },
+    { "netns", offsetof (struct mc_config, netns) },
   };
   for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++)
     if (strcmp (slots[i].name, key) == 0)
@@ -279,6 +280,7 @@ static const struct mc_config_key keys[] = {
   { "masked_path", 1, parse_list }, { "readonly_path", 1, parse_list },
   { "cgroupfs", 3, parse_cgroupfs },
   { "lower_dir", 1, parse_string }, { "rootfs_ready", 1, parse_flag },
+  { "netns", 1, parse_string },
 };
 
 static const struct mc_config_key *

@@ -213,7 +213,8 @@ child_setup (const struct mc_config *cfg, const struct mc_stdio *stdio, int *syn
     return -1;
   if (cfg->hostname && sethostname (cfg->hostname, strlen (cfg->hostname)) < 0)
     return mc_error_set (err, errno, "sethostname `%s`", cfg->hostname);
-  if (loopback_up (err) < 0 || enter_cwd (cfg->cwd, err) < 0)
+  /* A shared namespace (`netns`) is someone else's: its loopback is up already. */
+  if ((cfg->netns == NULL && loopback_up (err) < 0) || enter_cwd (cfg->cwd, err) < 0)
     return -1;
   /* After pivot_root: the pty comes from the container's own devpts. */
   return mc_process_finish (cfg, stdio, sync_fd, err);
@@ -305,14 +306,34 @@ configure_child (const struct mc_config *cfg, pid_t pid, int sync_fd, int *pty_m
   return mc_sync_expect (sync_fd, MC_SYNC_CREATED, err);
 }
 
+/* `netns PATH` (--network container:X): the monitor joins that namespace itself before the
+ * clone, so the child inherits it.  The child could not: in its new user namespace it has no
+ * capability over X's network namespace, which X's user namespace owns; the monitor, in the
+ * daemon's, has. `netns host`: the monitor's namespace as it is. */
+static int
+join_netns (const struct mc_config *cfg, struct mc_error *err)
+{
+  if (cfg->netns == NULL || strcmp (cfg->netns, "host") == 0)
+    return 0;
+  cleanup_fd int fd = open (cfg->netns, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return mc_error_set (err, errno, "open `%s`", cfg->netns);
+  if (setns (fd, CLONE_NEWNET) < 0)
+    return mc_error_set (err, errno, "setns net `%s`", cfg->netns);
+  return 0;
+}
+
 int
 mc_container_spawn (const struct mc_config *cfg, const struct mc_stdio *stdio,
                     struct mc_container *c, struct mc_error *err)
 {
-  unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET
-                        | (cfg->userns ? CLONE_NEWUSER : 0);
+  unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC
+                        | (cfg->netns == NULL ? CLONE_NEWNET : 0) | (cfg->userns ? CLONE_NEWUSER : 0);
   int sv[2];
   pid_t pid;
+
+  if (join_netns (cfg, err) < 0)
+    return -1;
 
   c->pty_master = -1;
   if (!cfg->tty && (stdio->in < 3 || stdio->out < 3 || stdio->err < 3))

@@ -13,10 +13,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/nsfs.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -26,7 +28,8 @@
 
 /* In the order the child joins them.  The user namespace comes first: once
  * in it, the child holds every capability over the namespaces it owns (the
- * container's), whatever the kernel asks for the next setns calls.  Mount
+ * container's), whatever the kernel asks for the next setns calls (those it
+ * does not own are joined before it: join_namespaces).  Mount
  * comes last among the child's: it replaces root and cwd with the
  * container's.  PID is the monitor's own business (above). */
 enum ns_slot
@@ -129,12 +132,32 @@ open_namespaces (pid_t pid, struct target_ns *t, struct mc_error *err)
   return 0;
 }
 
+/* Whether the namespace FD belongs to the user namespace USERNS (an fd). */
+static bool
+owned_by (int fd, int userns)
+{
+  cleanup_fd int owner = ioctl (fd, NS_GET_USERNS);
+
+  return owner >= 0 && same_file (owner, userns);
+}
+
+/* A namespace the container's user namespace does not own (rootless
+ * --network host: the daemon's; --network container:X: X's) is joined before
+ * that user namespace, while the child still holds capabilities over it;
+ * the ones it owns after, in the order above. */
 static int
 join_namespaces (const struct target_ns *t, struct mc_error *err)
 {
-  for (int i = 0; i < NS_COUNT; i++)
-    if (i != NS_PID && t->fd[i] >= 0 && setns (t->fd[i], namespaces[i].type) < 0)
-      return mc_error_set (err, errno, "setns %s namespace", namespaces[i].name);
+  bool early[NS_COUNT] = { false };
+
+  if (t->fd[NS_USER] >= 0)
+    for (int i = 0; i < NS_COUNT; i++)
+      early[i] = i != NS_USER && i != NS_PID && t->fd[i] >= 0 && !owned_by (t->fd[i], t->fd[NS_USER]);
+  for (int pass = 0; pass < 2; pass++)
+    for (int i = 0; i < NS_COUNT; i++)
+      if (i != NS_PID && t->fd[i] >= 0 && early[i] == (pass == 0)
+          && setns (t->fd[i], namespaces[i].type) < 0)
+        return mc_error_set (err, errno, "setns %s namespace", namespaces[i].name);
   return 0;
 }
 

@@ -106,6 +106,7 @@ struct mc_config
   size_t n_readonly_paths;
   struct mc_cgroupfs *cgroupfs; /* `cgroupfs`: the hierarchies shown under /sys/fs/cgroup */
   size_t n_cgroupfs;
+  const char *netns; /* `netns`: `host` (no new network namespace) or a netns path to join */
 };
 
 int mc_config_load (struct mc_config *cfg, const char *path, struct mc_error *err);
@@ -204,6 +205,13 @@ int mc_overlay_mount (const char *target, const char *lower_dir, const char *con
                       const char *upper, const char *work, bool userxattr, struct mc_error *err);
 int mc_unmount (const char *target, struct mc_error *err);
 int mc_mountns_unshare (struct mc_error *err);
+
+/* ---- forward.c: published ports, socket to socket with splice(2) (daemon only) ---- */
+
+/* Takes a and b on success; `group` names the container, for shutdown_group. */
+int mc_forward_start (int a, int b, long long group, struct mc_error *err);
+int mc_forward_shutdown_group (long long group, struct mc_error *err);
+int mc_forward_count (long long group);
 
 /* ---- container.c: spawning the container's init ---- */
 

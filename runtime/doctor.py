@@ -367,6 +367,70 @@ def user_mode_network(root, search_path=None):
     return Result(check, OK, " and ".join(found))
 
 
+def nftables(root, search_path=None):
+    check = "nftables"
+    if not root:
+        return Result(check, OK, "not needed (rootless: outbound through slirp4netns)")
+    nft = shutil.which("nft", path=search_path)
+    if nft is None:
+        return Result(check, FAIL, "nft is not installed: containers on bridge networks cannot reach outside "
+                      "(minictr masquerades in its own table inet minictr)", "sudo apt-get install nftables")
+    return Result(check, OK, nft)
+
+
+def ip_forwarding(root, proc="/proc"):
+    check = "ip forwarding"
+    if not root:
+        return Result(check, OK, "not needed (rootless)")
+    value = _read(os.path.join(proc, "sys/net/ipv4/ip_forward"))
+    if value == "1":
+        return Result(check, OK, "net.ipv4.ip_forward=1")
+    if value == "0":
+        return Result(check, WARN, "net.ipv4.ip_forward=0: the daemon turns it on (for the whole host) when a "
+                      "bridge network is used", "sudo sysctl -w net.ipv4.ip_forward=1 (to choose it yourself)")
+    return Result(check, WARN, "cannot read net.ipv4.ip_forward")
+
+
+def _forward_drop_chains(nft):
+    """Base chains on the forward hook with policy drop, minictr's own table left out ("family table chain")."""
+    import json
+    import subprocess
+
+    try:
+        result = subprocess.run([nft, "-j", "list", "chains"], capture_output=True, text=True, timeout=10)
+        items = json.loads(result.stdout).get("nftables", []) if result.returncode == 0 else []
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    return [f"{c['family']} {c['table']} {c['name']}" for c in (item.get("chain") for item in items)
+            if c and c.get("hook") == "forward" and c.get("policy") == "drop"
+            and not (c.get("family") == "inet" and str(c.get("table", "")).startswith("minictr"))]
+
+
+FORWARD_FIX = ("sudo iptables -I DOCKER-USER -i minictr0 -j ACCEPT && sudo iptables -I DOCKER-USER -o minictr0 "
+               "-j ACCEPT (the same for user networks' mcbr-* bridges), or do not run Docker's rules and "
+               "minictr's on one host")
+
+
+def forward_policy(root, proc="/proc", search_path=None):
+    """As root: a forward chain with policy drop that is not minictr's (Docker's `ip filter FORWARD`)
+    drops what containers send outside, and with br_netfilter (bridge-nf-call-iptables=1) what they
+    send each other on one bridge too."""
+    check = "forward policy"
+    if not root:
+        return Result(check, OK, "not needed (rootless: the daemon's own network namespace)")
+    nft = shutil.which("nft", path=search_path)
+    chains = _forward_drop_chains(nft) if nft else None
+    if chains is None:
+        return Result(check, WARN, "cannot list the nftables chains (nft missing or failing)")
+    if not chains:
+        return Result(check, OK, "no forward chain drops by default")
+    bridged = _read(os.path.join(proc, "sys/net/bridge/bridge-nf-call-iptables")) == "1"
+    dropped = ("traffic between containers on one of minictr's bridges (br_netfilter: bridge-nf-call-iptables=1) "
+               "and outbound traffic" if bridged else "outbound traffic of containers")
+    return Result(check, WARN, f"{', '.join(chains)} has policy drop (Docker's): {dropped} is dropped there",
+                  FORWARD_FIX)
+
+
 # Directories ------------------------------------------------------------------------------------
 
 def runtime_dir(root, uid, value):
@@ -485,6 +549,9 @@ def run_checks(data_root_path, root=None, uid=None, environ=None):
         cgroups(root),
         tun(),
         user_mode_network(root),
+        nftables(root),
+        ip_forwarding(root),
+        forward_policy(root),
         runtime_dir(root, uid, environ.get("XDG_RUNTIME_DIR")),
         data_root(data_root_path),
         driver,

@@ -11,6 +11,12 @@ class InvalidArgument(MinictrError):
     status = 400
 
 
+class Forbidden(MinictrError):
+    """Docker's 403: an operation not allowed on this object (a predefined network, an endpoint in use)."""
+
+    status = 403
+
+
 class NotFound(MinictrError):
     status = 404
 
@@ -37,7 +43,7 @@ class CommandNotExecutable(MinictrError):
     exit_code = 126
 
 
-_BY_STATUS = {400: InvalidArgument, 404: NotFound, 409: Conflict, 503: DaemonUnavailable}
+_BY_STATUS = {400: InvalidArgument, 403: Forbidden, 404: NotFound, 409: Conflict, 503: DaemonUnavailable}
 
 
 def status_of(error: BaseException) -> int:

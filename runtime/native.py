@@ -129,3 +129,20 @@ def seccomp_syscall_number(arch: str, name: str) -> int:
     err = ffi.new("struct mc_error *")
     _check(lib.mc_seccomp_syscall_number(arch.encode(), name.encode(), nr, err), err)
     return nr[0]
+
+
+def forward_start(a: int, b: int, group: int) -> None:
+    """Forward between two connected stream sockets in C threads (splice); takes both fds on success."""
+    err = ffi.new("struct mc_error *")
+    _check(lib.mc_forward_start(a, b, group, err), err)
+
+
+def forward_shutdown_group(group: int) -> None:
+    """Shut down every connection forwarded for `group` (its threads then close the fds)."""
+    err = ffi.new("struct mc_error *")
+    _check(lib.mc_forward_shutdown_group(group, err), err)
+
+
+def forward_count(group: int = -1) -> int:
+    """How many connections are being forwarded for `group` (all with -1)."""
+    return lib.mc_forward_count(group)

@@ -3,13 +3,29 @@ semantics), and the small files they read. No click here: the fast path uses it 
 
 import os
 
-from minictr.errors import InvalidArgument, NotFound
+from minictr.errors import InvalidArgument
+
+
+def _network_options(options, host_config, body):
+    """--add-host, --dns into HostConfig; --ip and --network-alias into NetworkingConfig (Docker's)."""
+    for entry in options.get("add_host") or ():
+        name, sep, address = entry.partition(":")
+        if not name or not sep or not address:
+            raise InvalidArgument(f"invalid argument \"{entry}\" for \"--add-host\" flag: bad format")
+    if options.get("add_host"):
+        host_config["ExtraHosts"] = list(options["add_host"])
+    if options.get("dns"):
+        host_config["Dns"] = list(options["dns"])
+    if options.get("ip") or options.get("network_alias"):
+        network = "bridge" if options["network"] == "default" else options["network"]
+        endpoint = {"Aliases": list(options.get("network_alias") or ())}
+        if options.get("ip"):
+            endpoint["IPAMConfig"] = {"IPv4Address": options["ip"]}
+        body["NetworkingConfig"] = {"EndpointsConfig": {network: endpoint}}
 
 
 def create_body(options):
     """The POST /containers/create body for the parsed `run`/`create` options."""
-    if options["network"] not in ("default", "bridge", "none"):
-        raise NotFound(f"network {options['network']} not found")
     if options["auto_remove"] and options["restart"] not in ("no", ""):
         raise InvalidArgument("Conflicting options: --restart and --rm")
     interactive, tty = options["interactive"], options["tty"]
@@ -37,6 +53,7 @@ def create_body(options):
 
     host_config.update(host_config_fields(options))
     volumes = _mount_options(options, host_config)
+    exposed_ports = _port_options(options, host_config)
     body = {
         "Image": options["image"],
         "Env": env,
@@ -46,8 +63,11 @@ def create_body(options):
         "OpenStdin": interactive, "StdinOnce": interactive and not options["detach"], "Tty": tty,
         "HostConfig": host_config,
     }
+    _network_options(options, host_config, body)
     if volumes:
         body["Volumes"] = volumes
+    if exposed_ports:
+        body["ExposedPorts"] = exposed_ports
     if tty:
         size = _terminal_size()
         if size:
@@ -62,6 +82,20 @@ def create_body(options):
     if options["entrypoint"] is not None:
         body["Entrypoint"] = [options["entrypoint"]] if options["entrypoint"] else [""]
     return body
+
+
+def _port_options(options, host_config):
+    """-p/-P/--expose into HostConfig.PortBindings/PublishAllPorts; the ExposedPorts they add."""
+    if not (options.get("publish") or options.get("expose") or options.get("publish_all")):
+        return {}
+    from minictr.networks.ports import publish_options
+
+    exposed, bindings = publish_options(options.get("publish") or (), options.get("expose") or ())
+    if bindings:
+        host_config["PortBindings"] = bindings
+    if options.get("publish_all"):
+        host_config["PublishAllPorts"] = True
+    return exposed
 
 
 def _mount_options(options, host_config):

@@ -39,7 +39,7 @@ _COMMANDS = {
     "events": ("events", "events"), "cp": ("files", "cp"), "diff": ("files", "diff"),
     "export": ("files", "export"), "top": ("files", "top"), "port": ("files", "port"),
     "daemon": ("system", "daemon"), "version": ("system", "version"), "info": ("system", "info"),
-    "system": ("system", "system"), "volume": ("volumes", "volume"),
+    "system": ("system", "system"), "volume": ("volumes", "volume"), "network": ("networks", "network"),
     "stats": ("stats", "stats"), "update": ("update", "update"), "doctor": ("doctor", "doctor"),
     "commit": ("commit", "commit"), "tag": ("commit", "tag"), "save": ("save", "save"),
     "history": ("history", "history"), "push": ("push", "push"),

@@ -44,6 +44,9 @@ def merge(body, image_config, container_id):
         "OnBuild": None,
         "Labels": {**(image_config.get("Labels") or {}), **(body.get("Labels") or {})},
     }
+    exposed = {**(image_config.get("ExposedPorts") or {}), **(body.get("ExposedPorts") or {})}
+    if exposed:  # the image's EXPOSE and --expose/-p: what -P publishes
+        config["ExposedPorts"] = exposed
     stop_signal = body.get("StopSignal") or image_config.get("StopSignal")
     if stop_signal:
         config["StopSignal"] = stop_signal

@@ -142,6 +142,8 @@ class ContainerService:
         self.confinement = Confinement(data_root, rootless)
         self.resources = Resources(self.cgroups, rootless)
         self.volumes = None  # the volume service (volumes/service.py), set by the daemon
+        self.networks = None  # the network service (networks/service.py), set by the daemon
+        self.ports = None  # published ports (networks/ports.py ContainerPorts), set by the daemon
         self._containers = {}
         os.makedirs(self.data_dir, 0o700, exist_ok=True)
         os.makedirs(self.run_dir, 0o700, exist_ok=True)
@@ -198,6 +200,16 @@ class ContainerService:
             raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
         raise NotFound(f"No such container: {ref}")
 
+    def ids(self):
+        return list(self._containers)
+
+    def running_ids(self):
+        return {c.id for c in self._containers.values() if c.state in (State.RUNNING, State.PAUSED)}
+
+    def name_of(self, container_id):
+        container = self._containers.get(container_id)
+        return container.name if container else ""
+
     def any_alive(self):
         """Whether any container still runs or waits to restart (its namespaces must stay)."""
         return any(c.state in (State.RUNNING, State.PAUSED, State.RESTARTING) for c in self._containers.values())
@@ -222,6 +234,7 @@ class ContainerService:
         if not config["Entrypoint"] and not config["Cmd"]:
             raise InvalidArgument("No command specified")
         mounts = self._check_mounts(config, host_config, image.config or {})
+        endpoints = self.networks.plan(container_id, host_config, body.get("NetworkingConfig"))
         container = Container(id=container_id, name=name, image_id=image.id, image_ref=body["Image"],
                               config=config, host_config=host_config, created=rfc3339(), state=State.CREATED)
         container.warnings = warnings  # for the create response
@@ -235,6 +248,8 @@ class ContainerService:
                     (container.id, name, image.id, container.image_ref, json.dumps(config),
                      json.dumps(host_config), container.created, container.state.value,
                      json.dumps(container.mounts)))
+            self.networks.record(endpoints)
+            self.networks.write_files(container)
         except Exception:
             self._remove_files(container)
             self._remove_anonymous_volumes(container)
@@ -428,6 +443,23 @@ class ContainerService:
                 raise _start_error(e) from None
             raise
         container.pid, container.monitor_pid = monitor.container_pid, monitor.monitor_pid
+        try:
+            # Between `created` and `start`: the namespace exists, the command has not run yet.
+            await asyncio.to_thread(self.networks.container_started, container, monitor.container_pid)
+            if self.ports:
+                try:  # a taken port fails the start with nothing bound (ports.py)
+                    await self.ports.container_started(container, self.networks.settings(container))
+                except BaseException:
+                    await asyncio.to_thread(self.networks.container_stopped, container.id)
+                    raise
+        except BaseException as e:
+            monitor.close()  # the monitor kills the container and leaves
+            container.pid = container.monitor_pid = 0
+            groups, container.cgroups = container.cgroups, []
+            await self._remove_cgroups(groups)
+            if isinstance(e, OSError):
+                raise MinictrError(f"setting up the network of {container.name}: {e}") from None
+            raise
         self._watch_monitor(container)
         try:
             await self._connect_pending_attaches(container, paths["attach"])
@@ -450,6 +482,8 @@ class ContainerService:
         if self.rootless:
             entries += [("uidmap", first, first, count) for first, count in self.uid_ranges]
             entries += [("gidmap", first, first, count) for first, count in self.gid_ranges]
+        entries += self.networks.monitor_entries(container, lambda other: other.pid if other.state in (
+            State.RUNNING, State.PAUSED) else 0)
         entries += [("hostname", config["Hostname"]), ("cwd", config["WorkingDir"] or "/"),
                     ("uid", uid), ("gid", gid)]
         entries += [("group", g) for g in groups]
@@ -463,7 +497,8 @@ class ContainerService:
         if container.host_config.get("Init"):
             entries.append(("bind", native.INIT_PATH, _INIT_IN_CONTAINER, "ro"))
         entries += [("bind", os.path.join(paths["top"], "hostname"), "/etc/hostname", "rw"),
-                    ("bind", os.path.join(paths["top"], "hosts"), "/etc/hosts", "rw")]
+                    ("bind", os.path.join(paths["top"], "hosts"), "/etc/hosts", "rw"),
+                    ("bind", os.path.join(paths["top"], "resolv.conf"), "/etc/resolv.conf", "rw")]
         entries += self._mount_entries(container)
         entries += self.confinement.monitor_entries(container.host_config)
         entries += self.resources.monitor_entries(container.host_config)
@@ -485,6 +520,7 @@ class ContainerService:
         groups, container.cgroups = container.cgroups, []
         oom_killed = self.cgroups.oom_killed(groups)  # before the groups go
         container.cgroup_cleanup = spawn(self._remove_cgroups(groups))
+        self._release_network(container)
         if container.removed or container.state is State.REMOVING:
             return
         exit_code, finished_ns = self._read_exit_file(container)
@@ -498,6 +534,14 @@ class ContainerService:
             self._schedule_restart(container, restart_in)
         elif container.host_config.get("AutoRemove"):
             spawn(self._auto_remove(container))
+
+    def _release_network(self, container):
+        if self.ports:
+            self.ports.container_stopped(container.id)  # listeners closed, connections ended
+        try:
+            self.networks.container_stopped(container.id)
+        except Exception as e:  # a link that will not go: reconciled at the next start
+            log.warning("releasing the network of %s: %s", container.name, e)
 
     # ---- restart policies -------------------------------------------------------------------
 
@@ -749,6 +793,7 @@ class ContainerService:
         await asyncio.to_thread(self._remove_files, container)
         with self.db.transaction() as cur:
             cur.execute("DELETE FROM containers WHERE id = ?", (container.id,))
+        await asyncio.to_thread(self.networks.container_removed, container.id)
         self._containers.pop(container.id, None)
         if volumes or container.host_config.get("AutoRemove"):
             # Docker's --rm removes the anonymous volumes too.
@@ -826,6 +871,8 @@ class ContainerService:
         for container in chosen:
             summary = container_config.summary(container)
             summary["Mounts"] = self._inspect_mounts(container)
+            if self.ports:
+                summary["Ports"] = self.ports.list_entry(container)
             if size:
                 summary.update(self._sizes(container, image_sizes))
             summaries.append(summary)
@@ -863,6 +910,9 @@ class ContainerService:
         container = self.get(ref)
         document = container_config.inspect(container, self._paths(container))
         document["Mounts"] = self._inspect_mounts(container)
+        document["NetworkSettings"].update(self.networks.settings(container))
+        if self.ports:
+            document["NetworkSettings"].update(self.ports.settings(container))
         if size:
             document.update(self._sizes(container, {}))
         return document

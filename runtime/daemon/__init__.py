@@ -22,12 +22,14 @@ class Services:
         from minictr.db import Database
         from minictr.images.store import SCHEMA as IMAGES_SCHEMA, ImageStore
         from minictr.volumes.service import SCHEMA as VOLUMES_SCHEMA, VolumeService
+        from minictr.networks.service import SCHEMA as NETWORKS_SCHEMA, NetworkService
         from pathlib import Path
 
         self.data_root = data_root
         self.rootless = rootless
         self.warnings = [w for w in [os.environ.get("MINICTR_ROOTLESS_WARNING")] if w]
-        self.db = Database(os.path.join(data_root, "minictr.db"), [IMAGES_SCHEMA, CONTAINERS_SCHEMA, VOLUMES_SCHEMA])
+        self.db = Database(os.path.join(data_root, "minictr.db"), [IMAGES_SCHEMA, CONTAINERS_SCHEMA, VOLUMES_SCHEMA,
+                                                                         NETWORKS_SCHEMA])
         self.daemon_id = self._daemon_id()
         from minictr.events import Events
 
@@ -40,6 +42,13 @@ class Services:
         self.containers = ContainerService(self.db, self.images, data_root, run_dir, rootless,
                                            _identity_map("uid_map"), _identity_map("gid_map"), self.events)
         self.containers.volumes = self.volumes
+        self.networks = NetworkService(self.db, data_root, rootless, self.events)
+        self.networks.containers = self.containers
+        self.containers.networks = self.networks
+        from minictr.networks.ports import ContainerPorts
+
+        self.ports = ContainerPorts()  # root: binds itself; rootless: through the wrapper (host_connect)
+        self.containers.ports = self.ports
         self.containers.driver = self.driver
         self.volumes.set_users(self.containers.volume_users)
         from minictr.containers.exec import ExecService
@@ -69,7 +78,17 @@ async def _serve(socket_path, data_root, run_dir, rootless):
 
     services = Services(data_root, run_dir, rootless)
     services.volumes.load()
+    services.networks.load()
     services.containers.load()
+    services.networks.reconcile(services.containers.running_ids())
+    running = [services.containers.get(i) for i in services.containers.running_ids()]
+    await services.ports.restore((c, services.networks.settings(c)) for c in running)
+    from minictr.networks.dns import serve_networks
+
+    dns = await serve_networks(services.networks, rootless)
+    from minictr.networks import outbound
+
+    services.outbound = await asyncio.to_thread(outbound.install, services.networks)
     listener = await server.serve(socket_path, services)
     log.info("listening on unix://%s (%s)", socket_path, "rootless" if rootless else "root")
     stop = asyncio.Event()
@@ -79,6 +98,8 @@ async def _serve(socket_path, data_root, run_dir, rootless):
     await stop.wait()
     # Containers keep running: their monitors own them, and the next daemon picks them up.
     listener.close()
+    dns.close()
+    await asyncio.to_thread(services.outbound.close)
     try:
         os.unlink(socket_path)
     except FileNotFoundError:

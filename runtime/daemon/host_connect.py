@@ -8,6 +8,11 @@ connects there on request, and hands the connected socket over with
 SCM_RIGHTS. The daemon's registry client (images/registry.py) uses it as its
 network backend. Requests are `{"host": …, "port": …, "timeout": …}\n`; the
 answer is `ok\n` with the fd, or `error <message>\n`.
+
+Published ports (networks/ports.py) ask `{"listen": "tcp"|"udp", "host": IP,
+"port": N}`: the wrapper binds a socket in the host's namespace (TCP also
+listening) and hands it over the same way; a failed bind answers
+`error <errno> <message>` so that the daemon can tell a taken port.
 """
 
 import json
@@ -54,6 +59,9 @@ def _answer(conn: socket.socket) -> None:
             timeout = float(request.get("timeout") or 30)
         except (ValueError, KeyError, TypeError, UnicodeDecodeError, OSError):
             return
+        if request.get("listen"):
+            _answer_listen(conn, str(request["listen"]), host, port)
+            return
         try:
             upstream = socket.create_connection((host, port), timeout)
         except OSError as error:
@@ -61,6 +69,36 @@ def _answer(conn: socket.socket) -> None:
             return
         with upstream:
             socket.send_fds(conn, [b"ok\n"], [upstream.fileno()])
+
+
+def _answer_listen(conn: socket.socket, proto: str, host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    try:
+        with socket.socket(family, kind | socket.SOCK_CLOEXEC) as sock:
+            if proto == "tcp":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            if proto == "tcp":
+                sock.listen(512)
+            socket.send_fds(conn, [b"ok\n"], [sock.fileno()])
+    except OSError as error:
+        conn.sendall(f"error {error.errno or 0} {error.strerror or error}\n".encode())
+
+
+def listen(path: str, proto: str, host: str, port: int) -> socket.socket:
+    """A socket bound on host:port in the host's namespaces by the wrapper (OSError with its errno if not)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as channel:
+        channel.settimeout(10)
+        channel.connect(path)
+        channel.sendall(json.dumps({"listen": proto, "host": host, "port": port}).encode())
+        message, fds, _, _ = socket.recv_fds(channel, 1024, 1)
+    if not fds:
+        _, number, text = (message.decode(errors="replace").strip().split(" ", 2) + ["", ""])[:3]
+        raise OSError(int(number) if number.isdigit() else 0, text or "the daemon wrapper did not answer")
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.socket(family, kind, fileno=fds[0])
 
 
 def connect(path: str, host: str, port: int, timeout: float | None) -> socket.socket:

@@ -71,6 +71,7 @@ def run_in_namespaces(inner_argv, run_dir):
     env["MINICTR_ROOTLESS"] = "1"
     holder = live_holder(run_dir) or _start_holder(run_dir, uid_map, gid_map)
     env["MINICTR_NS_HOLDER"] = str(holder)
+    ensure_slirp(run_dir, holder)
     env["MINICTR_WRAPPER_PID"] = str(os.getpid())
     # The daemon's own network namespace has only a loopback: registries are reached through us.
     from minictr.daemon.host_connect import ENV, SOCKET_NAME, serve_in_thread
@@ -147,5 +148,92 @@ def stop_holder(run_dir):
         pass
     try:
         os.unlink(os.path.join(run_dir, HOLDER_PIDFILE))
+    except FileNotFoundError:
+        pass
+    stop_slirp(run_dir)
+
+
+# Outbound traffic of the daemon's network namespace: slirp4netns, started by the wrapper in the
+# host's namespaces for the holder's namespace, living as long as the holder (not the wrapper: a
+# restarted daemon finds it), stopped with it. SLIRP_PIDFILE holds "SLIRP_PID HOLDER_PID".
+SLIRP_PIDFILE = "slirp.pid"
+SLIRP_LOG = "slirp4netns.log"
+
+
+def _slirp_path():
+    return shutil.which("slirp4netns") or next(
+        (p for p in ("/usr/bin/slirp4netns", "/usr/local/bin/slirp4netns") if os.path.exists(p)), None)
+
+
+def live_slirp(run_dir, holder=None):
+    """The pid of our slirp4netns (for `holder`, if given) if it is alive."""
+    try:
+        with open(os.path.join(run_dir, SLIRP_PIDFILE)) as f:
+            pid, for_holder = (int(n) for n in f.read().split())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+        if os.stat(f"/proc/{pid}").st_uid != os.getuid():
+            return None
+    except (OSError, ValueError):
+        return None
+    if not argv or os.path.basename(argv[0]) != b"slirp4netns" or str(for_holder).encode() not in argv:
+        return None
+    if holder is not None and holder != for_holder:
+        return None
+    return pid
+
+
+def ensure_slirp(run_dir, holder):
+    """Give the holder's network namespace a way out (tap0, 10.0.2.100/24, default route via 10.0.2.2)."""
+    if live_slirp(run_dir, holder):
+        return
+    stop_slirp(run_dir)  # one left for a holder that is gone
+    slirp = _slirp_path()
+    if slirp is None:
+        log.warning("slirp4netns is not installed: containers cannot reach outside (Debian package slirp4netns)")
+        return
+    ready_r, ready_w = os.pipe()
+    try:
+        with open(os.path.join(run_dir, SLIRP_LOG), "ab") as out:
+            process = subprocess.Popen(
+                [slirp, "--configure", "--mtu=65520", "--disable-host-loopback", f"--ready-fd={ready_w}",
+                 str(holder), "tap0"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out, pass_fds=(ready_w,), start_new_session=True)
+        os.close(ready_w)
+        ready_w = -1
+        ready = _read_ready(ready_r, 10.0)
+    finally:
+        os.close(ready_r)
+        if ready_w >= 0:
+            os.close(ready_w)
+    if not ready:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        log.warning("slirp4netns did not start (see %s): containers cannot reach outside",
+                    os.path.join(run_dir, SLIRP_LOG))
+        return
+    path = os.path.join(run_dir, SLIRP_PIDFILE)
+    with open(path + ".tmp", "w") as f:
+        f.write(f"{process.pid} {holder}\n")
+    os.rename(path + ".tmp", path)
+
+
+def _read_ready(fd, timeout):
+    import select
+
+    readable, _, _ = select.select([fd], [], [], timeout)
+    return bool(readable) and os.read(fd, 1) == b"1"
+
+
+def stop_slirp(run_dir):
+    pid = live_slirp(run_dir)
+    if pid:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    try:
+        os.unlink(os.path.join(run_dir, SLIRP_PIDFILE))
     except FileNotFoundError:
         pass

@@ -4,12 +4,14 @@ when it runs as an ordinary user (scripts/test does both)."""
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +21,24 @@ REPO = Path(__file__).resolve().parents[2]
 # The daemons of the suite reach loopback registries only: a `run` of a missing image must not go
 # to Docker Hub (nor anywhere off this machine).
 os.environ["MINICTR_REGISTRY_LOOPBACK_ONLY"] = "1"
+
+
+def _free_loopback_port():
+    with socket.socket() as tcp, socket.socket(type=socket.SOCK_DGRAM) as udp:
+        tcp.bind(("127.0.0.1", 0))
+        udp.bind(("127.0.0.1", tcp.getsockname()[1]))
+        return tcp.getsockname()[1]
+
+
+# Names the networks' DNS server does not know go to this loopback port only (never the host's
+# resolvers): test_dns.py runs a resolver of its own there.
+DNS_UPSTREAM = ("127.0.0.1", _free_loopback_port())
+os.environ["MINICTR_DNS_FORWARD"] = f"{DNS_UPSTREAM[0]}:{DNS_UPSTREAM[1]}"
 ROOTLESS = os.geteuid() != 0
+# A daemon the CLI starts by itself (no Daemon object) gets this default bridge, not the host's minictr0;
+# every bridge name handed out is swept at the end of the session (see _sweep_bridges).
+os.environ["MINICTR_DEFAULT_BRIDGE"] = "mct" + secrets.token_hex(3)
+_BRIDGES_HANDED_OUT = {os.environ["MINICTR_DEFAULT_BRIDGE"]}
 IMAGE = "busybox-local"
 
 
@@ -33,25 +52,35 @@ def _answers(path):
 
 
 class Daemon:
+    # As root the daemon's links live in the host's namespace, shared with the other daemons of the
+    # suite (and anyone's): `ip` runs there. NetnsDaemon runs it in a namespace of its own.
+    netns = None
+
     def __init__(self, top: Path):
         self.top = top
         self.socket = top / "run" / "minictr.sock"
         self.data_root = top / "data"
         self.log = top / "daemon.log"
         self.process = None
+        # Each daemon its own default bridge (and so its own nftables table, inet minictr-<bridge>):
+        # two root daemons in one namespace never share or remove each other's.
+        self.bridge = "mct" + secrets.token_hex(3)
+        _BRIDGES_HANDED_OUT.add(self.bridge)
 
     @property
     def host(self):
         return f"unix://{self.socket}"
+
+    def _argv(self):
+        return [sys.executable, "-m", "minictr", "-H", self.host, "daemon", "--data-root", str(self.data_root)]
 
     def start(self):
         self.socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # A socket left by a killed daemon must not pass for this one answering.
         self.socket.unlink(missing_ok=True)
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "minictr", "-H", self.host, "daemon", "--data-root", str(self.data_root)],
-                stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            self.process = subprocess.Popen(self._argv(), stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                            env={**os.environ, "MINICTR_DEFAULT_BRIDGE": self.bridge})
         deadline = time.monotonic() + 30
         while not _answers(self.socket):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -72,6 +101,36 @@ class Daemon:
         if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+    def ip(self, *args, check=False):
+        """`ip ARGS` in the daemon's network namespace as root (the host's, or NetnsDaemon's own)."""
+        netns = ["-n", self.netns] if self.netns else []
+        return subprocess.run(["ip", *netns, *args], capture_output=True, text=True, check=check)
+
+    def teardown(self):
+        """Stop the daemon and remove what it made in its network namespace: containers and user networks
+        through the API (while it answers), then, as root, the links of its bridges that are still there
+        (its default bridge and any `mcbr-*` its database knows: a crashed daemon cannot remove them)."""
+        if self.process and self.process.poll() is None and _answers(self.socket):
+            for container_id in self.cli("ps", "-a", "-q", "--no-trunc").stdout.split():
+                self.cli("rm", "-f", container_id)
+            for network_id in self.cli("network", "ls", "-q", "--no-trunc", "-f", "type=custom").stdout.split():
+                self.cli("network", "rm", network_id)
+        self.stop()
+        if ROOTLESS:
+            return  # the daemon's namespace goes with its holder
+        for bridge in {self.bridge, *self._known_bridges()}:
+            if bridge and self.ip("link", "show", bridge).returncode == 0:
+                self.ip("link", "del", bridge)
+
+    def _known_bridges(self):
+        import sqlite3
+
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{self.data_root / 'minictr.db'}?mode=ro", uri=True)) as db:
+                return [row[0] for row in db.execute("SELECT bridge FROM networks")]
+        except sqlite3.Error:
+            return []
 
     def cli(self, *args, input=None, env=None, timeout=60):
         """Run the minictr CLI against this daemon; returns the CompletedProcess (text)."""
@@ -100,6 +159,59 @@ class Daemon:
         return Client(str(self.socket))
 
 
+class NetnsDaemon(Daemon):
+    """A root daemon whose network namespace is `netns` (made by the test): away from the host's
+    firewall (Docker's iptables FORWARD chain, policy drop, which minictr must not edit)."""
+
+    def __init__(self, top, netns):
+        super().__init__(top)
+        self.netns = netns
+
+    def _argv(self):
+        return ["ip", "netns", "exec", self.netns, *super()._argv()]
+
+
+def in_netns(netns, function):
+    """function() called in a thread of ours that joined /run/netns/NETNS (sockets it makes live there);
+    returns its result. The calling thread, and so the test process, stays where it is."""
+    import ctypes
+
+    outcome = {}
+
+    def run():
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+            try:
+                if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
+                    raise OSError(ctypes.get_errno(), f"setns {netns}")
+            finally:
+                os.close(fd)
+            outcome["value"] = function()
+        except BaseException as e:
+            outcome["error"] = e
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sweep_bridges():
+    """As root, the default bridges of the suite's daemons live in the host's namespace and outlast them
+    (as docker0 outlasts dockerd); tests that stop and restart daemons of their own leave them to this."""
+    yield
+    if ROOTLESS:
+        return
+    for bridge in _BRIDGES_HANDED_OUT:
+        if subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode == 0:
+            subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+        subprocess.run(["nft", "delete", "table", "inet", f"minictr-{bridge}"], capture_output=True)
+
+
 @pytest.fixture(scope="session")
 def daemon():
     top = Path(tempfile.mkdtemp(prefix="minictr-it-"))
@@ -107,7 +219,7 @@ def daemon():
     d = Daemon(top)
     d.start()
     yield d
-    d.stop()
+    d.teardown()
     subprocess.run(["rm", "-rf", str(top)], check=False)
 
 
@@ -126,7 +238,7 @@ def clean_daemon(tmp_path_factory):
     other = Daemon(top)
     other.start()
     yield other
-    other.stop()
+    other.teardown()
     subprocess.run(["rm", "-rf", str(top)], check=False)
 
 
@@ -136,17 +248,43 @@ def image(daemon, busybox_tar):
     return IMAGE
 
 
+@pytest.fixture(scope="session")
+def net_daemon(request, busybox_tar):
+    """The daemon for tests that need traffic between containers or out of them, with IMAGE imported.
+    Rootless: the session daemon (its network namespace is its own already). As root: a daemon in a
+    network namespace this fixture makes (lo up), removed at teardown with everything in it."""
+    if ROOTLESS:
+        request.getfixturevalue("image")
+        yield request.getfixturevalue("daemon")
+        return
+    netns = "mctest-d" + secrets.token_hex(3)
+    top = Path(tempfile.mkdtemp(prefix="minictr-netns-"))
+    os.chmod(top, 0o755)
+    subprocess.run(["ip", "netns", "add", netns], check=True, capture_output=True)
+    d = NetnsDaemon(top, netns)
+    try:
+        d.ip("link", "set", "lo", "up", check=True)
+        d.start()
+        d.ok("import", "--change", 'CMD ["sh"]', str(busybox_tar), IMAGE)
+        yield d
+    finally:
+        d.teardown()
+        subprocess.run(["ip", "netns", "del", netns], check=False, capture_output=True)
+        subprocess.run(["rm", "-rf", str(top)], check=False)
+
+
 @pytest.fixture(autouse=True)
 def no_leftover_containers(request):
     """Every test removes what it made; this one makes sure, and fails the test if it had to."""
     yield
-    if "daemon" not in request.fixturenames:
-        return
-    d = request.getfixturevalue("daemon")
-    left = d.cli("ps", "-a", "-q", "--no-trunc").stdout.split()
-    for container_id in left:
-        d.cli("rm", "-f", container_id)
-    assert not left, f"the test left containers behind: {left}"
+    for fixture in ("daemon", "net_daemon"):
+        if fixture not in request.fixturenames:
+            continue
+        d = request.getfixturevalue(fixture)
+        left = d.cli("ps", "-a", "-q", "--no-trunc").stdout.split()
+        for container_id in left:
+            d.cli("rm", "-f", container_id)
+        assert not left, f"the test left containers behind ({fixture}): {left}"
 
 
 @contextlib.contextmanager
@@ -173,9 +311,11 @@ def daemon_pid(d: Daemon):
     """The pid of the daemon proper (inside its namespaces when rootless)."""
     if not ROOTLESS:
         return d.process.pid
-    # The wrapper's children: the daemon, and the namespace holder (minictr-pause) when it made one.
+    # The wrapper's children: the daemon, the namespace holder (minictr-pause) when it made one, and
+    # slirp4netns (in the host's namespaces) when it started one.
     children = Path(f"/proc/{d.process.pid}/task/{d.process.pid}/children").read_text().split()
-    return next(int(c) for c in children if Path(f"/proc/{c}/comm").read_text().strip() != "minictr:[ns]")
+    helpers = ("minictr:[ns]", "slirp4netns", "pasta")
+    return next(int(c) for c in children if Path(f"/proc/{c}/comm").read_text().strip() not in helpers)
 
 
 def inspect(daemon, ref):

@@ -9,7 +9,7 @@ import time
 ROOT = os.geteuid() == 0
 CHECKS = ["user namespaces", "subordinate ids", "newuidmap", "newgidmap",
           "overlayfs" if ROOT else "overlayfs in a user namespace", "cgroups", "tun device",
-          "user-mode networking", "XDG_RUNTIME_DIR", "data root", "storage driver"]
+          "user-mode networking", "nftables", "ip forwarding", "forward policy", "XDG_RUNTIME_DIR", "data root", "storage driver"]
 
 
 def _minictr(*args, env=None, timeout=30):
@@ -30,13 +30,23 @@ def test_doctor_reports_this_machine_as_it_is(tmp_path):
     assert list(checks) == CHECKS
     # What these machines give (scripts/install): subordinate ids, uidmap, slirp4netns, a 0700 runtime dir.
     for name in CHECKS:
-        if name not in ("cgroups", "tun device"):
+        if name not in ("cgroups", "tun device", "ip forwarding", "forward policy"):
             assert checks[name]["status"] == "ok", checks[name]
     # /dev/net/tun's mode differs between machines (0600 or 0666): the check must say what is true.
     tun_usable = os.access("/dev/net/tun", os.R_OK | os.W_OK)
     assert checks["tun device"]["status"] == ("ok" if tun_usable else "FAIL")
     if not tun_usable:
         assert checks["tun device"]["fix"] == "sudo chmod 0666 /dev/net/tun"
+    # As root, Docker's FORWARD policy drop (when this machine has it) is a warning naming the way around it.
+    docker_drop = ROOT and subprocess.run(["nft", "list", "chain", "ip", "filter", "FORWARD"], capture_output=True,
+                                          text=True).stdout.find("policy drop") >= 0
+    assert checks["forward policy"]["status"] == ("warn" if docker_drop else "ok"), checks["forward policy"]
+    if docker_drop:
+        assert "ip filter FORWARD" in checks["forward policy"]["message"]
+        assert "DOCKER-USER -i minictr0 -j ACCEPT" in checks["forward policy"]["fix"]
+    assert checks["ip forwarding"]["status"] in ("ok", "warn")
+    if not ROOT:
+        assert checks["ip forwarding"]["status"] == "ok" and "not needed" in checks["nftables"]["message"]
     v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
     if ROOT:
         assert checks["cgroups"]["status"] == "ok" and checks["cgroups"]["message"].startswith("v2" if v2 else "v1")

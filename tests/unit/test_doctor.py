@@ -237,6 +237,67 @@ def test_user_mode_network_needs_slirp4netns_or_pasta(tmp_path):
     assert doctor.user_mode_network(False, search_path=str(tmp_path)).message == "pasta"
 
 
+def _fake_nft(tmp_path, chains):
+    """An `nft` on a fake PATH whose `-j list chains` prints these chains."""
+    import json
+
+    listing = json.dumps({"nftables": [{"metainfo": {"json_schema_version": 1}}] + [{"chain": c} for c in chains]})
+    path = tmp_path / "nft"
+    path.write_text(f"#!/bin/sh\n[ \"$*\" = \"-j list chains\" ] || exit 1\ncat <<'END'\n{listing}\nEND\n")
+    path.chmod(0o755)
+    return str(tmp_path)
+
+
+DOCKER_FORWARD = {"family": "ip", "table": "filter", "name": "FORWARD", "type": "filter", "hook": "forward",
+                  "prio": 0, "policy": "drop"}
+
+
+def test_nftables_needed_as_root_only(tmp_path):
+    missing = doctor.nftables(True, search_path=str(tmp_path))
+    assert missing.status == FAIL and "cannot reach outside" in missing.message
+    assert missing.fix == "sudo apt-get install nftables"
+    assert doctor.nftables(False, search_path=str(tmp_path)).status == OK
+    _fake_nft(tmp_path, [])
+    assert doctor.nftables(True, search_path=str(tmp_path)) == doctor.Result("nftables", OK, str(tmp_path / "nft"))
+
+
+def test_ip_forwarding_off_is_a_warning_as_root(tmp_path):
+    proc = _tree(tmp_path, sys__net__ipv4__ip_forward="0\n")
+    result = doctor.ip_forwarding(True, proc=proc)
+    assert result.status == WARN and "the daemon turns it on" in result.message
+    assert result.fix.startswith("sudo sysctl -w net.ipv4.ip_forward=1")
+    assert doctor.ip_forwarding(False, proc=proc).status == OK
+    _tree(tmp_path, sys__net__ipv4__ip_forward="1\n")
+    assert doctor.ip_forwarding(True, proc=proc).status == OK
+    assert doctor.ip_forwarding(True, proc=str(tmp_path / "none")).status == WARN
+
+
+def test_forward_policy_drop_of_docker_with_and_without_br_netfilter(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    nf_call = tmp_path / "proc/sys/net/bridge/bridge-nf-call-iptables"
+    nf_call.parent.mkdir(parents=True)
+    nf_call.write_text("1\n")
+    proc = str(tmp_path / "proc")
+    # Our own table's chains (policy accept anyway) and accepting chains are no problem.
+    ours = {"family": "inet", "table": "minictr", "name": "forward", "hook": "forward", "policy": "drop"}
+    _fake_nft(bin_dir, [ours, dict(DOCKER_FORWARD, policy="accept")])
+    assert doctor.forward_policy(True, proc=proc, search_path=str(bin_dir)).status == OK
+    _fake_nft(bin_dir, [DOCKER_FORWARD, {"family": "ip", "table": "nat", "name": "PREROUTING", "hook": "prerouting",
+                                         "policy": "accept"}])
+    # With br_netfilter (bridge-nf-call-iptables=1) the drop also hits traffic between containers on one bridge.
+    bridged = doctor.forward_policy(True, proc=proc, search_path=str(bin_dir))
+    assert bridged.status == WARN and bridged.message.startswith("ip filter FORWARD has policy drop")
+    assert "traffic between containers" in bridged.message and "outbound" in bridged.message
+    assert "iptables -I DOCKER-USER -i minictr0 -j ACCEPT" in bridged.fix and "-o minictr0" in bridged.fix
+    nf_call.write_text("0\n")
+    routed = doctor.forward_policy(True, proc=proc, search_path=str(bin_dir))
+    assert routed.status == WARN and "outbound traffic of containers" in routed.message
+    assert "between containers" not in routed.message
+    # Rootless: the daemon's own namespace has no such chain; no nft: cannot tell.
+    assert doctor.forward_policy(False, proc=proc, search_path=str(bin_dir)).status == OK
+    assert doctor.forward_policy(True, proc=proc, search_path=str(tmp_path / "empty")).status == WARN
+
 # directories
 
 def test_runtime_dir_unset_is_a_warning():

@@ -1,0 +1,177 @@
+"""/networks/…: parse the request, call the network service, shape the answer (Docker Engine API's
+NetworkCreate, NetworkList, NetworkInspect, NetworkDelete, NetworkPrune, NetworkConnect,
+NetworkDisconnect). What a request asks that minictr does not do is refused with a 400 naming it,
+never ignored."""
+
+import asyncio
+import time
+
+from minictr.api.router import EmptyResponse, JSONResponse, route
+from minictr.containers.state import State
+from minictr.errors import InvalidArgument
+
+_PRUNE_FILTERS = {"until", "label", "label!"}
+
+
+def _filters(req):
+    from minictr.containers.filters import parse
+
+    return parse(req.arg("filters"))
+
+
+@route("GET", "/networks")
+async def list_networks(req):
+    service = req.services.networks
+    filters = _filters(req)
+    for value in filters.get("dangling", []):
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise InvalidArgument(f"invalid filter 'dangling={value}'")
+    for value in filters.get("type", []):
+        if value not in ("custom", "builtin"):
+            raise InvalidArgument(f"invalid filter: 'type'='{value}'")
+    networks = await asyncio.to_thread(service.list, filters)
+    # Docker's list leaves the attached containers out (API >= 1.28): inspect has them.
+    return JSONResponse([dict(service.to_api(n), Containers={}) for n in networks])
+
+
+def _create_arguments(body):
+    """NetworkCreate's body as the service's arguments; what we do not do is a 400."""
+    if not isinstance(body, dict):
+        raise InvalidArgument("invalid JSON body: an object is expected")
+    if body.get("EnableIPv6"):
+        raise InvalidArgument("IPv6 networks are not supported (EnableIPv6)")
+    if body.get("EnableIPv4") is False:
+        raise InvalidArgument("networks without IPv4 are not supported (EnableIPv4: false)")
+    for key in ("Ingress", "ConfigOnly", "Attachable"):
+        if body.get(key):
+            raise InvalidArgument(f"{key} networks are not supported (a swarm feature)")
+    if (body.get("ConfigFrom") or {}).get("Network"):
+        raise InvalidArgument("ConfigFrom networks are not supported (a swarm feature)")
+    if body.get("Scope") not in (None, "", "local"):
+        raise InvalidArgument(f"scope {body['Scope']!r} is not supported: networks are local")
+    if body.get("Options"):
+        raise InvalidArgument(f"network driver option {sorted(body['Options'])[0]!r} is not supported")
+    labels = body.get("Labels") or {}
+    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        raise InvalidArgument("invalid Labels: an object of strings is expected")
+    ipam = body.get("IPAM") or {}
+    if ipam.get("Driver") not in (None, "", "default"):
+        raise InvalidArgument(f"IPAM driver {ipam['Driver']!r} is not supported (only \"default\")")
+    if ipam.get("Options"):
+        raise InvalidArgument(f"IPAM option {sorted(ipam['Options'])[0]!r} is not supported")
+    config = ipam.get("Config") or [{}]
+    if len(config) > 1:
+        raise InvalidArgument("only one IPAM configuration per network is supported")
+    config = config[0] or {}
+    if config.get("AuxiliaryAddresses"):
+        raise InvalidArgument("IPAM AuxiliaryAddresses are not supported")
+    if ":" in (config.get("Subnet") or ""):
+        raise InvalidArgument("IPv6 subnets are not supported")
+    return (body.get("Name"), body.get("Driver") or "bridge", config.get("Subnet"), config.get("Gateway"),
+            config.get("IPRange"), bool(body.get("Internal")), labels)
+
+
+@route("POST", "/networks/create")
+async def create_network(req):
+    body = await req.json()
+    network = await asyncio.to_thread(req.services.networks.create, *_create_arguments(body))
+    return JSONResponse({"Id": network.id, "Warning": ""}, 201)
+
+
+def _until(values):
+    """The newest creation time (unix seconds) a prune's `until` filter allows, or None."""
+    from minictr.cli.events import timestamp
+
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidArgument("more than one until filter specified")
+    return float(timestamp(values[0], time.time()))
+
+
+@route("POST", "/networks/prune")
+async def prune_networks(req):
+    from minictr.containers.filters import labels_match
+    from minictr.durations import rfc3339_to_unix
+    from minictr.errors import MinictrError
+
+    filters = _filters(req)
+    unknown = set(filters) - _PRUNE_FILTERS
+    if unknown:
+        raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
+    until = _until(filters.get("until"))
+    service = req.services.networks
+
+    def prune():
+        removed = []
+        for network in service.list({"dangling": ["true"]}):
+            if until is not None and rfc3339_to_unix(network.created) > until:
+                continue
+            if not labels_match(filters.get("label"), network.labels):
+                continue
+            if filters.get("label!") and any(labels_match([f], network.labels) for f in filters["label!"]):
+                continue
+            try:
+                service.remove(network.id)
+                removed.append(network.name)
+            except MinictrError:
+                continue  # a container was connected meanwhile
+        return removed
+
+    removed = await asyncio.to_thread(prune)
+    return JSONResponse({"NetworksDeleted": removed or None})
+
+
+@route("GET", "/networks/{id}")
+async def inspect_network(req):
+    scope = req.arg("scope")
+    if scope not in (None, "", "local"):
+        raise InvalidArgument(f"scope {scope!r} is not supported: networks are local")
+    # `verbose` only adds swarm services' details in Docker: a local network's answer is the same.
+    service = req.services.networks
+    return JSONResponse(service.to_api(service.get(req.params["id"])))
+
+
+@route("DELETE", "/networks/{id}")
+async def remove_network(req):
+    await asyncio.to_thread(req.services.networks.remove, req.params["id"])
+    return EmptyResponse(204)
+
+
+def _running_pid(container):
+    return container.pid if container.state in (State.RUNNING, State.PAUSED) else 0
+
+
+def _container(req, body):
+    if not isinstance(body, dict) or not body.get("Container"):
+        raise InvalidArgument("no container specified (Container)")
+    req.services.networks.get(req.params["id"])  # a missing network is named before the container
+    return req.services.containers.get(body["Container"])
+
+
+@route("POST", "/networks/{id}/connect")
+async def connect_network(req):
+    body = await req.json()
+    container = _container(req, body)
+    endpoint = body.get("EndpointConfig") or {}
+    ipam = endpoint.get("IPAMConfig") or {}
+    if ipam.get("IPv6Address") or ipam.get("LinkLocalIPs"):
+        raise InvalidArgument("IPv6 and link-local addresses are not supported (IPAMConfig)")
+    for key in ("Links", "DriverOpts", "MacAddress"):
+        if endpoint.get(key):
+            raise InvalidArgument(f"EndpointConfig.{key} is not supported on network connect")
+    async with container.lock:
+        await asyncio.to_thread(req.services.networks.connect, req.params["id"], container,
+                                ipam.get("IPv4Address") or None, endpoint.get("Aliases") or [],
+                                _running_pid(container))
+    return EmptyResponse(200)
+
+
+@route("POST", "/networks/{id}/disconnect")
+async def disconnect_network(req):
+    body = await req.json()
+    container = _container(req, body)
+    async with container.lock:
+        await asyncio.to_thread(req.services.networks.disconnect, req.params["id"], container,
+                                bool(body.get("Force")))
+    return EmptyResponse(200)

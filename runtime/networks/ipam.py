@@ -1,0 +1,80 @@
+"""Address management: subnets for networks (clear of each other and of the host's routes) and
+addresses for endpoints (leases; the table lives in networks/service.py)."""
+
+import ipaddress
+import secrets
+
+from minictr.errors import InvalidArgument
+
+# Docker's default address pools: 172.17-31.0.0/16, then 192.168.0.0/20 steps.
+_POOLS = ([ipaddress.ip_network(f"172.{n}.0.0/16") for n in range(17, 32)]
+          + [ipaddress.ip_network(f"192.168.{n}.0/20") for n in range(0, 256, 16)])
+# slirp4netns's own network in the rootless namespace (its gateway, DNS and host addresses).
+SLIRP_SUBNET = ipaddress.ip_network("10.0.2.0/24")
+
+
+def parse_subnet(text):
+    try:
+        subnet = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise InvalidArgument(f"invalid subnet {text}") from None
+    if subnet.version != 4:
+        raise InvalidArgument(f"invalid subnet {text}: only IPv4 networks are supported")
+    if str(subnet) != text.strip():
+        raise InvalidArgument(f"invalid subnet {text}: it should be {subnet}")
+    if subnet.prefixlen > 30:
+        raise InvalidArgument(f"invalid subnet {text}: too small for a gateway and a container")
+    return subnet
+
+
+def parse_address(text, what="IP address"):
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise InvalidArgument(f"invalid {what} {text}") from None
+    if address.version != 4:
+        raise InvalidArgument(f"invalid {what} {text}: only IPv4 is supported")
+    return address
+
+
+def allocate_subnet(taken):
+    """The first default pool that overlaps none of `taken` (networks in use, host routes)."""
+    for pool in _POOLS:
+        if not any(pool.overlaps(t) for t in taken):
+            return pool
+    raise InvalidArgument("could not find an available, non-overlapping IPv4 address pool among the defaults "
+                          "to assign to the network")
+
+
+def check_config(subnet, gateway, ip_range):
+    """Gateway and ip-range must lie in the subnet; the gateway defaults to its first address."""
+    if gateway is None:
+        gateway = next(subnet.hosts())
+    elif gateway not in subnet or gateway in (subnet.network_address, subnet.broadcast_address):
+        raise InvalidArgument(f"no matching subnet for gateway {gateway}")
+    if ip_range is not None and not ip_range.subnet_of(subnet):
+        raise InvalidArgument(f"no matching subnet for range {ip_range}")
+    return gateway
+
+
+def lease_address(subnet, gateway, ip_range, used, wanted=None):
+    """A free address: `wanted` (--ip) if it is free, else the lowest free one of the range."""
+    if wanted is not None:
+        if wanted not in subnet or wanted in (subnet.network_address, subnet.broadcast_address, gateway):
+            raise InvalidArgument(f"invalid address {wanted}: it does not belong to the network's subnet {subnet}")
+        if str(wanted) in used:
+            raise InvalidArgument(f"Address already in use: {wanted}")
+        return wanted
+    for address in (ip_range or subnet).hosts():
+        if address != gateway and str(address) not in used and address != subnet.broadcast_address:
+            return address
+    raise InvalidArgument(f"no available IPv4 addresses on the network's subnet {subnet}")
+
+
+def mac_for(address):
+    """Docker's MAC for an address: 02:42 then the four bytes of the IPv4 address."""
+    return "02:42:" + ":".join(f"{b:02x}" for b in address.packed)
+
+
+def random_mac():
+    return "02:42:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(4))

@@ -1,0 +1,466 @@
+"""Published ports: `-p [IP:]HOST:CONTAINER[/proto]`, `-P`, and the listeners that serve them.
+
+Parsing (used by the CLI too, so nothing heavy is imported here) turns the
+user's specs into Docker's `ExposedPorts` and `HostConfig.PortBindings`.
+
+Serving: every binding gets a socket on the host. As root the daemon binds it
+itself. Rootless, the daemon's network namespace is not the host's, so the
+wrapper (still in the host's namespaces) binds it and hands the bound socket
+over with SCM_RIGHTS (host_connect.py, `listen`); a socket keeps the
+namespace it was made in, so every connection accepted from it comes from the
+host, and the daemon then connects to the container from its own namespace,
+where the bridge is. Handing the listener over once rather than each accepted
+connection saves a round trip per connection, and the listener dies with the
+daemon. TCP bytes are copied in C (native/forward.c: splice through a pipe, a
+thread per direction, no GIL); UDP goes through a relay with a connected
+socket per client address, dropped after UDP_IDLE_SECONDS of silence.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+
+from minictr.errors import Conflict, InvalidArgument, MinictrError
+
+log = logging.getLogger("minictr.ports")
+
+PROTOCOLS = ("tcp", "udp")
+UDP_IDLE_SECONDS = 90  # as Docker's userland proxy
+CONNECT_TIMEOUT = 10
+_MAX_DATAGRAM = 65535
+
+
+# ---- parsing: the CLI's side and the API's validation ----
+
+def _port_range(text: str, what: str) -> range:
+    first, sep, last = text.partition("-")
+    try:
+        start, end = int(first), int(last) if sep else int(first)
+    except ValueError:
+        raise InvalidArgument(f"invalid {what}: {text}") from None
+    if not (1 <= start <= 65535 and 1 <= end <= 65535) or end < start:
+        raise InvalidArgument(f"invalid {what}: {text}")
+    return range(start, end + 1)
+
+
+def _split_proto(text: str, spec: str) -> tuple[str, str]:
+    port, _, proto = text.partition("/")
+    proto = (proto or "tcp").lower()
+    if proto not in PROTOCOLS:
+        raise InvalidArgument(f"invalid proto: {proto}")
+    if not port:
+        raise InvalidArgument(f"no port specified: {spec}<empty>")
+    return port, proto
+
+
+def _split_host(spec: str) -> tuple[str, str, str]:
+    """(host IP, host port(s), container part) of `[IP:][HOST:]CONTAINER[/proto]`; IPv6 in brackets."""
+    if spec.startswith("["):
+        ip, sep, rest = spec[1:].partition("]:")
+        if not sep:
+            raise InvalidArgument(f"invalid port specification: {spec}")
+        host_port, _, container = rest.rpartition(":")
+        return ip, host_port, container
+    parts = spec.split(":")
+    if len(parts) == 1:
+        return "", "", parts[0]
+    if len(parts) == 2:
+        return "", parts[0], parts[1]
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    raise InvalidArgument(f"invalid port specification: {spec}")
+
+
+def parse_publish(spec: str) -> list[tuple[str, dict]]:
+    """`-p` spec -> [("80/tcp", {"HostIp": …, "HostPort": …}), …] (Docker's nat.ParsePortSpec)."""
+    ip, host_part, container_part = _split_host(spec.strip())
+    if ip:
+        try:
+            socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
+        except OSError:
+            raise InvalidArgument(f"invalid IP address: {ip}") from None
+    container_port, proto = _split_proto(container_part, spec)
+    container_ports = _port_range(container_port, "containerPort")
+    host_ports = _port_range(host_part, "hostPort") if host_part else None
+    if host_ports is not None and len(host_ports) != len(container_ports) and len(host_ports) != 1:
+        raise InvalidArgument(f"invalid ranges specified for container and host Ports: "
+                              f"{container_port} and {host_part}")
+    bindings = []
+    for i, port in enumerate(container_ports):
+        if host_ports is None:
+            host_port = ""
+        elif len(host_ports) == len(container_ports):
+            host_port = str(host_ports[i])
+        else:  # one host port for a range: Docker lets the allocator pick within it; we take it as given
+            host_port = str(host_ports[0])
+        bindings.append((f"{port}/{proto}", {"HostIp": ip, "HostPort": host_port}))
+    return bindings
+
+
+def parse_expose(spec: str) -> list[str]:
+    """`--expose 80[-90][/udp]` -> ["80/tcp", …]."""
+    port, proto = _split_proto(spec.strip(), spec)
+    return [f"{p}/{proto}" for p in _port_range(port, "range format for --expose")]
+
+
+def publish_options(publish: tuple, expose: tuple) -> tuple[dict, dict]:
+    """(ExposedPorts, PortBindings) for the run/create body, as the Docker CLI builds them."""
+    exposed, bindings = {}, {}
+    for spec in expose:
+        for key in parse_expose(spec):
+            exposed[key] = {}
+    for spec in publish:
+        for key, binding in parse_publish(spec):
+            exposed[key] = {}
+            bindings.setdefault(key, []).append(binding)
+    return exposed, bindings
+
+
+def wanted_bindings(host_config: dict, exposed_ports: dict | None) -> list[tuple[int, str, str, int]]:
+    """What a start must publish: [(container port, proto, host IP, host port or 0)], validated.
+
+    `PortBindings` as given, plus with `PublishAllPorts` every exposed port not already bound,
+    each on a free host port.
+    """
+    bindings = host_config.get("PortBindings") or {}
+    keys = list(bindings)
+    if host_config.get("PublishAllPorts"):
+        keys += [k for k in (exposed_ports or {}) if k not in bindings]
+    wanted = []
+    for key in keys:
+        port_text, _, proto = key.partition("/")
+        proto = proto or "tcp"
+        if proto not in PROTOCOLS:
+            raise InvalidArgument(f"invalid proto: {proto}")
+        container_port = _port_range(port_text, "containerPort")[0]
+        for binding in bindings.get(key) or [{}]:
+            host_ip = (binding or {}).get("HostIp") or "0.0.0.0"
+            host_port = (binding or {}).get("HostPort") or ""
+            wanted.append((container_port, proto, host_ip, _port_range(host_port, "hostPort")[0] if host_port else 0))
+    return wanted
+
+
+def ports_view(exposed_ports: dict | None, published: list[dict]) -> dict:
+    """NetworkSettings.Ports as Docker shows it: every exposed port, None when not published."""
+    view = {key: None for key in exposed_ports or {}}
+    for p in published:
+        view.setdefault(f"{p['container_port']}/{p['proto']}", None)
+        key = f"{p['container_port']}/{p['proto']}"
+        view[key] = (view[key] or []) + [{"HostIp": p["host_ip"], "HostPort": str(p["host_port"])}]
+    return view
+
+
+def ports_list(exposed_ports: dict | None, published: list[dict]) -> list[dict]:
+    """The `Ports` of GET /containers/json."""
+    out = [{"IP": p["host_ip"], "PrivatePort": p["container_port"], "PublicPort": p["host_port"],
+            "Type": p["proto"]} for p in published]
+    done = {(p["container_port"], p["proto"]) for p in published}
+    for key in exposed_ports or {}:
+        port, _, proto = key.partition("/")
+        if port.isdigit() and (int(port), proto or "tcp") not in done:
+            out.append({"PrivatePort": int(port), "Type": proto or "tcp"})
+    return out
+
+
+# ---- sockets on the host ----
+
+def bind_host_socket(proto: str, host_ip: str, host_port: int) -> socket.socket:
+    """A socket bound (and for TCP listening) on the host: the daemon's own, when it is in the host's netns."""
+    family = socket.AF_INET6 if ":" in host_ip else socket.AF_INET
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    sock = socket.socket(family, kind | socket.SOCK_CLOEXEC)
+    try:
+        if proto == "tcp":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT of a previous run
+        sock.bind((host_ip, host_port))
+        if proto == "tcp":
+            sock.listen(512)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def group_of(container_id: str) -> int:
+    """The forwarder's group number of a container (its id's first 60 bits)."""
+    return int(container_id[:15], 16)
+
+
+def _bind_error(error: OSError, host_ip: str, host_port: int) -> MinictrError:
+    where = f"{host_ip}:{host_port}" if ":" not in host_ip else f"[{host_ip}]:{host_port}"
+    if error.errno == errno.EADDRINUSE:
+        return Conflict(f"Bind for {where} failed: port is already allocated")
+    if error.errno == errno.EACCES and host_port < 1024:
+        return MinictrError(f"Bind for {where} failed: permission denied (ports below "
+                            "net.ipv4.ip_unprivileged_port_start need root)")
+    if error.errno == errno.EADDRNOTAVAIL:
+        return InvalidArgument(f"Bind for {where} failed: cannot assign requested address")
+    return MinictrError(f"Bind for {where} failed: {os.strerror(error.errno) if error.errno else error}")
+
+
+class _Published:
+    """One container's listeners and the tasks serving them."""
+
+    def __init__(self, container_id: str):
+        self.container_id = container_id
+        self.group = group_of(container_id)
+        self.entries: list[dict] = []
+        self.sockets: list[socket.socket] = []
+        self.tasks: list[asyncio.Task] = []
+        self.relays: list["_UdpRelay"] = []
+
+
+class PortPublisher:
+    """Serves every running container's published ports (one per daemon)."""
+
+    def __init__(self, bind=bind_host_socket):
+        # bind(proto, host_ip, host_port) -> socket; rootless: host_connect.listen through the wrapper.
+        self._bind = bind
+        self._published: dict[str, _Published] = {}
+
+    async def publish(self, container_id: str, target_ip: str, wanted: list[tuple[int, str, str, int]]) -> list[dict]:
+        """Bind every wanted port, then serve them to target_ip; all or nothing.
+
+        Returns the published entries ({container_port, proto, host_ip, host_port}), which
+        ports_view/ports_list turn into Docker's shapes. Raises Conflict for a taken port.
+        """
+        self.release(container_id)
+        pub = _Published(container_id)
+        try:
+            for container_port, proto, host_ip, host_port in wanted:
+                sock = await self._bind_one(proto, host_ip, host_port)
+                pub.sockets.append(sock)
+                pub.entries.append({"container_port": container_port, "proto": proto, "host_ip": host_ip,
+                                    "host_port": sock.getsockname()[1]})
+        except BaseException:
+            for sock in pub.sockets:
+                sock.close()
+            raise
+        for sock, entry in zip(pub.sockets, pub.entries):
+            self._serve(pub, sock, (target_ip, entry["container_port"]), entry["proto"])
+        self._published[container_id] = pub
+        return list(pub.entries)
+
+    async def _bind_one(self, proto, host_ip, host_port):
+        import asyncio
+        if host_port and any(e["proto"] == proto and e["host_port"] == host_port
+                             and (e["host_ip"] == host_ip or "0.0.0.0" in (e["host_ip"], host_ip))
+                             for other in self._published.values() for e in other.entries):
+            raise Conflict(f"Bind for {host_ip}:{host_port} failed: port is already allocated")
+        try:
+            sock = await asyncio.to_thread(self._bind, proto, host_ip, host_port)
+        except OSError as error:
+            raise _bind_error(error, host_ip, host_port) from None
+        sock.setblocking(False)
+        return sock
+
+    def _serve(self, pub, sock, target, proto):
+        import asyncio
+        if proto == "tcp":
+            pub.tasks.append(asyncio.get_running_loop().create_task(self._accept_loop(pub, sock, target)))
+        else:
+            relay = _UdpRelay(sock, target)
+            pub.relays.append(relay)
+            pub.tasks.append(asyncio.get_running_loop().create_task(relay.run()))
+
+    async def _accept_loop(self, pub, listener, target):
+        import asyncio
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                client, _ = await loop.sock_accept(listener)
+            except (asyncio.CancelledError, GeneratorExit):
+                raise
+            except OSError as error:
+                if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    await asyncio.sleep(0.1)  # out of fds: let some close instead of spinning
+                    continue
+                if listener.fileno() < 0:
+                    return
+                log.warning("accept on %s: %s", listener.getsockname(), error)
+                continue
+            loop.create_task(self._forward(pub, client, target))
+
+    async def _forward(self, pub, client, target):
+        import asyncio
+        from minictr import native
+
+        upstream = socket.socket(socket.AF_INET6 if ":" in target[0] else socket.AF_INET,
+                                 socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+        try:
+            await asyncio.wait_for(asyncio.get_running_loop().sock_connect(upstream, target), CONNECT_TIMEOUT)
+            if pub.container_id not in self._published:
+                raise ConnectionAbortedError("released")
+            for sock in (client, upstream):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            native.forward_start(client.fileno(), upstream.fileno(), pub.group)
+        except (OSError, asyncio.TimeoutError) as error:
+            log.debug("port %s: %s", target, error)
+            client.close()
+            upstream.close()
+            return
+        client.detach()  # the forwarder's threads own and close them now
+        upstream.detach()
+
+    def release(self, container_id: str) -> None:
+        """Close the container's listeners and end its connections (stop, kill -9, remove)."""
+        pub = self._published.pop(container_id, None)
+        if pub is None:
+            return
+        for task in pub.tasks:
+            task.cancel()
+        for relay in pub.relays:
+            relay.close()
+        for sock in pub.sockets:
+            sock.close()
+        from minictr import native
+
+        native.forward_shutdown_group(pub.group)
+
+    def published(self, container_id: str) -> list[dict]:
+        pub = self._published.get(container_id)
+        return list(pub.entries) if pub else []
+
+    def release_all(self) -> None:
+        for container_id in list(self._published):
+            self.release(container_id)
+
+
+class _UdpRelay:
+    """A published UDP port: a connected socket to the container per client address."""
+
+    def __init__(self, listener: socket.socket, target: tuple[str, int]):
+        self.listener = listener
+        self.target = target
+        self.sessions: dict[tuple, tuple[socket.socket, asyncio.Task]] = {}
+        self.last_seen: dict[tuple, float] = {}
+
+    async def run(self):
+        import asyncio
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                data, peer = await loop.sock_recvfrom(self.listener, _MAX_DATAGRAM)
+            except OSError:
+                if self.listener.fileno() < 0:
+                    return
+                continue
+            session = self.sessions.get(peer)
+            if session is None:
+                session = self._open(peer)
+                if session is None:
+                    continue
+            self.last_seen[peer] = loop.time()
+            try:
+                session[0].send(data)
+            except (BlockingIOError, ConnectionRefusedError):
+                pass  # UDP: dropped, as the kernel would
+            except OSError as error:
+                log.debug("udp %s -> %s: %s", peer, self.target, error)
+
+    def _open(self, peer):
+        import asyncio
+        upstream = socket.socket(socket.AF_INET6 if ":" in self.target[0] else socket.AF_INET,
+                                 socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+        try:
+            upstream.connect(self.target)
+        except OSError as error:
+            log.debug("udp connect %s: %s", self.target, error)
+            upstream.close()
+            return None
+        task = asyncio.get_running_loop().create_task(self._replies(peer, upstream))
+        self.sessions[peer] = (upstream, task)
+        return self.sessions[peer]
+
+    async def _replies(self, peer, upstream):
+        import asyncio
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    data = await asyncio.wait_for(loop.sock_recv(upstream, _MAX_DATAGRAM), UDP_IDLE_SECONDS)
+                except ConnectionRefusedError:
+                    continue  # nothing listening in the container (yet): an ICMP error, not the end
+                except asyncio.TimeoutError:
+                    if loop.time() - self.last_seen.get(peer, 0) < UDP_IDLE_SECONDS:
+                        continue  # the client is still sending
+                    return
+                except OSError:
+                    return
+                try:
+                    self.listener.sendto(data, peer)
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    return
+        finally:
+            if self.sessions.get(peer, (None,))[0] is upstream:
+                del self.sessions[peer]
+                self.last_seen.pop(peer, None)
+            upstream.close()
+
+    def close(self):
+        for upstream, task in list(self.sessions.values()):
+            task.cancel()
+            upstream.close()
+        self.sessions.clear()
+
+
+def host_binder():
+    """How this daemon binds host ports: itself as root, through its wrapper when rootless."""
+    path = os.environ.get("MINICTR_CONNECT_SOCKET")
+    if os.environ.get("MINICTR_ROOTLESS") == "1" and path:
+        from minictr.daemon import host_connect
+
+        return lambda proto, host_ip, host_port: host_connect.listen(path, proto, host_ip, host_port)
+    return bind_host_socket
+
+
+class ContainerPorts:
+    """The container service's side of published ports (one per daemon).
+
+    `container_started` after the network is up (raises, with nothing bound, for a taken port:
+    the caller then undoes the start); `container_stopped` when it ends (kill -9 included) or its
+    start fails; `settings`/`list_entry` for inspect's NetworkSettings.Ports and `ps`.
+    A daemon restart re-publishes for the containers still running (`container_started` again).
+    """
+
+    def __init__(self, publisher: PortPublisher | None = None):
+        self.publisher = publisher or PortPublisher(host_binder())
+
+    async def container_started(self, container, network_settings: dict) -> None:
+        """Publish the container's ports to its first network address (from NetworkService.settings)."""
+        wanted = wanted_bindings(container.host_config, container.config.get("ExposedPorts"))
+        if not wanted:
+            return
+        ip = next((n.get("IPAddress") for n in (network_settings.get("Networks") or {}).values()
+                   if n.get("IPAddress")), "")
+        if not ip:  # --network none/host/container:: Docker discards them too
+            log.info("%s: published ports discarded: the container has no bridge address", container.id[:12])
+            return
+        try:
+            await self.publisher.publish(container.id, ip, wanted)
+        except MinictrError as error:
+            raise type(error)(f"driver failed programming external connectivity on endpoint "
+                              f"{container.name}: {error}") from None
+
+    async def restore(self, running) -> None:
+        """At the daemon's start: publish again for the containers still running (live restore);
+        `running` gives (container, NetworkService.settings(container)) pairs."""
+        for container, network_settings in running:
+            try:
+                await self.container_started(container, network_settings)
+            except MinictrError as error:
+                log.warning("%s: %s", container.name, error)
+
+    def container_stopped(self, container_id: str) -> None:
+        self.publisher.release(container_id)
+
+    def settings(self, container) -> dict:
+        return {"Ports": ports_view(container.config.get("ExposedPorts"), self.publisher.published(container.id))}
+
+    def list_entry(self, container) -> list[dict]:
+        return ports_list(container.config.get("ExposedPorts"), self.publisher.published(container.id))

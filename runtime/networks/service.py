@@ -1,0 +1,688 @@
+"""Networks: the model (networks and their leases in SQLite), the predefined `bridge`, `host` and
+`none`, and each container's endpoints — a veth pair from its network namespace to the network's
+bridge, made between the monitor's `created` and `start`, released when the container stops.
+
+Others plug in through `hooks` (DNS, published ports, outbound): see docs/internals.md."""
+
+import asyncio
+import hashlib
+import ipaddress
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+
+from minictr.errors import Conflict, Forbidden, InvalidArgument, MinictrError, NotFound
+from minictr.networks import ipam
+
+log = logging.getLogger("minictr.networks")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS networks (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    driver TEXT NOT NULL,
+    subnet TEXT NOT NULL DEFAULT '',
+    gateway TEXT NOT NULL DEFAULT '',
+    ip_range TEXT NOT NULL DEFAULT '',
+    internal INTEGER NOT NULL DEFAULT 0,
+    labels TEXT NOT NULL DEFAULT '{}',
+    bridge TEXT NOT NULL DEFAULT '',
+    created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS leases (
+    network_id TEXT NOT NULL REFERENCES networks(id),
+    container_id TEXT NOT NULL,
+    ip TEXT NOT NULL DEFAULT '',
+    mac TEXT NOT NULL DEFAULT '',
+    aliases TEXT NOT NULL DEFAULT '[]',
+    requested_ip TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (network_id, container_id)
+);
+"""
+
+PREDEFINED = ("bridge", "host", "none")
+DEFAULT_BRIDGE = "minictr0"
+_SLIRP_DNS = "10.0.2.3"
+_HOOK_NAMES = ("on_network_created", "on_network_removed", "on_container_connected", "on_container_disconnected")
+
+
+class Network:
+    def __init__(self, row):
+        self.id, self.name, self.driver = row["id"], row["name"], row["driver"]
+        self.subnet = ipaddress.ip_network(row["subnet"]) if row["subnet"] else None
+        self.gateway = ipaddress.ip_address(row["gateway"]) if row["gateway"] else None
+        self.ip_range = ipaddress.ip_network(row["ip_range"]) if row["ip_range"] else None
+        self.internal = bool(row["internal"])
+        self.labels = json.loads(row["labels"])
+        self.bridge = row["bridge"]
+        self.created = row["created"]
+
+    @property
+    def user_defined(self):
+        return self.name not in PREDEFINED
+
+
+class NetworkService:
+    def __init__(self, db, data_root, rootless, events):
+        self.db = db
+        self.rootless = rootless
+        self.events = events
+        self.containers = None  # the container service, set by the daemon
+        # Our veths' names start with `mc` + a tag of this data root, so that two daemons (tests as
+        # root) never take each other's links for strays.
+        self.veth_prefix = "mc" + hashlib.sha256(os.path.abspath(data_root).encode()).hexdigest()[:3]
+        self.default_bridge = os.environ.get("MINICTR_DEFAULT_BRIDGE") or DEFAULT_BRIDGE
+        self.hooks = {name: [] for name in _HOOK_NAMES}
+        self._lock = threading.Lock()  # leases and subnets: one allocation at a time
+        self._unlinking = {}  # veth name -> future of its removal after its container ended
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+
+    def _emit(self, *args):
+        """Events are recorded in the event loop's thread; the API calls us from worker threads."""
+        if self._loop is None:
+            self.events.emit(*args)
+        else:
+            self._loop.call_soon_threadsafe(self.events.emit, *args)
+
+    # ---- hooks (for DNS, ports, outbound) -------------------------------------------------
+
+    def add_hook(self, name, callback):
+        """Register `callback` for one of on_network_created(network), on_network_removed(network),
+        on_container_connected(network, container_id, ip, aliases),
+        on_container_disconnected(network, container_id, ip). Called in the daemon's thread that made
+        the change; a hook that raises is logged, never undoes the change."""
+        self.hooks[name].append(callback)
+
+    def _run_hooks(self, name, *args):
+        for callback in self.hooks[name]:
+            try:
+                callback(*args)
+            except Exception:
+                log.exception("network hook %s failed", name)
+
+    # ---- model ---------------------------------------------------------------------------
+
+    def load(self):
+        """Predefined networks, and the reconciliation is `reconcile` (after the containers)."""
+        for name in PREDEFINED:
+            if self.db.query_one("SELECT id FROM networks WHERE name = ?", (name,)) is None:
+                driver = {"bridge": "bridge", "host": "host", "none": "null"}[name]
+                self._insert(name, driver)
+        bridge = self.get("bridge")
+        if bridge.subnet is None:
+            self._assign_default_subnet(bridge)
+        # Every bridge exists from the daemon's start (rootless, its namespace is new after a restart):
+        # containers starting at once never race to make one, and its subnet is routed, so another
+        # daemon in this namespace does not take it.
+        for network in self._all():
+            if network.bridge and network.subnet:
+                try:
+                    self._make_bridge(network)
+                except MinictrError as e:
+                    log.warning("%s", e)
+
+    @staticmethod
+    def _make_bridge(network):
+        from minictr.networks import plumbing
+
+        try:
+            plumbing.ensure_bridge(network.bridge, network.gateway, network.subnet.prefixlen)
+        except Exception as e:
+            raise MinictrError(f"making the bridge {network.bridge} of network {network.name}: {e}") from None
+
+    def _assign_default_subnet(self, bridge):
+        from minictr.networks import plumbing
+
+        present = plumbing.bridge_subnet(self.default_bridge)  # another daemon's (root tests), or ours
+        subnet = present.network if present else ipam.allocate_subnet(self._taken_subnets())
+        gateway = present.ip if present else next(subnet.hosts())
+        with self.db.transaction() as cur:
+            cur.execute("UPDATE networks SET subnet = ?, gateway = ?, bridge = ? WHERE id = ?",
+                        (str(subnet), str(gateway), self.default_bridge, bridge.id))
+
+    def _insert(self, name, driver, subnet=None, gateway=None, ip_range=None, internal=False, labels=None):
+        network_id = secrets.token_hex(32)
+        bridge = "" if driver != "bridge" or name == "bridge" else "mcbr-" + network_id[:10]
+        with self.db.transaction() as cur:
+            cur.execute("INSERT INTO networks (id, name, driver, subnet, gateway, ip_range, internal, labels, bridge,"
+                        " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (network_id, name, driver, str(subnet or ""), str(gateway or ""), str(ip_range or ""),
+                         int(internal), json.dumps(labels or {}), bridge, _now()))
+        return network_id
+
+    def _taken_subnets(self):
+        from minictr.networks import plumbing
+
+        taken = [n.subnet for n in self._all() if n.subnet] + plumbing.host_routes()
+        if self.rootless:
+            taken.append(ipam.SLIRP_SUBNET)
+        return taken
+
+    def _all(self):
+        return [Network(row) for row in self.db.query("SELECT * FROM networks ORDER BY created")]
+
+    def get(self, ref):
+        """A network by full id, name, or unique id prefix (Docker's order)."""
+        row = self.db.query_one("SELECT * FROM networks WHERE id = ?", (ref,)) or \
+            self.db.query_one("SELECT * FROM networks WHERE name = ?", (ref,))
+        if row is None and ref:
+            rows = self.db.query("SELECT * FROM networks WHERE id LIKE ?", (ref.replace("%", "") + "%",))
+            if len(rows) > 1:
+                raise InvalidArgument(f"network {ref} is ambiguous ({len(rows)} matches found based on ID prefix)")
+            row = rows[0] if rows else None
+        if row is None:
+            raise NotFound(f"network {ref} not found")
+        return Network(row)
+
+    def create(self, name, driver="bridge", subnet=None, gateway=None, ip_range=None, internal=False, labels=None,
+               check_duplicate=True):
+        """`network create`: a bridge network (subnet chosen clear of the others and of the host's
+        routes unless given), and its bridge."""
+        from minictr.containers.names import check_name
+
+        if not name:
+            raise InvalidArgument("network name is required")
+        check_name(name)
+        driver = driver or "bridge"
+        if driver != "bridge":
+            raise InvalidArgument(f"plugin \"{driver}\" not found: only the bridge driver can create networks")
+        if name in PREDEFINED:
+            raise Forbidden(f"operation is not permitted on predefined {name} network ")
+        if self.db.query_one("SELECT id FROM networks WHERE name = ?", (name,)):
+            raise Conflict(f"network with name {name} already exists")
+        subnet = ipam.parse_subnet(subnet) if subnet else None
+        gateway = ipam.parse_address(gateway, "gateway") if gateway else None
+        ip_range = ipam.parse_subnet(ip_range) if ip_range else None
+        if subnet is None and (gateway or ip_range):
+            raise InvalidArgument("--gateway and --ip-range need --subnet")
+        with self._lock:
+            if subnet is None:
+                subnet = ipam.allocate_subnet(self._taken_subnets())
+            else:
+                for other in self._all():
+                    if other.subnet and other.subnet.overlaps(subnet):
+                        raise Conflict(f"Pool overlaps with other one on this address space: {subnet} "
+                                       f"(network {other.name} has {other.subnet})")
+            gateway = ipam.check_config(subnet, gateway, ip_range)
+            network_id = self._insert(name, driver, subnet, gateway, ip_range, internal, labels)
+            network = self.get(network_id)
+            try:  # made now, as Docker does: its route keeps other daemons off the subnet
+                self._make_bridge(network)
+            except MinictrError:
+                from minictr.networks import plumbing
+
+                plumbing.remove_link(network.bridge)
+                with self.db.transaction() as cur:
+                    cur.execute("DELETE FROM networks WHERE id = ?", (network_id,))
+                raise
+        self._emit("network", "create", network.id, {"name": name, "type": driver})
+        self._run_hooks("on_network_created", network)
+        return network
+
+    def list(self, filters=None):
+        """`network ls`: filters driver, id, label, name, type (builtin|custom), dangling."""
+        from minictr.containers.filters import labels_match, regex_match
+
+        filters = filters or {}
+        unknown = set(filters) - {"driver", "id", "label", "name", "type", "dangling", "scope"}
+        if unknown:
+            raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
+        chosen = []
+        for network in self._all():
+            kind = "custom" if network.user_defined else "builtin"
+            if filters.get("driver") and network.driver not in filters["driver"]:
+                continue
+            if filters.get("type") and kind not in filters["type"]:
+                continue
+            if filters.get("scope") and "local" not in filters["scope"]:
+                continue
+            if filters.get("id") and not any(network.id.startswith(v) for v in filters["id"]):
+                continue
+            if filters.get("name") and not regex_match(filters["name"], network.name):
+                continue
+            if not labels_match(filters.get("label"), network.labels):
+                continue
+            if filters.get("dangling"):
+                dangling = filters["dangling"][0] in ("1", "true")
+                if dangling != (network.user_defined and not self._attached(network.id)):
+                    continue
+            chosen.append(network)
+        return chosen
+
+    def _attached(self, network_id):
+        return [r["container_id"] for r in self.db.query("SELECT container_id FROM leases WHERE network_id = ?",
+                                                         (network_id,))]
+
+    def remove(self, ref):
+        """`network rm`: refused for predefined networks and networks with containers."""
+        network = self.get(ref)
+        if not network.user_defined:
+            raise Forbidden(f"{network.name} is a pre-defined network and cannot be removed")
+        attached = self._attached(network.id)
+        if attached:
+            raise Forbidden(f"error while removing network: network {network.name} id {network.id} has active "
+                           "endpoints")
+        from minictr.networks import plumbing
+
+        plumbing.remove_link(network.bridge)
+        with self.db.transaction() as cur:
+            cur.execute("DELETE FROM networks WHERE id = ?", (network.id,))
+        self._emit("network", "destroy", network.id, {"name": network.name, "type": network.driver})
+        self._run_hooks("on_network_removed", network)
+
+    def prune(self, filters=None):
+        """`network prune`: user-defined networks no container is attached to; their names."""
+        from minictr.containers.filters import labels_match
+
+        filters = filters or {}
+        removed = []
+        for network in self._all():
+            if network.user_defined and not self._attached(network.id) and labels_match(filters.get("label"),
+                                                                                       network.labels):
+                try:
+                    self.remove(network.id)
+                    removed.append(network.name)
+                except MinictrError:
+                    continue
+        return removed
+
+    def to_api(self, network):
+        """GET /networks/{id}'s shape."""
+        containers = {}
+        for row in self.db.query("SELECT * FROM leases WHERE network_id = ?", (network.id,)):
+            if not row["ip"]:
+                continue
+            name = self.containers.name_of(row["container_id"]) if self.containers else ""
+            containers[row["container_id"]] = {
+                "Name": name, "EndpointID": _endpoint_id(network.id, row["container_id"]),
+                "MacAddress": row["mac"], "IPv4Address": f"{row['ip']}/{network.subnet.prefixlen}",
+                "IPv6Address": ""}
+        config = []
+        if network.subnet:
+            entry = {"Subnet": str(network.subnet), "Gateway": str(network.gateway)}
+            if network.ip_range:
+                entry["IPRange"] = str(network.ip_range)
+            config.append(entry)
+        options = {}
+        if network.driver == "bridge":
+            options = {"com.docker.network.bridge.name": network.bridge}
+            if not network.user_defined:
+                options.update({"com.docker.network.bridge.default_bridge": "true",
+                                "com.docker.network.bridge.enable_icc": "true",
+                                "com.docker.network.bridge.enable_ip_masquerade": "true"})
+        return {"Name": network.name, "Id": network.id, "Created": network.created, "Scope": "local",
+                "Driver": network.driver, "EnableIPv6": False,
+                "IPAM": {"Driver": "default", "Options": None, "Config": config},
+                "Internal": network.internal, "Attachable": False, "Ingress": False,
+                "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": containers,
+                "Options": options, "Labels": network.labels}
+
+    # ---- containers: which networks ------------------------------------------------------
+
+    @staticmethod
+    def mode_of(host_config):
+        mode = host_config.get("NetworkMode") or "default"
+        return "bridge" if mode == "default" else mode
+
+    def plan(self, container_id, host_config, networking_config):
+        """At create: check --network and the endpoints asked for, and record them (no address yet)."""
+        mode = self.mode_of(host_config)
+        endpoints = (networking_config or {}).get("EndpointsConfig") or {}
+        if mode.startswith("container:"):
+            self.containers.get(mode.partition(":")[2])  # NotFound if missing
+            return []
+        if mode in ("host", "none"):
+            if endpoints and set(endpoints) != {mode}:
+                raise InvalidArgument(f"container cannot be disconnected from host network or connected to "
+                                      f"host network" if mode == "host" else
+                                      "container cannot be connected to multiple networks with one of the "
+                                      "networks in private (none) mode")
+            return []
+        network = self.get(mode)
+        if network.driver != "bridge":
+            raise InvalidArgument(f"invalid network mode {mode}")
+        wanted = endpoints.get(mode) or endpoints.get(network.name) or endpoints.get(network.id) or {}
+        return [self._plan_endpoint(network, container_id, wanted)]
+
+    def _plan_endpoint(self, network, container_id, wanted):
+        ip = ((wanted.get("IPAMConfig") or {}).get("IPv4Address") or "")
+        aliases = list(wanted.get("Aliases") or [])
+        if (ip or aliases) and not network.user_defined:
+            raise InvalidArgument("user specified IP address is supported on user defined networks only"
+                                  if ip else "network-scoped alias is supported only for containers in user "
+                                  "defined networks")
+        if ip:
+            ip = str(ipam.parse_address(ip))
+            ipam.lease_address(network.subnet, network.gateway, network.ip_range, set(), ipaddress.ip_address(ip))
+        return (network.id, container_id, json.dumps(aliases), ip)
+
+    def record(self, rows):
+        with self.db.transaction() as cur:
+            for network_id, container_id, aliases, ip in rows:
+                cur.execute("INSERT INTO leases (network_id, container_id, aliases, requested_ip) VALUES (?, ?, ?, ?)",
+                            (network_id, container_id, aliases, ip))
+
+    def monitor_entries(self, container, netns_pid_of):
+        """The monitor's `netns` key: `host`, or the netns of another container (`container:X`)."""
+        mode = self.mode_of(container.host_config)
+        if mode == "host":
+            return [("netns", "host")]
+        if mode.startswith("container:"):
+            other = self.containers.get(mode.partition(":")[2])
+            pid = netns_pid_of(other)
+            if not pid:
+                raise Conflict(f"cannot join network of a non running container: {other.name}")
+            return [("netns", f"/proc/{pid}/ns/net")]
+        return []
+
+    # ---- containers: endpoints live ------------------------------------------------------
+
+    def _rows_of(self, container_id):
+        return self.db.query("SELECT * FROM leases WHERE container_id = ? ORDER BY rowid", (container_id,))
+
+    def container_started(self, container, pid):
+        """Between `created` and `start`: lease, veth, address and route for each network of the
+        container (eth0, eth1, …), then its /etc/hosts and /etc/resolv.conf. Blocking. On failure
+        what was made is released and the error raised."""
+        try:
+            for number, row in enumerate(self._rows_of(container.id)):
+                self._connect_endpoint(self.get(row["network_id"]), container, pid, f"eth{number}", row)
+        except BaseException:
+            self.container_stopped(container.id)
+            raise
+        self.write_files(container)
+
+    def _connect_endpoint(self, network, container, pid, ifname, row):
+        from minictr.networks import plumbing
+
+        with self._lock:
+            used = {r["ip"] for r in self.db.query("SELECT ip FROM leases WHERE network_id = ? AND ip != ''",
+                                                   (network.id,))}
+            wanted = ipaddress.ip_address(row["requested_ip"]) if row["requested_ip"] else None
+            ip = ipam.lease_address(network.subnet, network.gateway, network.ip_range, used, wanted)
+            mac = ipam.mac_for(ip)
+            with self.db.transaction() as cur:
+                cur.execute("UPDATE leases SET ip = ?, mac = ? WHERE network_id = ? AND container_id = ?",
+                            (str(ip), mac, network.id, container.id))
+        self._unlinked(self._veth_name(container.id, network.id))  # a restart: the last run's veth gone first
+        plumbing.attach(network.bridge, self._veth_name(container.id, network.id), pid, ifname, ip,
+                        network.subnet.prefixlen, mac, None if network.internal else network.gateway,
+                        bridge_gateway=network.gateway)
+        self._run_hooks("on_container_connected", network, container.id, str(ip), self._names(container, row))
+
+    def _veth_name(self, container_id, network_id):
+        return self.veth_prefix + hashlib.sha256((container_id + network_id).encode()).hexdigest()[:10]
+
+    def container_stopped(self, container_id, wait=False):
+        """The container has ended (or its start failed): its veths (normally gone with its namespace)
+        and leases are released; its attachments stay for its next start. Blocking.
+
+        The veths go in the background unless `wait`: a veth whose peer's namespace is dying takes
+        the kernel (or us) ≈ 20 ms under the rtnl lock, which `wait` and `run --rm` need not wait
+        for. A new start of the container (`_connect_endpoint`) and its removal wait for it."""
+        from minictr.networks import plumbing
+
+        for row in self._rows_of(container_id):
+            name = self._veth_name(container_id, row["network_id"])
+            if wait:
+                self._unlinked(name)
+                plumbing.remove_link(name, grace=0.05)
+            else:
+                with self._lock:
+                    future = None
+                    if name not in self._unlinking:
+                        future = plumbing.in_background(plumbing.remove_link, name, grace=0.05)
+                        self._unlinking[name] = future
+                # Outside the lock: a future already done runs its callback at once, in this
+                # thread, and the callback takes the lock (held here, it hung the daemon).
+                if future is not None:
+                    future.add_done_callback(lambda f, name=name: self._unlink_done(name, f))
+            if row["ip"]:
+                with self.db.transaction() as cur:
+                    cur.execute("UPDATE leases SET ip = '', mac = '' WHERE network_id = ? AND container_id = ?",
+                                (row["network_id"], container_id))
+                self._run_hooks("on_container_disconnected", self.get(row["network_id"]), container_id, row["ip"])
+
+    def _unlink_done(self, name, future):
+        with self._lock:
+            if self._unlinking.get(name) is future:
+                del self._unlinking[name]
+        if future.exception() is not None:
+            log.warning("removing veth %s: %s", name, future.exception())
+
+    def _unlinked(self, name):
+        """Wait for a background removal of veth `name`, if one is under way."""
+        with self._lock:
+            future = self._unlinking.get(name)
+        if future is not None:
+            try:
+                future.result()
+            except Exception:
+                pass  # logged by _unlink_done; the caller removes it again or fails on it
+
+    def container_removed(self, container_id):
+        self.container_stopped(container_id, wait=True)
+        with self.db.transaction() as cur:
+            cur.execute("DELETE FROM leases WHERE container_id = ?", (container_id,))
+
+    def reconcile(self, running):
+        """At the daemon's start: leases of containers that are not running are freed, their
+        attachments of containers that no longer exist dropped, and our veths no running container
+        owns removed."""
+        from minictr.networks import plumbing
+
+        known = set(self.containers.ids()) if self.containers else set(running)
+        for row in self.db.query("SELECT DISTINCT container_id FROM leases"):
+            if row["container_id"] not in known:
+                self.container_removed(row["container_id"])
+            elif row["container_id"] not in running:
+                self.container_stopped(row["container_id"])
+        wanted = {self._veth_name(r["container_id"], r["network_id"])
+                  for r in self.db.query("SELECT * FROM leases WHERE ip != ''")}
+        for name in plumbing.links_with_prefix(self.veth_prefix):
+            if name not in wanted:
+                plumbing.remove_link(name)
+
+    # ---- connect / disconnect -------------------------------------------------------------
+
+    def connect(self, ref, container, ip=None, aliases=(), pid=0):
+        """`network connect`: attach; live (a new ethN) when the container runs (`pid`)."""
+        network = self.get(ref)
+        if network.driver != "bridge":
+            raise InvalidArgument(f"container cannot be connected to network {network.name}: "
+                                  f"{network.driver} mode")
+        mode = self.mode_of(container.host_config)
+        if mode in ("host", "none") or mode.startswith("container:"):
+            raise InvalidArgument(f"container sharing network namespace with another container or host cannot be "
+                                  f"connected to any other network" if mode != "none" else
+                                  "container cannot be connected to multiple networks with one of the networks in "
+                                  "private (none) mode")
+        if self.db.query_one("SELECT 1 FROM leases WHERE network_id = ? AND container_id = ?",
+                             (network.id, container.id)):
+            raise Forbidden(f"endpoint with name {container.name} already exists in network {network.name}")
+        wanted = {"Aliases": list(aliases), "IPAMConfig": {"IPv4Address": ip} if ip else None}
+        row = self._plan_endpoint(network, container.id, wanted)
+        self.record([row])
+        if pid:
+            number = len(self._rows_of(container.id)) - 1
+            try:
+                lease = self.db.query_one("SELECT * FROM leases WHERE network_id = ? AND container_id = ?",
+                                          (network.id, container.id))
+                self._connect_endpoint(network, container, pid, self._free_ifname(pid, number), lease)
+            except BaseException:
+                self._drop(network.id, container.id)
+                raise
+            self.write_files(container)
+        self._emit("network", "connect", network.id,
+                         {"container": container.id, "name": network.name, "type": network.driver})
+
+    @staticmethod
+    def _free_ifname(pid, number):
+        from minictr.networks import plumbing
+
+        present = set(plumbing.container_interfaces(pid))
+        while f"eth{number}" in present:
+            number += 1
+        return f"eth{number}"
+
+    def _drop(self, network_id, container_id):
+        from minictr.networks import plumbing
+
+        row = self.db.query_one("SELECT * FROM leases WHERE network_id = ? AND container_id = ?",
+                                (network_id, container_id))
+        plumbing.remove_link(self._veth_name(container_id, network_id))
+        with self.db.transaction() as cur:
+            cur.execute("DELETE FROM leases WHERE network_id = ? AND container_id = ?", (network_id, container_id))
+        if row and row["ip"]:
+            self._run_hooks("on_container_disconnected", self.get(network_id), container_id, row["ip"])
+
+    def disconnect(self, ref, container, force=False):
+        """`network disconnect`: the interface goes at once when the container runs."""
+        network = self.get(ref)
+        if not self.db.query_one("SELECT 1 FROM leases WHERE network_id = ? AND container_id = ?",
+                                 (network.id, container.id)):
+            if force:
+                return
+            raise InvalidArgument(f"container {container.id} is not connected to network {network.name}")
+        self._drop(network.id, container.id)
+        self.write_files(container)
+        self._emit("network", "disconnect", network.id,
+                         {"container": container.id, "name": network.name, "type": network.driver})
+
+    # ---- what the others read ----------------------------------------------------------------
+
+    def endpoints(self, container):
+        """[(network, ip, aliases)] of a running container (ip '' when not running)."""
+        container_id = getattr(container, "id", container)
+        return [(self.get(r["network_id"]), r["ip"], json.loads(r["aliases"])) for r in self._rows_of(container_id)]
+
+    def _names(self, container, row):
+        return [container.name, container.id[:12], *json.loads(row["aliases"])]
+
+    def resolve(self, network_id, name):
+        """Addresses on `network_id` of running containers called `name` (name, alias, short id)."""
+        found = []
+        for row in self.db.query("SELECT * FROM leases WHERE network_id = ? AND ip != ''", (network_id,)):
+            try:
+                container = self.containers.get(row["container_id"])
+            except MinictrError:
+                continue
+            if name in self._names(container, row) or (len(name) >= 12 and container.id.startswith(name)):
+                found.append(row["ip"])
+        return found
+
+    def gateway_addresses(self):
+        """{network id: gateway} of every user-defined network (where their DNS server listens)."""
+        return {n.id: str(n.gateway) for n in self._all() if n.user_defined and n.gateway}
+
+    def settings(self, container):
+        """Container inspect's NetworkSettings fields (Docker's shape)."""
+        networks = {}
+        for network, ip, aliases in self.endpoints(container):
+            row = self.db.query_one("SELECT mac, requested_ip FROM leases WHERE network_id = ? AND container_id = ?",
+                                    (network.id, container.id))
+            requested = row["requested_ip"] if row else ""
+            # Docker's DNSNames: what the network's DNS answers for (user-defined networks only).
+            dns_names = list(dict.fromkeys([container.name, *aliases, container.id[:12]])) \
+                if network.user_defined else None
+            networks[network.name] = {
+                "IPAMConfig": {"IPv4Address": requested} if requested else None, "Links": None, "Aliases": aliases or None, "MacAddress": row["mac"] if row else "",
+                "DriverOpts": None, "GwPriority": 0, "NetworkID": network.id,
+                "EndpointID": _endpoint_id(network.id, container.id) if ip else "",
+                "Gateway": str(network.gateway) if ip else "", "IPAddress": ip,
+                "IPPrefixLen": network.subnet.prefixlen if ip else 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0, "DNSNames": dns_names}
+        mode = self.mode_of(container.host_config)
+        if mode in ("host", "none"):
+            networks[mode] = {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "", "DriverOpts": None,
+                              "GwPriority": 0, "NetworkID": self.get(mode).id, "EndpointID": "", "Gateway": "", "IPAddress": "",
+                              "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                              "GlobalIPv6PrefixLen": 0, "DNSNames": None}
+        settings = {"Networks": networks}
+        default = networks.get("bridge")
+        if default:
+            settings.update(IPAddress=default["IPAddress"], Gateway=default["Gateway"],
+                            IPPrefixLen=default["IPPrefixLen"], MacAddress=default["MacAddress"],
+                            EndpointID=default["EndpointID"], Bridge=self.default_bridge)
+        return settings
+
+    # ---- /etc/hosts, /etc/resolv.conf --------------------------------------------------------
+
+    def write_files(self, container):
+        """Rewrite the container's hosts and resolv.conf in place (they are bind-mounted: a rename
+        would leave the container the old file)."""
+        top = os.path.join(self.containers.data_dir, container.id)
+        _write_in_place(os.path.join(top, "hosts"), self.hosts_file(container))
+        _write_in_place(os.path.join(top, "resolv.conf"), self.resolv_conf(container))
+
+    def hosts_file(self, container):
+        from minictr.containers.config import hosts_file
+
+        hostname = container.config["Hostname"]
+        lines = [hosts_file(hostname).replace(f"127.0.1.1\t{hostname}\n", "")]
+        for entry in container.host_config.get("ExtraHosts") or []:
+            name, _, address = entry.partition(":")
+            lines.append(f"{address}\t{name}\n")
+        endpoints = [(n, ip, a) for n, ip, a in self.endpoints(container) if ip]
+        for network, ip, aliases in endpoints:
+            names = [hostname] + ([container.name] if network.user_defined and container.name != hostname else [])
+            lines.append(f"{ip}\t{' '.join(names + [a for a in aliases if a not in names])}\n")
+        if not endpoints:
+            lines.append(f"127.0.1.1\t{hostname}\n")
+        return "".join(lines)
+
+    def resolv_conf(self, container):
+        host_config = container.host_config
+        servers = list(host_config.get("Dns") or [])
+        if not servers:
+            endpoints = [(n, ip) for n, ip, _ in self.endpoints(container)]
+            user_defined = [n for n, _ in endpoints if n.user_defined]
+            if user_defined:
+                servers = [str(user_defined[0].gateway)]
+            elif self.rootless and self.mode_of(host_config) != "host":
+                servers = [_SLIRP_DNS]
+            else:
+                servers = _host_resolvers()
+        lines = [f"nameserver {s}\n" for s in servers]
+        if host_config.get("DnsSearch"):
+            lines.append("search " + " ".join(host_config["DnsSearch"]) + "\n")
+        if host_config.get("DnsOptions"):
+            lines.append("options " + " ".join(host_config["DnsOptions"]) + "\n")
+        return "".join(lines)
+
+
+def _host_resolvers():
+    """The host's nameservers, loopback ones left out (they mean nothing in a container's namespace)."""
+    servers = []
+    try:
+        with open("/etc/resolv.conf") as f:
+            for line in f:
+                words = line.split()
+                if len(words) >= 2 and words[0] == "nameserver" and not words[1].startswith("127."):
+                    servers.append(words[1])
+    except OSError:
+        pass
+    return servers
+
+
+def _write_in_place(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _endpoint_id(network_id, container_id):
+    return hashlib.sha256((network_id + "/" + container_id).encode()).hexdigest()
+
+
+def _now():
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
+
+
+async def in_thread(function, *args):
+    return await asyncio.to_thread(function, *args)

@@ -1,0 +1,228 @@
+"""The /networks API as Docker's Engine API gives it (shapes, status codes, filters), through our
+Client, and — when this machine has it — through the real `docker` CLI pointed at our socket."""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from minictr.errors import Forbidden, InvalidArgument, NotFound
+
+
+@pytest.fixture
+def networks(daemon):
+    """Names of networks a test creates: removed afterwards whatever happened."""
+    made = []
+    yield made
+    for name in made:
+        daemon.cli("network", "rm", name)
+
+
+def _create(client, networks, name, **body):
+    networks.append(name)
+    response = client.post("/networks/create", body={"Name": name, **body})
+    assert response.status == 201
+    return response.json()["Id"]
+
+
+def test_create_inspect_list_remove_as_docker(daemon, networks):
+    client = daemon.client()
+    network_id = _create(client, networks, "napi-one", Driver="bridge", CheckDuplicate=True, Internal=True,
+                         Labels={"team": "a"},
+                         IPAM={"Driver": "default", "Config": [{"Subnet": "10.231.0.0/24", "Gateway": "10.231.0.254",
+                                                                "IPRange": "10.231.0.128/25"}]})
+    assert len(network_id) == 64
+    inspected = client.get("/networks/napi-one", {"verbose": "true"})
+    assert inspected["Id"] == network_id and inspected["Name"] == "napi-one" and inspected["Scope"] == "local"
+    assert inspected["Driver"] == "bridge" and inspected["Internal"] is True and inspected["Labels"] == {"team": "a"}
+    assert inspected["IPAM"] == {"Driver": "default", "Options": None, "Config": [
+        {"Subnet": "10.231.0.0/24", "Gateway": "10.231.0.254", "IPRange": "10.231.0.128/25"}]}
+    assert client.get(f"/networks/{network_id[:12]}")["Name"] == "napi-one"
+    # Filters of GET /networks.
+    by = lambda filters: [n["Name"] for n in client.get("/networks", {"filters": json.dumps(filters)})]  # noqa: E731
+    assert by({"label": ["team=a"]}) == ["napi-one"]
+    assert by({"label": ["team=b"]}) == []
+    assert by({"name": ["napi-one"]}) == ["napi-one"]
+    assert by({"id": [network_id[:10]]}) == ["napi-one"]
+    assert "napi-one" in by({"type": ["custom"]}) and "napi-one" not in by({"type": ["builtin"]})
+    assert {"bridge", "host", "none"} <= set(by({"type": ["builtin"]}))
+    assert by({"driver": ["null"]}) == ["none"]
+    assert "napi-one" in by({"dangling": ["true"]}) and "bridge" not in by({"dangling": ["true"]})
+    for bad, message in (({"dangling": ["maybe"]}, "invalid filter 'dangling=maybe'"),
+                         ({"type": ["odd"]}, "invalid filter"), ({"colour": ["red"]}, "invalid filter 'colour'")):
+        with pytest.raises(InvalidArgument, match=message):
+            client.get("/networks", {"filters": json.dumps(bad)})
+    # The list leaves the containers out, as Docker's does (inspect has them).
+    assert all(n["Containers"] == {} for n in client.get("/networks"))
+    assert client.delete("/networks/napi-one").status == 204
+    with pytest.raises(NotFound, match="^network napi-one not found$"):
+        client.get("/networks/napi-one")
+
+
+def test_errors_have_dockers_status_and_message(daemon, networks):
+    client = daemon.client()
+    _create(client, networks, "napi-dup")
+    with pytest.raises(Exception, match="^network with name napi-dup already exists$") as conflict:
+        client.post("/networks/create", body={"Name": "napi-dup"})
+    assert conflict.value.status == 409
+    with pytest.raises(Forbidden, match="^bridge is a pre-defined network and cannot be removed$"):
+        client.delete("/networks/bridge")
+    with pytest.raises(Forbidden, match="predefined host network"):
+        client.post("/networks/create", body={"Name": "host"})
+    with pytest.raises(NotFound, match="^network nope-net not found$"):
+        client.delete("/networks/nope-net")
+    # What minictr does not do is refused, naming it, never ignored; nothing is made.
+    for body, message in (({"Options": {"com.docker.network.driver.mtu": "1400"}}, "option 'com.docker.network"),
+                          ({"Attachable": True}, "Attachable"), ({"EnableIPv6": True}, "IPv6"),
+                          ({"IPAM": {"Driver": "other"}}, "IPAM driver 'other'"),
+                          ({"IPAM": {"Config": [{"Subnet": "10.232.0.0/24",
+                                                 "AuxiliaryAddresses": {"a": "10.232.0.9"}}]}}, "AuxiliaryAddresses"),
+                          ({"Driver": "overlay"}, "overlay"), ({"Name": ""}, "name")):
+        with pytest.raises(InvalidArgument, match=message):
+            client.post("/networks/create", body={"Name": "napi-bad", **body})
+    assert "napi-bad" not in [n["Name"] for n in client.get("/networks")]
+
+
+def test_connect_disconnect_and_container_inspect(daemon, image, networks):
+    client = daemon.client()
+    _create(client, networks, "napi-a", IPAM={"Config": [{"Subnet": "10.233.0.0/24"}]})
+    _create(client, networks, "napi-b", IPAM={"Config": [{"Subnet": "10.234.0.0/24"}]})
+    daemon.ok("run", "-d", "--name", "napi-ctr", "--network", "napi-a", "--network-alias", "web", image,
+              "sleep", "300")
+    try:
+        container_id = daemon.ok("inspect", "--format", "{{.Id}}", "napi-ctr").strip()
+        response = client.post("/networks/napi-b/connect", body={
+            "Container": "napi-ctr", "EndpointConfig": {"IPAMConfig": {"IPv4Address": "10.234.0.77"},
+                                                        "Aliases": ["db"]}})
+        assert response.status == 200
+        settings = json.loads(daemon.ok("inspect", "napi-ctr"))[0]["NetworkSettings"]["Networks"]
+        assert set(settings) == {"napi-a", "napi-b"}
+        b = settings["napi-b"]
+        assert b["IPAddress"] == "10.234.0.77" and b["IPPrefixLen"] == 24 and b["Gateway"] == "10.234.0.1"
+        assert b["IPAMConfig"] == {"IPv4Address": "10.234.0.77"} and b["Aliases"] == ["db"]
+        assert b["DNSNames"] == ["napi-ctr", "db", container_id[:12]]
+        assert settings["napi-a"]["IPAMConfig"] is None and settings["napi-a"]["DNSNames"][:2] == ["napi-ctr", "web"]
+        assert b["NetworkID"] == client.get("/networks/napi-b")["Id"] and len(b["EndpointID"]) == 64
+        assert b["MacAddress"] == "02:42:0a:ea:00:4d"
+        # The network's inspect lists the container; its interface is in the container now.
+        attached = client.get("/networks/napi-b")["Containers"]
+        assert attached[container_id]["Name"] == "napi-ctr"
+        assert attached[container_id]["IPv4Address"] == "10.234.0.77/24"
+        assert "10.234.0.77/24" in daemon.ok("exec", "napi-ctr", "ip", "-4", "addr")
+        # Connected twice: 403 as Docker's; removing a network in use: 403.
+        with pytest.raises(Forbidden, match="^endpoint with name napi-ctr already exists in network napi-b$"):
+            client.post("/networks/napi-b/connect", body={"Container": "napi-ctr"})
+        with pytest.raises(Forbidden, match="has active endpoints"):
+            client.delete("/networks/napi-b")
+        with pytest.raises(NotFound, match="^network nope-net not found$"):
+            client.post("/networks/nope-net/connect", body={"Container": "napi-ctr"})
+        with pytest.raises(NotFound, match="No such container: nope-ctr"):
+            client.post("/networks/napi-b/connect", body={"Container": "nope-ctr"})
+        with pytest.raises(InvalidArgument, match="DriverOpts"):
+            client.post("/networks/napi-b/connect",
+                        body={"Container": "napi-ctr", "EndpointConfig": {"DriverOpts": {"x": "y"}}})
+        assert client.post("/networks/napi-b/disconnect", body={"Container": "napi-ctr"}).status == 200
+        assert "10.234.0.77" not in daemon.ok("exec", "napi-ctr", "ip", "-4", "addr")
+        with pytest.raises(InvalidArgument, match="is not connected to network napi-b"):
+            client.post("/networks/napi-b/disconnect", body={"Container": "napi-ctr"})
+        assert client.post("/networks/napi-b/disconnect", body={"Container": "napi-ctr", "Force": True}).status == 200
+        assert client.get("/networks/napi-b")["Containers"] == {}
+    finally:
+        daemon.cli("rm", "-f", "napi-ctr")
+
+
+def test_prune_filters_until_and_labels(daemon, networks):
+    client = daemon.client()
+    _create(client, networks, "napi-old-keep", Labels={"keep": "1"})
+    _create(client, networks, "napi-old")
+    time.sleep(2.1)
+    _create(client, networks, "napi-new")
+    names = lambda: {n["Name"] for n in client.get("/networks")}  # noqa: E731
+    with pytest.raises(InvalidArgument, match="invalid filter 'dangling'"):
+        client.post("/networks/prune", {"filters": json.dumps({"dangling": ["true"]})})
+    with pytest.raises(InvalidArgument, match="failed to parse value as time or duration"):
+        client.post("/networks/prune", {"filters": json.dumps({"until": ["yesterday"]})})
+    pruned = client.post("/networks/prune", {"filters": json.dumps({"until": ["2s"], "label!": ["keep"]})}).json()
+    assert pruned == {"NetworksDeleted": ["napi-old"]}
+    assert {"napi-old-keep", "napi-new"} <= names() and "napi-old" not in names()
+    pruned = client.post("/networks/prune", {"filters": json.dumps({"label": ["keep=1"]})}).json()
+    assert pruned == {"NetworksDeleted": ["napi-old-keep"]}
+    assert "napi-new" in names() and {"bridge", "host", "none"} <= names()
+    client.delete("/networks/napi-new")
+    assert client.post("/networks/prune", {"filters": json.dumps({"label": ["nobody"]})}).json() == \
+        {"NetworksDeleted": None}
+
+
+# The real docker CLI (scripts/install --test installs docker.io when `docker` is missing). Only these
+# tests depend on it.
+needs_docker = pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI on this machine")
+
+
+@pytest.fixture
+def docker(daemon):
+    config = tempfile.mkdtemp(prefix="minictr-docker-config-")
+
+    def run(*args, ok=True):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": config, "DOCKER_CONFIG": config,
+               "DOCKER_HOST": daemon.host}
+        result = subprocess.run(["docker", *args], capture_output=True, text=True, env=env, timeout=60)
+        if ok:
+            assert result.returncode == 0, f"docker {' '.join(args)}: {result.stderr}"
+        return result
+
+    yield run
+    shutil.rmtree(config)
+
+
+@needs_docker
+def test_docker_cli_network_commands(daemon, docker, networks):
+    networks.extend(["napi-dk", "napi-dk2"])
+    network_id = docker("network", "create", "--subnet", "10.235.0.0/24", "--label", "via=docker", "napi-dk").stdout
+    assert len(network_id.strip()) == 64
+    listed = docker("network", "ls", "--filter", "label=via=docker").stdout.splitlines()
+    assert listed[0].split() == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"]
+    assert listed[1].split() == [network_id[:12], "napi-dk", "bridge", "local"]
+    assert docker("network", "ls", "-f", "type=custom", "--format", "{{.Name}}").stdout.split().count("napi-dk") == 1
+    assert docker("network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}",
+                  "napi-dk").stdout.strip() == "10.235.0.0/24 10.235.0.1"
+    again = docker("network", "create", "napi-dk", ok=False)
+    assert again.returncode == 1 and "network with name napi-dk already exists" in again.stderr
+    predefined = docker("network", "rm", "bridge", ok=False)
+    assert predefined.returncode == 1
+    assert "bridge is a pre-defined network and cannot be removed" in predefined.stderr
+    missing = docker("network", "inspect", "nope-net", ok=False)
+    assert missing.returncode == 1 and "network nope-net not found" in missing.stderr
+    unsupported = docker("network", "create", "-o", "com.docker.network.driver.mtu=1400", "napi-dk2", ok=False)
+    assert unsupported.returncode == 1 and "not supported" in unsupported.stderr
+    assert docker("network", "prune", "-f", "--filter", "label=via=docker").stdout.split() == \
+        ["Deleted", "Networks:", "napi-dk"]
+    assert "napi-dk" not in docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+
+
+@needs_docker
+def test_docker_cli_run_on_a_network_connect_and_port(daemon, image, docker, networks):
+    networks.extend(["napi-dr", "napi-dr2"])
+    docker("network", "create", "--subnet", "10.236.0.0/24", "napi-dr")
+    docker("network", "create", "--subnet", "10.237.0.0/24", "napi-dr2")
+    try:
+        docker("run", "-d", "--name", "napi-dctr", "--network", "napi-dr", "--ip", "10.236.0.9",
+               "-p", "127.0.0.1::80", image, "sleep", "300")
+        port = docker("port", "napi-dctr").stdout.strip()
+        assert port.startswith("80/tcp -> 127.0.0.1:") and int(port.rpartition(":")[2]) > 0
+        docker("network", "connect", "--alias", "db", "napi-dr2", "napi-dctr")
+        fmt = "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.IPAddress}} {{end}}"
+        addresses = docker("inspect", "--format", fmt, "napi-dctr").stdout.split()
+        assert addresses == ["napi-dr=10.236.0.9", "napi-dr2=10.237.0.2"]
+        twice = docker("network", "connect", "napi-dr2", "napi-dctr", ok=False)
+        assert twice.returncode == 1 and "already exists in network napi-dr2" in twice.stderr
+        busy = docker("network", "rm", "napi-dr2", ok=False)
+        assert busy.returncode == 1 and "has active endpoints" in busy.stderr
+        docker("network", "disconnect", "napi-dr2", "napi-dctr")
+        assert docker("inspect", "--format", fmt, "napi-dctr").stdout.split() == ["napi-dr=10.236.0.9"]
+        docker("network", "disconnect", "-f", "napi-dr2", "napi-dctr")
+    finally:
+        daemon.cli("rm", "-f", "napi-dctr")

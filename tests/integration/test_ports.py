@@ -1,0 +1,156 @@
+"""Published ports (-p, -P, --expose, `port`), as root and rootless: served on the host's loopback
+(127.0.0.1 and another loopback address, for listeners on 0.0.0.0), TCP and UDP, released when the
+container ends (kill -9 included), refused with one line when the port is taken."""
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, alive, inspect, wait_until
+
+HTTPD = "mkdir -p /www && echo hello-ports > /www/index.html && exec httpd -f -p 80 -h /www"
+
+
+@pytest.fixture(scope="module")
+def udp_echo():
+    """tests/probes/udp_echo.c, static, readable by everyone (rootless runs as minictr-test)."""
+    top = Path(tempfile.mkdtemp(prefix="minictr-probe-"))
+    os.chmod(top, 0o755)
+    subprocess.run(["cc", "-static", "-O2", "-o", str(top / "udp_echo"), str(REPO / "tests/probes/udp_echo.c")],
+                   check=True, capture_output=True)
+    os.chmod(top / "udp_echo", 0o755)
+    yield f"{top / 'udp_echo'}:/probe:ro"
+    shutil.rmtree(top)
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(host, port, timeout=15):
+    """The body of GET / once the container's httpd answers (the port is listened on before it is)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/", timeout=2) as response:
+                return response.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def refused(host, port):
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def udp_ask(port, payload, timeout=15):
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        while True:
+            s.sendto(payload, ("127.0.0.1", port))
+            try:
+                return s.recv(2048)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+
+
+def test_published_tcp_port_serves_a_containers_httpd_on_the_hosts_loopback(daemon, image):
+    port = free_port()
+    cid = daemon.ok("run", "-d", "-p", f"{port}:80", image, "sh", "-c", HTTPD).strip()
+    try:
+        assert http_get("127.0.0.1", port) == "hello-ports\n"
+        assert http_get("127.0.0.2", port) == "hello-ports\n"  # bound on 0.0.0.0: any host address
+        assert daemon.ok("port", cid, "80").split() == [f"0.0.0.0:{port}"]
+        ports = inspect(daemon, cid)["NetworkSettings"]["Ports"]
+        assert ports == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(port)}]}
+        assert f"0.0.0.0:{port}->80/tcp" in daemon.ok("ps")
+    finally:
+        daemon.ok("rm", "-f", cid)
+    wait_until(lambda: refused("127.0.0.1", port), what="the listener to close with the container")
+
+
+def test_published_udp_port_echoes(daemon, image, udp_echo):
+    port = free_port(socket.SOCK_DGRAM)
+    cid = daemon.ok("run", "-d", "-v", udp_echo, "-p", f"127.0.0.1:{port}:5353/udp", image,
+                    "/probe", "5353").strip()
+    try:
+        assert udp_ask(port, b"ping") == b"echo:ping"
+        assert udp_ask(port, b"again") == b"echo:again"
+        assert daemon.ok("port", cid, "5353/udp").split() == [f"127.0.0.1:{port}"]
+    finally:
+        daemon.ok("rm", "-f", cid)
+
+
+def test_publish_all_picks_free_ports_that_port_shows(daemon, image):
+    cid = daemon.ok("run", "-d", "--expose", "80", "--expose", "81/udp", "-P", image, "sh", "-c", HTTPD).strip()
+    try:
+        lines = sorted(daemon.ok("port", cid).splitlines())
+        assert len(lines) == 2 and lines[0].startswith("80/tcp -> 0.0.0.0:") and lines[1].startswith("81/udp -> 0.0.0.0:")
+        tcp_port = int(lines[0].rsplit(":", 1)[1])
+        assert tcp_port > 0 and int(lines[1].rsplit(":", 1)[1]) > 0
+        assert http_get("127.0.0.1", tcp_port) == "hello-ports\n"
+        assert inspect(daemon, cid)["HostConfig"]["PublishAllPorts"] is True
+    finally:
+        daemon.ok("rm", "-f", cid)
+
+
+def test_a_taken_port_fails_the_start_in_one_line_with_nothing_left(daemon, image):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        other = free_port()
+        result = daemon.cli("run", "-d", "--name", "ports-taken", "-p", f"127.0.0.1:{other}:81",
+                            "-p", f"127.0.0.1:{port}:80", image, "sleep", "1000")
+        try:
+            assert result.returncode != 0
+            assert f"127.0.0.1:{port}" in result.stderr and (
+                "port is already allocated" in result.stderr or "address already in use" in result.stderr)
+            assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+            state = inspect(daemon, "ports-taken")["State"]
+            assert not state["Running"] and not state["Pid"]
+            assert not inspect(daemon, "ports-taken")["NetworkSettings"].get("IPAddress")
+            assert refused("127.0.0.1", other)  # the port bound before the taken one was given back
+        finally:
+            daemon.cli("rm", "-f", "ports-taken")
+
+
+def test_kill_9_of_the_container_releases_its_port(daemon, image):
+    port = free_port()
+    cid = daemon.ok("run", "-d", "-p", f"127.0.0.1:{port}:80", image, "sh", "-c", HTTPD).strip()
+    try:
+        assert http_get("127.0.0.1", port) == "hello-ports\n"
+        pid = inspect(daemon, cid)["State"]["Pid"]
+        os.kill(pid, 9)
+        wait_until(lambda: not alive(pid), what="the container to die")
+        wait_until(lambda: refused("127.0.0.1", port), what="the listener to close after kill -9")
+        assert daemon.ok("port", cid) == ""
+    finally:
+        daemon.ok("rm", "-f", cid)
+
+
+def test_a_running_containers_port_is_served_again_after_a_daemon_restart(daemon, image):
+    port = free_port()
+    cid = daemon.ok("run", "-d", "-p", f"127.0.0.1:{port}:80", image, "sh", "-c", HTTPD).strip()
+    try:
+        assert http_get("127.0.0.1", port) == "hello-ports\n"
+        daemon.stop()
+        daemon.start()
+        assert inspect(daemon, cid)["State"]["Running"]
+        assert http_get("127.0.0.1", port) == "hello-ports\n"
+    finally:
+        daemon.ok("rm", "-f", cid)

@@ -1,0 +1,53 @@
+"""Outbound's nftables table is the daemon's own: named after its default bridge, and only it is rewritten
+or deleted (two root daemons in one namespace keep each other's rules)."""
+
+import re
+
+import pytest
+
+from minictr.networks import outbound
+
+
+def test_table_is_named_after_the_default_bridge():
+    assert outbound.table_name("minictr0") == "minictr"
+    assert outbound.table_name(None) == "minictr"
+    assert outbound.table_name("mct1a2b3c") == "minictr-mct1a2b3c"
+    with pytest.raises(outbound.OutboundError):
+        outbound.table_name('x"; flush ruleset')
+
+
+def test_ruleset_names_only_its_own_table():
+    script = outbound.ruleset({"mcbr-1": ("10.1.0.0/24", False)}, "minictr-mctab")
+    tables = set(re.findall(r"table inet (\S+)", script))
+    assert tables == {"minictr-mctab"}
+    assert "flush" not in script
+    # Without bridges: the table (made first, so the delete cannot fail) and nothing else goes.
+    assert outbound.ruleset({}, "minictr-mctab") == "table inet minictr-mctab {}\ndelete table inet minictr-mctab\n"
+
+
+def test_close_of_one_outbound_leaves_the_others_table(monkeypatch):
+    scripts = []
+    monkeypatch.setattr(outbound, "_run_nft", scripts.append)
+    monkeypatch.setattr(outbound, "_enable_forwarding", lambda: None)
+    monkeypatch.setattr(outbound, "forward_blocked_by", lambda table: [])
+    first, second = outbound.Outbound("minictr-mcta"), outbound.Outbound("minictr-mctb")
+    first.restore({"mcta": ("172.17.0.0/16", False)})
+    second.restore({"mctb": ("172.18.0.0/16", False)})
+    scripts.clear()
+    second.close()
+    assert scripts == ["table inet minictr-mctb {}\ndelete table inet minictr-mctb\n"]
+
+
+
+def test_bridges_are_isolated_from_each_other_before_any_accept():
+    script = outbound.ruleset({"mcbr-a": ("10.1.0.0/24", False), "mcbr-b": ("10.2.0.0/24", False),
+                               "mcbr-c": ("10.3.0.0/24", True)}, "minictr-x")
+    forward = script.split("chain forward {")[1].splitlines()
+    drops = [line.strip() for line in forward if "} drop" in line]
+    assert drops == ['iifname "mcbr-a" oifname { "mcbr-b", "mcbr-c" } drop',
+                     'iifname "mcbr-b" oifname { "mcbr-a", "mcbr-c" } drop',
+                     'iifname "mcbr-c" oifname { "mcbr-a", "mcbr-b" } drop']
+    first_accept = next(i for i, line in enumerate(forward) if "accept" in line and "policy" not in line)
+    assert max(forward.index("    " + d) for d in drops) < first_accept
+    # One bridge alone: nothing to isolate it from.
+    assert "} drop" not in outbound.ruleset({"mcbr-a": ("10.1.0.0/24", False)})

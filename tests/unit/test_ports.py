@@ -1,0 +1,300 @@
+"""Published ports without containers: parsing, the splice forwarder, the publisher and the
+wrapper's listener hand-off, all against sockets on 127.0.0.1."""
+
+import asyncio
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from minictr import native
+from minictr.daemon import host_connect
+from minictr.errors import Conflict, InvalidArgument
+from minictr.networks import ports
+
+
+# ---- parsing ----
+
+@pytest.mark.parametrize("spec, expected", [
+    ("80", [("80/tcp", {"HostIp": "", "HostPort": ""})]),
+    ("8080:80", [("80/tcp", {"HostIp": "", "HostPort": "8080"})]),
+    ("127.0.0.1:8080:80/udp", [("80/udp", {"HostIp": "127.0.0.1", "HostPort": "8080"})]),
+    ("127.0.0.1::80", [("80/tcp", {"HostIp": "127.0.0.1", "HostPort": ""})]),
+    ("[::1]:8080:80", [("80/tcp", {"HostIp": "::1", "HostPort": "8080"})]),
+    ("8080-8081:80-81", [("80/tcp", {"HostIp": "", "HostPort": "8080"}),
+                         ("81/tcp", {"HostIp": "", "HostPort": "8081"})]),
+])
+def test_publish_specs_parse_as_docker_does(spec, expected):
+    assert ports.parse_publish(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["0:80", "80:70000", "x:80", "80/sctp", "1.2.3:80:80", "a:b:c:d", "80-79",
+                                  "8080-8082:80-81", "8080:"])
+def test_bad_publish_specs_are_refused(spec):
+    with pytest.raises(InvalidArgument):
+        ports.parse_publish(spec)
+
+
+def test_publish_options_expose_what_they_publish():
+    exposed, bindings = ports.publish_options(("8080:80", "53/udp"), ("9000-9001",))
+    assert exposed == {"80/tcp": {}, "53/udp": {}, "9000/tcp": {}, "9001/tcp": {}}
+    assert bindings == {"80/tcp": [{"HostIp": "", "HostPort": "8080"}], "53/udp": [{"HostIp": "", "HostPort": ""}]}
+
+
+def test_publish_all_adds_every_exposed_port_on_a_free_port():
+    host_config = {"PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}, "PublishAllPorts": True}
+    wanted = ports.wanted_bindings(host_config, {"80/tcp": {}, "53/udp": {}})
+    assert sorted(wanted) == [(53, "udp", "0.0.0.0", 0), (80, "tcp", "0.0.0.0", 8080)]
+    assert ports.wanted_bindings({"PortBindings": None}, {"80/tcp": {}}) == []
+
+
+def test_ports_view_shows_unpublished_exposed_ports_as_null():
+    published = [{"container_port": 80, "proto": "tcp", "host_ip": "0.0.0.0", "host_port": 32768}]
+    assert ports.ports_view({"80/tcp": {}, "81/tcp": {}}, published) == {
+        "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "32768"}], "81/tcp": None}
+    assert ports.ports_list({"81/tcp": {}}, published) == [
+        {"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 32768, "Type": "tcp"},
+        {"PrivatePort": 81, "Type": "tcp"}]
+
+
+# ---- a "container": servers on 127.0.0.1 ----
+
+def _tcp_server(handler):
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=handler, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server
+
+
+def _echo(conn):
+    with conn:
+        while data := conn.recv(65536):
+            conn.sendall(data)
+
+
+def _count(conn, results):
+    total = 0
+    with conn:
+        while data := conn.recv(1 << 20):
+            total += len(data)
+        conn.sendall(str(total).encode())
+    results.append(total)
+
+
+def _wait_for(predicate, timeout=5):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+# ---- the forwarder ----
+
+def test_forwarder_copies_both_ways_and_passes_eof_on():
+    results = []
+    server = _tcp_server(lambda c: _count(c, results))
+    client_side, ours = socket.socketpair()
+    upstream = socket.create_connection(server.getsockname())
+    native.forward_start(ours.detach(), upstream.detach(), 7)
+    payload = os.urandom(8 << 20)
+    client_side.sendall(payload)
+    client_side.shutdown(socket.SHUT_WR)
+    assert client_side.recv(100) == str(len(payload)).encode()
+    assert client_side.recv(100) == b""
+    _wait_for(lambda: native.forward_count(7) == 0)
+    client_side.close()
+    server.close()
+
+
+def test_shutting_a_group_down_ends_its_connections_only():
+    server = _tcp_server(_echo)
+    pairs = []
+    for group in (11, 11, 12):
+        client_side, ours = socket.socketpair()
+        native.forward_start(ours.detach(), socket.create_connection(server.getsockname()).detach(), group)
+        pairs.append(client_side)
+    assert native.forward_count(11) == 2 and native.forward_count(12) == 1
+    native.forward_shutdown_group(11)
+    assert pairs[0].recv(10) == b"" and pairs[1].recv(10) == b""
+    pairs[2].sendall(b"still here")
+    assert pairs[2].recv(100) == b"still here"
+    _wait_for(lambda: native.forward_count(11) == 0)
+    assert native.forward_count(12) == 1
+    native.forward_shutdown_group(12)
+    _wait_for(lambda: native.forward_count(12) == 0)
+    for s in pairs:
+        s.close()
+    server.close()
+
+
+# ---- the publisher ----
+
+CTR = "ab" * 32
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+def test_published_tcp_port_reaches_the_target_and_release_closes_everything():
+    server = _tcp_server(_echo)
+    target_ip, target_port = server.getsockname()
+
+    async def scenario():
+        publisher = ports.PortPublisher()
+        entries = await publisher.publish(CTR, target_ip, [(target_port, "tcp", "127.0.0.1", 0)])
+        host_port = entries[0]["host_port"]
+        assert host_port != 0
+        reader, writer = await asyncio.open_connection("127.0.0.1", host_port)
+        writer.write(b"hello")
+        assert await reader.readexactly(5) == b"hello"
+        assert native.forward_count(ports.group_of(CTR)) == 1
+        publisher.release(CTR)
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # the connection ended with the container
+        writer.close()
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", host_port)
+        await asyncio.to_thread(_wait_for, lambda: native.forward_count(ports.group_of(CTR)) == 0)
+
+    _run(scenario())
+    server.close()
+
+
+def test_a_taken_port_fails_with_nothing_bound():
+    taken = socket.create_server(("127.0.0.1", 0))
+    taken_port = taken.getsockname()[1]
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    free_port = free.getsockname()[1]
+    free.close()
+
+    async def scenario():
+        publisher = ports.PortPublisher()
+        with pytest.raises(Conflict, match=rf"^Bind for 127.0.0.1:{taken_port} failed: port is already allocated$"):
+            await publisher.publish(CTR, "127.0.0.1", [(80, "tcp", "127.0.0.1", free_port),
+                                                      (81, "tcp", "127.0.0.1", taken_port)])
+        assert publisher.published(CTR) == []
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", free_port))  # the first port was given back
+        probe.close()
+
+    _run(scenario())
+    taken.close()
+
+
+def test_a_port_another_container_holds_is_already_allocated():
+    async def scenario():
+        publisher = ports.PortPublisher()
+        entries = await publisher.publish(CTR, "127.0.0.1", [(80, "udp", "0.0.0.0", 0)])
+        with pytest.raises(Conflict, match="port is already allocated"):
+            await publisher.publish("cd" * 32, "127.0.0.1", [(80, "udp", "127.0.0.1", entries[0]["host_port"])])
+        publisher.release_all()
+
+    _run(scenario())
+
+
+def test_published_udp_port_relays_each_client_separately():
+    echo = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    echo.bind(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            try:
+                data, peer = echo.recvfrom(65535)
+            except OSError:
+                return
+            echo.sendto(data + f" from {peer[1]}".encode(), peer)
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    async def scenario():
+        publisher = ports.PortPublisher()
+        entries = await publisher.publish(CTR, "127.0.0.1", [(echo.getsockname()[1], "udp", "127.0.0.1", 0)])
+        host = ("127.0.0.1", entries[0]["host_port"])
+        answers = []
+        for name in (b"one", b"two"):
+            client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            client.settimeout(5)
+            client.sendto(name, host)
+            answers.append(await asyncio.to_thread(client.recv, 1000))
+            client.close()
+        assert answers[0].startswith(b"one from ") and answers[1].startswith(b"two from ")
+        assert answers[0].split()[-1] != answers[1].split()[-1]  # a relay socket per client
+        publisher.release(CTR)
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.bind(host)  # released
+        probe.close()
+
+    _run(scenario())
+    echo.close()
+
+
+# ---- the rootless wrapper's hand-off ----
+
+def test_the_wrapper_hands_over_a_bound_listener(tmp_path):
+    path = str(tmp_path / host_connect.SOCKET_NAME)
+    listener = host_connect.serve_in_thread(path)
+    try:
+        sock = host_connect.listen(path, "tcp", "127.0.0.1", 0)
+        port = sock.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = sock.accept()
+        client.sendall(b"x")
+        assert accepted.recv(1) == b"x"
+        for s in (client, accepted):
+            s.close()
+        with pytest.raises(OSError) as caught:
+            host_connect.listen(path, "tcp", "127.0.0.1", port)
+        assert caught.value.errno == 98  # EADDRINUSE, for "port is already allocated"
+        sock.close()
+        udp = host_connect.listen(path, "udp", "127.0.0.1", 0)
+        assert udp.type == socket.SOCK_DGRAM
+        udp.close()
+    finally:
+        listener.close()
+
+
+def test_run_options_become_port_bindings_and_exposed_ports():
+    import click
+
+    from minictr.cli.bodies import create_body
+    from minictr.cli.run_options import with_run_options
+
+    command = click.command()(with_run_options(lambda **options: options))
+    ctx = command.make_context("run", ["-p", "127.0.0.1:8080:80", "-P", "--expose", "53/udp", "busybox"])
+    body = create_body(ctx.params)
+    assert body["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}
+    assert body["HostConfig"]["PublishAllPorts"] is True
+    assert body["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}}
+
+
+def test_container_ports_publish_exposed_ports_for_a_running_container():
+    from types import SimpleNamespace
+
+    from minictr.containers.config import merge
+
+    config, _ = merge({"Image": "img", "Cmd": ["true"], "ExposedPorts": {"81/tcp": {}}},
+                      {"ExposedPorts": {"80/tcp": {}}}, CTR)
+    assert config["ExposedPorts"] == {"80/tcp": {}, "81/tcp": {}}
+    container = SimpleNamespace(id=CTR, name="web", config=config, host_config={"PublishAllPorts": True})
+    settings = {"Networks": {"bridge": {"IPAddress": "127.0.0.1"}}}
+
+    async def scenario():
+        container_ports = ports.ContainerPorts(ports.PortPublisher())
+        await container_ports.container_started(container, settings)
+        view = container_ports.settings(container)["Ports"]
+        assert set(view) == {"80/tcp", "81/tcp"} and all(int(v[0]["HostPort"]) > 0 for v in view.values())
+        container_ports.container_stopped(CTR)
+        assert container_ports.settings(container)["Ports"] == {"80/tcp": None, "81/tcp": None}
+
+    _run(scenario())
