@@ -8,7 +8,11 @@ from minictr.errors import InvalidArgument
 
 @route("GET", "/images/json")
 async def list_images(req):
-    return JSONResponse(await asyncio.to_thread(req.services.images.list_images))
+    from minictr.containers.filters import parse
+    from minictr.images.usage import list_images as filtered
+
+    filters = parse(req.arg("filters"))
+    return JSONResponse(await asyncio.to_thread(filtered, req.services.images, filters))
 
 
 @route("GET", "/images/{name*}/json")
