@@ -5,7 +5,27 @@ import re
 from urllib.parse import parse_qs
 
 _ROUTES = []
-_VERSION_PREFIX = re.compile(r"^/v\d+\.\d+(?=/)")
+_VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(?=/)")
+
+# Sections of the Docker Engine API minictr does not implement: any path under them answers 501
+# naming the feature (docs/compat.md lists them; tests/unit/test_compat_table.py keeps both true).
+UNSUPPORTED = {
+    "swarm": "swarm", "nodes": "swarm nodes", "services": "swarm services", "tasks": "swarm tasks",
+    "secrets": "swarm secrets", "configs": "swarm configs", "plugins": "plugins", "build": "build",
+    "distribution": "distribution", "session": "session", "grpc": "grpc",
+}
+
+
+def api_version(path):
+    """The `1.NN` of a `/v1.NN/...` path, or None for an unprefixed one."""
+    m = _VERSION_PREFIX.match(path)
+    return m.group(1) if m else None
+
+
+def unsupported(path):
+    """The feature name when `path` (without a version prefix) is in a section minictr does not have."""
+    section = path.lstrip("/").split("/", 1)[0]
+    return UNSUPPORTED.get(section)
 
 
 def route(method, pattern):
@@ -22,16 +42,14 @@ def route(method, pattern):
 
 
 def match(method, path):
-    """The handler and path parameters for a request, or why there is none (404/405)."""
+    """The handler and path parameters for a request, or why there is none: 501 for a section
+    minictr does not have, else 404 (Docker answers a wrong method with 404 "page not found" too)."""
     path = _VERSION_PREFIX.sub("", path)
-    allowed = False
     for route_method, regex, handler in _ROUTES:
         m = regex.match(path)
-        if m:
-            if route_method == method or (method == "HEAD" and route_method == "GET"):
-                return handler, m.groupdict()
-            allowed = True
-    return None, 405 if allowed else 404
+        if m and (route_method == method or (method == "HEAD" and route_method == "GET")):
+            return handler, m.groupdict()
+    return None, 501 if unsupported(path) else 404
 
 
 class Request:

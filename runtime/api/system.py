@@ -9,7 +9,12 @@ from minictr.api.router import JSONResponse, TextResponse, route
 
 @route("GET", "/_ping")
 async def ping(req):
-    return TextResponse("OK")
+    response = TextResponse("OK")
+    # As Docker's: clients must not cache the ping; Builder-Version 1 (no BuildKit) makes the docker
+    # CLI use the classic builder, whose POST /build answers 501 "minictr does not support build".
+    response.headers = [("Builder-Version", "1"), ("Cache-Control", "no-cache, no-store, must-revalidate"),
+                        ("Pragma", "no-cache")]
+    return response
 
 
 @route("GET", "/version")
