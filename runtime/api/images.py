@@ -23,13 +23,16 @@ async def inspect_image(req):
 @route("DELETE", "/images/{name*}")
 async def remove_image(req):
     services = req.services
+    # The image's id, for the events (an untag-only answer does not carry it); NotFound as remove's.
+    image_id = (await asyncio.to_thread(services.images.resolve, req.params["name"])).id
     result = await asyncio.to_thread(services.images.remove, req.params["name"], req.flag("force"),
                                      services.containers.uses_image)
-    # Events as Docker sends them: one per reference untagged, one for the image (not its layers).
+    # Events as Docker sends them: one per reference untagged (the image's id, the reference as its
+    # name: `events --filter image=ID` sees them), one for the image (not its layers).
     deleted = [item["Deleted"] for item in result if "Deleted" in item]
     for item in result:
         if "Untagged" in item:
-            _emit(req, "untag", deleted[0] if deleted else item["Untagged"], item["Untagged"])
+            _emit(req, "untag", deleted[0] if deleted else image_id, item["Untagged"])
     if deleted:
         _emit(req, "delete", deleted[0], deleted[0])
     return JSONResponse(result)
