@@ -5,6 +5,7 @@ import platform
 
 from minictr import API_VERSION, MIN_API_VERSION, __version__
 from minictr.api.router import JSONResponse, TextResponse, route
+from minictr.errors import NotFound
 
 
 @route("GET", "/_ping")
@@ -97,6 +98,14 @@ async def prune_networks(req):
 @route("POST", "/build/prune")
 async def prune_build_cache(req):
     return JSONResponse({"CachesDeleted": [], "SpaceReclaimed": 0})
+
+
+@route("GET", "/plugins/{name}/json")
+async def inspect_plugin(req):
+    # minictr has no plugins, so no name is one (Docker's 404 for a plugin it lacks). `docker inspect NAME`
+    # asks for a plugin after containers, images, networks and volumes: only a 404 lets it print
+    # "Error: No such object: NAME" (a 501 stops it with the plugins refusal instead).
+    raise NotFound(f'plugin "{req.params["name"]}" not found')
 
 
 @route("GET", "/system/df")
