@@ -22,10 +22,24 @@ def api_version(path):
     return m.group(1) if m else None
 
 
-def unsupported(path):
-    """The feature name when `path` (without a version prefix) is in a section minictr does not have."""
+# Single endpoints minictr does not implement, in sections it otherwise has: 501 naming them too.
+UNSUPPORTED_ENDPOINTS = [
+    ("GET", re.compile(r"^/images/search$"), "image search"),
+    ("GET", re.compile(r"^/containers/[^/]+/attach/ws$"), "attach over websocket"),
+    ("PUT", re.compile(r"^/volumes/[^/]+$"), "cluster volumes"),
+]
+
+
+def unsupported(path, method=None):
+    """The feature name when `path` (without a version prefix) is in a section or is an endpoint
+    minictr does not have, else None."""
     section = path.lstrip("/").split("/", 1)[0]
-    return UNSUPPORTED.get(section)
+    if section in UNSUPPORTED:
+        return UNSUPPORTED[section]
+    for endpoint_method, regex, feature in UNSUPPORTED_ENDPOINTS:
+        if method in (None, endpoint_method) and regex.match(path):
+            return feature
+    return None
 
 
 def route(method, pattern):
@@ -49,7 +63,7 @@ def match(method, path):
         m = regex.match(path)
         if m and (route_method == method or (method == "HEAD" and route_method == "GET")):
             return handler, m.groupdict()
-    return None, 501 if unsupported(path) else 404
+    return None, 501 if unsupported(path, method) else 404
 
 
 class Request:
@@ -132,6 +146,15 @@ class HijackResponse:
     def __init__(self, run, content_type="application/vnd.docker.multiplexed-stream"):
         self.run = run
         self.content_type = content_type
+
+
+def stream_content_type(req, tty):
+    """The Content-Type of an attach, exec or logs stream, as Docker's: raw-stream with a tty; without
+    one the stream is framed (multiplexed), which Docker names from API 1.42 only (older: raw-stream)."""
+    version = api_version(req.path)
+    if tty or (version and tuple(int(n) for n in version.split(".")) < (1, 42)):
+        return "application/vnd.docker.raw-stream"
+    return "application/vnd.docker.multiplexed-stream"
 
 
 def ndjson(obj):

@@ -91,7 +91,7 @@ class Connection:
             _check_version(router.api_version(path))
             if handler is None and params == 501:
                 bare = router._VERSION_PREFIX.sub("", path)
-                raise _RouteError(501, f"minictr does not support {router.unsupported(bare)}: {bare}")
+                raise _RouteError(501, f"minictr does not support {router.unsupported(bare, method)}: {bare}")
             if handler is None:
                 raise _RouteError(params, f"page not found: {method} {path}")
             req = router.Request(method, target, headers, params, self.body_chunks, self.services)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from minictr import native
 from minictr.containers import config as container_config
 from minictr.containers import mounts as container_mounts
+from minictr.containers import unsupported
 from minictr.containers.cgroups import Cgroups, freeze
 from minictr.containers.resources import Resources
 from minictr.security import Confinement
@@ -225,6 +226,7 @@ class ContainerService:
         self._check_name_free(name)
         if not body.get("Image"):
             raise InvalidArgument("No image specified")
+        unsupported.check(body)  # a flag minictr would ignore: 400 naming it
         image = await asyncio.to_thread(self.images.resolve, body["Image"])
         container_id = secrets.token_hex(32)
         config, host_config = container_config.merge(body, image.config, container_id)

@@ -209,3 +209,37 @@ def test_docker_build_fails_clearly(daemon, tmp_path):
     result = docker_env(daemon, {"DOCKER_BUILDKIT": "0"}, "build", "-q", str(tmp_path))
     assert result.returncode != 0
     assert "minictr does not support build" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--security-opt", "label=type:svirt_t"], "minictr does not support SELinux: --security-opt label=type:svirt_t (only label=disable is accepted)"),
+    (["--security-opt", "apparmor=docker-default"], "minictr does not support AppArmor: --security-opt apparmor=docker-default (only apparmor=unconfined is accepted)"),
+    (["--device", "/dev/null"], "minictr does not support --device (HostConfig.Devices)"),
+    (["--sysctl", "net.ipv4.ip_forward=1"], "minictr does not support --sysctl (HostConfig.Sysctls)"),
+    (["--pid", "host"], "minictr does not support --pid (HostConfig.PidMode)"),
+    (["--oom-score-adj", "5"], "minictr does not support --oom-score-adj (HostConfig.OomScoreAdj)"),
+    (["--health-cmd", "true"], "minictr does not support --health-cmd (Healthcheck)"),
+    (["--group-add", "10"], "minictr does not support --group-add (HostConfig.GroupAdd)"),
+])
+def test_docker_run_flags_minictr_would_ignore_fail_clearly(daemon, image, flags, message):
+    before = docker(daemon, "ps", "-aq").stdout
+    result = docker(daemon, "run", "--rm", *flags, image, "true")
+    assert result.returncode == 125, result.stderr
+    # The CLI's own frame around the daemon's line, as against Docker: the line, then its usage hint.
+    assert result.stderr.splitlines()[0] == f"docker: Error response from daemon: {message}", result.stderr
+    assert "Traceback" not in result.stderr
+    assert docker(daemon, "ps", "-aq").stdout == before  # nothing created
+
+
+@pytest.mark.parametrize("opt", ["label=disable", "label:disable", "apparmor=unconfined"])
+def test_security_opts_asking_for_no_lsm_are_accepted(daemon, image, opt):
+    result = docker(daemon, "run", "--rm", "--security-opt", opt, image, "echo", "ok")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ok\n"
+
+
+def test_minictr_cli_refuses_selinux_label_too(daemon, image):
+    result = daemon.cli("run", "--rm", "--security-opt", "label=level:s0:c1", image, "true")
+    assert result.returncode != 0
+    assert "minictr does not support SELinux" in result.stderr
+    assert "Traceback" not in result.stderr
