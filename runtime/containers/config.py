@@ -52,6 +52,8 @@ def merge(body, image_config, container_id):
         config["StopSignal"] = stop_signal
     if body.get("StopTimeout") is not None:
         config["StopTimeout"] = int(body["StopTimeout"])
+    if body.get("WorkingDir") and not body["WorkingDir"].startswith("/"):
+        raise InvalidArgument(f"the working directory '{body['WorkingDir']}' is invalid, it needs to be an absolute path")
     host_config = dict(body.get("HostConfig") or {})
     host_config.setdefault("NetworkMode", "default")
     host_config["AutoRemove"] = bool(host_config.get("AutoRemove"))

@@ -95,6 +95,21 @@ def test_run_env_workdir_user_entrypoint_name(daemon, image):
     assert result.returncode == 0, result.stderr
     assert result.stdout == "hi there||/srv/app|1000:1001|sh\n"
     assert docker(daemon, "ps", "-a", "-q", "-f", "name=dk-flags").stdout == ""
+    relative = docker(daemon, "run", "--rm", "-w", "rel", image, "pwd")
+    assert relative.returncode == 125 and relative.stdout == ""
+    assert relative.stderr.startswith("docker: Error response from daemon: "
+                                      "the working directory 'rel' is invalid, it needs to be an absolute path\n")
+    nobody = docker(daemon, "run", "--rm", "-u", "nosuchuser", image, "id")
+    assert nobody.returncode == 125 and "unable to find user nosuchuser" in nobody.stderr
+    assert docker(daemon, "ps", "-a", "-q").stdout == ""
+
+
+def test_run_rm_detached_removes_the_container_when_it_exits(daemon, image):
+    container_id = ok(daemon, "run", "--rm", "-d", "--name", "dk-rm-d", image, "sleep", "0.3").strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", container_id)
+    wait_until(lambda: docker(daemon, "ps", "-a", "-q", "-f", "name=dk-rm-d").stdout == "", what="dk-rm-d removed")
+    gone = docker(daemon, "inspect", "--type", "container", "dk-rm-d")
+    assert gone.returncode == 1 and "No such container: dk-rm-d" in gone.stderr
 
 
 def test_run_init_makes_docker_init_pid_1(daemon, image):
