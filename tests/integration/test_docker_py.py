@@ -526,3 +526,77 @@ def test_df(client, image):
     assert isinstance(df["LayersSize"], int)
     assert isinstance(df["Containers"], list)
     assert isinstance(df["Volumes"], list)
+
+
+# --- API details docker-py depends on ---
+
+def _hijack_headers(daemon, method, path, body=b""):
+    """The status line and headers of a request sent as docker-py sends attach/exec (Upgrade: tcp)."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(daemon.socket))
+        sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                     f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        sock.settimeout(20)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+    lines = head.split(b"\r\n\r\n")[0].decode().split("\r\n")
+    return lines[0], {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+
+
+def test_log_config_is_json_file_and_stream_content_types(client, daemon, sleeper):
+    assert sleeper.attrs["HostConfig"]["LogConfig"]["Type"] == "json-file"
+    raw, framed = "application/vnd.docker.raw-stream", "application/vnd.docker.multiplexed-stream"
+    for tty, expected in ((False, framed), (True, raw)):
+        exec_id = client.api.exec_create(sleeper.id, ["true"], tty=tty)["Id"]
+        status, headers = _hijack_headers(daemon, "POST", f"/v1.43/exec/{exec_id}/start",
+                                          b'{"Detach": false, "Tty": %s}' % (b"true" if tty else b"false"))
+        assert status.startswith("HTTP/1.1 101"), status
+        assert headers["content-type"] == expected
+        assert headers["upgrade"] == "tcp"
+    status, headers = _hijack_headers(daemon, "POST", f"/v1.43/containers/{sleeper.id}/attach?stream=1&stdout=1")
+    assert status.startswith("HTTP/1.1 101") and headers["content-type"] == framed
+    # Before API 1.42 Docker named every hijacked stream raw-stream (framed or not).
+    status, headers = _hijack_headers(daemon, "POST", f"/v1.41/containers/{sleeper.id}/attach?stream=1&stdout=1")
+    assert status.startswith("HTTP/1.1 101") and headers["content-type"] == raw
+    status, headers = _hijack_headers(daemon, "GET", f"/v1.43/containers/{sleeper.id}/logs?stdout=1")
+    assert headers["content-type"] == framed
+
+
+def test_exec_stream_exit_code_through_exec_inspect(client, sleeper):
+    exec_id = client.api.exec_create(sleeper.id, ["sh", "-c", "echo bye; exit 5"])["Id"]
+    assert b"".join(client.api.exec_start(exec_id, stream=True)) == b"bye\n"
+    inspected = client.api.exec_inspect(exec_id)
+    assert inspected["ExitCode"] == 5 and inspected["Running"] is False
+
+
+def test_logs_follow_sees_lines_written_while_following(client, image):
+    container = client.containers.run(image, ["sh", "-c", "echo first; sleep 1; echo second; sleep 60"], detach=True)
+    try:
+        stream = container.logs(stream=True, follow=True)
+        assert next(stream) == b"first\n"
+        started = time.monotonic()
+        assert next(stream) == b"second\n"
+        assert time.monotonic() - started < 10
+        stream.close()
+    finally:
+        container.remove(force=True)
+
+
+def test_missing_objects_answer_docker_messages(client):
+    missing = unique("none")
+    with pytest.raises(docker.errors.NotFound) as error:
+        client.api.start(missing)
+    assert error.value.explanation == f"No such container: {missing}"
+    with pytest.raises(docker.errors.ImageNotFound) as error:
+        client.images.remove(f"{missing}:tag")
+    assert error.value.explanation == f"No such image: {missing}:tag"
+    with pytest.raises(docker.errors.NotFound) as error:
+        client.volumes.get(missing)
+    assert missing in error.value.explanation
+    with pytest.raises(docker.errors.NotFound) as error:
+        client.networks.get(missing)
+    assert error.value.explanation == f"network {missing} not found"
