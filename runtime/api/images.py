@@ -164,8 +164,14 @@ async def push_image(req):
 
     name, tag = req.params["name"], req.arg("tag") or ""
     text = f"{name}:{tag}" if tag else name
-    familiar = references.parse(text).familiar()  # a bad reference: 400, nothing sent
+    parsed = references.parse(text, default_tag=False)  # a bad reference: 400, nothing sent
+    # No tag at all: every local tag of the repository (the API's meaning; `docker push -a`).
+    all_tags = parsed.tag is None and parsed.digest is None
+    familiar = parsed.familiar_name if all_tags else references.parse(text).familiar()
     credentials, _ = decode_registry_auth(req.headers.get("x-registry-auth"))
-    return await progress_response(
-        lambda progress: Pusher(req.services.images, credentials, progress=progress).push(text),
-        lambda result: _emit(req, "push", familiar, familiar))
+
+    def work(progress):
+        pusher = Pusher(req.services.images, credentials, progress=progress)
+        return pusher.push_all_tags(name) if all_tags else pusher.push(text)
+
+    return await progress_response(work, lambda result: _emit(req, "push", familiar, familiar))

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from tests.integration.registry import registry, registry_manifest  # noqa: F401 - fixtures
 from tests.integration.test_docker_cli import docker
 
 SHORT_ID = re.compile(r"^[0-9a-f]{12}$")
@@ -225,3 +226,33 @@ def test_system_prune_says_what_it_removed(daemon, image, refs):
     assert docker(daemon, "image", "inspect", dangling).returncode == 1
     assert image_id(daemon, "dki-kept:1") == image_id(daemon, image)
     assert ok(daemon, "ps", "-a", "-q", "-f", f"id={stopped}") == ""
+
+
+def test_push_and_pull_all_tags(daemon, image, registry, refs):
+    repository = registry.ref("dki/all-tags")
+    refs.extend([f"{repository}:a", f"{repository}:b", "dki-all-src:1"])
+    ok(daemon, "run", "--name", "dki-all-src", image, "sh", "-c", "echo b > /b")
+    try:
+        ok(daemon, "commit", "dki-all-src", "dki-all-src:1")
+    finally:
+        daemon.cli("rm", "-f", "dki-all-src")
+    ok(daemon, "tag", image, f"{repository}:a")
+    ok(daemon, "tag", "dki-all-src:1", f"{repository}:b")
+    pushed = ok(daemon, "push", "--all-tags", repository)
+    digests = {tag: registry_manifest(registry, "dki/all-tags", tag)[2] for tag in ("a", "b")}
+    assert pushed.count("The push refers to repository") == 1
+    assert f"a: digest: {digests['a']}" in pushed and f"b: digest: {digests['b']}" in pushed
+    ok(daemon, "rmi", f"{repository}:a", f"{repository}:b")
+    pulled = ok(daemon, "pull", "--all-tags", repository)
+    assert "a: Pulling from dki/all-tags" in pulled and "b: Pulling from dki/all-tags" in pulled
+    assert f"Digest: {digests['a']}" in pulled and f"Digest: {digests['b']}" in pulled
+    assert pulled.endswith(f"Status: Downloaded newer image for {repository}\n{repository}\n")
+    assert sorted(ok(daemon, "images", "--format", "{{.Tag}}", repository).split()) == ["a", "b"]
+    assert image_id(daemon, f"{repository}:b") == image_id(daemon, "dki-all-src:1")
+    again = ok(daemon, "pull", "-a", repository)
+    assert again.count("Status: ") == 1 and f"Status: Image is up to date for {repository}" in again
+    nothing = docker(daemon, "push", "-a", registry.ref("dki/nothing-local"))
+    assert nothing.returncode == 1
+    assert f"An image does not exist locally with the tag: {registry.ref('dki/nothing-local')}" in nothing.stderr
+    absent = docker(daemon, "pull", "-a", registry.ref("dki/absent"))
+    assert absent.returncode == 1 and "not found" in absent.stderr and "Traceback" not in absent.stderr
