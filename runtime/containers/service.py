@@ -826,7 +826,8 @@ class ContainerService:
         container = self.get(ref)
         keys = detach_keys_parse(detach_keys or DEFAULT_DETACH_KEYS)
         attach = Attach((1 if stdin else 0) | (2 if stdout else 0) | (4 if stderr else 0),
-                        tty=bool(container.config.get("Tty")), detach_keys=keys)
+                        tty=bool(container.config.get("Tty")), detach_keys=keys,
+                        stdin_once=bool(container.config.get("StdinOnce")))
         if container.state is State.RUNNING:
             spawn(attach.connect(self._paths(container)["attach"]))
         elif container.state in (State.CREATED, State.EXITED):
@@ -930,11 +931,14 @@ class Attach:
     With a tty, as in Docker: the client's input is watched for `detach_keys` (bytes), which
     end this attach and leave the container running; the end of its input ends the attach
     too, and never closes the container's stdin (other clients share the pty). Without one,
-    the end of its input half-closes the monitor connection: the container's stdin ends."""
+    the end of its input half-closes the monitor connection: the container's stdin ends — if the
+    container has StdinOnce (an exec always does); if not, Docker ends the attach as with a tty
+    (`docker run -di` then `docker attach`: the container keeps its stdin)."""
 
-    def __init__(self, mask, tty=False, detach_keys=b""):
+    def __init__(self, mask, tty=False, detach_keys=b"", stdin_once=True):
         self.mask = mask
         self.tty = tty
+        self.stdin_once = stdin_once
         self.detach_keys = detach_keys if tty else b""
         self.detached = False
         self._client = asyncio.get_running_loop().create_future()
@@ -1003,8 +1007,8 @@ class Attach:
                 data = await reader.read(65536)
             if output.done():
                 return
-            if self.tty:
-                mon_writer.close()  # Docker: with a tty, the end of the input ends the attach
+            if self.tty or not self.stdin_once:
+                mon_writer.close()  # Docker: with a tty or without StdinOnce, the end of the input ends the attach
             else:
                 mon_writer.write_eof()  # the client half-closed: the container's stdin ends (StdinOnce)
         except (ConnectionError, OSError):

@@ -305,6 +305,31 @@ def test_attach_socket_writes_stdin_and_half_close_ends_it(client, image):
         container.remove(force=True)
 
 
+def test_attach_half_close_without_stdin_once_ends_the_attach_not_the_stdin(client, image):
+    # detach=True: docker-py (as `docker run -di`) leaves StdinOnce false; Docker then ends the attach
+    # when its input ends and the container keeps its stdin open.
+    container = client.containers.run(image, ["sh", "-c", "cat; echo stdin-ended"], stdin_open=True, detach=True)
+    try:
+        assert container.attrs["Config"]["StdinOnce"] is False
+        sock = container.attach_socket(params={"stdin": 1, "stdout": 1, "stream": 1})
+        raw = _raw(sock)
+        try:
+            raw.sendall(b"first\n")
+            assert b"first\n" in _read_until(raw, b"first\n")
+            raw.shutdown(socket.SHUT_WR)
+            raw.settimeout(20)
+            while raw.recv(4096):
+                pass
+        finally:
+            sock.close()
+        time.sleep(0.5)
+        container.reload()
+        assert container.status == "running"
+        assert b"stdin-ended" not in container.logs()
+    finally:
+        container.remove(force=True)
+
+
 def test_attach_socket_with_a_tty_echoes_and_half_close_ends_the_attach(client, image):
     # With a tty, Docker ends the attach when its input ends; the container keeps running.
     container = client.containers.create(image, ["cat"], stdin_open=True, tty=True)
