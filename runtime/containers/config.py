@@ -92,7 +92,10 @@ def hosts_file(hostname):
 
 
 def _command(config):
-    return " ".join((config["Entrypoint"] or []) + (config["Cmd"] or []))
+    """Docker's Command of a list item (daemon/list.go): path, then the args, each with a space in
+    single quotes (`sh -c 'exit 3'`)."""
+    argv = (config["Entrypoint"] or []) + (config["Cmd"] or [])
+    return " ".join(argv[:1] + [f"'{arg}'" if " " in arg else arg for arg in argv[1:]])
 
 
 def state_string(container):

@@ -216,7 +216,8 @@ class ContainerService:
         return any(c.state in (State.RUNNING, State.PAUSED, State.RESTARTING) for c in self._containers.values())
 
     def uses_image(self, image_id):
-        return any(c.image_id == image_id for c in self._containers.values())
+        """The id of a container made from the image (truthy), or None: rmi names it as Docker does."""
+        return next((c.id for c in self._containers.values() if c.image_id == image_id), None)
 
     # ---- create -----------------------------------------------------------------------------
 

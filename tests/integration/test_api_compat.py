@@ -243,3 +243,32 @@ def test_minictr_cli_refuses_selinux_label_too(daemon, image):
     assert result.returncode != 0
     assert "minictr does not support SELinux" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_docker_outputs_as_dockers_own(daemon, image):
+    """Outputs bench/docker_compat.py saw Docker 20.10 give for the same commands (bench/results/issue8)."""
+    assert docker(daemon, "run", "--name", "cmp-exit", image, "sh", "-c", "exit 3").returncode == 3
+    try:
+        ps = docker(daemon, "ps", "-a", "--filter", "name=cmp-exit", "--format", "{{.Names}}|{{.Image}}|{{.Command}}")
+        assert ps.stdout == f"cmp-exit|{image}|\"sh -c 'exit 3'\"\n"
+        fmt = ("{{.Name}} {{.State.Status}} {{.State.ExitCode}} {{.Config.Cmd}} {{.Path}} {{.Args}} "
+               "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.LogConfig.Type}} {{.Config.Image}}")
+        assert docker(daemon, "inspect", "--format", fmt, "cmp-exit").stdout == \
+            f"/cmp-exit exited 3 [sh -c exit 3] sh [-c exit 3] no json-file {image}\n"
+        cid = docker(daemon, "inspect", "--format", "{{.Id}}", "cmp-exit").stdout.strip()
+        image_id = docker(daemon, "image", "inspect", "--format", "{{.Id}}", image).stdout.strip()
+        rmi = docker(daemon, "rmi", image)
+        assert rmi.returncode == 1
+        assert rmi.stderr == (f'Error response from daemon: conflict: unable to remove repository reference "{image}" '
+                              f"(must force) - container {cid[:12]} is using its referenced image "
+                              f"{image_id.removeprefix('sha256:')[:12]}\n")
+        created = docker(daemon, "create", "--name", "cmp-exit", image, "true")
+        assert created.returncode == 1
+        assert created.stderr == (f'Error response from daemon: Conflict. The container name "/cmp-exit" is already in '
+                                  f'use by container "{cid}". You have to remove (or rename) that container to be able '
+                                  f"to reuse that name.\n")
+        assert docker(daemon, "inspect", "nosuch").stderr == "Error: No such object: nosuch\n"
+        assert docker(daemon, "network", "inspect", "nosuch").stderr == \
+            "Error response from daemon: network nosuch not found\n"
+    finally:
+        docker(daemon, "rm", "-f", "cmp-exit")
