@@ -177,7 +177,7 @@ def test_save_to_stdout_and_load_from_stdin_and_file(daemon, image, refs, tmp_pa
     assert bad.returncode == 1 and "Error response from daemon" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_anonymous_volume_and_prune_and_ls_filters(daemon):
+def test_anonymous_volume_and_prune_and_ls_filters(daemon, image):
     made = []
     try:
         name = ok(daemon, "volume", "create").strip()
@@ -193,9 +193,11 @@ def test_anonymous_volume_and_prune_and_ls_filters(daemon):
         assert name in ok(daemon, "volume", "ls", "-q", "-f", "dangling=true").split()
         assert ok(daemon, "volume", "inspect", "--format", "{{.Mountpoint}}", "dki-named").strip().endswith(
             "/volumes/dki-named/_data")
-        # Without -a only anonymous volumes go, as with Docker >= 23.
+        ok(daemon, "run", "--rm", "-v", f"{name}:/data", image, "dd", "if=/dev/zero", "of=/data/f", "bs=1024",
+           "count=100")
+        # Without -a only anonymous volumes go, as with Docker >= 23; what their files held is reclaimed.
         out = ok(daemon, "volume", "prune", "-f", "--filter", "label=com.docker.volume.anonymous")
-        assert out == f"Deleted Volumes:\n{name}\n\nTotal reclaimed space: 0B\n"
+        assert out == f"Deleted Volumes:\n{name}\n\nTotal reclaimed space: 102.4kB\n"
         assert "dki-named" in ok(daemon, "volume", "ls", "-q").split()
         missing = docker(daemon, "volume", "rm", "dki-no-such-volume")
         assert missing.returncode == 1 and "No such volume: dki-no-such-volume" in missing.stderr
