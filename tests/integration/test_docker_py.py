@@ -2,7 +2,6 @@
 high-level API, as a test suite built on it would against Docker."""
 
 import io
-import os
 import socket
 import tarfile
 import time
@@ -113,18 +112,36 @@ def test_logs_timestamps_tail_and_follow(client, image):
         container.remove(force=True)
 
 
-def test_logs_since_until_not_following(client, image):
+def test_logs_since_and_until(client, image):
     container = client.containers.run(image, ["sh", "-c", "echo early; sleep 1.5; echo later"], detach=True)
     try:
-        container.wait(timeout=30)
-        started = container.attrs["Created"]
-        assert b"later" in container.logs()
-        middle = datetime.now(timezone.utc) - timedelta(seconds=60)
-        assert container.logs(since=middle) == b"early\nlater\n"
-        assert container.logs(until=datetime.now(timezone.utc) - timedelta(minutes=5)) == b""
-        assert started
+        assert container.wait(timeout=30)["StatusCode"] == 0
+        stamped = container.logs(timestamps=True).decode().splitlines()
+        assert [line.split(" ", 1)[1] for line in stamped] == ["early", "later"]
+        early = datetime.fromisoformat(stamped[0].split(" ")[0][:26].rstrip("Z") + "+00:00").timestamp()
+        between = early + 0.7
+        assert container.logs(since=between) == b"later\n"
+        assert container.logs(until=between) == b"early\n"
+        assert container.logs(since=datetime.now(timezone.utc) + timedelta(minutes=1)) == b""
     finally:
         container.remove()
+
+
+def test_kill_with_a_signal_the_container_traps(client, image):
+    container = client.containers.run(
+        image, ["sh", "-c", "trap 'echo got-usr1; exit 9' USR1; echo ready; while true; do sleep 0.1; done"],
+        detach=True)
+    try:
+        wait_until(lambda: b"ready" in container.logs(), what="the trap set")
+        container.kill(signal="SIGUSR1")
+        assert container.wait(timeout=30)["StatusCode"] == 9
+        assert container.logs() == b"ready\ngot-usr1\n"
+        with pytest.raises(docker.errors.APIError) as error:
+            container.kill()
+        assert error.value.status_code == 409
+        assert "is not running" in error.value.explanation
+    finally:
+        container.remove(force=True)
 
 
 def test_create_get_list_filters_and_prune(client, image):
@@ -427,7 +444,7 @@ def test_archive_on_a_stopped_container(client, image):
 
 # --- images ---
 
-def test_images_get_list_save_remove_load(client, image, tmp_path):
+def test_images_get_list_tag_remove(client, image):
     img = client.images.get(image)
     assert f"{image}:latest" in img.tags
     assert img.id.startswith("sha256:")
@@ -435,19 +452,35 @@ def test_images_get_list_save_remove_load(client, image, tmp_path):
     assert [i.id for i in client.images.list(name=image)] == [img.id]
     tag = unique("tag")
     assert img.tag(tag, "v1") is True
-    assert f"{tag}:v1" in client.images.get(f"{tag}:v1").tags
-    saved = b"".join(client.images.get(f"{tag}:v1").save(named=f"{tag}:v1"))
-    with tarfile.open(fileobj=io.BytesIO(saved)) as tar:
-        assert "manifest.json" in tar.getnames()
+    assert client.images.get(f"{tag}:v1").id == img.id
     client.images.remove(f"{tag}:v1")
     with pytest.raises(docker.errors.ImageNotFound):
         client.images.get(f"{tag}:v1")
-    loaded = client.images.load(saved)
+    assert client.images.get(image).id == img.id  # untagging one name keeps the image
+
+
+def test_image_save_chunks_load_into_another_daemon(client, image, clean_daemon):
+    tag = unique("saved") + ":v1"
+    client.images.get(image).tag(tag)
     try:
-        assert [i.id for i in loaded] == [img.id]
-        assert f"{tag}:v1" in client.images.get(f"{tag}:v1").tags
+        chunks = list(client.images.get(tag).save(chunk_size=65536, named=tag))
+        assert len(chunks) > 1
+        with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+            assert "manifest.json" in tar.getnames()
     finally:
-        client.images.remove(f"{tag}:v1")
+        client.images.remove(tag)
+    other = docker.DockerClient(base_url=clean_daemon.host, timeout=60)
+    try:
+        loaded = other.images.load(b"".join(chunks))
+        assert [i.tags for i in loaded] == [[tag]]
+        assert loaded[0].id == client.images.get(image).id
+        assert other.containers.run(tag, ["echo", "loaded"], remove=True) == b"loaded\n"
+        with pytest.raises(docker.errors.APIError) as error:
+            other.images.load(b"not a tar at all")
+        assert 400 <= error.value.status_code < 600 and error.value.explanation
+        assert [i.tags for i in other.images.list()] == [[tag]]
+    finally:
+        other.close()
 
 
 def test_images_pull_from_the_loopback_registry(client, daemon, registry, busybox_archive):
