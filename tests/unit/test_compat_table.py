@@ -13,7 +13,12 @@ from minictr.cli.run_options import RUN_OPTIONS
 from minictr.containers import unsupported
 from minictr.errors import InvalidArgument
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "compat.md"
+import minictr
+
+# The repository's docs: beside tests/, or (a copied suite) beside the package minictr runs from.
+DOC = next((p for p in (Path(__file__).resolve().parents[2] / "docs" / "compat.md",
+                        Path(minictr.__file__).resolve().parents[1] / "docs" / "compat.md") if p.exists()),
+           Path("docs/compat.md"))
 METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD")
 
 
