@@ -29,11 +29,11 @@ def client(daemon, image):
 
 def test_from_env_ping_version_info(daemon, image, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", daemon.host)
-    c = docker.from_env(version="auto")
+    c = docker.from_env()  # negotiates the API version (docker-py 7 asks /version when none is given)
     try:
         assert c.ping() is True
         version = c.version()
-        assert version["ApiVersion"] == c.api.api_version
+        assert version["ApiVersion"] == c.api.api_version == "1.43"
         assert version["Os"] == "linux"
         info = c.info()
         assert info["Containers"] >= 0
@@ -261,6 +261,13 @@ def test_exec_run_stream_demux(sleeper):
     out = b"".join(c[0] for c in chunks if c[0])
     err = b"".join(c[1] for c in chunks if c[1])
     assert (out, err) == (b"out\n", b"err\n")
+
+
+def test_exec_in_a_missing_container_is_not_found(client):
+    missing = unique("gone")
+    with pytest.raises(docker.errors.NotFound) as error:
+        client.api.exec_create(missing, ["true"])
+    assert error.value.explanation == f"No such container: {missing}"
 
 
 def test_exec_in_stopped_container_is_409(client, image):
