@@ -221,7 +221,7 @@ def test_system_prune_says_what_it_removed(daemon, image, refs):
         daemon.cli("rm", "-f", "dki-pr-src")
         daemon.cli("network", "rm", "dki-prune-net")
     assert network
-    assert f"Deleted Containers:\n" in out and stopped in out.split("Deleted Networks:")[0]
+    assert "Deleted Containers:\n" in out and stopped in out.split("Deleted Networks:")[0]
     assert "Deleted Networks:\ndki-prune-net\n" in out
     assert f"Deleted Images:\ndeleted: {dangling}\n" in out
     assert re.search(r"\nTotal reclaimed space: \d+(\.\d+)?[kMG]?B\n$", out)
