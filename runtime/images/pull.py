@@ -209,7 +209,10 @@ class Puller:
 
     def _pull(self, client, ref, wanted, final_status=True) -> dict:
         repository = ref.path
-        data, media_type, top_digest = client.get_manifest(repository, ref.digest or ref.tag)
+        try:
+            data, media_type, top_digest = client.get_manifest(repository, ref.digest or ref.tag)
+        except NotFound:  # named as the user wrote it, registry included (Docker's words)
+            raise NotFound(f"manifest for {ref.familiar()} not found: manifest unknown: manifest unknown") from None
         self.progress.status(f"Pulling from {repository}", ref.digest or ref.tag)
         manifest, media_type = _json(data, "the manifest"), media_type
         if media_type in _SCHEMA1_TYPES or manifest.get("schemaVersion") == 1:

@@ -256,5 +256,8 @@ def test_push_and_pull_all_tags(daemon, image, registry, refs):
     nothing = docker(daemon, "push", "-a", registry.ref("dki/nothing-local"))
     assert nothing.returncode == 1
     assert f"An image does not exist locally with the tag: {registry.ref('dki/nothing-local')}" in nothing.stderr
+    missing_tag = docker(daemon, "pull", f"{repository}:c")
+    assert missing_tag.returncode == 1 and missing_tag.stderr == (
+        f"Error response from daemon: manifest for {repository}:c not found: manifest unknown: manifest unknown\n")
     absent = docker(daemon, "pull", "-a", registry.ref("dki/absent"))
     assert absent.returncode == 1 and "not found" in absent.stderr and "Traceback" not in absent.stderr
