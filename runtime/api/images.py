@@ -123,7 +123,10 @@ async def tag_image(req):
     store = req.services.images
     await asyncio.to_thread(store.tag, req.params["name"], reference)
     image_id = (await asyncio.to_thread(store.resolve, reference)).id
-    _emit(req, "tag", image_id, reference if tag else f"{repo}:latest")
+    from minictr.images import reference as references
+
+    # Named as Docker names it, familiar (`evt:1`, not the docker CLI's `docker.io/library/evt:1`).
+    _emit(req, "tag", image_id, references.parse(reference).familiar())
     return EmptyResponse(201)
 
 

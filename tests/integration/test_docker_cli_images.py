@@ -106,8 +106,10 @@ def test_tag_rmi_and_their_events(daemon, image, refs):
     assert bad.returncode != 0 and "must be lowercase" in bad.stderr
     until = f"{time.time() + 0.5:.3f}"
     events = ok(daemon, "events", "--since", since, "--until", until, "--filter", f"image={full}",
-                "--filter", "event=tag", "--filter", "event=untag", "--format", "{{.Action}} {{.Actor.ID}}")
-    assert events.splitlines() == [f"tag {full}", f"tag {full}", f"untag {full}", f"untag {full}"]
+                "--filter", "event=tag", "--filter", "event=untag",
+                "--format", "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}")
+    assert events.splitlines() == [f"tag {full} dki-tag:1", f"tag {full} dki-tag:2",
+                                   f"untag {full} dki-tag:1", f"untag {full} dki-tag:2"]
 
 
 def test_commit_history_export_and_import(daemon, image, refs, tmp_path):
