@@ -25,6 +25,12 @@ class Conflict(MinictrError):
     status = 409
 
 
+class NotSupported(MinictrError):
+    """A Docker feature minictr does not have (swarm, plugins, build, ...): 501, naming it."""
+
+    status = 501
+
+
 class DaemonUnavailable(MinictrError):
     """The CLI could not reach a daemon, nor start one."""
 
@@ -43,7 +49,7 @@ class CommandNotExecutable(MinictrError):
     exit_code = 126
 
 
-_BY_STATUS = {400: InvalidArgument, 403: Forbidden, 404: NotFound, 409: Conflict, 503: DaemonUnavailable}
+_BY_STATUS = {400: InvalidArgument, 403: Forbidden, 404: NotFound, 409: Conflict, 501: NotSupported, 503: DaemonUnavailable}
 
 
 def status_of(error: BaseException) -> int:

@@ -3,7 +3,7 @@
 import asyncio
 import json
 
-from minictr.api.router import EmptyResponse, HijackResponse, JSONResponse, StreamResponse, route
+from minictr.api.router import EmptyResponse, HijackResponse, JSONResponse, StreamResponse, route, stream_content_type
 from minictr.containers.service import parse_signal
 from minictr.errors import InvalidArgument
 
@@ -29,7 +29,7 @@ async def attach_container(req):
     attach = req.services.containers.prepare_attach(req.params["id"], req.flag("stdin"),
                                                     req.flag("stdout"), req.flag("stderr"),
                                                     req.arg("detachKeys"))
-    return HijackResponse(attach.serve, attach.content_type)
+    return HijackResponse(attach.serve, stream_content_type(req, attach.tty))
 
 
 @route("POST", "/containers/{id}/resize")

@@ -1,6 +1,6 @@
 """/containers/{id}/exec and /exec/…: parse the request, call the exec service, shape the answer."""
 
-from minictr.api.router import EmptyResponse, HijackResponse, JSONResponse, route
+from minictr.api.router import EmptyResponse, HijackResponse, JSONResponse, route, stream_content_type
 from minictr.errors import InvalidArgument
 
 
@@ -27,8 +27,7 @@ async def start_exec(req):
     async def run(reader, writer, early):
         await execs.serve(instance, reader, writer, early)
 
-    content_type = "application/vnd.docker.raw-stream" if instance.tty else "application/vnd.docker.multiplexed-stream"
-    return HijackResponse(run, content_type)
+    return HijackResponse(run, stream_content_type(req, instance.tty))
 
 
 @route("GET", "/exec/{id}/json")

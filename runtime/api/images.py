@@ -8,7 +8,11 @@ from minictr.errors import InvalidArgument
 
 @route("GET", "/images/json")
 async def list_images(req):
-    return JSONResponse(await asyncio.to_thread(req.services.images.list_images))
+    from minictr.containers.filters import parse
+    from minictr.images.usage import list_images as filtered
+
+    filters = parse(req.arg("filters"))
+    return JSONResponse(await asyncio.to_thread(filtered, req.services.images, filters))
 
 
 @route("GET", "/images/{name*}/json")
@@ -19,13 +23,16 @@ async def inspect_image(req):
 @route("DELETE", "/images/{name*}")
 async def remove_image(req):
     services = req.services
+    # The image's id, for the events (an untag-only answer does not carry it); NotFound as remove's.
+    image_id = (await asyncio.to_thread(services.images.resolve, req.params["name"])).id
     result = await asyncio.to_thread(services.images.remove, req.params["name"], req.flag("force"),
                                      services.containers.uses_image)
-    # Events as Docker sends them: one per reference untagged, one for the image (not its layers).
+    # Events as Docker sends them: one per reference untagged (the image's id, the reference as its
+    # name: `events --filter image=ID` sees them), one for the image (not its layers).
     deleted = [item["Deleted"] for item in result if "Deleted" in item]
     for item in result:
         if "Untagged" in item:
-            _emit(req, "untag", deleted[0] if deleted else item["Untagged"], item["Untagged"])
+            _emit(req, "untag", deleted[0] if deleted else image_id, item["Untagged"])
     if deleted:
         _emit(req, "delete", deleted[0], deleted[0])
     return JSONResponse(result)
@@ -116,7 +123,10 @@ async def tag_image(req):
     store = req.services.images
     await asyncio.to_thread(store.tag, req.params["name"], reference)
     image_id = (await asyncio.to_thread(store.resolve, reference)).id
-    _emit(req, "tag", image_id, reference if tag else f"{repo}:latest")
+    from minictr.images import reference as references
+
+    # Named as Docker names it, familiar (`evt:1`, not the docker CLI's `docker.io/library/evt:1`).
+    _emit(req, "tag", image_id, references.parse(reference).familiar())
     return EmptyResponse(201)
 
 
@@ -157,8 +167,14 @@ async def push_image(req):
 
     name, tag = req.params["name"], req.arg("tag") or ""
     text = f"{name}:{tag}" if tag else name
-    familiar = references.parse(text).familiar()  # a bad reference: 400, nothing sent
+    parsed = references.parse(text, default_tag=False)  # a bad reference: 400, nothing sent
+    # No tag at all: every local tag of the repository (the API's meaning; `docker push -a`).
+    all_tags = parsed.tag is None and parsed.digest is None
+    familiar = parsed.familiar_name if all_tags else references.parse(text).familiar()
     credentials, _ = decode_registry_auth(req.headers.get("x-registry-auth"))
-    return await progress_response(
-        lambda progress: Pusher(req.services.images, credentials, progress=progress).push(text),
-        lambda result: _emit(req, "push", familiar, familiar))
+
+    def work(progress):
+        pusher = Pusher(req.services.images, credentials, progress=progress)
+        return pusher.push_all_tags(name) if all_tags else pusher.push(text)
+
+    return await progress_response(work, lambda result: _emit(req, "push", familiar, familiar))

@@ -1,6 +1,6 @@
 """GET /containers/{id}/logs: the container's json-file log, as Docker serves it."""
 
-from minictr.api.router import StreamResponse, route
+from minictr.api.router import StreamResponse, route, stream_content_type
 from minictr.containers.logs import LogsQuery, open_logs
 from minictr.errors import InvalidArgument
 
@@ -11,8 +11,7 @@ async def container_logs(req):
                       since_ns=_unix_ns(req, "since"), until_ns=_unix_ns(req, "until"),
                       timestamps=req.flag("timestamps"), details=req.flag("details"), tail=_tail(req.arg("tail")))
     tty, chunks = open_logs(req.services.containers, req.params["id"], query)
-    content_type = "application/vnd.docker.raw-stream" if tty else "application/vnd.docker.multiplexed-stream"
-    return StreamResponse(chunks, content_type)
+    return StreamResponse(chunks, stream_content_type(req, tty))
 
 
 def _unix_ns(req, name):

@@ -27,7 +27,9 @@ async def pull_image(req):
     from minictr.images.registry import decode_registry_auth
 
     text = pull_reference(req.arg("fromImage"), req.arg("tag"))
-    references.parse(text)  # a bad reference: 400, nothing sent
+    parsed = references.parse(text, default_tag=False)  # a bad reference: 400, nothing sent
+    # No tag in fromImage nor in `tag`: every tag of the repository (the API's meaning; `docker pull -a`).
+    all_tags = parsed.tag is None and parsed.digest is None
     platform = req.arg("platform") or None
     parse_platform(platform)
     credentials, _ = decode_registry_auth(req.headers.get("x-registry-auth"))
@@ -35,8 +37,11 @@ async def pull_image(req):
     def pulled(result):
         req.services.events.emit("image", "pull", result["reference"], {"name": result["reference"]})
 
-    return await progress_response(
-        lambda progress: Puller(req.services.images, credentials, progress=progress).pull(text, platform), pulled)
+    def work(progress):
+        puller = Puller(req.services.images, credentials, progress=progress)
+        return puller.pull_all_tags(text, platform) if all_tags else puller.pull(text, platform)
+
+    return await progress_response(work, pulled)
 
 
 async def progress_response(work, on_result):

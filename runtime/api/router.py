@@ -5,7 +5,41 @@ import re
 from urllib.parse import parse_qs
 
 _ROUTES = []
-_VERSION_PREFIX = re.compile(r"^/v\d+\.\d+(?=/)")
+_VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(?=/)")
+
+# Sections of the Docker Engine API minictr does not implement: any path under them answers 501
+# naming the feature (docs/compat.md lists them; tests/unit/test_compat_table.py keeps both true).
+UNSUPPORTED = {
+    "swarm": "swarm", "nodes": "swarm nodes", "services": "swarm services", "tasks": "swarm tasks",
+    "secrets": "swarm secrets", "configs": "swarm configs", "plugins": "plugins", "build": "build",
+    "distribution": "distribution", "session": "session", "grpc": "grpc",
+}
+
+
+def api_version(path):
+    """The `1.NN` of a `/v1.NN/...` path, or None for an unprefixed one."""
+    m = _VERSION_PREFIX.match(path)
+    return m.group(1) if m else None
+
+
+# Single endpoints minictr does not implement, in sections it otherwise has: 501 naming them too.
+UNSUPPORTED_ENDPOINTS = [
+    ("GET", re.compile(r"^/images/search$"), "image search"),
+    ("GET", re.compile(r"^/containers/[^/]+/attach/ws$"), "attach over websocket"),
+    ("PUT", re.compile(r"^/volumes/[^/]+$"), "cluster volumes"),
+]
+
+
+def unsupported(path, method=None):
+    """The feature name when `path` (without a version prefix) is in a section or is an endpoint
+    minictr does not have, else None."""
+    section = path.lstrip("/").split("/", 1)[0]
+    if section in UNSUPPORTED:
+        return UNSUPPORTED[section]
+    for endpoint_method, regex, feature in UNSUPPORTED_ENDPOINTS:
+        if method in (None, endpoint_method) and regex.match(path):
+            return feature
+    return None
 
 
 def route(method, pattern):
@@ -22,16 +56,14 @@ def route(method, pattern):
 
 
 def match(method, path):
-    """The handler and path parameters for a request, or why there is none (404/405)."""
+    """The handler and path parameters for a request, or why there is none: 501 for a section
+    minictr does not have, else 404 (Docker answers a wrong method with 404 "page not found" too)."""
     path = _VERSION_PREFIX.sub("", path)
-    allowed = False
     for route_method, regex, handler in _ROUTES:
         m = regex.match(path)
-        if m:
-            if route_method == method or (method == "HEAD" and route_method == "GET"):
-                return handler, m.groupdict()
-            allowed = True
-    return None, 405 if allowed else 404
+        if m and (route_method == method or (method == "HEAD" and route_method == "GET")):
+            return handler, m.groupdict()
+    return None, 501 if unsupported(path, method) else 404
 
 
 class Request:
@@ -114,6 +146,15 @@ class HijackResponse:
     def __init__(self, run, content_type="application/vnd.docker.multiplexed-stream"):
         self.run = run
         self.content_type = content_type
+
+
+def stream_content_type(req, tty):
+    """The Content-Type of an attach, exec or logs stream, as Docker's: raw-stream with a tty; without
+    one the stream is framed (multiplexed), which Docker names from API 1.42 only (older: raw-stream)."""
+    version = api_version(req.path)
+    if tty or (version and tuple(int(n) for n in version.split(".")) < (1, 42)):
+        return "application/vnd.docker.raw-stream"
+    return "application/vnd.docker.multiplexed-stream"
 
 
 def ndjson(obj):

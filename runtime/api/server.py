@@ -13,7 +13,7 @@ import os
 
 import h11
 
-from minictr import API_VERSION, __version__
+from minictr import API_VERSION, MIN_API_VERSION, __version__
 from minictr.api import router
 from minictr.errors import MinictrError, status_of
 
@@ -85,10 +85,15 @@ class Connection:
         target = request.target.decode()
         headers = {k.decode().lower(): v.decode() for k, v in request.headers}
         log.debug("%s %s", method, target)
-        handler, params = router.match(method, target.partition("?")[0])
+        path = target.partition("?")[0]
+        handler, params = router.match(method, path)
         try:
+            _check_version(router.api_version(path))
+            if handler is None and params == 501:
+                bare = router._VERSION_PREFIX.sub("", path)
+                raise _RouteError(501, f"minictr does not support {router.unsupported(bare, method)}: {bare}")
             if handler is None:
-                raise _RouteError(params, f"page not found: {method} {target}")
+                raise _RouteError(params, f"page not found: {method} {path}")
             req = router.Request(method, target, headers, params, self.body_chunks, self.services)
             response = await handler(req)
         except MinictrError as e:
@@ -141,6 +146,21 @@ class Connection:
         await self.writer.drain()
         early, _ = self.h11.trailing_data
         await response.run(self.reader, self.writer, bytes(early))
+
+
+def _version_tuple(version):
+    return tuple(int(part) for part in version.split("."))
+
+
+def _check_version(version):
+    """Docker's version middleware: a /v1.NN/ prefix outside [MIN_API_VERSION, API_VERSION] is a 400."""
+    if version is None:
+        return
+    if _version_tuple(version) > _version_tuple(API_VERSION):
+        raise _RouteError(400, f"client version {version} is too new. Maximum supported API version is {API_VERSION}")
+    if _version_tuple(version) < _version_tuple(MIN_API_VERSION):
+        raise _RouteError(400, f"client version {version} is too old. Minimum supported API version is "
+                               f"{MIN_API_VERSION}, please upgrade your client to a newer version")
 
 
 class _RouteError(Exception):

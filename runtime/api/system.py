@@ -5,11 +5,17 @@ import platform
 
 from minictr import API_VERSION, MIN_API_VERSION, __version__
 from minictr.api.router import JSONResponse, TextResponse, route
+from minictr.errors import NotFound
 
 
 @route("GET", "/_ping")
 async def ping(req):
-    return TextResponse("OK")
+    response = TextResponse("OK")
+    # As Docker's: clients must not cache the ping; Builder-Version 1 (no BuildKit) makes the docker
+    # CLI use the classic builder, whose POST /build answers 501 "minictr does not support build".
+    response.headers = [("Builder-Version", "1"), ("Cache-Control", "no-cache, no-store, must-revalidate"),
+                        ("Pragma", "no-cache")]
+    return response
 
 
 @route("GET", "/version")
@@ -92,6 +98,14 @@ async def prune_networks(req):
 @route("POST", "/build/prune")
 async def prune_build_cache(req):
     return JSONResponse({"CachesDeleted": [], "SpaceReclaimed": 0})
+
+
+@route("GET", "/plugins/{name}/json")
+async def inspect_plugin(req):
+    # minictr has no plugins, so no name is one (Docker's 404 for a plugin it lacks). `docker inspect NAME`
+    # asks for a plugin after containers, images, networks and volumes: only a 404 lets it print
+    # "Error: No such object: NAME" (a 501 stops it with the plugins refusal instead).
+    raise NotFound(f'plugin "{req.params["name"]}" not found')
 
 
 @route("GET", "/system/df")

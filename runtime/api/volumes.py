@@ -24,8 +24,9 @@ async def create_volume(req):
     for key in ("Labels", "DriverOpts"):
         if body.get(key) is not None and not isinstance(body[key], dict):
             raise InvalidArgument(f"{key} must be an object")
+    # No name: a random one, labelled anonymous as Docker's (so `volume prune` without -a takes it).
     volume = req.services.volumes.create(body.get("Name") or None, body.get("Driver") or "local",
-                                         body.get("Labels"), body.get("DriverOpts"))
+                                         body.get("Labels"), body.get("DriverOpts"), anonymous=not body.get("Name"))
     return JSONResponse(volume.to_api(), 201)
 
 

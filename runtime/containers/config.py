@@ -52,6 +52,8 @@ def merge(body, image_config, container_id):
         config["StopSignal"] = stop_signal
     if body.get("StopTimeout") is not None:
         config["StopTimeout"] = int(body["StopTimeout"])
+    if body.get("WorkingDir") and not body["WorkingDir"].startswith("/"):
+        raise InvalidArgument(f"the working directory '{body['WorkingDir']}' is invalid, it needs to be an absolute path")
     host_config = dict(body.get("HostConfig") or {})
     host_config.setdefault("NetworkMode", "default")
     host_config["AutoRemove"] = bool(host_config.get("AutoRemove"))
@@ -90,7 +92,10 @@ def hosts_file(hostname):
 
 
 def _command(config):
-    return " ".join((config["Entrypoint"] or []) + (config["Cmd"] or []))
+    """Docker's Command of a list item (daemon/list.go): path, then the args, each with a space in
+    single quotes (`sh -c 'exit 3'`)."""
+    argv = (config["Entrypoint"] or []) + (config["Cmd"] or [])
+    return " ".join(argv[:1] + [f"'{arg}'" if " " in arg else arg for arg in argv[1:]])
 
 
 def state_string(container):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from minictr import native
 from minictr.containers import config as container_config
 from minictr.containers import mounts as container_mounts
+from minictr.containers import unsupported
 from minictr.containers.cgroups import Cgroups, freeze
 from minictr.containers.resources import Resources
 from minictr.security import Confinement
@@ -215,7 +216,8 @@ class ContainerService:
         return any(c.state in (State.RUNNING, State.PAUSED, State.RESTARTING) for c in self._containers.values())
 
     def uses_image(self, image_id):
-        return any(c.image_id == image_id for c in self._containers.values())
+        """The id of a container made from the image (truthy), or None: rmi names it as Docker does."""
+        return next((c.id for c in self._containers.values() if c.image_id == image_id), None)
 
     # ---- create -----------------------------------------------------------------------------
 
@@ -225,6 +227,7 @@ class ContainerService:
         self._check_name_free(name)
         if not body.get("Image"):
             raise InvalidArgument("No image specified")
+        unsupported.check(body)  # a flag minictr would ignore: 400 naming it
         image = await asyncio.to_thread(self.images.resolve, body["Image"])
         container_id = secrets.token_hex(32)
         config, host_config = container_config.merge(body, image.config, container_id)
@@ -824,7 +827,8 @@ class ContainerService:
         container = self.get(ref)
         keys = detach_keys_parse(detach_keys or DEFAULT_DETACH_KEYS)
         attach = Attach((1 if stdin else 0) | (2 if stdout else 0) | (4 if stderr else 0),
-                        tty=bool(container.config.get("Tty")), detach_keys=keys)
+                        tty=bool(container.config.get("Tty")), detach_keys=keys,
+                        stdin_once=bool(container.config.get("StdinOnce")))
         if container.state is State.RUNNING:
             spawn(attach.connect(self._paths(container)["attach"]))
         elif container.state in (State.CREATED, State.EXITED):
@@ -928,11 +932,14 @@ class Attach:
     With a tty, as in Docker: the client's input is watched for `detach_keys` (bytes), which
     end this attach and leave the container running; the end of its input ends the attach
     too, and never closes the container's stdin (other clients share the pty). Without one,
-    the end of its input half-closes the monitor connection: the container's stdin ends."""
+    the end of its input half-closes the monitor connection: the container's stdin ends — if the
+    container has StdinOnce (an exec always does); if not, Docker ends the attach as with a tty
+    (`docker run -di` then `docker attach`: the container keeps its stdin)."""
 
-    def __init__(self, mask, tty=False, detach_keys=b""):
+    def __init__(self, mask, tty=False, detach_keys=b"", stdin_once=True):
         self.mask = mask
         self.tty = tty
+        self.stdin_once = stdin_once
         self.detach_keys = detach_keys if tty else b""
         self.detached = False
         self._client = asyncio.get_running_loop().create_future()
@@ -1001,8 +1008,8 @@ class Attach:
                 data = await reader.read(65536)
             if output.done():
                 return
-            if self.tty:
-                mon_writer.close()  # Docker: with a tty, the end of the input ends the attach
+            if self.tty or not self.stdin_once:
+                mon_writer.close()  # Docker: with a tty or without StdinOnce, the end of the input ends the attach
             else:
                 mon_writer.write_eof()  # the client half-closed: the container's stdin ends (StdinOnce)
         except (ConnectionError, OSError):

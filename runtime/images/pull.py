@@ -185,9 +185,34 @@ class Puller:
                 raise MinictrError(f"pull access denied for {ref.familiar_name}, repository does not exist "
                                    f"or may require 'minictr login': {error}") from None
 
-    def _pull(self, client, ref, wanted) -> dict:
+    def pull_all_tags(self, text: str, platform: str | None = None) -> dict:
+        """`docker pull --all-tags` (the API's fromImage without a tag): every tag the registry lists for
+        the repository, and one Status line for them all, as Docker. Returns pull's dict for the last."""
+        ref = references.parse(text, default_tag=False)
+        wanted = parse_platform(platform)
+        with RegistryClient(ref.domain, self.credentials, self.insecure, transport=self.transport) as client:
+            try:
+                tags = client.list_tags(ref.path)
+                if not tags:
+                    raise NotFound(f"no tags found for {ref.familiar_name}")
+                results = [self._pull(client, references.parse(f"{ref.name}:{tag}"), wanted, final_status=False)
+                           for tag in tags]
+            except Unauthorized as error:
+                if client.credentials:
+                    raise
+                raise MinictrError(f"pull access denied for {ref.familiar_name}, repository does not exist "
+                                   f"or may require 'minictr login': {error}") from None
+        updated = any(result["updated"] for result in results)
+        shown = ref.familiar_name
+        self.progress.status(f"Status: {'Downloaded newer image' if updated else 'Image is up to date'} for {shown}")
+        return dict(results[-1], reference=shown, updated=updated)
+
+    def _pull(self, client, ref, wanted, final_status=True) -> dict:
         repository = ref.path
-        data, media_type, top_digest = client.get_manifest(repository, ref.digest or ref.tag)
+        try:
+            data, media_type, top_digest = client.get_manifest(repository, ref.digest or ref.tag)
+        except NotFound:  # named as the user wrote it, registry included (Docker's words)
+            raise NotFound(f"manifest for {ref.familiar()} not found: manifest unknown: manifest unknown") from None
         self.progress.status(f"Pulling from {repository}", ref.digest or ref.tag)
         manifest, media_type = _json(data, "the manifest"), media_type
         if media_type in _SCHEMA1_TYPES or manifest.get("schemaVersion") == 1:
@@ -230,7 +255,8 @@ class Puller:
         shown = f"{ref.familiar_name}@{ref.digest}" if ref.digest else ref.familiar()
         self.progress.status(f"Digest: {top_digest}")
         updated = before != image_id
-        self.progress.status(f"Status: {'Downloaded newer image' if updated else 'Image is up to date'} for {shown}")
+        if final_status:
+            self.progress.status(f"Status: {'Downloaded newer image' if updated else 'Image is up to date'} for {shown}")
         return {"id": image_id, "digest": top_digest, "reference": shown, "updated": updated}
 
     def _current(self, ref):

@@ -45,7 +45,21 @@ class Pusher:
         self.progress = _Progress(progress)
         self.chunk_size = chunk_size
 
-    def push(self, text: str) -> dict:
+    def push_all_tags(self, name: str) -> dict:
+        """`docker push --all-tags` (the API's push without a tag): each local tag of the repository
+        `name`, in order; returns push's dict for the last."""
+        ref = references.parse(name, default_tag=False)
+        prefix = ref.name + ":"
+        stored = self.store.db.query("SELECT reference FROM image_references")
+        tags = sorted(row["reference"][len(prefix):] for row in stored if row["reference"].startswith(prefix))
+        if not tags:
+            raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_name}")
+        result = None
+        for index, tag in enumerate(tags):
+            result = self.push(f"{ref.name}:{tag}", announce=index == 0)
+        return result
+
+    def push(self, text: str, announce: bool = True) -> dict:
         """Push the local image `text` names; returns {tag, digest, size} of its manifest."""
         ref = references.parse(text)
         if ref.digest is not None:
@@ -56,7 +70,8 @@ class Pusher:
             matched = None
         if matched is None:
             raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_name}")
-        self.progress.status(f"The push refers to repository [{ref.name}]")
+        if announce:
+            self.progress.status(f"The push refers to repository [{ref.name}]")
         config_bytes = self.store._config_path(image_id).read_bytes()
         diff_ids = json.loads(config_bytes)["rootfs"]["diff_ids"]
         layers = [self._layer_blob(diff_id) for diff_id in diff_ids]

@@ -377,6 +377,19 @@ class RegistryClient:
             raise InvalidArgument(f"the manifest of {repository}:{reference} is not JSON") from None
         return data, media_type, digest
 
+    def list_tags(self, repository: str) -> list[str]:
+        """GET /v2/<repository>/tags/list: the repository's tags (NotFound when it has none there)."""
+        with closing(self.request("GET", repository, f"/v2/{repository}/tags/list", stream=True)) as response:
+            if response.status_code == 404:
+                raise NotFound(f"repository {repository} not found: name unknown")
+            _check_status(response, f"GET tags of {repository}")
+            data = _read_bounded(response, MAX_MANIFEST_SIZE, f"the tags of {repository}")
+        try:
+            tags = json.loads(data).get("tags") or []
+        except (ValueError, AttributeError):
+            raise InvalidArgument(f"the tag list of {repository} is not JSON") from None
+        return [tag for tag in tags if isinstance(tag, str)]
+
     def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
         """Upload a manifest under a tag or digest; returns its digest."""
         import hashlib

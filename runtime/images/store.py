@@ -213,11 +213,14 @@ class ImageStore:
                 doomed = [matched] + _orphaned_digest_references(matched, refs)
                 if len(refs) > len(doomed):
                     return self._untag(image_id, doomed)
-                if in_use(image_id):
+                user = in_use(image_id)
+                if user:
                     if not force:
+                        # Docker names the container (its short id) when in_use gives it.
+                        who = f"container {user[:12]}" if isinstance(user, str) else "a container"
                         raise Conflict(
                             f'conflict: unable to remove repository reference "{name}" (must force) '
-                            f"- a container is using its referenced image {short}"
+                            f"- {who} is using its referenced image {short}"
                         )
                     return self._untag(image_id, refs)
                 return self._delete(image_id, refs)

@@ -39,6 +39,80 @@ def history(store, name: str) -> list[dict]:
     return entries
 
 
+LIST_FILTERS = {"dangling", "label", "label!", "before", "since", "reference", "until"}
+
+
+def list_images(store, filters: dict) -> list[dict]:
+    """GET /images/json with Docker's `filters`: dangling, label, label!, before, since, until and
+    reference (a path.Match pattern on the familiar `name:tag` or name; only the matching RepoTags
+    and RepoDigests stay, and an image none matches is left out)."""
+    unknown = set(filters) - LIST_FILTERS
+    if unknown:
+        raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
+    dangling = _dangling(filters["dangling"]) if filters.get("dangling") else None
+    until = _until(filters.get("until"))
+    before = min((_created(store, ref) for ref in filters.get("before", [])), default=None)
+    since = max((_created(store, ref) for ref in filters.get("since", [])), default=None)
+    patterns = [_path_pattern(p) for p in filters.get("reference", [])]
+    selected = []
+    for summary in store.list_images():
+        if dangling is not None and bool(summary["RepoTags"]) == dangling:
+            continue
+        if until is not None and summary["Created"] >= until:
+            continue
+        if before is not None and summary["Created"] >= before:
+            continue
+        if since is not None and summary["Created"] <= since:
+            continue
+        if not _labels_pass(filters, summary["Labels"] or {}):
+            continue
+        if patterns:
+            tags = [ref for ref in summary["RepoTags"] if _reference_matches(patterns, ref)]
+            digests = [ref for ref in summary["RepoDigests"] if _reference_matches(patterns, ref)]
+            if not tags and not digests:
+                continue
+            summary = dict(summary, RepoTags=tags, RepoDigests=digests)
+        selected.append(summary)
+    return selected
+
+
+def _created(store, name: str) -> int:
+    return _unix_time(store.resolve(name).document.get("created"))
+
+
+def _path_pattern(pattern: str):
+    """Go's path.Match as a regular expression: `*` and `?` never cross a `/`."""
+    out, i = [], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "*":
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+        elif char == "[":
+            end = pattern.find("]", i + 1)
+            if end < 0:
+                raise InvalidArgument(f"invalid filter 'reference={pattern}': syntax error in pattern")
+            body = pattern[i + 1:end]
+            out.append("[" + ("^" + body[1:] if body.startswith("^") else body).replace("\\", "\\\\") + "]")
+            i = end
+        elif char == "\\" and i + 1 < len(pattern):
+            i += 1
+            out.append(re.escape(pattern[i]))
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def _reference_matches(patterns, familiar: str) -> bool:
+    """Docker's reference.FamiliarMatch: the pattern against `name:tag` (or `name@digest`), then the name."""
+    name = familiar.split("@", 1)[0]
+    if ":" in name.rsplit("/", 1)[-1]:
+        name = name.rsplit(":", 1)[0]
+    return any(p.match(familiar) or p.match(name) for p in patterns)
+
+
 def prune(store, filters: dict, in_use) -> dict:
     """POST /images/prune: dangling (untagged) images, or with `dangling=false` every image no
     container uses, that pass `until` and `label`; Docker's {ImagesDeleted, SpaceReclaimed}."""

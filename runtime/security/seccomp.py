@@ -65,8 +65,9 @@ def _parse_bool(text):
 
 
 def parse_security_opts(opts):
-    """Docker's parseSecurityOpt (moby daemon): its words for what it refuses. `label` and `apparmor`
-    are accepted and have no effect (minictr applies neither SELinux nor AppArmor)."""
+    """Docker's parseSecurityOpt (moby daemon): its words for what it refuses. minictr applies
+    neither SELinux nor AppArmor: `label=disable` and `apparmor=unconfined` are accepted (that is
+    what it does), any other `label`/`apparmor` value is refused naming the system."""
     result = SecurityOptions()
     for opt in opts or []:
         if opt == "no-new-privileges":
@@ -85,6 +86,12 @@ def parse_security_opts(opts):
                 result.no_new_privileges = _parse_bool(value)
             except ValueError:
                 raise InvalidArgument(f"invalid --security-opt 2: {json.dumps(opt)}") from None
+        elif key == "label" and value != "disable" or key == "apparmor" and value != "unconfined":
+            # Asking for a confinement minictr cannot apply must not pass silently; asking for none
+            # (label=disable, apparmor=unconfined) is what every minictr container has.
+            system = "SELinux" if key == "label" else "AppArmor"
+            raise InvalidArgument(f"minictr does not support {system}: --security-opt {opt} "
+                                  f"(only {key}{sep}{'disable' if key == 'label' else 'unconfined'} is accepted)")
         elif key not in ("label", "apparmor"):
             raise InvalidArgument(f"invalid --security-opt 2: {json.dumps(opt)}")
     return result

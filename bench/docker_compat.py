@@ -1,0 +1,221 @@
+#!/opt/minictr/venv/bin/python
+"""Side script (not a test): the same docker-CLI and raw-API scenarios against Docker's own engine and
+against minictr, outputs normalised (ids, times, API version numbers) and diffed, so that what the
+tests expect is what Docker does. Run as root from the repository:
+
+    PYTHONPATH=build/dev bench/docker_compat.py [--out bench/results/issue8/compat.md]
+
+It starts a dockerd with directories of its own (as /work/shared/PEERS.md says) and a minictr daemon on a
+temporary data root, imports the busybox image the tests use into both (no registry, no Docker Hub),
+and stops both at the end."""
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGE = "busybox-local"
+ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"}
+
+# (title, argv after `docker`); run in order on each engine.
+SCENARIOS = [
+    ("run: stdout and exit 0", ["run", "--rm", IMAGE, "echo", "hi"]),
+    ("run: the command's exit code", ["run", "--name", "cmp-exit", IMAGE, "sh", "-c", "exit 3"]),
+    ("run: command not found", ["run", "--rm", IMAGE, "nosuchcmd"]),
+    ("run: detached", ["run", "-d", "--name", "cmp-up", IMAGE, "sleep", "100"]),
+    ("ps -a --format", ["ps", "-a", "--format", "{{.Names}}|{{.Image}}|{{.Command}}|{{.Status}}"]),
+    ("inspect --format", ["inspect", "--format",
+                          "{{.Name}} {{.State.Status}} {{.State.ExitCode}} {{.Config.Cmd}} {{.Path}} {{.Args}} "
+                          "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.LogConfig.Type}} {{.Config.Image}}",
+                          "cmp-exit"]),
+    ("images --format", ["images", "--format", "{{.Repository}}|{{.Tag}}"]),
+    ("network ls", ["network", "ls", "--format", "{{.Name}}|{{.Driver}}|{{.Scope}}"]),
+    ("create: name in use (409)", ["create", "--name", "cmp-exit", IMAGE, "true"]),
+    ("rm: running container (409)", ["rm", "cmp-up"]),
+    ("rmi: image in use (409)", ["rmi", IMAGE]),
+    ("inspect: no such object", ["inspect", "nosuch"]),
+    ("inspect --type container: 404", ["inspect", "--type", "container", "nosuch"]),
+    ("rm: no such container", ["rm", "nosuch"]),
+    ("rmi: no such image", ["rmi", "nosuch"]),
+    ("logs: no such container", ["logs", "nosuch"]),
+    ("exec: no such container", ["exec", "nosuch", "true"]),
+    ("volume create/ls/rm", ["volume", "create", "cmp-vol"]),
+    ("volume ls", ["volume", "ls", "--format", "{{.Name}}|{{.Driver}}"]),
+    ("volume rm", ["volume", "rm", "cmp-vol"]),
+    ("volume inspect: no such volume", ["volume", "inspect", "nosuch"]),
+    ("network inspect: no such network", ["network", "inspect", "nosuch"]),
+    ("stop", ["stop", "-t", "1", "cmp-up"]),
+    ("ps -a after stop", ["ps", "-a", "--format", "{{.Names}}|{{.Status}}"]),
+    ("rm two", ["rm", "cmp-exit", "cmp-up"]),
+    ("node ls (swarm)", ["node", "ls"]),
+    ("run --security-opt label=type:x (no SELinux)", ["run", "--rm", "--security-opt", "label=type:svirt_t", IMAGE, "true"]),
+    ("run --device (not in minictr)", ["run", "--rm", "--device", "/dev/null:/dev/xnull", IMAGE, "true"]),
+]
+
+# (title, method, path, extra headers): raw HTTP on the socket.
+REQUESTS = [
+    ("version above max", "GET", "/v1.99/info", {}),
+    ("version below min", "GET", "/v1.5/info", {}),
+    ("unknown path", "GET", "/nope", {}),
+    ("wrong method", "DELETE", "/info", {}),
+    ("bad filters JSON", "GET", "/containers/json?filters=%7Bbad", {}),
+    ("old-form filters", "GET", "/containers/json?all=1&filters=%7B%22name%22%3A%7B%22nosuch%22%3Atrue%7D%7D", {}),
+    ("no such container", "GET", "/containers/nosuch/json", {}),
+    ("no such image", "GET", "/images/nosuch/json", {}),
+    ("no such exec", "GET", "/exec/nosuch/json", {}),
+    ("no such volume", "GET", "/volumes/nosuch", {}),
+    ("ping headers", "GET", "/_ping", {}),
+    ("HEAD ping", "HEAD", "/_ping", {}),
+    ("build (no BuildKit session)", "POST", "/build", {}),
+    ("plugins", "GET", "/plugins", {}),
+]
+
+
+def normalise(text, api_max):
+    text = re.sub(r"\b[0-9a-f]{64}\b", "<id>", text)
+    text = re.sub(r"\b[0-9a-f]{12}\b", "<id>", text)
+    text = re.sub(r"sha256:<id>", "sha256:<id>", text)
+    text = re.sub(r"(Exited \(\d+\)|Up|Created) (About )?(an?|\d+|Less than a) \w+( ago)?", r"\1 <t>", text)
+    text = re.sub(r"\b\d+ (seconds?|minutes?) ago\b", "<t> ago", text)
+    text = text.replace(f"version is {api_max}", "version is <max>")
+    text = re.sub(r"Minimum supported API version is 1\.\d+", "Minimum supported API version is <min>", text)
+    text = re.sub(r"(page not found): [A-Z]+ [^\"]*", r"\1", text)  # minictr names the path; Docker does not
+    return text.rstrip("\n")
+
+
+class UnixHTTP(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=30)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(str(self.unix_path))
+
+
+def request(sock, method, path, headers):
+    conn = UnixHTTP(sock)
+    try:
+        conn.request(method, path, headers=headers)
+        resp = conn.getresponse()
+        body = resp.read().decode(errors="replace").strip()
+        names = sorted(k for k, _ in resp.getheaders() if k.lower() not in ("date", "content-length", "server",
+                                                                              "x-content-type-options"))
+        if path.endswith("_ping"):
+            return f"{resp.status} headers={','.join(names)} body={body!r}"
+        try:
+            body = json.dumps(json.loads(body), sort_keys=True)
+        except ValueError:
+            body = f"(text) {body}"
+        return f"{resp.status} {body}"
+    finally:
+        conn.close()
+
+
+def wait_socket(path, process, what, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what} exited early")
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(str(path))
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{what} did not answer on {path}")
+
+
+def docker(host, *args):
+    r = subprocess.run(["docker", "-H", f"unix://{host}", *args], capture_output=True, text=True, env=ENV,
+                       timeout=120)
+    return r
+
+
+def run_engine(sock, api_max):
+    results = {}
+    for title, argv in SCENARIOS:
+        r = docker(sock, *argv)
+        out = normalise(r.stdout, api_max)
+        err = normalise(r.stderr.split("\n\nRun 'docker")[0], api_max)
+        results[title] = f"exit {r.returncode}\n" + (f"stdout: {out}\n" if out else "") + (f"stderr: {err}" if err else "")
+    for title, method, path, headers in REQUESTS:
+        results["API " + title] = normalise(request(sock, method, path, headers), api_max)
+    docker(sock, "rm", "-f", "cmp-exit", "cmp-up")
+    docker(sock, "volume", "rm", "-f", "cmp-vol")
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(REPO / "bench" / "results" / "issue8" / "compat.md"))
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root (dockerd)")
+    client = subprocess.run(["docker", "version", "--format", "{{.Client.Version}}"], capture_output=True,
+                            text=True, env={**ENV, "DOCKER_HOST": "unix:///nonexistent"}).stdout.strip()
+    top = Path(tempfile.mkdtemp(prefix="docker-compat-"))
+    tar = top / "busybox.tar"
+    subprocess.run([str(REPO / "images" / "busybox" / "build"), str(tar)], check=True, capture_output=True)
+    dsock, msock = top / "dockerd.sock", top / "minictr.sock"
+    dockerd = subprocess.Popen(["dockerd", "--data-root", str(top / "docker"), "--exec-root", str(top / "dexec"),
+                                "-H", f"unix://{dsock}", "--pidfile", str(top / "dockerd.pid")],
+                               stdout=open(top / "dockerd.log", "wb"), stderr=subprocess.STDOUT)
+    minictr = subprocess.Popen([sys.executable, "-m", "minictr", "-H", f"unix://{msock}", "daemon",
+                                "--data-root", str(top / "minictr")],
+                               stdout=open(top / "minictr.log", "wb"), stderr=subprocess.STDOUT,
+                               env={**os.environ, "MINICTR_DEFAULT_BRIDGE": "mctcmp0"})
+    try:
+        wait_socket(dsock, dockerd, "dockerd")
+        wait_socket(msock, minictr, "minictr")
+        engines = {}
+        for name, sock in (("docker", dsock), ("minictr", msock)):
+            r = docker(sock, "import", "--change", 'CMD ["sh"]', str(tar), IMAGE)
+            if r.returncode:
+                raise SystemExit(f"import into {name}: {r.stderr}")
+            version = docker(sock, "version", "--format", "{{.Server.Version}} API {{.Server.APIVersion}}")
+            api_max = version.stdout.split()[-1]
+            engines[name] = (version.stdout.strip(), run_engine(sock, api_max))
+    finally:
+        for proc in (minictr, dockerd):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        subprocess.run(["ip", "link", "del", "mctcmp0"], capture_output=True)
+        subprocess.run(["nft", "delete", "table", "inet", "minictr-mctcmp0"], capture_output=True)
+    (dv, dres), (mv, mres) = engines["docker"], engines["minictr"]
+    same = [t for t in dres if dres[t] == mres[t]]
+    lines = ["# Docker compatibility: the same scenarios against Docker's engine and minictr", "",
+             f"`bench/docker_compat.py`, {time.strftime('%Y-%m-%d')}; docker CLI "
+             f"{client}; "
+             f"Docker engine {dv}; minictr {mv}. Ids, times and the API version numbers are normalised.", "",
+             f"**{len(same)} of {len(dres)} scenarios give the same output.**", "",
+             "## Differences", ""]
+    for title in dres:
+        if dres[title] != mres[title]:
+            lines += [f"### {title}", "", "Docker:", "```", dres[title], "```", "minictr:", "```", mres[title], "```", ""]
+    lines += ["## Same on both", ""]
+    for title in same:
+        lines += [f"- **{title}**: `{dres[title].replace(chr(10), ' / ')}`"]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    shutil.rmtree(top, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

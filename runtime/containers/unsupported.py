@@ -1,0 +1,72 @@
+"""Create-body fields minictr does not implement: set to anything but their zero value, create answers
+400 naming the docker flag, never a container that silently ignores it (docs/compat.md, "run/create
+flags"; tests/unit/test_compat_table.py keeps the two in step)."""
+
+from minictr.errors import InvalidArgument
+
+# HostConfig field -> (docker flag, values that mean "not asked for").
+HOST_CONFIG = {
+    "Devices": ("--device", (None, [])),
+    "DeviceRequests": ("--gpus", (None, [])),
+    "DeviceCgroupRules": ("--device-cgroup-rule", (None, [])),
+    "IpcMode": ("--ipc", (None, "", "private", "shareable")),
+    "PidMode": ("--pid", (None, "")),
+    "UTSMode": ("--uts", (None, "")),
+    "UsernsMode": ("--userns", (None, "")),
+    "CgroupParent": ("--cgroup-parent", (None, "")),
+    "Sysctls": ("--sysctl", (None, {})),
+    "OomKillDisable": ("--oom-kill-disable", (None, False)),
+    "OomScoreAdj": ("--oom-score-adj", (None, 0)),
+    "BlkioWeight": ("--blkio-weight", (None, 0)),
+    "BlkioWeightDevice": ("--blkio-weight-device", (None, [])),
+    "BlkioDeviceReadBps": ("--device-read-bps", (None, [])),
+    "BlkioDeviceWriteBps": ("--device-write-bps", (None, [])),
+    "BlkioDeviceReadIOps": ("--device-read-iops", (None, [])),
+    "BlkioDeviceWriteIOps": ("--device-write-iops", (None, [])),
+    "CpuRealtimePeriod": ("--cpu-rt-period", (None, 0)),
+    "CpuRealtimeRuntime": ("--cpu-rt-runtime", (None, 0)),
+    "CpusetMems": ("--cpuset-mems", (None, "")),
+    "MemoryReservation": ("--memory-reservation", (None, 0)),
+    "MemorySwappiness": ("--memory-swappiness", (None, -1)),
+    "KernelMemory": ("--kernel-memory", (None, 0)),
+    "GroupAdd": ("--group-add", (None, [])),
+    "Links": ("--link", (None, [])),
+    "VolumeDriver": ("--volume-driver", (None, "", "local")),
+    "Runtime": ("--runtime", (None, "", "minictr")),
+    "Isolation": ("--isolation", (None, "", "default")),
+    "StorageOpt": ("--storage-opt", (None, {})),
+    "Annotations": ("--annotation", (None, {})),
+    "CgroupnsMode": ("--cgroupns", (None, "", "private")),  # every container has its own cgroup namespace
+    "CpuCount": ("--cpu-count", (None, 0)),
+    "CpuPercent": ("--cpu-percent", (None, 0)),
+    "IOMaximumIOps": ("--io-maxiops", (None, 0)),
+    "IOMaximumBandwidth": ("--io-maxbandwidth", (None, 0)),
+}
+
+# Config (the body's top level) field -> (docker flag, values that mean "not asked for").
+CONFIG = {
+    "Healthcheck": ("--health-cmd", (None, {}, {"Test": None}, {"Test": []}, {"Test": ["NONE"]})),
+    "Domainname": ("--domainname", (None, "")),
+    "MacAddress": ("--mac-address", (None, "")),
+}
+
+# NetworkingConfig.EndpointsConfig.<network> field -> docker flag.
+ENDPOINT = {"MacAddress": "--mac-address", "Links": "--link"}
+ENDPOINT_IPAM = {"IPv6Address": "--ip6", "LinkLocalIPs": "--link-local-ip"}
+
+
+def check(body):
+    """Raise InvalidArgument naming the first flag of the create body minictr would have to ignore."""
+    host_config = body.get("HostConfig") or {}
+    for fields, source in ((HOST_CONFIG, host_config), (CONFIG, body)):
+        for key, (flag, unset) in fields.items():
+            if key in source and source[key] not in unset:
+                where = "HostConfig." + key if source is host_config else key
+                raise InvalidArgument(f"minictr does not support {flag} ({where})")
+    endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    for network, endpoint in endpoints.items():
+        endpoint = endpoint or {}
+        for fields, source in ((ENDPOINT, endpoint), (ENDPOINT_IPAM, endpoint.get("IPAMConfig") or {})):
+            for key, flag in fields.items():
+                if source.get(key):
+                    raise InvalidArgument(f"minictr does not support {flag} (EndpointsConfig.{network}.{key})")
