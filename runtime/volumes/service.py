@@ -98,10 +98,10 @@ class VolumeService:
         return self.create(name, anonymous=anonymous)
 
     def get(self, name):
-        """The volume called `name`; NotFound("No such volume: NAME") if there is none."""
+        """The volume called `name`; NotFound("get NAME: no such volume", Docker's words) if there is none."""
         row = self.db.query_one("SELECT * FROM volumes WHERE name = ?", (name,))
         if row is None:
-            raise NotFound(f"No such volume: {name}")
+            raise NotFound(f"get {name}: no such volume")
         return self._from_row(row)
 
     def mount_source(self, volume):

@@ -124,7 +124,7 @@ def test_filters_both_json_forms_and_bad_json(daemon, image):
     ("/containers/nosuch/json", "No such container: nosuch"),
     ("/images/nosuch/json", "No such image: nosuch"),
     ("/exec/nosuch/json", "No such exec instance: nosuch"),
-    ("/volumes/nosuch", "No such volume: nosuch"),
+    ("/volumes/nosuch", "get nosuch: no such volume"),
 ])
 def test_404_bodies_say_no_such(daemon, path, message):
     status, _, body = call(daemon, "GET", path)

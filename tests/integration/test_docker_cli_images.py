@@ -202,7 +202,7 @@ def test_anonymous_volume_and_prune_and_ls_filters(daemon, image):
         assert out == f"Deleted Volumes:\n{name}\n\nTotal reclaimed space: 102.4kB\n"
         assert "dki-named" in ok(daemon, "volume", "ls", "-q").split()
         missing = docker(daemon, "volume", "rm", "dki-no-such-volume")
-        assert missing.returncode == 1 and "No such volume: dki-no-such-volume" in missing.stderr
+        assert missing.returncode == 1 and "get dki-no-such-volume: no such volume" in missing.stderr
         assert ok(daemon, "volume", "rm", "dki-named") == "dki-named\n"
     finally:
         for volume in made:

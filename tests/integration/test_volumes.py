@@ -53,8 +53,8 @@ def test_bad_input_is_one_line_and_leaves_nothing(daemon):
         (["volume", "create", "--opt", "type=nfs", "vnfs"], 'volume type "nfs" is not supported'),
         (["volume", "create", "--opt", "bogus=1", "vbogus"], 'invalid option key: "bogus"'),
         (["volume", "create", "-d", "nfs", "vdrv"], "plugin"),
-        (["volume", "inspect", "no-such-vol"], "No such volume: no-such-vol"),
-        (["volume", "rm", "no-such-vol"], "No such volume: no-such-vol"),
+        (["volume", "inspect", "no-such-vol"], "get no-such-vol: no such volume"),
+        (["volume", "rm", "no-such-vol"], "get no-such-vol: no such volume"),
         (["volume", "ls", "--filter", "colour=red"], "invalid filter"),
     ]:
         result = daemon.cli(*args)
@@ -69,7 +69,7 @@ def test_inspect_several_reports_the_missing_and_exits_1(daemon, volumes):
     volumes.append("vol-i")
     daemon.ok("volume", "create", "vol-i")
     result = daemon.cli("volume", "inspect", "vol-i", "no-such-vol")
-    assert result.returncode == 1 and "No such volume: no-such-vol" in result.stderr
+    assert result.returncode == 1 and "get no-such-vol: no such volume" in result.stderr
     assert [v["Name"] for v in json.loads(result.stdout)] == ["vol-i"]
 
 
@@ -197,7 +197,7 @@ def test_docker_cli_volume_commands(daemon, volumes):
     result = docker(daemon, "volume", "rm", "dk-vol")
     assert result.returncode == 0 and result.stdout == "dk-vol\n", result.stderr
     result = docker(daemon, "volume", "inspect", "dk-vol")
-    assert result.returncode == 1 and "No such volume: dk-vol" in result.stderr
+    assert result.returncode == 1 and "get dk-vol: no such volume" in result.stderr
 
 
 def test_docker_cli_prunes(daemon, image, volumes):

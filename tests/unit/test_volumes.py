@@ -104,7 +104,7 @@ def test_seed_flag_is_kept_once(service):
 
 
 def test_get_of_a_missing_volume(service):
-    with pytest.raises(NotFound, match="^No such volume: nope$"):
+    with pytest.raises(NotFound, match="^get nope: no such volume$"):
         service.get("nope")
 
 
