@@ -618,7 +618,7 @@ class ContainerService:
         try:
             async with container.lock:
                 if container.state is not State.REMOVING and not container.removed:
-                    await self._remove_locked(container)
+                    await self._remove_locked(container, wait_for_links=False)
         except MinictrError as e:
             log.warning("auto-remove of %s failed: %s", container.name, e)
 
@@ -790,13 +790,13 @@ class ContainerService:
                 return
             await self._remove_locked(container, volumes)
 
-    async def _remove_locked(self, container, volumes=False):
+    async def _remove_locked(self, container, volumes=False, wait_for_links=True):
         self._set_state(container, State.REMOVING)
         await self._cgroups_removed(container)
         await asyncio.to_thread(self._remove_files, container)
         with self.db.transaction() as cur:
             cur.execute("DELETE FROM containers WHERE id = ?", (container.id,))
-        await asyncio.to_thread(self.networks.container_removed, container.id)
+        await asyncio.to_thread(self.networks.container_removed, container.id, wait_for_links)
         self._containers.pop(container.id, None)
         if volumes or container.host_config.get("AutoRemove"):
             # Docker's --rm removes the anonymous volumes too.

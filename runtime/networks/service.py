@@ -466,8 +466,11 @@ class NetworkService:
             except Exception:
                 pass  # logged by _unlink_done; the caller removes it again or fails on it
 
-    def container_removed(self, container_id):
-        self.container_stopped(container_id, wait=True)
+    def container_removed(self, container_id, wait=True):
+        """Its leases go. Its veths too: `rm` waits until they are gone; an auto-removal (`--rm`)
+        leaves the last few ms of a veth's deletion to the background removal started when the
+        container ended (the kernel deletes it with the container's namespace anyway)."""
+        self.container_stopped(container_id, wait=wait)
         with self.db.transaction() as cur:
             cur.execute("DELETE FROM leases WHERE container_id = ?", (container_id,))
 
