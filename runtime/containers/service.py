@@ -678,6 +678,10 @@ class ContainerService:
         self._signal(container, signum)
 
     def _signal(self, container, signum):
+        if container.pid <= 0:
+            # It ended while we awaited (stop's timeout ran out as it exited): its pid is 0 now,
+            # and kill(0) would signal the daemon's own process group.
+            return
         try:
             os.kill(container.pid, signum)
         except ProcessLookupError:
