@@ -391,21 +391,6 @@ def ip_forwarding(root, proc="/proc"):
     return Result(check, WARN, "cannot read net.ipv4.ip_forward")
 
 
-def _forward_drop_chains(nft):
-    """Base chains on the forward hook with policy drop, minictr's own table left out ("family table chain")."""
-    import json
-    import subprocess
-
-    try:
-        result = subprocess.run([nft, "-j", "list", "chains"], capture_output=True, text=True, timeout=10)
-        items = json.loads(result.stdout).get("nftables", []) if result.returncode == 0 else []
-    except (OSError, ValueError, subprocess.TimeoutExpired):
-        return None
-    return [f"{c['family']} {c['table']} {c['name']}" for c in (item.get("chain") for item in items)
-            if c and c.get("hook") == "forward" and c.get("policy") == "drop"
-            and not (c.get("family") == "inet" and str(c.get("table", "")).startswith("minictr"))]
-
-
 FORWARD_FIX = ("sudo iptables -I DOCKER-USER -i minictr0 -j ACCEPT && sudo iptables -I DOCKER-USER -o minictr0 "
                "-j ACCEPT (the same for user networks' mcbr-* bridges), or do not run Docker's rules and "
                "minictr's on one host")
@@ -419,7 +404,11 @@ def forward_policy(root, proc="/proc", search_path=None):
     if not root:
         return Result(check, OK, "not needed (rootless: the daemon's own network namespace)")
     nft = shutil.which("nft", path=search_path)
-    chains = _forward_drop_chains(nft) if nft else None
+    from minictr.networks.outbound import FAMILY, TABLE, forward_drop_chains
+
+    # Every daemon's table is minictr's own here (inet minictr, inet minictr-<bridge>).
+    chains = forward_drop_chains(nft, lambda family, name: family == FAMILY and name.startswith(TABLE)) \
+        if nft else None
     if chains is None:
         return Result(check, WARN, "cannot list the nftables chains (nft missing or failing)")
     if not chains:

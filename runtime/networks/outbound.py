@@ -132,25 +132,26 @@ def table_exists(table=TABLE):
     return subprocess.run([nft, "list", "table", FAMILY, table], capture_output=True).returncode == 0
 
 
+def forward_drop_chains(nft, is_ours):
+    """Base chains on the forward hook whose policy is drop ("family table chain"), read only, leaving
+    out those of tables `is_ours(family, table)` claims; None if `nft` cannot be run or answers garbage.
+    Shared by the daemon's warning at start and `minictr doctor`."""
+    try:
+        result = subprocess.run([nft, "-j", "list", "chains"], capture_output=True, text=True, timeout=10)
+        items = json.loads(result.stdout).get("nftables", []) if result.returncode == 0 else []
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    return [f"{c['family']} {c['table']} {c['name']}" for c in (item.get("chain") for item in items)
+            if c and c.get("hook") == "forward" and c.get("policy") == "drop"
+            and not is_ours(c.get("family"), str(c.get("table", "")))]
+
+
 def forward_blocked_by(table=TABLE):
-    """Base chains of other tables on the forward hook whose policy is drop ("family table chain"), read only."""
+    """forward_drop_chains of every table but this daemon's own; [] if nft cannot tell."""
     nft = _nft_path()
     if nft is None:
         return []
-    result = subprocess.run([nft, "-j", "list", "chains"], capture_output=True, text=True)
-    if result.returncode != 0:
-        return []
-    try:
-        items = json.loads(result.stdout).get("nftables", [])
-    except ValueError:
-        return []
-    blocked = []
-    for item in items:
-        chain = item.get("chain")
-        if (chain and chain.get("hook") == "forward" and chain.get("policy") == "drop"
-                and not (chain.get("family") == FAMILY and chain.get("table") == table)):
-            blocked.append(f"{chain['family']} {chain['table']} {chain['name']}")
-    return blocked
+    return forward_drop_chains(nft, lambda family, name: family == FAMILY and name == table) or []
 
 
 class Outbound:
