@@ -39,10 +39,8 @@ def _own_daemon(what):
 
 def _remove_daemon(d):
     try:
-        for container_id in d.cli("ps", "-a", "-q", "--no-trunc").stdout.split():
-            d.cli("rm", "-f", container_id)
+        d.teardown()  # its containers, networks and (as root) bridge links too
     finally:
-        d.stop()
         subprocess.run(["rm", "-rf", str(d.top)], check=False)
 
 
