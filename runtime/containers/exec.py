@@ -189,16 +189,21 @@ class ExecService:
             self._fail(instance, 126)
             raise
         instance.pid, instance.monitor_pid, instance.running = monitor.container_pid, monitor.monitor_pid, True
-        self._watch_monitor(instance)
         try:
             if attach is not None:
                 await attach.connect(self._connectable(instance, paths["attach"]))
             await monitor.start()
         except MonitorError as e:
             # The monitor records 126/127 in the exit file and leaves.
+            self._watch_monitor(instance)
             await instance.finished.wait()
             raise _exec_error(instance.argv[0], e) from None
+        except BaseException:
+            self._watch_monitor(instance)
+            raise
         self.containers.emit(container, "exec_start: " + " ".join(instance.argv), execID=instance.id)
+        # Watched only once started, so that a command that ends at once dies after its start.
+        self._watch_monitor(instance)
         log.debug("exec %s started in %s: pid %d", instance.id[:12], container.id[:12], instance.pid)
 
     def _prepare(self, instance):

@@ -110,6 +110,7 @@ class Container:
     restart_task: asyncio.Task = field(default=None, repr=False)
     backoff: float = 0.0
     exits: int = 0  # exits seen by this daemon (`wait?condition=next-exit`)
+    start_failed: bool = False  # its command could not be run: the restart policy leaves it
 
     @classmethod
     def from_row(cls, row):
@@ -463,20 +464,29 @@ class ContainerService:
             if isinstance(e, OSError):
                 raise MinictrError(f"setting up the network of {container.name}: {e}") from None
             raise
-        self._watch_monitor(container)
         try:
             await self._connect_pending_attaches(container, paths["attach"])
             await monitor.start()
         except MonitorError as e:
-            # The monitor records 126/127 and leaves; wait for _on_monitor_exit to mark it exited.
+            # The monitor records 126/127 and leaves. A command that never ran is not restarted
+            # by the policy (as in Docker); wait until _on_monitor_exit has marked it exited.
             container.error = str(_start_error(e))
-            await self._until(container, lambda: container.state is State.EXITED)
+            container.start_failed = True
+            exits = container.exits
+            self._watch_monitor(container)
+            await self._until(container, lambda: container.exits > exits or container.removed)
             raise _start_error(e) from None
+        except BaseException:
+            self._watch_monitor(container)
+            raise
         container.started_at = rfc3339()
         self._set_state(container, State.RUNNING, pid=container.pid, monitor_pid=container.monitor_pid,
                         started_at=container.started_at, error="", restart_count=restart_count,
                         manually_stopped=False, oom_killed=False)
         self.emit(container, "start")
+        # Watched only once running: an instant command (`true`) may have ended already, and
+        # its exit handled before its start would leave it "running" with no process.
+        self._watch_monitor(container)
 
     def _monitor_entries(self, container, image, paths, uid, gid, groups, root):
         config = container.config
@@ -525,6 +535,7 @@ class ContainerService:
         container.cgroup_cleanup = spawn(self._remove_cgroups(groups))
         self._release_network(container)
         if container.removed or container.state is State.REMOVING:
+            spawn(self._notify(container))
             return
         exit_code, finished_ns = self._read_exit_file(container)
         restart_in = self._restart_delay(container, exit_code, finished_ns)
@@ -552,7 +563,8 @@ class ContainerService:
         """Seconds until the restart policy brings the container back, or None if it stays down."""
         policy = container.host_config.get("RestartPolicy") or {}
         name, limit = policy.get("Name") or "", policy.get("MaximumRetryCount") or 0
-        if container.manually_stopped or name in ("", "no"):
+        if container.manually_stopped or container.start_failed or name in ("", "no"):
+            container.start_failed = False
             return None
         if name == "on-failure" and (exit_code == 0 or (limit and container.restart_count >= limit)):
             return None
