@@ -5,9 +5,13 @@ monitor starts the process), joined by the monitor before the container unshares
 namespace, and removed when the container is gone.
 """
 
+import asyncio
 import errno
 import logging
 import os
+import queue
+import threading
+import time
 
 log = logging.getLogger("minictr.cgroups")
 
@@ -339,3 +343,79 @@ def freeze(freezer_file, frozen):
             return True
         time.sleep(0.005)
     return False
+
+
+class MigrationWarmer:
+    """Takes the wait for an RCU grace period off a container's start (cgroup v1, as root).
+
+    Moving a process into a cgroup takes the kernel's cgroup_threadgroup_rwsem for writing. The
+    first writer after a quiet spell waits for an RCU grace period (8-16 ms measured here); writers
+    within about one grace period of the last one do not (the rwsem's rcu_sync is still in its
+    slow-reader mode). So while containers are being created and started, a thread of the daemon,
+    kept in the minictr/ group of one hierarchy, moves itself into that same group every few ms (a
+    move that changes nothing, but takes the rwsem), for _ACTIVE seconds after the last create or
+    start: the monitor's move of the container's process then finds the wait over. This is what the
+    kernel's `favordynmods` cgroup option does for good, at the same price: forks and exits take
+    the rwsem's slower read path meanwhile. The first start after a quiet spell still waits for
+    one grace period, before it spawns the monitor: two writers waiting at once wait longer."""
+
+    _PERIOD = 0.004  # well within one grace period
+    _ACTIVE = 2.0
+    _MAX_WAIT = 0.1
+
+    def __init__(self, group):
+        self._tasks = os.path.join(group, "tasks")
+        self._active_until = 0.0
+        self._first = None  # the first move after a quiet spell, while it is under way
+        self._wake = threading.Event()
+        self._loop = asyncio.get_running_loop()
+        threading.Thread(target=self._serve, name="cgroup-warmer", daemon=True).start()
+
+    @classmethod
+    def for_cgroups(cls, cgroups):
+        """A warmer for these groups, or None where there is nothing to warm (no v1 groups)."""
+        if cgroups.rootless or cgroups.unified or not cgroups.parents:
+            return None
+        by_name = {os.path.basename(os.path.dirname(p)): p for p in cgroups.parents}
+        group = by_name.get("freezer") or by_name.get("pids") or cgroups.parents[0]
+        try:
+            _make_group(group)
+        except OSError:
+            return None
+        return cls(group)
+
+    def warm(self):
+        """Keep moves fast for the next _ACTIVE seconds."""
+        idle = time.monotonic() >= self._active_until
+        self._active_until = time.monotonic() + self._ACTIVE
+        if idle and self._first is None:
+            self._first = self._loop.create_future()
+            self._wake.set()
+
+    async def ready(self):
+        """Return once the first move after a quiet spell is done (at most _MAX_WAIT later)."""
+        if self._first is not None:
+            await asyncio.wait([self._first], timeout=self._MAX_WAIT)
+
+    def _serve(self):
+        tid = str(threading.get_native_id()).encode()
+        fd = os.open(self._tasks, os.O_WRONLY | os.O_CLOEXEC)
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            while time.monotonic() < self._active_until:
+                try:
+                    os.write(fd, tid)
+                except OSError as e:
+                    log.warning("cgroup warm-up off: %s", e)
+                    self._active_until = float("inf")
+                    self._loop.call_soon_threadsafe(self._first_done)
+                    return
+                if self._first is not None:
+                    self._loop.call_soon_threadsafe(self._first_done)
+                time.sleep(self._PERIOD)
+
+    def _first_done(self):
+        if self._first is not None:
+            self._first.set_result(None)
+            self._first = None

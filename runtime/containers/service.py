@@ -20,7 +20,7 @@ from minictr import native
 from minictr.containers import config as container_config
 from minictr.containers import mounts as container_mounts
 from minictr.containers import unsupported
-from minictr.containers.cgroups import Cgroups, freeze
+from minictr.containers.cgroups import Cgroups, MigrationWarmer, freeze
 from minictr.containers.resources import Resources
 from minictr.security import Confinement
 from minictr.containers.logs import log_settings, monitor_entries as log_entries
@@ -141,6 +141,7 @@ class ContainerService:
         self.uid_ranges = uid_ranges
         self.gid_ranges = gid_ranges
         self.cgroups = Cgroups(rootless)
+        self._warmer = None  # MigrationWarmer, made in the event loop (the first create or start)
         self.confinement = Confinement(data_root, rootless)
         self.resources = Resources(self.cgroups, rootless)
         self.volumes = None  # the volume service (volumes/service.py), set by the daemon
@@ -224,6 +225,7 @@ class ContainerService:
 
     async def create(self, body, name=None):
         """Create a container from an API create body; returns its id."""
+        self._warm_migration()  # for the start that usually follows at once
         name = check_name(name) if name else random_name({c.name for c in self._containers.values()})
         self._check_name_free(name)
         if not body.get("Image"):
@@ -424,6 +426,7 @@ class ContainerService:
         return True
 
     async def _start_locked(self, container, restart_count=0):
+        self._warm_migration()
         image = await asyncio.to_thread(self.images.resolve, container.image_id)
         paths = self._paths(container)
         uid, gid, groups = resolve_user(container.config["User"], [os.path.join(paths["top"], "diff")] + image.layer_dirs)
@@ -437,6 +440,8 @@ class ContainerService:
             root = await asyncio.to_thread(self.driver.prepare, image, paths["top"])
             try:
                 write_config(paths["config"], self._monitor_entries(container, image, paths, uid, gid, groups, root))
+                if self._warmer:
+                    await self._warmer.ready()
                 monitor = await Monitor.spawn(paths["config"])
             finally:
                 await asyncio.to_thread(self.driver.created, paths["top"])
@@ -520,6 +525,12 @@ class ContainerService:
         entries += log_entries(log_settings(container.host_config), paths["log"])
         entries += [("exit", paths["exit"]), ("attach", paths["attach"])]
         return entries
+
+    def _warm_migration(self):
+        if self._warmer is None:
+            self._warmer = MigrationWarmer.for_cgroups(self.cgroups) or False
+        if self._warmer:
+            self._warmer.warm()
 
     # ---- exit -------------------------------------------------------------------------------
 

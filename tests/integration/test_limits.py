@@ -141,6 +141,35 @@ def test_a_fork_bomb_stays_within_its_pids_limit_and_the_host_keeps_answering(da
     daemon.ok("rm", "-f", name)
 
 
+def _warmer_switches(daemon):
+    """The context switches of the daemon's thread that keeps cgroup moves warm (the one thread of the
+    daemon's process in a minictr/ group of its own: cgroups.MigrationWarmer)."""
+    pid = daemon.process.pid
+    ours = {tid for tasks in Path("/sys/fs/cgroup").glob("*/minictr/tasks") for tid in tasks.read_text().split()}
+    warmers = [tid for tid in os.listdir(f"/proc/{pid}/task") if tid in ours]
+    assert len(warmers) == 1, warmers
+    status = Path(f"/proc/{pid}/task/{warmers[0]}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("voluntary_ctxt_switches")))
+
+
+@root_only
+def test_cgroup_moves_are_kept_warm_while_containers_start_and_never_when_idle(daemon, image):
+    # cgroup v1 moves wait for an RCU grace period unless another came just before; the daemon keeps one
+    # coming while containers are created and started, then stops: an idle daemon does no periodic work.
+    daemon.ok("run", "--rm", image, "true")
+    created = daemon.ok("create", image, "true").strip()
+    try:
+        before = _warmer_switches(daemon)
+        time.sleep(0.2)
+        assert _warmer_switches(daemon) - before >= 10  # a move every few ms
+        time.sleep(2.5)
+        idle = _warmer_switches(daemon)
+        time.sleep(0.5)
+        assert _warmer_switches(daemon) == idle
+    finally:
+        daemon.cli("rm", "-f", created)
+
+
 @root_only
 def test_update_writes_the_limits_of_a_running_container_and_keeps_them(daemon, running):
     name = running("-m", "32m", "--pids-limit", "50")
