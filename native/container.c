@@ -352,6 +352,8 @@ mc_container_spawn (const struct mc_config *cfg, const struct mc_stdio *stdio,
       child_main (cfg, stdio, mc_steal_fd (&child_end));
     }
   close (mc_steal_fd (&child_end));
+  if (c->on_cloned != NULL)
+    c->on_cloned (pid, c->on_cloned_arg);
   if (configure_child (cfg, pid, parent_end, &pty_master, err) < 0)
     {
       kill (pid, SIGKILL);

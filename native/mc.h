@@ -225,6 +225,10 @@ struct mc_container
   pid_t pid;
   int sync_fd; /* parent end of the sync socket */
   int pty_master; /* with cfg->tty: the master of the process's pty, else -1 */
+  /* If set: called once the init is cloned, before its set-up, with its pid (its namespaces
+   * exist from then on: the daemon sets up its network meanwhile). */
+  void (*on_cloned) (pid_t pid, void *arg);
+  void *on_cloned_arg;
 };
 
 /* Clone the container's init and wait until it is set up and waiting just

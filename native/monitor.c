@@ -743,6 +743,14 @@ take_pty (struct monitor *m, struct mc_error *err)
   return 0;
 }
 
+/* The init's namespaces exist: the daemon may set up its network while the init
+ * sets up the rest (`cloned PID`, before `created`). */
+static void
+announce_cloned (pid_t pid, void *arg)
+{
+  sync_write (arg, "cloned %d", pid);
+}
+
 static int
 monitor_setup (struct monitor *m, struct mc_error *err)
 {
@@ -761,7 +769,11 @@ monitor_setup (struct monitor *m, struct mc_error *err)
   if (ret == 0 && m->cfg.exec_pid > 0)
     ret = mc_exec_spawn (&m->cfg, &child, &m->ctr, err);
   else if (ret == 0)
-    ret = mc_container_spawn (&m->cfg, &child, &m->ctr, err);
+    {
+      m->ctr.on_cloned = announce_cloned;
+      m->ctr.on_cloned_arg = m;
+      ret = mc_container_spawn (&m->cfg, &child, &m->ctr, err);
+    }
   for (int *fd = &child.in; fd <= &child.err; fd++)
     if (*fd >= 0)
       close (*fd);

@@ -29,8 +29,10 @@ class Monitor:
         self.monitor_pid = monitor_pid
 
     @classmethod
-    async def spawn(cls, config_path):
-        """Start a monitor for the container described in `config_path`; returns once it is created."""
+    async def spawn(cls, config_path, on_cloned=None):
+        """Start a monitor for the container described in `config_path`; returns once it is created.
+        A container's monitor says `cloned PID` first, as soon as the init's namespaces exist:
+        `on_cloned(pid)` is called then, while the init sets itself up."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             pid = os.posix_spawn(native.MONITOR_PATH, [native.MONITOR_PATH, config_path], os.environ,
@@ -42,11 +44,15 @@ class Monitor:
         ours.setblocking(False)
         monitor = cls(ours, None, None)
         try:
-            words = await monitor._expect("created")
+            words = await monitor._expect("created", "cloned")
+            if words[0] == "cloned":
+                if on_cloned is not None:
+                    on_cloned(int(words[1]))
+                words = await monitor._expect("created")
         except BaseException:
             ours.close()
             raise
-        monitor.container_pid, monitor.monitor_pid = int(words[0]), int(words[1])
+        monitor.container_pid, monitor.monitor_pid = int(words[-2]), int(words[-1])
         return monitor
 
     async def _read_line(self):
@@ -59,11 +65,14 @@ class Monitor:
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line.decode(errors="replace")
 
-    async def _expect(self, word):
+    async def _expect(self, word, early=None):
+        """The words after `word` (or, if the line is `early`, that line's words)."""
         line = await self._read_line()
         head, _, rest = line.partition(" ")
         if head == word:
             return rest.split()
+        if early is not None and head == early:
+            return line.split()
         if head == "error":
             errnum, _, message = rest.partition(" ")
             raise MonitorError(int(errnum), message)

@@ -6,6 +6,7 @@ the pidfd of each monitor).
 """
 
 import asyncio
+import contextlib
 import errno
 import json
 import logging
@@ -13,6 +14,7 @@ import os
 import secrets
 import shutil
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -132,6 +134,9 @@ class ContainerService:
         self.images = images
         self.driver = StorageDriver(OVERLAY2, rootless, "")  # the daemon sets the one it chose
         self.data_dir = os.path.join(data_root, "containers")
+        # A removed container's directory is renamed here and deleted in the background: a removal
+        # (and `run --rm`) does not wait for the deletion of its files.
+        self.trash_dir = os.path.join(data_root, "trash")
         # Short on purpose: a Unix socket path (the attach socket below) must fit in 108 bytes.
         self.run_dir = os.path.join(run_dir, "c")
         if len(self.run_dir) + len("/0123456789abcdef/attach.sock") >= 108:
@@ -158,6 +163,7 @@ class ContainerService:
         containers carry on under their monitors (live restore); those that ended while no daemon
         watched get their exit recorded; restart policies apply as at a daemon's start in Docker."""
         self._add_missing_columns()
+        shutil.rmtree(self.trash_dir, ignore_errors=True)  # what a stopped daemon had yet to delete
         for row in self.db.query("SELECT * FROM containers"):
             container = Container.from_row(row)
             self._containers[container.id] = container
@@ -436,16 +442,26 @@ class ContainerService:
                 os.unlink(stale)
         await self._cgroups_removed(container)
         container.cgroups = self.resources.create_groups(container.id, container.host_config)
+        network = None
+
+        def set_up_network(pid):
+            # The init's namespaces exist and its command has not run: its network is set up
+            # while it sets up the rest (mounts, cgroups).
+            nonlocal network
+            network = asyncio.ensure_future(asyncio.to_thread(self.networks.container_started, container, pid))
+
         try:
             root = await asyncio.to_thread(self.driver.prepare, image, paths["top"])
             try:
                 write_config(paths["config"], self._monitor_entries(container, image, paths, uid, gid, groups, root))
                 if self._warmer:
                     await self._warmer.ready()
-                monitor = await Monitor.spawn(paths["config"])
+                monitor = await Monitor.spawn(paths["config"], set_up_network)
             finally:
                 await asyncio.to_thread(self.driver.created, paths["top"])
         except BaseException as e:
+            if network is not None:
+                await self._abandon_network(container, network)
             groups, container.cgroups = container.cgroups, []
             await self._remove_cgroups(groups)
             if isinstance(e, MonitorError):
@@ -453,8 +469,9 @@ class ContainerService:
             raise
         container.pid, container.monitor_pid = monitor.container_pid, monitor.monitor_pid
         try:
-            # Between `created` and `start`: the namespace exists, the command has not run yet.
-            await asyncio.to_thread(self.networks.container_started, container, monitor.container_pid)
+            if network is None:
+                network = asyncio.to_thread(self.networks.container_started, container, monitor.container_pid)
+            await network
             if self.ports:
                 try:  # a taken port fails the start with nothing bound (ports.py)
                     await self.ports.container_started(container, self.networks.settings(container))
@@ -492,6 +509,13 @@ class ContainerService:
         # Watched only once running: an instant command (`true`) may have ended already, and
         # its exit handled before its start would leave it "running" with no process.
         self._watch_monitor(container)
+
+    async def _abandon_network(self, container, setting_up):
+        """The start failed while the container's network was being set up: once that is done
+        (or failed: its namespace may be gone), release what it made."""
+        with contextlib.suppress(Exception):
+            await setting_up
+        await asyncio.to_thread(self.networks.container_stopped, container.id)
 
     def _monitor_entries(self, container, image, paths, uid, gid, groups, root):
         config = container.config
@@ -841,8 +865,17 @@ class ContainerService:
     def _remove_files(self, container):
         paths = self._paths(container)
         self.driver.unmount(paths["top"])  # a fuse mount a crash left: never delete through it
-        for path in (paths["run"], paths["top"]):
-            shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(paths["run"], ignore_errors=True)
+        os.makedirs(self.trash_dir, 0o700, exist_ok=True)
+        doomed = os.path.join(self.trash_dir, container.id)
+        try:
+            os.rename(paths["top"], doomed)
+        except FileNotFoundError:
+            return
+        except OSError:
+            shutil.rmtree(paths["top"], ignore_errors=True)
+            return
+        threading.Thread(target=shutil.rmtree, args=(doomed, True), name="remove-files", daemon=True).start()
 
     # ---- attach -----------------------------------------------------------------------------
 
