@@ -138,3 +138,22 @@ def test_bad_network_input_is_one_clear_line(daemon, image):
                           (["run", "--rm", "--network", "no-such-net", image, "true"], "not found")):
         result = daemon.cli(*args)
         assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_start_that_fails_in_the_containers_own_set_up_leaves_no_veth_or_address(daemon, image, tmp_path):
+    # The network is set up while the container's init sets up its mounts: when a mount then fails
+    # (a bind source deleted between create and start), what the network got must go too.
+    os.chmod(tmp_path, 0o755)
+    source = tmp_path / "src"
+    source.mkdir()
+    name = "nf" + secrets.token_hex(4)
+    daemon.ok("create", "--name", name, "-v", f"{source}:/data", image, "true")
+    try:
+        source.rmdir()
+        result = daemon.cli("start", name)
+        assert result.returncode != 0
+        assert len(result.stderr.strip().splitlines()) == 1 and "bind source" in result.stderr
+        assert inspect(daemon, name)["NetworkSettings"]["IPAddress"] == ""
+        wait_until(lambda: our_veths(daemon) == [], timeout=5, what="the veth to go")
+    finally:
+        daemon.cli("rm", "-f", name)

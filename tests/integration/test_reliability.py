@@ -10,7 +10,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.integration.conftest import ROOTLESS, alive, daemon_pid, inspect, mounts_of
+from tests.integration.conftest import ROOTLESS, alive, daemon_pid, inspect, mounts_of, wait_until
 
 
 def rss_kib(pid):
@@ -107,3 +107,16 @@ def _hijack_attach(daemon, container_id):
                  "Host: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode())
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     return sock
+
+
+def test_a_removed_containers_files_go_and_a_daemon_finishes_what_its_last_run_left(daemon, image):
+    # Removal renames a container's directory to trash/ and deletes it in the background.
+    container_id = daemon.ok("run", "-d", image, "sh", "-c", "echo x > /made; sleep 300").strip()
+    daemon.ok("rm", "-f", container_id)
+    assert not (daemon.data_root / "containers" / container_id).exists()
+    trash = daemon.data_root / "trash"
+    wait_until(lambda: not trash.exists() or not os.listdir(trash), timeout=10, what="the trash to empty")
+    daemon.stop()
+    (trash / "left-by-a-stopped-daemon" / "diff").mkdir(parents=True)
+    daemon.start()
+    assert not trash.exists() or not os.listdir(trash)
