@@ -60,12 +60,8 @@ setup(
     setup_requires=["cffi>=1.15"],
     cffi_modules=["native/build_native.py:ffibuilder"],
     install_requires=["zstandard", "cffi>=1.15", "click", "pyroute2", "python-prctl", "h11", "httpx", "dnslib"],
-    entry_points={
-        "console_scripts": [
-            "minictr=minictr.cli:main",
-            "minictrd=minictr.daemon:main",
-        ],
-    },
+    scripts=["scripts/minictr"],
+    entry_points={"console_scripts": ["minictrd=minictr.daemon:main"]},
     cmdclass={"build_ext": BuildExtWithMonitor},
     zip_safe=False,
 )
