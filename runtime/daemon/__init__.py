@@ -81,14 +81,16 @@ async def _serve(socket_path, data_root, run_dir, rootless):
     services.networks.load()
     services.containers.load()
     services.networks.reconcile(services.containers.running_ids())
+    from minictr.networks import outbound
+
+    services.outbound = await asyncio.to_thread(outbound.install, services.networks)
+    if not rootless:  # rootless, the host's ports are bound outside the daemon's namespace
+        services.ports.kernel = services.outbound
     running = [services.containers.get(i) for i in services.containers.running_ids()]
     await services.ports.restore((c, services.networks.settings(c)) for c in running)
     from minictr.networks.dns import serve_networks
 
     dns = await serve_networks(services.networks, rootless)
-    from minictr.networks import outbound
-
-    services.outbound = await asyncio.to_thread(outbound.install, services.networks)
     listener = await server.serve(socket_path, services)
     log.info("listening on unix://%s (%s)", socket_path, "rootless" if rootless else "root")
     stop = asyncio.Event()

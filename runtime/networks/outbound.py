@@ -22,6 +22,19 @@ goes out on it from elsewhere (Docker's --internal).
 net.ipv4.ip_forward is set to 1 in the namespace when the first bridge needs it (Docker does the
 same, and does not put it back either).
 
+Published TCP ports, as root, for clients on this host: the kernel forwards them (`publish()`), as
+Docker without its userland proxy and Podman do, one TCP connection end to end instead of two
+through the daemon's splice forwarder:
+  output (nat, dstnat):  fib daddr type local tcp dport HOST_PORT dnat ip to CTR_IP:CTR_PORT
+                         (ip daddr HOST_IP … for a port published on one address)
+  postrouting (nat):     ip saddr 127.0.0.0/8 oifname BRIDGE masquerade
+                         (a client on 127.0.0.1: the container answers the bridge's address)
+and route_localnet=1 on each bridge, which lets a packet from 127.0.0.1 leave through it. As that
+would also let a container reach the host's loopback (CVE-2020-8558), a raw prerouting chain drops
+what comes in on a bridge for 127.0.0.0/8, as Docker does. Clients on other hosts still go through
+the daemon's listener (packets forwarded to a container would meet other firewalls' FORWARD
+policies), which also keeps the port taken on the host.
+
 A base chain of another table (Docker's iptables `ip filter FORWARD` with policy drop) can still
 drop forwarded packets that ours accept: nftables gives every base chain its verdict. minictr does
 not edit that table; `forward_blocked_by()` reads it so the daemon can say what to do.
@@ -69,15 +82,18 @@ def table_name(default_bridge=DEFAULT_BRIDGE):
     return f"{TABLE}-{default_bridge}"
 
 
-def ruleset(bridges, table=TABLE):
-    """The nft script that makes `inet TABLE` hold exactly the rules for `bridges`.
+def ruleset(bridges, table=TABLE, published=()):
+    """The nft script that makes `inet TABLE` hold exactly the rules for `bridges` and `published`.
 
     bridges: {name: (subnet, internal)}. Without bridges the script deletes the table.
+    published: (host_ip, host_port, container_ip, container_port, from_loopback) of TCP ports for
+    local clients; without from_loopback (no route_localnet on the bridge), 127.0.0.1's clients are
+    left to the daemon's listener.
     """
     head = [f"table {FAMILY} {table} {{}}", f"delete table {FAMILY} {table}"]
     if not bridges:
         return "\n".join(head) + "\n"
-    nat, isolation, forward = [], [], []
+    nat, isolation, forward, raw = [], [], [], []
     names = sorted(bridges)
     for name in names:
         subnet, internal = bridges[name]
@@ -85,6 +101,8 @@ def ruleset(bridges, table=TABLE):
         if net.version != 4:
             continue
         q = _quote(name)
+        raw.append(f"iifname {q} ip daddr 127.0.0.0/8 drop")
+        nat.append(f"ip saddr 127.0.0.0/8 oifname {q} masquerade")
         others = [_quote(other) for other in names if other != name]
         if others:
             # Networks are isolated from each other (Docker's DOCKER-ISOLATION chains).
@@ -97,12 +115,29 @@ def ruleset(bridges, table=TABLE):
             forward.append(f"iifname {q} accept")
             forward.append(f"oifname {q} ct state established,related accept")
     body = [f"table {FAMILY} {table} {{",
+            "  chain prerouting {", "    type filter hook prerouting priority raw; policy accept;",
+            *("    " + r for r in raw), "  }",
+            "  chain output {", "    type nat hook output priority -100; policy accept;",
+            *("    " + r for r in _dnat_rules(published)), "  }",
             "  chain postrouting {", "    type nat hook postrouting priority srcnat; policy accept;",
             *("    " + r for r in nat), "  }",
             "  chain forward {", "    type filter hook forward priority filter; policy accept;",
             *("    " + r for r in isolation + forward), "  }",
             "}"]
     return "\n".join(head + body) + "\n"
+
+
+def _dnat_rules(published):
+    rules = []
+    # Ports published on one address first: they win over another container's 0.0.0.0 (Docker's order).
+    for host_ip, host_port, ip, port, from_loopback in sorted(published, key=lambda p: p[0] in ("", "0.0.0.0")):
+        source = "" if from_loopback else "ip saddr != 127.0.0.0/8 "
+        target = f"dnat ip to {ipaddress.IPv4Address(ip)}:{int(port)}"
+        if host_ip in ("", "0.0.0.0"):
+            rules.append(f"{source}fib daddr type local tcp dport {int(host_port)} {target}")
+        else:
+            rules.append(f"{source}ip daddr {ipaddress.IPv4Address(host_ip)} tcp dport {int(host_port)} {target}")
+    return rules
 
 
 def _run_nft(script):
@@ -123,6 +158,17 @@ def _enable_forwarding():
             f.write("1")
     except OSError as e:
         raise OutboundError(f"cannot enable IPv4 forwarding ({IP_FORWARD}): {e.strerror}") from None
+
+
+def _route_localnet(bridge):
+    """Let packets from 127.0.0.1 leave through BRIDGE (a local client of a published port, DNATed);
+    the raw prerouting rules keep what comes in on it from reaching the host's loopback."""
+    try:
+        with open(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet", "w") as f:
+            f.write("1")
+        return True
+    except OSError:
+        return False  # no such bridge (yet), or a read-only /proc/sys: the listener serves 127.0.0.1
 
 
 def table_exists(table=TABLE):
@@ -162,6 +208,7 @@ class Outbound:
         self.table = table
         self._lock = threading.Lock()
         self._bridges = {}
+        self._published = {}  # container id: [(host_ip, host_port, container_ip, container_port)]
         self._warned = False
 
     def bridges(self):
@@ -199,10 +246,26 @@ class Outbound:
                 return
             self._apply()
 
+    def publish(self, container_id, ports):
+        """The kernel forwards these TCP ports of the container for local clients (see the module's
+        docstring); an empty list stops it."""
+        with self._lock:
+            if ports:
+                self._published[container_id] = list(ports)
+            elif self._published.pop(container_id, None) is None:
+                return
+            self._apply()
+
+    def _bridge_of(self, ip):
+        address = ipaddress.ip_address(ip)
+        return next((bridge for bridge, (subnet, _) in self._bridges.items()
+                     if address in ipaddress.ip_network(subnet, strict=False)), None)
+
     def close(self):
         """The daemon stops: its own table goes, no other (start re-creates it with restore())."""
         with self._lock:
             self._bridges = {}
+            self._published = {}
             try:
                 self._apply()
             except OutboundError as e:
@@ -211,7 +274,10 @@ class Outbound:
     def _apply(self):
         if any(not internal for _, internal in self._bridges.values()):
             _enable_forwarding()
-        _run_nft(ruleset(self._bridges, self.table))
+        localnet = {bridge: _route_localnet(bridge) for bridge in self._bridges}
+        published = [(*port, localnet.get(self._bridge_of(port[2]), False))
+                     for ports in self._published.values() for port in ports]
+        _run_nft(ruleset(self._bridges, self.table, published))
         if self._bridges and not self._warned:
             blocked = forward_blocked_by(self.table)
             if blocked:

@@ -14,6 +14,10 @@ connection saves a round trip per connection, and the listener dies with the
 daemon. TCP bytes are copied in C (native/forward.c: splice through a pipe, a
 thread per direction, no GIL); UDP goes through a relay with a connected
 socket per client address, dropped after UDP_IDLE_SECONDS of silence.
+
+As root, TCP clients on the host itself do not reach the listener: the kernel DNATs them to the
+container (outbound.py, `Outbound.publish`), one connection instead of two. The rules are written
+in the background; a client that comes before them is served by the listener all the same.
 """
 
 from __future__ import annotations
@@ -430,6 +434,23 @@ class ContainerPorts:
 
     def __init__(self, publisher: PortPublisher | None = None):
         self.publisher = publisher or PortPublisher(host_binder())
+        self.kernel = None  # root: the daemon's Outbound, which DNATs local clients (set once it exists)
+        self._rules = None  # one thread, so that a container's rules come and go in order
+
+    def _kernel_forwarding(self, container_id, ports):
+        if self.kernel is None:
+            return
+        if self._rules is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._rules = ThreadPoolExecutor(1, thread_name_prefix="port-rules")
+        self._rules.submit(self._publish_in_kernel, container_id, ports)
+
+    def _publish_in_kernel(self, container_id, ports):
+        try:
+            self.kernel.publish(container_id, ports)
+        except Exception as e:  # noqa: BLE001 - the listener serves local clients too
+            log.warning("published ports of %s for local clients through the daemon: %s", container_id[:12], e)
 
     async def container_started(self, container, network_settings: dict) -> None:
         """Publish the container's ports to its first network address (from NetworkService.settings)."""
@@ -442,10 +463,12 @@ class ContainerPorts:
             log.info("%s: published ports discarded: the container has no bridge address", container.id[:12])
             return
         try:
-            await self.publisher.publish(container.id, ip, wanted)
+            entries = await self.publisher.publish(container.id, ip, wanted)
         except MinictrError as error:
             raise type(error)(f"driver failed programming external connectivity on endpoint "
                               f"{container.name}: {error}") from None
+        self._kernel_forwarding(container.id, [(e["host_ip"], e["host_port"], ip, e["container_port"])
+                                               for e in entries if e["proto"] == "tcp" and "." in ip])
 
     async def restore(self, running) -> None:
         """At the daemon's start: publish again for the containers still running (live restore);
@@ -458,6 +481,7 @@ class ContainerPorts:
 
     def container_stopped(self, container_id: str) -> None:
         self.publisher.release(container_id)
+        self._kernel_forwarding(container_id, [])
 
     def settings(self, container) -> dict:
         return {"Ports": ports_view(container.config.get("ExposedPorts"), self.publisher.published(container.id))}

@@ -51,3 +51,19 @@ def test_bridges_are_isolated_from_each_other_before_any_accept():
     assert max(forward.index("    " + d) for d in drops) < first_accept
     # One bridge alone: nothing to isolate it from.
     assert "} drop" not in outbound.ruleset({"mcbr-a": ("10.1.0.0/24", False)})
+
+
+def test_published_ports_dnat_local_clients_one_address_before_any():
+    script = outbound.ruleset({"mct1": ("10.0.0.0/24", False)}, "minictr-mct1",
+                              [("0.0.0.0", 8080, "10.0.0.2", 80, True), ("127.0.0.1", 8081, "10.0.0.3", 80, True)])
+    output = script[script.index("chain output"):script.index("chain postrouting")]
+    assert output.index("ip daddr 127.0.0.1 tcp dport 8081 dnat ip to 10.0.0.3:80") < \
+        output.index("fib daddr type local tcp dport 8080 dnat ip to 10.0.0.2:80")
+    assert 'ip saddr 127.0.0.0/8 oifname "mct1" masquerade' in script
+    assert 'iifname "mct1" ip daddr 127.0.0.0/8 drop' in script
+
+
+def test_without_route_localnet_loopback_clients_are_left_to_the_listener():
+    script = outbound.ruleset({"mct1": ("10.0.0.0/24", False)}, "minictr-mct1",
+                              [("0.0.0.0", 8080, "10.0.0.2", 80, False)])
+    assert "ip saddr != 127.0.0.0/8 fib daddr type local tcp dport 8080 dnat ip to 10.0.0.2:80" in script
