@@ -39,13 +39,13 @@ _MAX_DATAGRAM = 65535
 
 # ---- parsing: the CLI's side and the API's validation ----
 
-def _port_range(text: str, what: str) -> range:
+def _port_range(text: str, what: str, lowest: int = 1) -> range:
     first, sep, last = text.partition("-")
     try:
         start, end = int(first), int(last) if sep else int(first)
     except ValueError:
         raise InvalidArgument(f"invalid {what}: {text}") from None
-    if not (1 <= start <= 65535 and 1 <= end <= 65535) or end < start:
+    if not (lowest <= start <= 65535 and lowest <= end <= 65535) or end < start:
         raise InvalidArgument(f"invalid {what}: {text}")
     return range(start, end + 1)
 
@@ -88,7 +88,8 @@ def parse_publish(spec: str) -> list[tuple[str, dict]]:
             raise InvalidArgument(f"invalid IP address: {ip}") from None
     container_port, proto = _split_proto(container_part, spec)
     container_ports = _port_range(container_port, "containerPort")
-    host_ports = _port_range(host_part, "hostPort") if host_part else None
+    # Host port 0, as an empty one, is any free port (Docker's nat.ParsePortSpec lets it through).
+    host_ports = _port_range(host_part, "hostPort", lowest=0) if host_part else None
     if host_ports is not None and len(host_ports) != len(container_ports) and len(host_ports) != 1:
         raise InvalidArgument(f"invalid ranges specified for container and host Ports: "
                               f"{container_port} and {host_part}")
@@ -143,7 +144,8 @@ def wanted_bindings(host_config: dict, exposed_ports: dict | None) -> list[tuple
         for binding in bindings.get(key) or [{}]:
             host_ip = (binding or {}).get("HostIp") or "0.0.0.0"
             host_port = (binding or {}).get("HostPort") or ""
-            wanted.append((container_port, proto, host_ip, _port_range(host_port, "hostPort")[0] if host_port else 0))
+            wanted.append((container_port, proto, host_ip,
+                           _port_range(host_port, "hostPort", lowest=0)[0] if host_port else 0))
     return wanted
 
 

@@ -210,3 +210,14 @@ def test_a_bridge_lets_no_container_reach_the_hosts_loopback(daemon, image):
         assert f'iifname "{daemon.bridge}" ip daddr 127.0.0.0/8 drop' in _rules(daemon)
     finally:
         daemon.ok("rm", "-f", cid)
+
+
+def test_host_port_0_is_any_free_port_as_in_docker(daemon, image):
+    cid = daemon.ok("run", "-d", "-p", "127.0.0.1:0:80", image, "sh", "-c", HTTPD).strip()
+    try:
+        (where,) = daemon.ok("port", cid, "80").split()
+        host, _, port = where.rpartition(":")
+        assert host == "127.0.0.1" and int(port) > 0
+        assert http_get("127.0.0.1", int(port)) == "hello-ports\n"
+    finally:
+        daemon.ok("rm", "-f", cid)

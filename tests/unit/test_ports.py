@@ -20,6 +20,7 @@ from minictr.networks import ports
 @pytest.mark.parametrize("spec, expected", [
     ("80", [("80/tcp", {"HostIp": "", "HostPort": ""})]),
     ("8080:80", [("80/tcp", {"HostIp": "", "HostPort": "8080"})]),
+    ("0:80", [("80/tcp", {"HostIp": "", "HostPort": "0"})]),
     ("127.0.0.1:8080:80/udp", [("80/udp", {"HostIp": "127.0.0.1", "HostPort": "8080"})]),
     ("127.0.0.1::80", [("80/tcp", {"HostIp": "127.0.0.1", "HostPort": ""})]),
     ("[::1]:8080:80", [("80/tcp", {"HostIp": "::1", "HostPort": "8080"})]),
@@ -30,7 +31,7 @@ def test_publish_specs_parse_as_docker_does(spec, expected):
     assert ports.parse_publish(spec) == expected
 
 
-@pytest.mark.parametrize("spec", ["0:80", "80:70000", "x:80", "80/sctp", "1.2.3:80:80", "a:b:c:d", "80-79",
+@pytest.mark.parametrize("spec", ["80:0", "80:70000", "x:80", "80/sctp", "1.2.3:80:80", "a:b:c:d", "80-79",
                                   "8080-8082:80-81", "8080:"])
 def test_bad_publish_specs_are_refused(spec):
     with pytest.raises(InvalidArgument):
