@@ -152,15 +152,17 @@ def exec_(ctx, container, command, detach, interactive, tty, env, env_file, work
 
 def _exec_body(command, detach, interactive, tty, env, env_file, workdir, user):
     from minictr.cli.bodies import env_entry, read_kv_file
-    from minictr.cli.terminal import terminal_size
 
     entries = [entry for path in env_file for entry in read_kv_file(path, from_environ=True)]
     entries += [env_entry(e) for e in env]
     body = {"AttachStdin": interactive and not detach, "AttachStdout": not detach,
             "AttachStderr": not detach, "Tty": tty, "Detach": detach, "Cmd": list(command),
             "Env": [e for e in entries if "=" in e]}
-    if tty and (size := terminal_size()):
-        body["ConsoleSize"] = list(size)
+    if tty:
+        from minictr.cli.terminal import terminal_size  # (it imports signal and threading)
+
+        if size := terminal_size():
+            body["ConsoleSize"] = list(size)
     if workdir:
         body["WorkingDir"] = workdir
     if user:
@@ -173,9 +175,9 @@ def check_attachable(tty, stdin, detach_keys):
     stdin that is no terminal."""
     import os
 
-    from minictr.detach_keys import parse
-
     if detach_keys:
+        from minictr.detach_keys import parse
+
         parse(detach_keys)
     if tty and stdin and not os.isatty(0):
         error = MinictrError("the input device is not a TTY")

@@ -66,9 +66,9 @@ def echo(text, err=False):
 
 
 def _answers(socket_path):
-    import socket
+    import _socket  # not socket: its enum and selectors would cost every CLI start ~4 ms
 
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.connect(socket_path)
         return True

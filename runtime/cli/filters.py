@@ -1,7 +1,6 @@
 """`--filter key=value` flags, as the docker CLI turns them into the API's `filters` query."""
 
-import json
-
+from minictr import wire
 from minictr.errors import InvalidArgument
 
 
@@ -18,4 +17,4 @@ def filters_query(pairs):
         values = filters.setdefault(key.strip().lower(), [])
         if value.strip() not in values:
             values.append(value.strip())
-    return json.dumps(filters) if filters else None
+    return wire.dumps(filters) if filters else None

@@ -12,10 +12,10 @@ no traceback. Values print as Go prints them (`true`, `[a b]`, `map[k:v]`,
 Objects other than dicts and lists expose fields to templates through a
 `template_fields` set of attribute names; an attribute that is a method is
 called with the arguments the template gives.
-"""
 
-import json
-import re
+re and json are imported where they are needed, not here: `ps` renders its table
+through this module on every call, and its templates (fields alone) need neither.
+"""
 
 from minictr.errors import InvalidArgument
 
@@ -69,7 +69,7 @@ class _TypedNil:
 
 # ---- lexing ----------------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"""
+_TOKEN = r"""
     (?P<space>\s+)
   | (?P<string>"(?:[^"\\\n]|\\.)*")
   | (?P<raw>`[^`]*`)
@@ -85,7 +85,7 @@ _TOKEN = re.compile(r"""
   | (?P<lparen>\()
   | (?P<rparen>\))
   | (?P<comma>,)
-""", re.VERBOSE)
+"""
 
 
 def _position(source, offset):
@@ -94,15 +94,30 @@ def _position(source, offset):
 
 
 def _lex_action(text, line, base, source):
-    tokens, pos = [], 0
+    field = _lex_field_alone(text, base, source)
+    if field is not None:
+        return [field]
+    import re
+
+    token, tokens, pos = re.compile(_TOKEN, re.VERBOSE), [], 0  # (re keeps compiled patterns)
     while pos < len(text):
-        m = _TOKEN.match(text, pos)
+        m = token.match(text, pos)
         if not m:
             raise TemplateError(f"template: :{line}: unexpected {text[pos]!r} in command")
         pos = m.end()
         if m.lastgroup != "space":
             tokens.append((m.lastgroup, m.group(), _position(source, base + m.start())))
     return tokens
+
+
+def _lex_field_alone(text, base, source):
+    """The token of an action that is one field chain and spaces (`{{.ID}}`, `{{ .State.Status }}`),
+    as _TOKEN would give it, without importing re; None for any other action."""
+    name = text.strip(" \t\r\n")
+    first, *fields = name.split(".")
+    if first or not fields or not all(f.isascii() and f.isidentifier() for f in fields):
+        return None
+    return ("field", name, _position(source, base + len(text) - len(text.lstrip(" \t\r\n"))))
 
 
 def _split(source):
@@ -256,6 +271,8 @@ class _Parser:
 def _operand(token, line):
     kind, text = token
     if kind == "string":
+        import json
+
         try:
             return ("const", json.loads(text))
         except ValueError:
@@ -265,6 +282,8 @@ def _operand(token, line):
     if kind == "char":
         return ("const", ord(text[1:-1].encode().decode("unicode_escape")))
     if kind == "number":
+        import re
+
         if re.fullmatch(r"[-+]?(0[xX][0-9a-fA-F]+)", text):
             return ("const", int(text, 16))
         return ("const", float(text) if re.search(r"[.eE]", text) else int(text))
@@ -313,6 +332,8 @@ def go_string(value, top=True):
 
 def to_json(value):
     """Docker's `json` function: compact, no HTML escaping."""
+    import json
+
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_json_default)
 
 
@@ -373,6 +394,9 @@ def _norm(value):
 
 
 def _printf(fmt, *args):
+    import json
+    import re
+
     out, args, i = [], list(args), 0
 
     def next_arg():
@@ -436,6 +460,8 @@ def _length(item):
 
 
 def _title(text):
+    import re
+
     return re.sub(r"\w+", lambda m: m.group()[0].upper() + m.group()[1:].lower(), text)
 
 

@@ -119,3 +119,24 @@ def test_ps_table_has_dockers_headers_and_json_has_dockers_keys():
 def test_ps_unknown_field_is_a_clear_error():
     with pytest.raises(TemplateError, match="can't evaluate field Nope in type"):
         render_ps([SUMMARY], "{{.Nope}}", trunc=True)
+
+
+def _lexed(action):
+    from minictr.cli import template
+
+    source = "a\n{{" + action + "}}"
+    try:
+        return template._lex_action(action, 2, 4, source)
+    except TemplateError as e:
+        return str(e)
+
+
+@pytest.mark.parametrize("action", [".ID", " .State.Status ", "\t.A.b_c\n", ".A.b.C_1", ".", ". A", ".A .B", "..A",
+                                    ".A.", ".1", ".é", ".A\u00a0", "$x.A", '.Label "k"', ".A|upper"])
+def test_a_field_alone_lexes_as_the_full_lexer_lexes_it(action, monkeypatch):
+    # `ps` and most --format templates are fields alone: they take a short way that needs no re.
+    from minictr.cli import template
+
+    short_way = _lexed(action)
+    monkeypatch.setattr(template, "_lex_field_alone", lambda *args: None)
+    assert short_way == _lexed(action)
