@@ -96,6 +96,11 @@ class Container:
         theirs.close()
         os.waitpid(launcher, 0)  # the monitor double-forks; its first process exits at once
         self.created = self.sync_line()
+        # A container's monitor says `cloned PID` first, as soon as the init's namespaces exist.
+        self.cloned_pid = None
+        if self.created.startswith("cloned "):
+            self.cloned_pid = int(self.created.split()[1])
+            self.created = self.sync_line()
         if self.created.startswith("created "):
             _, pid, monitor_pid = self.created.split()
             self.pid, self.monitor_pid = int(pid), int(monitor_pid)

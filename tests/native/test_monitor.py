@@ -27,6 +27,13 @@ def test_echo_reaches_attach_client_log_and_exit_file(containers):
     assert not c.attach_path.exists()
 
 
+def test_the_monitor_says_cloned_with_the_inits_pid_before_created(containers):
+    # The daemon sets up the container's network from `cloned` on, while the init sets up the rest.
+    c = containers.create(["true"])
+    assert c.created.startswith("created ") and c.cloned_pid == c.pid
+    assert os.readlink(f"/proc/{c.cloned_pid}/ns/net") != os.readlink("/proc/self/ns/net")
+
+
 def test_log_keeps_streams_and_escapes_like_docker(containers):
     c = containers.run(["sh", "-c", r'printf "a\"<b>\t\n"; echo oops >&2; printf "no newline"'])
     entries = c.log_entries()
