@@ -75,6 +75,7 @@ class ExecService:
         """POST /containers/{id}/exec: a new exec instance for a running container; returns its id."""
         container = self.containers.get(ref)
         self._check_running(container)
+        self.containers.warm_migration()  # for the start that usually follows at once
         self._forget_removed()
         cmd = body.get("Cmd")
         if isinstance(cmd, str):
@@ -181,6 +182,7 @@ class ExecService:
         container = instance.container
         try:
             paths = await asyncio.to_thread(self._prepare, instance)
+            await self.containers.migration_ready()
             monitor = await Monitor.spawn(paths["config"])
         except MonitorError as e:
             self._fail(instance, 126)

@@ -231,7 +231,7 @@ class ContainerService:
 
     async def create(self, body, name=None):
         """Create a container from an API create body; returns its id."""
-        self._warm_migration()  # for the start that usually follows at once
+        self.warm_migration()  # for the start that usually follows at once
         name = check_name(name) if name else random_name({c.name for c in self._containers.values()})
         self._check_name_free(name)
         if not body.get("Image"):
@@ -432,7 +432,7 @@ class ContainerService:
         return True
 
     async def _start_locked(self, container, restart_count=0):
-        self._warm_migration()
+        self.warm_migration()
         image = await asyncio.to_thread(self.images.resolve, container.image_id)
         paths = self._paths(container)
         uid, gid, groups = resolve_user(container.config["User"], [os.path.join(paths["top"], "diff")] + image.layer_dirs)
@@ -454,8 +454,7 @@ class ContainerService:
             root = await asyncio.to_thread(self.driver.prepare, image, paths["top"])
             try:
                 write_config(paths["config"], self._monitor_entries(container, image, paths, uid, gid, groups, root))
-                if self._warmer:
-                    await self._warmer.ready()
+                await self.migration_ready()
                 monitor = await Monitor.spawn(paths["config"], set_up_network)
             finally:
                 await asyncio.to_thread(self.driver.created, paths["top"])
@@ -550,11 +549,18 @@ class ContainerService:
         entries += [("exit", paths["exit"]), ("attach", paths["attach"])]
         return entries
 
-    def _warm_migration(self):
+    def warm_migration(self):
+        """Keep cgroup moves fast for a start (or an exec, which joins the container's groups) that
+        comes next (cgroups.MigrationWarmer); in the event loop's thread."""
         if self._warmer is None:
             self._warmer = MigrationWarmer.for_cgroups(self.cgroups) or False
         if self._warmer:
             self._warmer.warm()
+
+    async def migration_ready(self):
+        """Before a monitor that joins cgroups is spawned: the warm-up's first move is done."""
+        if self._warmer:
+            await self._warmer.ready()
 
     # ---- exit -------------------------------------------------------------------------------
 

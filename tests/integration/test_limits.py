@@ -153,10 +153,11 @@ def _warmer_switches(daemon):
 
 
 @root_only
-def test_cgroup_moves_are_kept_warm_while_containers_start_and_never_when_idle(daemon, image):
+def test_cgroup_moves_are_kept_warm_while_containers_start_and_never_when_idle(daemon, image, running):
     # cgroup v1 moves wait for an RCU grace period unless another came just before; the daemon keeps one
-    # coming while containers are created and started, then stops: an idle daemon does no periodic work.
-    daemon.ok("run", "--rm", image, "true")
+    # coming while containers are created, started or exec'd into, then stops: an idle daemon does no
+    # periodic work.
+    name = running()
     created = daemon.ok("create", image, "true").strip()
     try:
         before = _warmer_switches(daemon)
@@ -166,6 +167,8 @@ def test_cgroup_moves_are_kept_warm_while_containers_start_and_never_when_idle(d
         idle = _warmer_switches(daemon)
         time.sleep(0.5)
         assert _warmer_switches(daemon) == idle
+        daemon.ok("exec", name, "true")
+        assert _warmer_switches(daemon) > idle
     finally:
         daemon.cli("rm", "-f", created)
 
