@@ -70,10 +70,12 @@ def one_exec(client, cid):
         "Cmd": ["true"], "AttachStdout": True, "AttachStderr": True,
     }).json()["Id"]
     t.append(time.perf_counter())
-    sock, _ = client.hijack(f"/exec/{eid}/start")
-    with sock:
+    sock, _ = client.hijack(f"/exec/{eid}/start")  # a bare _socket.socket: no `with`
+    try:
         while sock.recv(65536):
             pass
+    finally:
+        sock.close()
     t.append(time.perf_counter())
     code = client.get(f"/exec/{eid}/json")["ExitCode"]
     t.append(time.perf_counter())
