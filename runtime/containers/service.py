@@ -442,6 +442,36 @@ class ContainerService:
                 os.unlink(stale)
         await self._cgroups_removed(container)
         container.cgroups = self.resources.create_groups(container.id, container.host_config)
+        monitor, network = await self._spawn_monitor(container, image, paths, uid, gid, groups)
+        container.pid, container.monitor_pid = monitor.container_pid, monitor.monitor_pid
+        await self._connect_network(container, monitor, network)
+        try:
+            await self._connect_pending_attaches(container, paths["attach"])
+            await monitor.start()
+        except MonitorError as e:
+            # The monitor records 126/127 and leaves. A command that never ran is not restarted
+            # by the policy (as in Docker); wait until _on_monitor_exit has marked it exited.
+            container.error = str(_start_error(e))
+            container.start_failed = True
+            exits = container.exits
+            self._watch_monitor(container)
+            await self._until(container, lambda: container.exits > exits or container.removed)
+            raise _start_error(e) from None
+        except BaseException:
+            self._watch_monitor(container)
+            raise
+        container.started_at = rfc3339()
+        self._set_state(container, State.RUNNING, pid=container.pid, monitor_pid=container.monitor_pid,
+                        started_at=container.started_at, error="", restart_count=restart_count,
+                        manually_stopped=False, oom_killed=False)
+        self.emit(container, "start")
+        # Watched only once running: an instant command (`true`) may have ended already, and
+        # its exit handled before its start would leave it "running" with no process.
+        self._watch_monitor(container)
+
+    async def _spawn_monitor(self, container, image, paths, uid, gid, groups):
+        """The container's monitor, once its init is set up and waiting to exec; and the task that
+        sets up its network, begun as soon as the init's namespaces exist (or None)."""
         network = None
 
         def set_up_network(pid):
@@ -466,7 +496,11 @@ class ContainerService:
             if isinstance(e, MonitorError):
                 raise _start_error(e) from None
             raise
-        container.pid, container.monitor_pid = monitor.container_pid, monitor.monitor_pid
+        return monitor, network
+
+    async def _connect_network(self, container, monitor, network):
+        """Wait for the container's network (set it up, if the monitor did not say `cloned`), then
+        publish its ports; on failure the monitor kills the container, and what it got goes."""
         try:
             if network is None:
                 network = asyncio.to_thread(self.networks.container_started, container, monitor.container_pid)
@@ -485,29 +519,6 @@ class ContainerService:
             if isinstance(e, OSError):
                 raise MinictrError(f"setting up the network of {container.name}: {e}") from None
             raise
-        try:
-            await self._connect_pending_attaches(container, paths["attach"])
-            await monitor.start()
-        except MonitorError as e:
-            # The monitor records 126/127 and leaves. A command that never ran is not restarted
-            # by the policy (as in Docker); wait until _on_monitor_exit has marked it exited.
-            container.error = str(_start_error(e))
-            container.start_failed = True
-            exits = container.exits
-            self._watch_monitor(container)
-            await self._until(container, lambda: container.exits > exits or container.removed)
-            raise _start_error(e) from None
-        except BaseException:
-            self._watch_monitor(container)
-            raise
-        container.started_at = rfc3339()
-        self._set_state(container, State.RUNNING, pid=container.pid, monitor_pid=container.monitor_pid,
-                        started_at=container.started_at, error="", restart_count=restart_count,
-                        manually_stopped=False, oom_killed=False)
-        self.emit(container, "start")
-        # Watched only once running: an instant command (`true`) may have ended already, and
-        # its exit handled before its start would leave it "running" with no process.
-        self._watch_monitor(container)
 
     async def _abandon_network(self, container, setting_up):
         """The start failed while the container's network was being set up: once that is done
