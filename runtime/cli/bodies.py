@@ -5,12 +5,6 @@ import os
 
 from minictr.errors import InvalidArgument
 
-# The options parsed by containers/resources.py and containers/mounts.py: only a command line
-# with one of them imports those modules (their regular expressions would cost every `run` ~7 ms).
-_RESOURCE_OPTIONS = ("memory", "memory_swap", "cpus", "cpu_shares", "cpu_quota", "cpu_period", "cpuset_cpus",
-                     "pids_limit", "ulimit", "shm_size")
-_MOUNT_OPTIONS = ("volume", "mount", "tmpfs", "volumes_from")
-
 
 def _network_options(options, host_config, body):
     """--add-host, --dns into HostConfig; --ip and --network-alias into NetworkingConfig (Docker's)."""
@@ -55,10 +49,9 @@ def create_body(options):
         host_config["Privileged"] = True
     if options.get("security_opt"):
         host_config["SecurityOpt"] = security_opts(options["security_opt"])
-    if _given(options, _RESOURCE_OPTIONS):
-        from minictr.containers.resources import host_config_fields
+    from minictr.containers.resources import host_config_fields
 
-        host_config.update(host_config_fields(options))
+    host_config.update(host_config_fields(options))
     volumes = _mount_options(options, host_config)
     exposed_ports = _port_options(options, host_config)
     body = {
@@ -109,13 +102,6 @@ def _mount_options(options, host_config):
     """-v, --mount, --tmpfs, --volumes-from, --read-only into HostConfig as the docker CLI sends
     them (Binds, Mounts, Tmpfs, VolumesFrom, ReadonlyRootfs; `-v /path` into the returned
     Config.Volumes), checked here so that bad input creates nothing."""
-    volumes = _checked_mounts(options, host_config) if _given(options, _MOUNT_OPTIONS) else {}
-    if options.get("read_only"):
-        host_config["ReadonlyRootfs"] = True
-    return volumes
-
-
-def _checked_mounts(options, host_config):
     from minictr.containers import mounts
 
     binds, volumes = [], {}
@@ -130,13 +116,10 @@ def _checked_mounts(options, host_config):
                        ("VolumesFrom", list(options.get("volumes_from") or ()))):
         if value:
             host_config[key] = value
+    if options.get("read_only"):
+        host_config["ReadonlyRootfs"] = True
     mounts.requested(host_config, volumes)  # duplicates and every other error, before the daemon
     return volumes
-
-
-def _given(options, names):
-    """Whether the command line gave any of these options (None, "" and () are their defaults)."""
-    return any(options.get(name) not in (None, "", ()) for name in names)
 
 
 def parse_restart_policy(text):
