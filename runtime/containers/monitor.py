@@ -44,15 +44,15 @@ class Monitor:
         ours.setblocking(False)
         monitor = cls(ours, None, None)
         try:
-            words = await monitor._expect("created", "cloned")
-            if words[0] == "cloned":
+            head, words = await monitor._expect("cloned", "created")
+            if head == "cloned":
                 if on_cloned is not None:
-                    on_cloned(int(words[1]))
-                words = await monitor._expect("created")
+                    on_cloned(int(words[0]))
+                head, words = await monitor._expect("created")
         except BaseException:
             ours.close()
             raise
-        monitor.container_pid, monitor.monitor_pid = int(words[-2]), int(words[-1])
+        monitor.container_pid, monitor.monitor_pid = int(words[0]), int(words[1])
         return monitor
 
     async def _read_line(self):
@@ -65,14 +65,12 @@ class Monitor:
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line.decode(errors="replace")
 
-    async def _expect(self, word, early=None):
-        """The words after `word` (or, if the line is `early`, that line's words)."""
+    async def _expect(self, *words):
+        """The next line, which must begin with one of `words`: that word and the words after it."""
         line = await self._read_line()
         head, _, rest = line.partition(" ")
-        if head == word:
-            return rest.split()
-        if early is not None and head == early:
-            return line.split()
+        if head in words:
+            return head, rest.split()
         if head == "error":
             errnum, _, message = rest.partition(" ")
             raise MonitorError(int(errnum), message)
