@@ -9,7 +9,6 @@ import asyncio
 import errno
 import logging
 import os
-import queue
 import threading
 import time
 
@@ -326,8 +325,6 @@ def _remove_group(path):
 
 def freeze(freezer_file, frozen):
     """Freeze or thaw a group and wait until the kernel says it is done (v1 goes through FREEZING)."""
-    import time
-
     v2 = freezer_file.endswith("cgroup.freeze")
     with open(freezer_file, "w") as f:
         f.write(("1" if frozen else "0") if v2 else ("FROZEN" if frozen else "THAWED"))

@@ -146,7 +146,7 @@ class ContainerService:
         self.uid_ranges = uid_ranges
         self.gid_ranges = gid_ranges
         self.cgroups = Cgroups(rootless)
-        self._warmer = None  # MigrationWarmer, made in the event loop (the first create or start)
+        self._warmer = MigrationWarmer.for_cgroups(self.cgroups)  # None where moves need no warming
         self.confinement = Confinement(data_root, rootless)
         self.resources = Resources(self.cgroups, rootless)
         self.volumes = None  # the volume service (volumes/service.py), set by the daemon
@@ -563,8 +563,6 @@ class ContainerService:
     def warm_migration(self):
         """Keep cgroup moves fast for a start (or an exec, which joins the container's groups) that
         comes next (cgroups.MigrationWarmer); in the event loop's thread."""
-        if self._warmer is None:
-            self._warmer = MigrationWarmer.for_cgroups(self.cgroups) or False
         if self._warmer:
             self._warmer.warm()
 
