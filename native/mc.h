@@ -206,7 +206,7 @@ int mc_overlay_mount (const char *target, const char *lower_dir, const char *con
 int mc_unmount (const char *target, struct mc_error *err);
 int mc_mountns_unshare (struct mc_error *err);
 
-/* ---- forward.c: published ports, socket to socket with splice(2) (daemon only) ---- */
+/* ---- forward.c: published ports, socket to socket in a thread per direction (daemon only) ---- */
 
 /* Takes a and b on success; `group` names the container, for shutdown_group. */
 int mc_forward_start (int a, int b, long long group, struct mc_error *err);

@@ -132,7 +132,7 @@ def seccomp_syscall_number(arch: str, name: str) -> int:
 
 
 def forward_start(a: int, b: int, group: int) -> None:
-    """Forward between two connected stream sockets in C threads (splice); takes both fds on success."""
+    """Forward between two connected stream sockets in C threads (a copy each way); takes both fds on success."""
     err = ffi.new("struct mc_error *")
     _check(lib.mc_forward_start(a, b, group, err), err)
 

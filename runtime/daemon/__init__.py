@@ -47,7 +47,7 @@ class Services:
         self.containers.networks = self.networks
         from minictr.networks.ports import ContainerPorts
 
-        self.ports = ContainerPorts()  # root: binds itself; rootless: through the wrapper (host_connect)
+        self.ports = ContainerPorts(rootless=rootless)  # root: binds itself; rootless: through the wrapper
         self.containers.ports = self.ports
         self.containers.driver = self.driver
         self.volumes.set_users(self.containers.volume_users)

@@ -24,7 +24,7 @@ same, and does not put it back either).
 
 Published TCP ports, as root, for clients on this host: the kernel forwards them (`publish()`), as
 Docker without its userland proxy and Podman do, one TCP connection end to end instead of two
-through the daemon's splice forwarder:
+through the daemon's forwarder:
   output (nat, dstnat):  fib daddr type local tcp dport HOST_PORT dnat ip to CTR_IP:CTR_PORT
                          (ip daddr HOST_IP … for a port published on one address)
   postrouting (nat):     ip saddr 127.0.0.0/8 oifname BRIDGE masquerade

@@ -40,31 +40,38 @@ def _iproute():
 
 def _in_container_ns(pid, work, netlink=True):
     """work(ipr) with a netlink socket in the network namespace of process `pid` (work() without
-    one if not `netlink`).
+    one if not `netlink`)."""
+    fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if not netlink:
+            return in_netns(fd, work)
 
-    pyroute2's NetNS forks a child to open that socket and stops it with SIGTERM. The child
-    inherits the asyncio loop's signal wakeup fd, so that SIGTERM reached the daemon's own
-    handler and the daemon stopped itself. Here a thread of our own joins the namespace instead
-    (setns moves only the calling thread) and ends with it, so no pooled thread is ever left in
-    a container's namespace."""
+        def with_netlink():
+            with _iproute() as ipr:
+                return work(ipr)
+        return in_netns(fd, with_netlink)
+    finally:
+        os.close(fd)
+
+
+def in_netns(netns_fd, work):
+    """work() in the network namespace `netns_fd` (an open /proc/PID/ns/net); blocking.
+
+    pyroute2's NetNS forks a child to open a socket in another namespace and stops it with
+    SIGTERM. The child inherits the asyncio loop's signal wakeup fd, so that SIGTERM reached the
+    daemon's own handler and the daemon stopped itself. Here a thread of our own joins the
+    namespace instead (setns moves only the calling thread) and ends with it, so no pooled thread
+    is ever left in a container's namespace. Sockets work() makes stay in that namespace."""
     outcome = {}
 
     def joined():
         try:
-            fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                _setns(fd, _CLONE_NEWNET)
-            finally:
-                os.close(fd)
-            if not netlink:
-                outcome["value"] = work()
-                return
-            with _iproute() as ipr:
-                outcome["value"] = work(ipr)
+            _setns(netns_fd, _CLONE_NEWNET)
+            outcome["value"] = work()
         except BaseException as e:
             outcome["error"] = e
 
-    thread = threading.Thread(target=joined, name=f"netns-{pid}")
+    thread = threading.Thread(target=joined, name="netns")
     thread.start()
     thread.join()
     if "error" in outcome:

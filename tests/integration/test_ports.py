@@ -2,7 +2,9 @@
 (127.0.0.1 and another loopback address, for listeners on 0.0.0.0), TCP and UDP, released when the
 container ends (kill -9 included), refused with one line when the port is taken."""
 
+import hashlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -219,5 +221,40 @@ def test_host_port_0_is_any_free_port_as_in_docker(daemon, image):
         host, _, port = where.rpartition(":")
         assert host == "127.0.0.1" and int(port) > 0
         assert http_get("127.0.0.1", int(port)) == "hello-ports\n"
+    finally:
+        daemon.ok("rm", "-f", cid)
+
+
+def test_sixteen_megabytes_sent_to_a_published_port_arrive_whole(daemon, image):
+    # Rootless the daemon copies every byte (native/forward.c); as root the kernel forwards them.
+    port = free_port()
+    cid = daemon.ok("run", "-d", "-p", f"127.0.0.1:{port}:5000", image, "sh", "-c",
+                    "nc -l -p 5000 | md5sum > /received; sleep 600").strip()
+    try:
+        wait_until(lambda: ":5000 " in daemon.ok("exec", cid, "netstat", "-ltn"), what="nc to listen")
+        payload = random.Random(5).randbytes(16 << 20)
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+            client.sendall(payload)
+            client.shutdown(socket.SHUT_WR)
+            client.recv(1)  # nc's end: every byte is in
+        received = wait_until(lambda: daemon.ok("exec", cid, "cat", "/received").split(),
+                              what="md5sum's result")
+        assert received[0] == hashlib.md5(payload).hexdigest()
+    finally:
+        daemon.ok("rm", "-f", cid)
+
+
+def test_a_service_on_the_containers_loopback_is_not_published(daemon, image):
+    # As in Docker: -p reaches the container's own address, never its 127.0.0.1. Rootless the
+    # daemon connects from inside the container's namespace, where 127.0.0.1 would be one hop away.
+    inner, outer = free_port(), free_port()
+    cid = daemon.ok("run", "-d", "-p", f"127.0.0.1:{inner}:80", "-p", f"127.0.0.1:{outer}:8080", image, "sh", "-c",
+                    "mkdir -p /www && echo hello-ports > /www/index.html"
+                    " && httpd -p 127.0.0.1:80 -h /www && exec httpd -f -p 8080 -h /www").strip()
+    try:
+        assert http_get("127.0.0.1", outer) == "hello-ports\n"
+        assert daemon.ok("exec", cid, "wget", "-qO-", "http://127.0.0.1:80/") == "hello-ports\n"
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{inner}/", timeout=5).read()
     finally:
         daemon.ok("rm", "-f", cid)

@@ -1,4 +1,4 @@
-"""Published ports without containers: parsing, the splice forwarder, the publisher and the
+"""Published ports without containers: parsing, the forwarder, the publisher and the
 wrapper's listener hand-off, all against sockets on 127.0.0.1."""
 
 import asyncio
