@@ -135,7 +135,8 @@ class ContainerRow:
         ports = []
         for p in self.c.get("Ports") or []:
             if p.get("PublicPort"):
-                ports.append(f"{p.get('IP', '0.0.0.0')}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}")
+                ip = p.get("IP", "0.0.0.0")
+                ports.append(f"{f'[{ip}]' if ':' in ip else ip}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}")
             else:
                 ports.append(f"{p['PrivatePort']}/{p['Type']}")
         return ", ".join(ports)

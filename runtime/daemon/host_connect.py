@@ -72,15 +72,10 @@ def _answer(conn: socket.socket) -> None:
 
 
 def _answer_listen(conn: socket.socket, proto: str, host: str, port: int) -> None:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    from minictr.networks.ports import bind_host_socket
+
     try:
-        with socket.socket(family, kind | socket.SOCK_CLOEXEC) as sock:
-            if proto == "tcp":
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-            if proto == "tcp":
-                sock.listen(512)
+        with bind_host_socket(proto, host, port) as sock:
             socket.send_fds(conn, [b"ok\n"], [sock.fileno()])
     except OSError as error:
         conn.sendall(f"error {error.errno or 0} {error.strerror or error}\n".encode())

@@ -135,7 +135,8 @@ def wanted_bindings(host_config: dict, exposed_ports: dict | None) -> list[tuple
     """What a start must publish: [(container port, proto, host IP, host port or 0)], validated.
 
     `PortBindings` as given, plus with `PublishAllPorts` every exposed port not already bound,
-    each on a free host port.
+    each on a free host port. Host IP "" (none given) is every address: 0.0.0.0 and, as in
+    Docker 20.10+, [::] on the same port when the host has IPv6.
     """
     bindings = host_config.get("PortBindings") or {}
     keys = list(bindings)
@@ -149,7 +150,7 @@ def wanted_bindings(host_config: dict, exposed_ports: dict | None) -> list[tuple
             raise InvalidArgument(f"invalid proto: {proto}")
         container_port = _port_range(port_text, "containerPort")[0]
         for binding in bindings.get(key) or [{}]:
-            host_ip = (binding or {}).get("HostIp") or "0.0.0.0"
+            host_ip = (binding or {}).get("HostIp") or ""
             host_port = (binding or {}).get("HostPort") or ""
             wanted.append((container_port, proto, host_ip,
                            _port_range(host_port, "hostPort", lowest=0)[0] if host_port else 0))
@@ -186,6 +187,8 @@ def bind_host_socket(proto: str, host_ip: str, host_port: int) -> socket.socket:
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
     sock = socket.socket(family, kind | socket.SOCK_CLOEXEC)
     try:
+        if family == socket.AF_INET6:  # [::] next to 0.0.0.0 on the same port, not over it
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         if proto == "tcp":
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT of a previous run
         sock.bind((host_ip, host_port))
@@ -212,6 +215,14 @@ def group_of(container_id: str) -> int:
     return int(container_id[:15], 16)
 
 
+def _overlap(a: str, b: str) -> bool:
+    """Whether listeners on addresses a and b (one port) collide: one family, and one of them
+    the wildcard or both the same address."""
+    if (":" in a) != (":" in b):
+        return False
+    return a == b or {a, b} & {"0.0.0.0", "::"} != set()
+
+
 def _bind_error(error: OSError, host_ip: str, host_port: int) -> MinictrError:
     where = f"{host_ip}:{host_port}" if ":" not in host_ip else f"[{host_ip}]:{host_port}"
     if error.errno == errno.EADDRINUSE:
@@ -235,6 +246,11 @@ class _Published:
         self.tasks: list[asyncio.Task] = []
         self.relays: list["_UdpRelay"] = []
         self.netns = -1  # rootless: the container's network namespace, where connections to it are made
+
+    def add(self, sock, container_port, proto, host_ip):
+        self.sockets.append(sock)
+        self.entries.append({"container_port": container_port, "proto": proto, "host_ip": host_ip,
+                             "host_port": sock.getsockname()[1]})
 
     def close(self):
         for sock in self.sockets:
@@ -267,10 +283,12 @@ class PortPublisher:
             if inside_pid:
                 pub.netns = _open_netns(inside_pid)
             for container_port, proto, host_ip, host_port in wanted:
-                sock = await self._bind_one(proto, host_ip, host_port)
-                pub.sockets.append(sock)
-                pub.entries.append({"container_port": container_port, "proto": proto, "host_ip": host_ip,
-                                    "host_port": sock.getsockname()[1]})
+                sock = await self._bind_one(proto, host_ip or "0.0.0.0", host_port)
+                pub.add(sock, container_port, proto, host_ip or "0.0.0.0")
+                if not host_ip:
+                    sock = await self._bind_ipv6_too(proto, sock.getsockname()[1], explicit=bool(host_port))
+                    if sock is not None:
+                        pub.add(sock, container_port, proto, "::")
         except BaseException:
             pub.close()
             raise
@@ -279,12 +297,24 @@ class PortPublisher:
         self._published[container_id] = pub
         return list(pub.entries)
 
+    async def _bind_ipv6_too(self, proto, host_port, explicit):
+        """[::]:host_port beside 0.0.0.0's; None where the host has no IPv6, or when a port picked
+        for the container is taken there (another is not sought: the IPv4 one is what counts)."""
+        try:
+            return await self._bind_one(proto, "::", host_port)
+        except Conflict:
+            if explicit:
+                raise
+            return None
+        except MinictrError as error:
+            log.debug("no [::]:%d beside 0.0.0.0: %s", host_port, error)
+            return None
+
     async def _bind_one(self, proto, host_ip, host_port):
         import asyncio
-        if host_port and any(e["proto"] == proto and e["host_port"] == host_port
-                             and (e["host_ip"] == host_ip or "0.0.0.0" in (e["host_ip"], host_ip))
+        if host_port and any(e["proto"] == proto and e["host_port"] == host_port and _overlap(e["host_ip"], host_ip)
                              for other in self._published.values() for e in other.entries):
-            raise Conflict(f"Bind for {host_ip}:{host_port} failed: port is already allocated")
+            raise _bind_error(OSError(errno.EADDRINUSE, ""), host_ip, host_port)
         try:
             sock = await asyncio.to_thread(self._bind, proto, host_ip, host_port)
         except OSError as error:
@@ -516,7 +546,8 @@ class ContainerPorts:
             raise type(error)(f"driver failed programming external connectivity on endpoint "
                               f"{container.name}: {error}") from None
         self._kernel_forwarding(container.id, [(e["host_ip"], e["host_port"], ip, e["container_port"])
-                                               for e in entries if e["proto"] == "tcp" and "." in ip])
+                                               for e in entries if e["proto"] == "tcp" and "." in ip
+                                               and "." in e["host_ip"]])  # [::] clients: the listener
 
     async def restore(self, running) -> None:
         """At the daemon's start: publish again for the containers still running (live restore);

@@ -77,7 +77,9 @@ def nft_table(daemon):
 def port_free(proto, host_ip, port):
     """Whether the host port can be bound again (nobody listens on it)."""
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    with socket.socket(socket.AF_INET, kind) as s:
+    with socket.socket(socket.AF_INET6 if ":" in (host_ip or "") else socket.AF_INET, kind) as s:
+        if s.family == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         if kind == socket.SOCK_STREAM:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no listener
         try:
@@ -274,7 +276,7 @@ def test_a_container_that_ends_while_the_daemon_is_down_is_released_when_it_come
     try:
         info = inspect(daemon, victim)
         victim_id, pid, ports = info["Id"], info["State"]["Pid"], published(info)
-        assert len(ports) == 2 and not any(port_free(*p) for p in ports)
+        assert len(ports) == 3 and not any(port_free(*p) for p in ports)  # udp: 0.0.0.0 and [::]
         assert resolved_names(daemon, survivor, gateway, [victim]) == {victim}
         assert len(our_veths(daemon)) == 2
         daemon.kill()

@@ -79,10 +79,12 @@ def test_published_tcp_port_serves_a_containers_httpd_on_the_hosts_loopback(daem
     try:
         assert http_get("127.0.0.1", port) == "hello-ports\n"
         assert http_get("127.0.0.2", port) == "hello-ports\n"  # bound on 0.0.0.0: any host address
-        assert daemon.ok("port", cid, "80").split() == [f"0.0.0.0:{port}"]
+        assert http_get("[::1]", port) == "hello-ports\n"  # and on [::], as Docker 20.10+
+        assert daemon.ok("port", cid, "80").split() == [f"0.0.0.0:{port}", f"[::]:{port}"]
         ports = inspect(daemon, cid)["NetworkSettings"]["Ports"]
-        assert ports == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(port)}]}
-        assert f"0.0.0.0:{port}->80/tcp" in daemon.ok("ps")
+        assert ports == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(port)},
+                                    {"HostIp": "::", "HostPort": str(port)}]}
+        assert f"0.0.0.0:{port}->80/tcp, [::]:{port}->80/tcp" in daemon.ok("ps")
     finally:
         daemon.ok("rm", "-f", cid)
     wait_until(lambda: refused("127.0.0.1", port), what="the listener to close with the container")
@@ -103,10 +105,12 @@ def test_published_udp_port_echoes(daemon, image, udp_echo):
 def test_publish_all_picks_free_ports_that_port_shows(daemon, image):
     cid = daemon.ok("run", "-d", "--expose", "80", "--expose", "81/udp", "-P", image, "sh", "-c", HTTPD).strip()
     try:
-        lines = sorted(daemon.ok("port", cid).splitlines())
-        assert len(lines) == 2 and lines[0].startswith("80/tcp -> 0.0.0.0:") and lines[1].startswith("81/udp -> 0.0.0.0:")
+        lines = daemon.ok("port", cid).splitlines()
+        assert [line.split(":")[0] for line in lines] == ["80/tcp -> 0.0.0.0", "80/tcp -> [", "81/udp -> 0.0.0.0",
+                                                          "81/udp -> ["], lines
         tcp_port = int(lines[0].rsplit(":", 1)[1])
-        assert tcp_port > 0 and int(lines[1].rsplit(":", 1)[1]) > 0
+        assert tcp_port > 0 and int(lines[2].rsplit(":", 1)[1]) > 0
+        assert lines[1] == f"80/tcp -> [::]:{tcp_port}"  # [::] takes 0.0.0.0's port
         assert http_get("127.0.0.1", tcp_port) == "hello-ports\n"
         assert inspect(daemon, cid)["HostConfig"]["PublishAllPorts"] is True
     finally:

@@ -47,7 +47,7 @@ def test_publish_options_expose_what_they_publish():
 def test_publish_all_adds_every_exposed_port_on_a_free_port():
     host_config = {"PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}, "PublishAllPorts": True}
     wanted = ports.wanted_bindings(host_config, {"80/tcp": {}, "53/udp": {}})
-    assert sorted(wanted) == [(53, "udp", "0.0.0.0", 0), (80, "tcp", "0.0.0.0", 8080)]
+    assert sorted(wanted) == [(53, "udp", "", 0), (80, "tcp", "", 8080)]  # "": every address
     assert ports.wanted_bindings({"PortBindings": None}, {"80/tcp": {}}) == []
 
 
@@ -166,6 +166,34 @@ def test_published_tcp_port_reaches_the_target_and_release_closes_everything():
         with pytest.raises(ConnectionRefusedError):
             await asyncio.open_connection("127.0.0.1", host_port)
         await asyncio.to_thread(_wait_for, lambda: native.forward_count(ports.group_of(CTR)) == 0)
+
+    _run(scenario())
+    server.close()
+
+
+def test_no_address_given_is_0_0_0_0_and_ipv6_on_one_port_as_in_docker():
+    server = _tcp_server(_echo)
+    target_ip, target_port = server.getsockname()
+
+    async def scenario():
+        publisher = ports.PortPublisher()
+        entries = await publisher.publish(CTR, target_ip, [(target_port, "tcp", "", 0)])
+        assert [e["host_ip"] for e in entries] == ["0.0.0.0", "::"]
+        host_port = entries[0]["host_port"]
+        assert entries[1]["host_port"] == host_port
+        for client_ip in ("127.0.0.1", "::1"):
+            reader, writer = await asyncio.open_connection(client_ip, host_port)
+            writer.write(client_ip.encode())
+            assert await reader.readexactly(len(client_ip)) == client_ip.encode()
+            writer.close()
+        with pytest.raises(Conflict, match=r"Bind for \[::\]:\d+ failed: port is already allocated"):
+            await publisher.publish("cd" * 32, target_ip, [(target_port, "tcp", "::", host_port)])
+        with pytest.raises(Conflict, match="port is already allocated"):
+            await publisher.publish("cd" * 32, target_ip, [(target_port, "tcp", "127.0.0.1", host_port)])
+        publisher.release(CTR)
+        only_v4 = await publisher.publish(CTR, target_ip, [(target_port, "tcp", "0.0.0.0", 0)])
+        assert [e["host_ip"] for e in only_v4] == ["0.0.0.0"]  # an address given is that address only
+        publisher.release_all()
 
     _run(scenario())
     server.close()
