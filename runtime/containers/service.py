@@ -169,7 +169,10 @@ class ContainerService:
             self._containers[container.id] = container
             if container.state in (State.RUNNING, State.PAUSED):
                 self._watch_monitor(container)
-            elif container.state is State.RESTARTING:
+                continue
+            # Groups an earlier daemon was still removing when it stopped (or gave up on).
+            self.cgroups.remove([os.path.join(p, container.id) for p in self.cgroups.parents])
+            if container.state is State.RESTARTING:
                 self._schedule_restart(container, 0)
             elif container.state is State.EXITED and self._restarts_with_daemon(container):
                 self._schedule_restart(container, 0)
@@ -670,6 +673,13 @@ class ContainerService:
                 return
             await asyncio.sleep(0.005)
         log.warning("cgroups still busy, left in place: %s", ", ".join(groups))
+
+    async def cgroups_settled(self, timeout):
+        """At the daemon's stop: wait (at most `timeout` s) for the removals of ended containers' groups."""
+        pending = [c.cgroup_cleanup for c in self._containers.values()
+                   if c.cgroup_cleanup is not None and not c.cgroup_cleanup.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
 
     async def _cgroups_removed(self, container):
         if container.cgroup_cleanup is not None:

@@ -100,6 +100,7 @@ async def _serve(socket_path, data_root, run_dir, rootless):
     await stop.wait()
     # Containers keep running: their monitors own them, and the next daemon picks them up.
     listener.close()
+    await services.containers.cgroups_settled(timeout=2)
     dns.close()
     await asyncio.to_thread(services.outbound.close)
     try:

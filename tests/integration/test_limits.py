@@ -101,6 +101,28 @@ def test_the_container_sees_its_own_limits_under_sys_fs_cgroup_read_only(daemon,
 
 
 @root_only
+def test_groups_left_behind_by_an_ended_container_go_when_the_daemon_starts(daemon, image):
+    # A daemon stopped while it was still removing an ended container's groups leaves them: the
+    # next one removes them (empty groups of a container that is not running).
+    name = _name("left")
+    daemon.ok("run", "--name", name, image, "true")
+    left = [Path(f"/sys/fs/cgroup/{controller}/minictr/{inspect(daemon, name)['Id']}")
+            for controller in ("memory", "pids", "freezer")]
+    daemon.stop()
+    try:
+        for group in left:
+            group.mkdir()
+        daemon.start()
+        assert [group for group in left if group.exists()] == []
+        assert inspect(daemon, name)["State"]["Status"] == "exited"
+    finally:
+        for group in left:
+            if group.exists():
+                group.rmdir()
+        daemon.cli("rm", "-f", name)
+
+
+@root_only
 def test_a_memory_hog_is_oom_killed_with_137_and_the_daemon_lives_on(daemon, image):
     name = _name("hog")
     # A shell variable doubling until the kernel stops it.
