@@ -14,13 +14,12 @@ saves a round trip per connection, and the listener dies with the daemon.
 The daemon connects to the container from its own namespace, through the
 bridge, as root (as Docker's proxy: the container sees the gateway's address);
 rootless from inside the container's namespace, to the container's own
-address, as Podman's rootlessport does. That connection goes over the
+address, as Podman's rootlessport does: that connection goes over the
 container's loopback (MTU 64 KiB) instead of the veth (1500) and the rootless
-namespace's conntrack, and a published port into a container's nc went from
-parity with Podman's to ahead of it. TCP bytes are copied in C
-(native/forward.c: a thread per direction, no GIL); UDP goes through a relay
-with a connected socket per client address, dropped after UDP_IDLE_SECONDS of
-silence.
+namespace's conntrack. TCP bytes are copied in C (native/forward.c: a thread
+per direction, no GIL; why a copy and not splice is said there); UDP goes
+through a relay with a connected socket per client address, dropped after
+UDP_IDLE_SECONDS of silence.
 
 As root, TCP clients on the host itself do not reach the listener: the kernel DNATs them to the
 container (outbound.py, `Outbound.publish`), one connection instead of two. The rules are written
