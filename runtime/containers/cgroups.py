@@ -115,6 +115,10 @@ class Cgroups:
                 entries.append(("cgroupfs", "cgroup", controllers, os.path.basename(point)))
         return entries
 
+    def groups_of(self, container_id):
+        """Where create() puts a container's groups, whether they exist or not."""
+        return [os.path.join(parent, container_id) for parent in self.parents]
+
     def create(self, container_id, limits=None):
         """Make the container's groups with LIMITS (cgroup_limits in containers/resources.py) written;
         returns their directories for the monitor to join."""

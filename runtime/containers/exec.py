@@ -225,7 +225,7 @@ class ExecService:
                    ("uid", uid), ("gid", gid)]
         entries += [("group", g) for g in groups]
         entries += [("arg", a) for a in instance.argv] + [("env", e) for e in instance.env]
-        entries += [("cgroup", os.path.join(parent, container.id)) for parent in self.containers.cgroups.parents]
+        entries += [("cgroup", group) for group in self.containers.cgroups.groups_of(container.id)]
         entries += self.containers.confinement.monitor_entries(container.host_config, instance.privileged)
         entries += self.containers.resources.rlimit_entries(container.host_config)
         entries.append(("stdin", "1" if instance.attach_stdin else "0"))

@@ -171,7 +171,7 @@ class ContainerService:
                 self._watch_monitor(container)
                 continue
             # Groups an earlier daemon was still removing when it stopped (or gave up on).
-            self.cgroups.remove([os.path.join(p, container.id) for p in self.cgroups.parents])
+            self.cgroups.remove(self.cgroups.groups_of(container.id))
             if container.state is State.RESTARTING:
                 self._schedule_restart(container, 0)
             elif container.state is State.EXITED and self._restarts_with_daemon(container):
@@ -563,6 +563,10 @@ class ContainerService:
         entries += [("exit", paths["exit"]), ("attach", paths["attach"])]
         return entries
 
+    def groups_of(self, container):
+        """The container's cgroups: those its start made, or after a daemon restart where they are."""
+        return container.cgroups or self.cgroups.groups_of(container.id)
+
     def warm_migration(self):
         """Keep cgroup moves fast for a start (or an exec, which joins the container's groups) that
         comes next (cgroups.MigrationWarmer); in the event loop's thread."""
@@ -581,9 +585,7 @@ class ContainerService:
 
     def _on_monitor_exit(self, container):
         container.pidfd = unwatch(container.pidfd)
-        if not container.cgroups:  # after a daemon restart: the groups are where create() puts them
-            container.cgroups = [os.path.join(p, container.id) for p in self.cgroups.parents]
-        groups, container.cgroups = container.cgroups, []
+        groups, container.cgroups = self.groups_of(container), []
         oom_killed = self.cgroups.oom_killed(groups)  # before the groups go
         container.cgroup_cleanup = spawn(self._remove_cgroups(groups))
         self._release_network(container)
@@ -814,7 +816,7 @@ class ContainerService:
             self.emit(container, "unpause")
 
     def _set_freezer(self, container, frozen):
-        groups = container.cgroups or [os.path.join(p, container.id) for p in self.cgroups.parents]
+        groups = self.groups_of(container)
         freezer_file = self.cgroups.freezer(groups)
         if freezer_file is None:
             raise Conflict("pause is not supported here: the container has no freezer cgroup "
@@ -829,7 +831,7 @@ class ContainerService:
         async with container.lock:
             host_config = dict(container.host_config)
             running = container.state in (State.RUNNING, State.PAUSED)
-            groups = (container.cgroups or [os.path.join(p, container.id) for p in self.cgroups.parents]) if running else []
+            groups = self.groups_of(container) if running else []
             warnings = self.resources.update(host_config, body, groups)
             with self.db.transaction() as cur:
                 cur.execute("UPDATE containers SET host_config = ? WHERE id = ?", (json.dumps(host_config), container.id))

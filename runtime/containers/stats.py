@@ -214,5 +214,5 @@ def collect(containers, ref):
     container = containers.get(ref)
     paths = []
     if container.pid > 0:
-        paths = container.cgroups or [os.path.join(p, container.id) for p in containers.cgroups.parents]
+        paths = containers.groups_of(container)
     return sample(container, paths)
