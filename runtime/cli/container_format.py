@@ -17,6 +17,11 @@ _HEADERS = {
 }
 
 
+def host_address(ip, port):
+    """IP:PORT as Docker's CLI writes a published port, an IPv6 address in brackets."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
 def ps_format(format_, quiet, size):
     """The format `ps` uses, and whether it needs sizes from the daemon."""
     if not format_ or format_ == "table":
@@ -135,8 +140,7 @@ class ContainerRow:
         ports = []
         for p in self.c.get("Ports") or []:
             if p.get("PublicPort"):
-                ip = p.get("IP", "0.0.0.0")
-                ports.append(f"{f'[{ip}]' if ':' in ip else ip}:{p['PublicPort']}->{p['PrivatePort']}/{p['Type']}")
+                ports.append(f"{host_address(p.get('IP', '0.0.0.0'), p['PublicPort'])}->{p['PrivatePort']}/{p['Type']}")
             else:
                 ports.append(f"{p['PrivatePort']}/{p['Type']}")
         return ", ".join(ports)

@@ -336,8 +336,9 @@ def port(ctx, container, private_port):
 
 
 def _host_address(binding):
-    host = binding.get("HostIp") or "0.0.0.0"
-    return f"[{host}]:{binding['HostPort']}" if ":" in host else f"{host}:{binding['HostPort']}"
+    from minictr.cli.container_format import host_address
+
+    return host_address(binding.get("HostIp") or "0.0.0.0", binding["HostPort"])
 
 
 def _port_order(key):
