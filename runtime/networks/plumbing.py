@@ -41,7 +41,7 @@ def _iproute():
 def _in_container_ns(pid, work, netlink=True):
     """work(ipr) with a netlink socket in the network namespace of process `pid` (work() without
     one if not `netlink`)."""
-    fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    fd = open_netns(pid)
     try:
         if not netlink:
             return in_netns(fd, work)
@@ -52,6 +52,11 @@ def _in_container_ns(pid, work, netlink=True):
         return in_netns(fd, with_netlink)
     finally:
         os.close(fd)
+
+
+def open_netns(pid):
+    """An fd of process `pid`'s network namespace, for in_netns (OSError if the process is gone)."""
+    return os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
 
 
 def in_netns(netns_fd, work):

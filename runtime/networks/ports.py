@@ -202,8 +202,10 @@ def bind_host_socket(proto: str, host_ip: str, host_port: int) -> socket.socket:
 def _open_netns(pid: int) -> int:
     """The network namespace of process `pid`, or -1 if it is gone (a container that has already
     ended: connections then fail as they would from the daemon's namespace)."""
+    from minictr.networks import plumbing
+
     try:
-        return os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        return plumbing.open_netns(pid)
     except OSError as error:
         log.debug("network namespace of %d: %s", pid, error)
         return -1
