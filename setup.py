@@ -1,8 +1,8 @@
-"""Build and install minictr: the Python package from runtime/, the cffi
+"""Build and install minictr: the Python package from runtime/minictr/, the cffi
 extension minictr._native and the minictr-monitor executable (native/).
 
 `pip install .` with gcc and the Python headers is the whole build;
-`python setup.py build_ext --inplace` builds both into runtime/ for development.
+`python setup.py build_ext --inplace` builds both into runtime/minictr/ for development.
 """
 
 import os
@@ -45,7 +45,7 @@ class BuildExtWithMonitor(build_ext):
             extra_postargs=cflags,
             depends=[os.path.join("native", "mc.h")],
         )
-        package_dir = "runtime" if self.inplace else os.path.join(self.build_lib, "minictr")
+        package_dir = os.path.join("runtime", "minictr") if self.inplace else os.path.join(self.build_lib, "minictr")
         self.compiler.link_executable(objects, name, output_dir=package_dir, extra_postargs=ldflags)
 
 
@@ -54,8 +54,10 @@ setup(
     version="0.1.0",
     description="A small, fast, rootless container engine with Docker's API",
     python_requires=">=3.11",
-    package_dir={"minictr": "runtime"},
-    packages=["minictr"] + ["minictr." + p for p in find_packages("runtime")],
+    # A src layout: runtime/ is the top-level folder, runtime/minictr/ the package, so that every
+    # module minictr.x.y is the file runtime/minictr/x/y.py.
+    package_dir={"": "runtime"},
+    packages=find_packages("runtime"),
     package_data={"minictr.security": ["default-seccomp.json"]},
     setup_requires=["cffi>=1.15"],
     cffi_modules=["native/build_native.py:ffibuilder"],

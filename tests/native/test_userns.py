@@ -1,4 +1,4 @@
-"""User namespaces: a monitor with `userns 1`, and mc_userns_spawn via runtime/native.py."""
+"""User namespaces: a monitor with `userns 1`, and mc_userns_spawn via runtime/minictr/native.py."""
 
 import os
 import signal

@@ -1,4 +1,4 @@
-"""Reading json-file logs back (runtime/containers/logs.py) on crafted files."""
+"""Reading json-file logs back (runtime/minictr/containers/logs.py) on crafted files."""
 
 import asyncio
 import json
