@@ -2,7 +2,7 @@
 
 import json
 import re
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 _ROUTES = []
 _VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(?=/)")
@@ -49,6 +49,12 @@ def route(method, pattern):
     regex = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", regex) + "$")
 
     def register(handler):
+        # First match wins, so a second handler for the same route would be dead code that only
+        # the import order hides: refuse it when the module is imported.
+        for known_method, known_regex, known_handler in _ROUTES:
+            if known_method == method and known_regex.pattern == regex.pattern:
+                raise ValueError(f"duplicate route {method} {pattern}: {known_handler.__module__}."
+                                 f"{known_handler.__qualname__} and {handler.__module__}.{handler.__qualname__}")
         _ROUTES.append((method, regex, handler))
         return handler
 
@@ -62,7 +68,8 @@ def match(method, path):
     for route_method, regex, handler in _ROUTES:
         m = regex.match(path)
         if m and (route_method == method or (method == "HEAD" and route_method == "GET")):
-            return handler, m.groupdict()
+            # Clients quote path arguments (docker-py's _url, the docker CLI): decode each one.
+            return handler, {name: unquote(value) for name, value in m.groupdict().items()}
     return None, 501 if unsupported(path, method) else 404
 
 
