@@ -152,11 +152,6 @@ def endpoint_host(domain: str) -> str:
     return DOCKER_HUB_ENDPOINT if domain in DOCKER_HUB_NAMES else domain
 
 
-def credentials_key(domain: str) -> str:
-    """The key config.json keeps a registry's credentials under (Docker Hub's is its index URL)."""
-    return "https://index.docker.io/v1/" if domain in DOCKER_HUB_NAMES else domain
-
-
 # --- the client ----------------------------------------------------------------------
 
 

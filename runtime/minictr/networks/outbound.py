@@ -171,13 +171,6 @@ def _route_localnet(bridge):
         return False  # no such bridge (yet), or a read-only /proc/sys: the listener serves 127.0.0.1
 
 
-def table_exists(table=TABLE):
-    nft = _nft_path()
-    if nft is None:
-        return False
-    return subprocess.run([nft, "list", "table", FAMILY, table], capture_output=True).returncode == 0
-
-
 def forward_drop_chains(nft, is_ours):
     """Base chains on the forward hook whose policy is drop ("family table chain"), read only, leaving
     out those of tables `is_ours(family, table)` claims; None if `nft` cannot be run or answers garbage.

@@ -685,7 +685,3 @@ def _endpoint_id(network_id, container_id):
 
 def _now():
     return time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
-
-
-async def in_thread(function, *args):
-    return await asyncio.to_thread(function, *args)
