@@ -287,11 +287,10 @@ def _entry(network):
     return network.bridge, (str(network.subnet), network.internal)
 
 
-def install(networks):
-    """Wire outbound into the NetworkService `networks` at the daemon's start: the rules of every bridge
-    network now, then follow network create/rm through its hooks. Returns the Outbound (close() at stop).
+def install(outbound, networks):
+    """Wire `outbound` into the NetworkService `networks` at the daemon's start: the rules of every
+    bridge network now, then follow network create/rm through its hooks (close() it at stop).
     A failure (no nft) is logged: the daemon runs, its containers do not reach outside."""
-    outbound = Outbound(table_name(networks.default_bridge))
     current = dict(e for e in map(_entry, networks.list()) if e)
     try:
         outbound.restore(current)
@@ -309,4 +308,3 @@ def install(networks):
 
     networks.add_hook("on_network_created", created)
     networks.add_hook("on_network_removed", removed)
-    return outbound
