@@ -130,7 +130,7 @@ def _run(config):
     return 0
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="minictrd", description=__doc__)
     parser.add_argument("-H", "--host", help="unix://PATH to listen on (default: MINICTR_HOST)")
     parser.add_argument("--data-root", help="where images and containers are kept")
@@ -139,5 +139,9 @@ def main(argv=None):
                         help="a limit this machine cannot enforce: refuse the container (default) or warn and run")
     parser.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
                         help="a registry that may be reached over plain HTTP (repeatable)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     sys.exit(run(args.host, args.data_root, args.inner, args.unavailable_limits, args.insecure_registry))
