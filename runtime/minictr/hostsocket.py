@@ -15,8 +15,9 @@ Published ports (networks/ports.py) ask `{"listen": "tcp"|"udp", "host": IP,
 listening) and hands it over the same way; a failed bind answers
 `error <errno> <message>` so that the daemon can tell a taken port.
 
-Only the standard library: the services that use it (images/registry.py,
-networks/dns.py, networks/ports.py) and the daemon's wrapper stand above it.
+It imports no service (the standard library; httpcore only in httpcore_backend): the
+services that use it (images/registry.py, networks/dns.py, networks/ports.py) and the
+daemon's wrapper stand above it.
 """
 
 import json

@@ -26,7 +26,7 @@ def id_mappings(subuid_path="/etc/subuid", subgid_path="/etc/subgid"):
     """The (uid map, gid map) to write, each a list of (inside, outside, count), and a warning or None."""
     uid, gid = os.getuid(), os.getgid()
     name = user_name(uid)
-    subuids = next(iter(subordinate_ranges(subuid_path, name, uid)), None)  # (start, count) of the first
+    subuids = next(iter(subordinate_ranges(subuid_path, name, uid)), None)  # the first range, (start, count)
     subgids = next(iter(subordinate_ranges(subgid_path, name, uid)), None)
     missing_tool = next((t for t in ("newuidmap", "newgidmap") if shutil.which(t) is None), None)
     if subuids and subgids and not missing_tool:
