@@ -45,7 +45,6 @@ ffibuilder.cdef(
                            const struct mc_seccomp_rule *rules, size_t n_rules, int out_fd,
                            struct mc_error *err);
     int mc_seccomp_syscall_name(const char *arch, int nr, char *name, size_t size, struct mc_error *err);
-    int mc_seccomp_syscall_number(const char *arch, const char *name, int *nr, struct mc_error *err);
     int mc_forward_start(int a, int b, long long group, struct mc_error *err);
     int mc_forward_shutdown_group(long long group, struct mc_error *err);
     int mc_forward_count(long long group);

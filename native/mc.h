@@ -154,7 +154,6 @@ int mc_seccomp_compile (uint32_t default_action, const char *const arches[],
                         struct mc_error *err);
 /* NAME gets syscall NR's name on ARCH, or "" when it has none. */
 int mc_seccomp_syscall_name (const char *arch, int nr, char *name, size_t size, struct mc_error *err);
-int mc_seccomp_syscall_number (const char *arch, const char *name, int *nr, struct mc_error *err);
 
 /* The monitor: read a compiled program (config key `seccomp`); in the
  * container's process, load it before capabilities are dropped, or, with

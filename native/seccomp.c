@@ -100,14 +100,3 @@ mc_seccomp_syscall_name (const char *arch, int nr, char *name, size_t size, stru
     return mc_error_set (err, ENAMETOOLONG, "seccomp: syscall %d's name", nr);
   return 0;
 }
-
-int
-mc_seccomp_syscall_number (const char *arch, const char *name, int *nr, struct mc_error *err)
-{
-  uint32_t token = seccomp_arch_resolve_name (arch);
-
-  if (token == 0)
-    return mc_error_set (err, EINVAL, "seccomp: unknown arch `%s`", arch);
-  *nr = seccomp_syscall_resolve_name_arch (token, name);
-  return 0;
-}

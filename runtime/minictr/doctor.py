@@ -4,17 +4,18 @@ Each check takes the paths and values it reads as parameters (tests point them a
 tree) and returns a Result. "fail" means minictr cannot work (or not as documented) until fixed;
 "warn" means it works with less: no resource limits rootless on cgroup v1 or without delegation
 (a run that asks for a limit then fails and says so), or no XDG_RUNTIME_DIR (a private directory
-in /tmp is used). Only the standard library, and ctypes only in the overlay probe's child.
+in /tmp is used). The host probes it shares with the daemon are in hostinfo.py.
 """
 
 import os
-import pwd
 import shutil
 import stat
 import struct
 import sys
-import tempfile
 from dataclasses import asdict, dataclass
+
+from minictr.hostinfo import (OVERLAY_STEPS, existing_ancestor, filesystem_type, fuse_overlayfs_path, read_text,
+                              subordinate_ranges, try_overlay, user_name)
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 MIN_FREE = 1 << 30  # a busybox is small, but a pull of a real image is hundreds of MiB
@@ -40,18 +41,8 @@ class Result:
 
 
 def _read(path):
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return None
-
-
-def _user_name(uid):
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
+    text = read_text(path)
+    return None if text is None else text.strip()
 
 
 # User namespaces -------------------------------------------------------------------------------
@@ -114,19 +105,14 @@ def apparmor_profile(python=None, monitor=None):
 # Subordinate ids and the helpers that map them ------------------------------------------------
 
 def _subordinate_count(path, name, uid):
-    total = 0
-    for line in (_read(path) or "").splitlines():
-        fields = line.strip().split(":")
-        if len(fields) == 3 and fields[0] in (name, str(uid)) and fields[2].isdigit():
-            total += int(fields[2])
-    return total
+    return sum(count for _start, count in subordinate_ranges(path, name, uid))
 
 
 def subordinate_ids(root, uid, name=None, subuid="/etc/subuid", subgid="/etc/subgid"):
     check = "subordinate ids"
     if root:
         return Result(check, OK, "not needed (root)")
-    name = name or _user_name(uid)
+    name = name or user_name(uid)
     uids, gids = _subordinate_count(subuid, name, uid), _subordinate_count(subgid, name, uid)
     fix = f"sudo usermod --add-subuids {SUBID_RANGE} --add-subgids {SUBID_RANGE} {name}"
     missing = [path for path, count in ((subuid, uids), (subgid, gids)) if count == 0]
@@ -173,112 +159,25 @@ def id_map_helper(root, tool, search_path=None):
 
 # Overlayfs in a user namespace, tried -----------------------------------------------------------
 
-_STEPS = ("unshare", "setgroups", "uid_map", "gid_map", "make / private", "mkdir", "mount overlay",
-          "write through the overlay", "delete a lower file (whiteout)", "umount")
-
-
-def _probe_child(top, root, uid, gid, report_fd, userxattr=None):
-    """In a forked child: unshare (user +) mount namespaces, map ourselves, mount an overlay under TOP,
-    write and delete through it. Writes "STEP ERRNO" to REPORT_FD and exits."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    step = 0
-
-    def call(ret):
-        if ret < 0:
-            raise OSError(ctypes.get_errno(), "")
-
-    try:
-        clone_newns, clone_newuser = 0x00020000, 0x10000000
-        call(libc.unshare(clone_newns if root else clone_newns | clone_newuser))
-        if not root:
-            for step, (name, text) in enumerate(
-                    (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")), start=1):
-                with open(f"/proc/self/{name}", "w") as f:
-                    f.write(text)
-        step = 4
-        ms_rec, ms_private = 0x4000, 1 << 18
-        call(libc.mount(b"none", b"/", None, ms_rec | ms_private, None))
-        step = 5
-        dirs = {d: os.path.join(top, d) for d in ("lower", "upper", "work", "merged")}
-        for d in dirs.values():
-            os.mkdir(d)
-        with open(os.path.join(dirs["lower"], "file"), "w") as f:
-            f.write("lower\n")
-        step = 6
-        opts = f"lowerdir={dirs['lower']},upperdir={dirs['upper']},workdir={dirs['work']}"
-        userxattr_ = (not root) if userxattr is None else userxattr
-        opts += ",userxattr" if userxattr_ else ""  # as the rootless daemon mounts it (native/mounts.c)
-        call(libc.mount(b"overlay", dirs["merged"].encode(), b"overlay", 0, opts.encode()))
-        step = 7
-        with open(os.path.join(dirs["merged"], "new"), "w") as f:
-            f.write("upper\n")
-        step = 8
-        os.unlink(os.path.join(dirs["merged"], "file"))
-        step = 9
-        call(libc.umount2(dirs["merged"].encode(), 0))
-        os.write(report_fd, b"ok")
-    except OSError as e:
-        os.write(report_fd, f"{step} {e.errno or 0}".encode())
-    finally:
-        os._exit(0)
-
-
 def overlay_probe(root, data_root, uid=None, gid=None, userxattr=None):
-    """Mount an overlay as the daemon does (rootless: in a user namespace of our own) on the data
-    root's filesystem, in a forked child; the temporary directory is removed afterwards.
-    `userxattr` (default: not root) as the monitor mounts it; the rootless daemon, root in its
-    own user namespace, probes with root=True, userxattr=True."""
+    """Mount an overlay as the daemon does (hostinfo.try_overlay) on the data root's filesystem."""
     check = "overlayfs" if root else "overlayfs in a user namespace"
-    uid = os.getuid() if uid is None else uid
-    gid = os.getgid() if gid is None else gid
-    where = _existing_ancestor(data_root)
-    try:
-        top = tempfile.mkdtemp(prefix=".minictr-doctor-", dir=where)
-    except OSError as e:
-        return Result(check, FAIL, f"cannot make a directory in {where} to try it: {e.strerror}",
-                      "choose a writable --data-root")
-    read_fd, write_fd = os.pipe()
-    try:
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_fd)
-            _probe_child(top, root, uid, gid, write_fd, userxattr)
-        os.close(write_fd)
-        report = os.read(read_fd, 64).decode()
-        os.waitpid(pid, 0)
-    finally:
-        os.close(read_fd)
-        _remove_tree(top)
-    if report == "ok":
-        return Result(check, OK, f"works on {where}")
-    if not report:
-        return Result(check, FAIL, "the probe died without a word")
-    step, errnum = (int(n) for n in report.split())
-    return Result(check, FAIL, f"{_STEPS[step]}: {os.strerror(errnum)} (on {where})",
-                  _overlay_fix(step, errnum, root))
-
-
-def _remove_tree(top):
-    # overlayfs leaves workdir/work mode 0 (and, rootless, owned by us): open it up to remove it.
-    for dirpath, dirnames, _files in os.walk(top):
-        for name in dirnames:
-            try:
-                os.chmod(os.path.join(dirpath, name), 0o700)
-            except OSError:
-                pass
-    shutil.rmtree(top, ignore_errors=True)
+    trial = try_overlay(root, data_root, uid, gid, userxattr)
+    if not trial.failure:
+        return Result(check, OK, f"works on {trial.where}")
+    if trial.step < 0:
+        return Result(check, FAIL, trial.failure, "choose a writable --data-root" if trial.errnum else "")
+    return Result(check, FAIL, trial.failure, _overlay_fix(trial.step, trial.errnum, root))
 
 
 def _overlay_fix(step, errnum, root):
     import errno
 
-    if _STEPS[step] == "mount overlay" and errnum == errno.ENODEV:
+    if OVERLAY_STEPS[step] == "mount overlay" and errnum == errno.ENODEV:
         return "sudo modprobe overlay"
     if step < 4 and not root:
         return "allow user namespaces (see the user namespaces line)"
-    if _STEPS[step] == "mount overlay" and not root:
+    if OVERLAY_STEPS[step] == "mount overlay" and not root:
         return "a kernel >= 5.11 mounts overlayfs in a user namespace; or use --data-root on ext4 or xfs"
     return "use a --data-root on ext4 or xfs"
 
@@ -434,49 +333,28 @@ def runtime_dir(root, uid, value):
         st = os.stat(value)
     except OSError as e:
         return Result(check, FAIL, f"{value}: {e.strerror}",
-                      f"sudo install -d -m 0700 -o {_user_name(uid)} {value}")
+                      f"sudo install -d -m 0700 -o {user_name(uid)} {value}")
     if not stat.S_ISDIR(st.st_mode):
         return Result(check, FAIL, f"{value} is not a directory", f"export XDG_RUNTIME_DIR=/run/user/{uid}")
     if st.st_uid != uid:
-        return Result(check, FAIL, f"{value} is owned by {_user_name(st.st_uid)}, not {_user_name(uid)}",
-                      f"sudo chown {_user_name(uid)} {value}")
+        return Result(check, FAIL, f"{value} is owned by {user_name(st.st_uid)}, not {user_name(uid)}",
+                      f"sudo chown {user_name(uid)} {value}")
     if stat.S_IMODE(st.st_mode) != 0o700:
         return Result(check, FAIL, f"{value} has mode {stat.S_IMODE(st.st_mode):04o}, not 0700",
                       f"chmod 0700 {value}")
     return Result(check, OK, value)
 
 
-def _existing_ancestor(path):
-    path = os.path.abspath(path)
-    while not os.path.exists(path):
-        path = os.path.dirname(path)
-    return path
-
-
-def _filesystem_type(path, mountinfo):
-    """The type of the filesystem mounted at the longest mount point above PATH."""
-    best, fstype = "", None
-    for line in (_read(mountinfo) or "").splitlines():
-        before, _, after = line.partition(" - ")
-        fields = before.split()
-        if len(fields) < 5 or not after:
-            continue
-        point = fields[4].encode().decode("unicode_escape")
-        if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
-            best, fstype = point, after.split()[0]
-    return fstype
-
-
 def data_root(path, mountinfo="/proc/self/mountinfo", min_free=MIN_FREE):
     """The data root (or the directory it will be made in): writable, not on overlayfs, with room."""
     check = "data root"
-    where = _existing_ancestor(os.path.realpath(path))
+    where = existing_ancestor(os.path.realpath(path))
     elsewhere = "--data-root DIR (or MINICTR_DATA_ROOT) on another filesystem"
     if not os.path.isdir(where):
         return Result(check, FAIL, f"{where} is not a directory", f"choose a {elsewhere}")
     if not os.access(where, os.W_OK | os.X_OK):
         return Result(check, FAIL, f"{where} is not writable", f"choose a writable {elsewhere}")
-    fstype = _filesystem_type(where, mountinfo)
+    fstype = filesystem_type(where, mountinfo)
     if fstype == "overlay":
         return Result(check, WARN, f"{path} is on overlayfs, which cannot hold overlay upper dirs "
                       "(see the storage driver line)", f"use a {elsewhere} (a volume or tmpfs in a container)")
@@ -493,14 +371,6 @@ def _gib(n):
 
 
 _FALLBACK_STEPS = ("mount overlay", "write through the overlay", "delete a lower file")
-
-
-def fuse_overlayfs_path(search_path=None):
-    """fuse-overlayfs, when it is installed and /dev/fuse can be opened (the daemon's fallback)."""
-    found = shutil.which("fuse-overlayfs", path=search_path)
-    if found is None or not os.access("/dev/fuse", os.R_OK | os.W_OK):
-        return None
-    return found
 
 
 def storage_driver(probe, search_path=None):

@@ -123,14 +123,6 @@ def seccomp_syscall_name(arch: str, nr: int) -> str:
     return ffi.string(name).decode()
 
 
-def seccomp_syscall_number(arch: str, name: str) -> int:
-    """Syscall `name`'s number on `arch`; negative when it has none there."""
-    nr = ffi.new("int *")
-    err = ffi.new("struct mc_error *")
-    _check(lib.mc_seccomp_syscall_number(arch.encode(), name.encode(), nr, err), err)
-    return nr[0]
-
-
 def forward_start(a: int, b: int, group: int) -> None:
     """Forward between two connected stream sockets in C threads (a copy each way); takes both fds on success."""
     err = ffi.new("struct mc_error *")

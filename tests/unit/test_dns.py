@@ -289,19 +289,17 @@ def test_nameservers_are_read_from_resolv_conf(tmp_path):
     assert dns.resolv_conf_nameservers(str(tmp_path / "missing")) == []
 
 
-def test_the_forward_setting_overrides_resolv_conf(monkeypatch):
-    monkeypatch.setenv(dns.FORWARD_ENV, "127.0.0.1:5300")
-    assert dns.default_upstreams() == [("127.0.0.1", 5300)]
-    monkeypatch.setenv(dns.FORWARD_ENV, "")
-    assert dns.default_upstreams() == []
+def test_the_forward_setting_overrides_resolv_conf():
+    assert dns.default_upstreams("127.0.0.1:5300") == [("127.0.0.1", 5300)]
+    assert dns.default_upstreams("") == []
 
 
 def test_rootless_forwards_to_a_loopback_resolver_through_the_wrappers_connections(upstream, tmp_path):
     # The rootless daemon's namespace has no route to the host's loopback: the wrapper connects.
-    from minictr.daemon import host_connect
+    from minictr import hostsocket
 
     path = str(tmp_path / "connect.sock")
-    listener = host_connect.serve_in_thread(path)
+    listener = hostsocket.serve_in_thread(path)
     try:
         resolver = dns.Resolver(lookup, dns.Forwarder([upstream.address], connect_socket=path))
         assert addresses(ask(resolver, NET_A, "example.test")) == ["192.0.2.7"]

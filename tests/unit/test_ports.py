@@ -10,7 +10,7 @@ import time
 import pytest
 
 from minictr import native
-from minictr.daemon import host_connect
+from minictr import hostsocket
 from minictr.errors import Conflict, InvalidArgument
 from minictr.networks import ports
 
@@ -271,10 +271,10 @@ def test_published_udp_port_relays_each_client_separately():
 # ---- the rootless wrapper's hand-off ----
 
 def test_the_wrapper_hands_over_a_bound_listener(tmp_path):
-    path = str(tmp_path / host_connect.SOCKET_NAME)
-    listener = host_connect.serve_in_thread(path)
+    path = str(tmp_path / hostsocket.SOCKET_NAME)
+    listener = hostsocket.serve_in_thread(path)
     try:
-        sock = host_connect.listen(path, "tcp", "127.0.0.1", 0)
+        sock = hostsocket.listen(path, "tcp", "127.0.0.1", 0)
         port = sock.getsockname()[1]
         client = socket.create_connection(("127.0.0.1", port))
         accepted, _ = sock.accept()
@@ -283,10 +283,10 @@ def test_the_wrapper_hands_over_a_bound_listener(tmp_path):
         for s in (client, accepted):
             s.close()
         with pytest.raises(OSError) as caught:
-            host_connect.listen(path, "tcp", "127.0.0.1", port)
+            hostsocket.listen(path, "tcp", "127.0.0.1", port)
         assert caught.value.errno == 98  # EADDRINUSE, for "port is already allocated"
         sock.close()
-        udp = host_connect.listen(path, "udp", "127.0.0.1", 0)
+        udp = hostsocket.listen(path, "udp", "127.0.0.1", 0)
         assert udp.type == socket.SOCK_DGRAM
         udp.close()
     finally:

@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from minictr.daemon.preflight import CannotStart, check_overlayfs, check_user_namespaces, subordinate_ids
+from minictr.daemon.preflight import CannotStart, check_overlayfs, check_user_namespaces
+from minictr.hostinfo import subordinate_ranges
 from minictr.daemon.rootless import id_mappings
 
 
@@ -42,9 +43,9 @@ def test_no_overlayfs(tmp_path):
 def test_subordinate_ids_by_name_or_uid(tmp_path):
     subuid = tmp_path / "subuid"
     subuid.write_text("alice:100000:65536\n1002:300000:1000\nbroken line\n")
-    assert subordinate_ids(str(subuid), "alice", 1001) == (100000, 65536)
-    assert subordinate_ids(str(subuid), "bob", 1002) == (300000, 1000)
-    assert subordinate_ids(str(subuid), "carol", 1003) is None
+    assert subordinate_ranges(str(subuid), "alice", 1001) == [(100000, 65536)]
+    assert subordinate_ranges(str(subuid), "bob", 1002) == [(300000, 1000)]
+    assert subordinate_ranges(str(subuid), "carol", 1003) == []
 
 
 def test_without_subordinate_ids_a_single_id_mapping_and_a_warning(tmp_path):

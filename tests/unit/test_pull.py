@@ -61,12 +61,6 @@ class Registry:
         return httpx.Response(404, json={"errors": [{"code": "MANIFEST_UNKNOWN", "message": "unknown"}]})
 
 
-
-@pytest.fixture(autouse=True)
-def any_registry(monkeypatch):
-    """The integration suite's conftest allows loopback registries only; these fakes are elsewhere."""
-    monkeypatch.delenv("MINICTR_REGISTRY_LOOPBACK_ONLY", raising=False)
-
 @pytest.fixture
 def store(tmp_path):
     db = Database(tmp_path / "minictr.db", [SCHEMA])
@@ -87,7 +81,7 @@ def listing(store):
 
 def pull(store, fake, ref="registry.example/ns/app:1", **kwargs):
     messages = []
-    result = Puller(store, insecure=set(), progress=messages.append, transport=httpx.MockTransport(fake)).pull(
+    result = Puller(store, progress=messages.append, transport=httpx.MockTransport(fake)).pull(
         ref, **kwargs)
     return result, messages
 
@@ -173,9 +167,9 @@ def test_an_index_is_resolved_to_the_manifest_for_the_platform(store):
             return httpx.Response(200, content=index, headers={"Content-Type": OCI_INDEX})
         return original(request)
 
-    result = Puller(store, insecure=set(), transport=httpx.MockTransport(serve)).pull(
+    result = Puller(store, transport=httpx.MockTransport(serve)).pull(
         "registry.example/ns/app:1", platform="linux/amd64")
     assert result["digest"] == digest(index)  # the RepoDigest is what was asked for: the index
     with pytest.raises(Exception, match="no matching manifest for linux/arm64/v8"):
-        Puller(store, insecure=set(), transport=httpx.MockTransport(serve)).pull(
+        Puller(store, transport=httpx.MockTransport(serve)).pull(
             "registry.example/ns/app:1", platform="linux/arm64")

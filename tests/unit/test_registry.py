@@ -12,16 +12,10 @@ from minictr.errors import InvalidArgument, NotFound
 from minictr.images import registry as registry_module
 from minictr.images.pull import Platform, human_size, parse_platform, progress_bar, select_manifest
 from minictr.images.registry import (
-    Credentials, RegistryClient, RegistryError, Unauthorized, allows_plain_http, decode_registry_auth,
-    encode_registry_auth, parse_challenges,
+    Credentials, RegistryClient, RegistryError, RegistrySettings, Unauthorized, allows_plain_http,
+    decode_registry_auth, encode_registry_auth, parse_challenges,
 )
 
-
-
-@pytest.fixture(autouse=True)
-def any_registry(monkeypatch):
-    """The integration suite's conftest allows loopback registries only; these fakes are elsewhere."""
-    monkeypatch.delenv("MINICTR_REGISTRY_LOOPBACK_ONLY", raising=False)
 
 # --- WWW-Authenticate --------------------------------------------------------------------
 
@@ -124,8 +118,8 @@ MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": registry_module.OCI_MANI
 MANIFEST_DIGEST = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
 
 
-def client_for(fake, credentials=None):
-    return RegistryClient("registry.example", credentials, insecure=set(), transport=httpx.MockTransport(fake))
+def client_for(fake, credentials=None, settings=RegistrySettings()):
+    return RegistryClient("registry.example", credentials, settings, transport=httpx.MockTransport(fake))
 
 
 def test_an_anonymous_token_for_the_repository_scope_is_fetched_once_and_reused():
@@ -264,10 +258,9 @@ def test_progress_bars_as_docker_renders_them():
     assert bar.startswith("[" + "=" * 25 + ">") and bar.endswith("]     500B/1kB")  # %8v/%v
 
 
-def test_loopback_only_refuses_any_other_registry_before_sending(monkeypatch):
-    monkeypatch.setenv("MINICTR_REGISTRY_LOOPBACK_ONLY", "1")
+def test_loopback_only_refuses_any_other_registry_before_sending():
     fake = FakeRegistry()
-    with client_for(fake) as client, pytest.raises(RegistryError, match="loopback registries only"):
+    with client_for(fake, settings=RegistrySettings(loopback_only=True)) as client, pytest.raises(RegistryError, match="loopback registries only"):
         client.get_manifest("ns/app", "1")
     assert fake.seen == []
 

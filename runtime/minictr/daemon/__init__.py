@@ -4,95 +4,35 @@ import argparse
 import asyncio
 import logging
 import os
-import secrets
 import signal
 import sys
 
-from minictr import paths
+from minictr.daemon.config import UNAVAILABLE_LIMITS, ConfigError, build as build_config
+from minictr.daemon.preflight import check_writable_dir
 from minictr.errors import MinictrError
+from minictr.hostinfo import CannotStart
 
 log = logging.getLogger("minictr.daemon")
 
 
-class Services:
-    """Everything an API handler may reach: the services of each kind and the daemon's facts."""
-
-    def __init__(self, data_root, run_dir, rootless):
-        from minictr.containers.service import SCHEMA as CONTAINERS_SCHEMA, ContainerService
-        from minictr.db import Database
-        from minictr.images.store import SCHEMA as IMAGES_SCHEMA, ImageStore
-        from minictr.volumes.service import SCHEMA as VOLUMES_SCHEMA, VolumeService
-        from minictr.networks.service import SCHEMA as NETWORKS_SCHEMA, NetworkService
-        from pathlib import Path
-
-        self.data_root = data_root
-        self.rootless = rootless
-        self.warnings = [w for w in [os.environ.get("MINICTR_ROOTLESS_WARNING")] if w]
-        self.db = Database(os.path.join(data_root, "minictr.db"), [IMAGES_SCHEMA, CONTAINERS_SCHEMA, VOLUMES_SCHEMA,
-                                                                         NETWORKS_SCHEMA])
-        self.daemon_id = self._daemon_id()
-        from minictr.events import Events
-
-        self.events = Events()
-        self.images = ImageStore(self.db, Path(data_root), rootless)
-        from minictr.images import driver
-
-        self.driver = driver.choose(data_root, rootless)  # overlay2, or a fallback: info and doctor say which
-        self.volumes = VolumeService(self.db, data_root, self.events)
-        self.containers = ContainerService(self.db, self.images, data_root, run_dir, rootless,
-                                           _identity_map("uid_map"), _identity_map("gid_map"), self.events)
-        self.containers.volumes = self.volumes
-        self.networks = NetworkService(self.db, data_root, rootless, self.events)
-        self.networks.containers = self.containers
-        self.containers.networks = self.networks
-        from minictr.networks.ports import ContainerPorts
-
-        self.ports = ContainerPorts(rootless=rootless)  # root: binds itself; rootless: through the wrapper
-        self.containers.ports = self.ports
-        self.containers.driver = self.driver
-        self.volumes.set_users(self.containers.volume_users)
-        from minictr.containers.exec import ExecService
-
-        self.execs = ExecService(self.containers)
-
-    def _daemon_id(self):
-        path = os.path.join(self.data_root, "engine-id")
-        if not os.path.exists(path):
-            with open(path, "w") as f:
-                f.write(secrets.token_hex(16))
-        with open(path) as f:
-            return f.read().strip()
-
-
-def _identity_map(name):
-    """A container's id map in rootless mode: each id of the daemon's own namespace maps to itself.
-
-    One line per line of our own map: the kernel wants each range of a child's map to lie
-    within a single range of its parent's."""
-    with open(f"/proc/self/{name}") as f:
-        return [(int(line.split()[0]), int(line.split()[2])) for line in f if line.strip()]
-
-
-async def _serve(socket_path, data_root, run_dir, rootless):
+async def _serve(config):
     from minictr.api import server  # importing the package registers every route
+    from minictr.daemon.services import Services
+    from minictr.networks import outbound
+    from minictr.networks.dns import default_upstreams, serve_networks
 
-    services = Services(data_root, run_dir, rootless)
+    services = Services(config)
     services.volumes.load()
     services.networks.load()
     services.containers.load()
     services.networks.reconcile(services.containers.running_ids())
-    from minictr.networks import outbound
-
-    services.outbound = await asyncio.to_thread(outbound.install, services.networks)
-    if not rootless:  # rootless, the host's ports are bound outside the daemon's namespace
-        services.ports.kernel = services.outbound
+    await asyncio.to_thread(outbound.install, services.outbound, services.networks)
     running = [services.containers.get(i) for i in services.containers.running_ids()]
     await services.ports.restore((c, services.networks.settings(c)) for c in running)
-    from minictr.networks.dns import serve_networks
-
-    dns = await serve_networks(services.networks, rootless)
-    listener = await server.serve(socket_path, services)
-    log.info("listening on unix://%s (%s)", socket_path, "rootless" if rootless else "root")
+    dns = await serve_networks(services.networks, config.rootless, default_upstreams(config.dns_forward),
+                               config.connect_socket)
+    listener = await server.serve(config.socket_path, services)
+    log.info("listening on unix://%s (%s)", config.socket_path, "rootless" if config.rootless else "root")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -104,13 +44,13 @@ async def _serve(socket_path, data_root, run_dir, rootless):
     dns.close()
     await asyncio.to_thread(services.outbound.close)
     try:
-        os.unlink(socket_path)
+        os.unlink(config.socket_path)
     except FileNotFoundError:
         pass
-    if rootless and not services.containers.any_alive():
+    if config.rootless and not services.containers.any_alive():
         from minictr.daemon.rootless import stop_holder
 
-        stop_holder(run_dir)
+        stop_holder(config.run_dir, config.ns_holder)
     services.db.close()
 
 
@@ -120,14 +60,14 @@ def _write_pidfile(path):
         f.write(f"{os.getpid()}\n")
 
 
-def _die_with_wrapper():
+def _die_with_wrapper(wrapper_pid):
     """The rootless daemon proper ends when its wrapper in the host's namespaces is killed.
     Armed here, after exec: the kernel clears it on the credential changes of joining a user
     namespace."""
     import prctl
 
     prctl.set_pdeathsig(signal.SIGKILL)
-    if os.getppid() != int(os.environ.get("MINICTR_WRAPPER_PID", "0")):
+    if os.getppid() != wrapper_pid:
         sys.exit(1)  # the wrapper died before the signal was armed
 
 
@@ -149,64 +89,59 @@ def _own_mount_namespace():
     try:
         native.unshare_mount_namespace()
     except OSError as e:
-        from minictr.daemon.preflight import CannotStart
-
         raise CannotStart(f"cannot make a mount namespace for the daemon: {e}") from None
 
 
 def run(host=None, data_root=None, inner=False, unavailable_limits=None, insecure_registries=()):
     """Run the daemon in the foreground until SIGTERM; returns an exit status.
 
-    UNAVAILABLE_LIMITS (refuse|warn, default MINICTR_UNAVAILABLE_LIMITS or refuse): what create does
-    with a limit this machine cannot enforce; passed on to the rootless daemon proper in the environment.
-    INSECURE_REGISTRIES (HOST[:PORT]…) may be reached over plain HTTP: added to MINICTR_INSECURE_REGISTRIES."""
-    if insecure_registries:
-        known = [r for r in os.environ.get("MINICTR_INSECURE_REGISTRIES", "").split(",") if r]
-        os.environ["MINICTR_INSECURE_REGISTRIES"] = ",".join(known + list(insecure_registries))
-    if unavailable_limits:
-        if unavailable_limits not in ("refuse", "warn"):
-            print(f"minictrd: invalid --unavailable-limits {unavailable_limits!r}: refuse or warn", file=sys.stderr)
-            return 2
-        os.environ["MINICTR_UNAVAILABLE_LIMITS"] = unavailable_limits
-    level = logging.DEBUG if os.environ.get("MINICTR_DEBUG") else logging.INFO
-    logging.basicConfig(level=level, format="minictrd: %(levelname)s: %(message)s", stream=sys.stderr)
-    socket_path = paths.socket_from_host(host) if host else paths.default_socket()
-    data_root = data_root or paths.default_data_root()
-    run_dir = os.path.dirname(socket_path)
-    rootless = inner or os.environ.get("MINICTR_ROOTLESS") == "1"
+    The flags (None: not given) and the environment make its configuration (daemon/config.py):
+    UNAVAILABLE_LIMITS (refuse|warn) is what create does with a limit this machine cannot enforce;
+    INSECURE_REGISTRIES (HOST[:PORT]…) may be reached over plain HTTP."""
     try:
-        from minictr.daemon.preflight import check_writable_dir
-
-        check_writable_dir(run_dir, "runtime directory")
-        check_writable_dir(data_root, "data root")
-        if not inner:
-            _write_pidfile(os.path.join(run_dir, "minictrd.pid"))
-        if inner:
-            _die_with_wrapper()
-        elif os.geteuid() != 0:
-            from minictr.daemon.rootless import run_in_namespaces
-
-            argv = [sys.executable, "-m", "minictr.daemon", "--inner", "-H", f"unix://{socket_path}",
-                    "--data-root", os.path.abspath(data_root)]
-            return run_in_namespaces(argv, run_dir)
-        _name_process()
-        if not inner:
-            _own_mount_namespace()
-        asyncio.run(_serve(socket_path, os.path.abspath(data_root), run_dir, rootless))
+        config = build_config(host, data_root, inner, unavailable_limits, insecure_registries)
+    except ConfigError as e:
+        print(f"minictrd: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.DEBUG if config.debug else logging.INFO,
+                        format="minictrd: %(levelname)s: %(message)s", stream=sys.stderr)
+    try:
+        return _run(config)
     except MinictrError as e:
         print(f"minictrd: {e}", file=sys.stderr)
         return 1
+
+
+def _run(config):
+    check_writable_dir(config.run_dir, "runtime directory")
+    check_writable_dir(config.data_root, "data root")
+    if config.inner:
+        _die_with_wrapper(config.wrapper_pid)
+    else:
+        _write_pidfile(os.path.join(config.run_dir, "minictrd.pid"))
+        if os.geteuid() != 0:
+            from minictr.daemon.rootless import run_in_namespaces
+
+            return run_in_namespaces(config.inner_argv(sys.executable), config.run_dir, config.environ)
+    _name_process()
+    if not config.inner:
+        _own_mount_namespace()
+    asyncio.run(_serve(config))
     return 0
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="minictrd", description=__doc__)
-    parser.add_argument("-H", "--host", default=os.environ.get("MINICTR_HOST"), help="unix://PATH to listen on")
+    parser.add_argument("-H", "--host", help="unix://PATH to listen on (default: MINICTR_HOST)")
     parser.add_argument("--data-root", help="where images and containers are kept")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--unavailable-limits", choices=("refuse", "warn"),
+    parser.add_argument("--unavailable-limits", choices=UNAVAILABLE_LIMITS,
                         help="a limit this machine cannot enforce: refuse the container (default) or warn and run")
     parser.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
                         help="a registry that may be reached over plain HTTP (repeatable)")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     sys.exit(run(args.host, args.data_root, args.inner, args.unavailable_limits, args.insecure_registry))

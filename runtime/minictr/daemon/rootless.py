@@ -15,9 +15,9 @@ import shutil
 import signal
 import subprocess
 
-from minictr import native
-from minictr.daemon.preflight import (CannotStart, check_overlayfs, check_user_namespaces,
-                                      subordinate_ids, user_name)
+from minictr import hostsocket, native
+from minictr.daemon.preflight import check_overlayfs, check_user_namespaces
+from minictr.hostinfo import CannotStart, subordinate_ranges, user_name
 
 log = logging.getLogger("minictr.rootless")
 
@@ -26,8 +26,8 @@ def id_mappings(subuid_path="/etc/subuid", subgid_path="/etc/subgid"):
     """The (uid map, gid map) to write, each a list of (inside, outside, count), and a warning or None."""
     uid, gid = os.getuid(), os.getgid()
     name = user_name(uid)
-    subuids = subordinate_ids(subuid_path, name, uid)
-    subgids = subordinate_ids(subgid_path, name, uid)
+    subuids = next(iter(subordinate_ranges(subuid_path, name, uid)), None)  # the first range, (start, count)
+    subgids = next(iter(subordinate_ranges(subgid_path, name, uid)), None)
     missing_tool = next((t for t in ("newuidmap", "newgidmap") if shutil.which(t) is None), None)
     if subuids and subgids and not missing_tool:
         return [(0, uid, 1), (1, *subuids)], [(0, gid, 1), (1, *subgids)], None
@@ -59,12 +59,13 @@ def _write_maps(pid, uid_map, gid_map):
 HOLDER_PIDFILE = "ns.pid"
 
 
-def run_in_namespaces(inner_argv, run_dir):
-    """Run the daemon proper in its namespaces; return its exit status."""
+def run_in_namespaces(inner_argv, run_dir, environ):
+    """Run the daemon proper in its namespaces, in `environ` and what this wrapper adds to it (the
+    daemon proper reads those in daemon/config.py); return its exit status."""
     check_user_namespaces()
     check_overlayfs()
     uid_map, gid_map, warning = id_mappings()
-    env = dict(os.environ)
+    env = dict(environ)
     if warning:
         log.warning("%s", warning)
         env["MINICTR_ROOTLESS_WARNING"] = warning
@@ -74,10 +75,8 @@ def run_in_namespaces(inner_argv, run_dir):
     ensure_slirp(run_dir, holder)
     env["MINICTR_WRAPPER_PID"] = str(os.getpid())
     # The daemon's own network namespace has only a loopback: registries are reached through us.
-    from minictr.daemon.host_connect import ENV, SOCKET_NAME, serve_in_thread
-
-    serve_in_thread(os.path.join(run_dir, SOCKET_NAME))
-    env[ENV] = os.path.join(run_dir, SOCKET_NAME)
+    hostsocket.serve_in_thread(os.path.join(run_dir, hostsocket.SOCKET_NAME))
+    env["MINICTR_CONNECT_SOCKET"] = os.path.join(run_dir, hostsocket.SOCKET_NAME)
     try:
         pid, sync_fd = native.join_userns(holder, inner_argv, env)
     except OSError as e:
@@ -137,14 +136,14 @@ def _release_or_kill(pid, sync_fd):
         raise CannotStart(f"cannot start the daemon in its namespaces: {e.strerror}") from None
 
 
-def stop_holder(run_dir):
-    """Called by a daemon stopping with no container left: the namespaces may go."""
-    holder = os.environ.get("MINICTR_NS_HOLDER")
+def stop_holder(run_dir, holder):
+    """Called by a daemon stopping with no container left: the namespaces (held by pid `holder`,
+    None when not known) may go."""
     if not holder:
         return
     try:
-        os.kill(int(holder), signal.SIGTERM)
-    except (ProcessLookupError, ValueError):
+        os.kill(holder, signal.SIGTERM)
+    except ProcessLookupError:
         pass
     try:
         os.unlink(os.path.join(run_dir, HOLDER_PIDFILE))

@@ -15,8 +15,9 @@
   (made at its first start, whiteouts applied), bound onto itself by the monitor.
 
 The choice is made once, at the daemon's start, by trying an overlay mount under
-the data root as the monitor would make it (`doctor.overlay_probe`).
-`MINICTR_STORAGE_DRIVER` forces one (tests, and machines where the probe lies).
+the data root as the monitor would make it (`hostinfo.try_overlay`, which
+`minictr doctor` runs too). `MINICTR_STORAGE_DRIVER` (the daemon's configuration)
+forces one (tests, and machines where the probe lies).
 """
 
 import errno
@@ -27,6 +28,7 @@ import stat
 import subprocess
 
 from minictr.errors import MinictrError
+from minictr.hostinfo import CannotStart, filesystem_type, fuse_overlayfs_path, try_overlay
 from minictr.images.layers import OPAQUE_MARKER, WHITEOUT_PREFIX
 
 log = logging.getLogger("minictr.driver")
@@ -36,31 +38,20 @@ DRIVERS = (OVERLAY2, FUSE_OVERLAYFS, VFS)
 _COPIED_MARK = ".rootfs-copied"  # in the container's dir: its vfs rootfs is complete
 
 
-def fuse_overlayfs_path(search_path: str | None = None) -> str | None:
-    """fuse-overlayfs, when it is installed and /dev/fuse can be opened."""
-    from minictr.doctor import fuse_overlayfs_path as find
-
-    return find(search_path)
-
-
-def choose(data_root: str, rootless: bool, environ=os.environ) -> "StorageDriver":
-    """The driver for this data root: overlay2 if the kernel mounts it there, else
-    fuse-overlayfs when present, else vfs. The reason is kept for `info`."""
-    forced = environ.get("MINICTR_STORAGE_DRIVER", "")
+def choose(data_root: str, rootless: bool, forced: str = "") -> "StorageDriver":
+    """The driver for this data root: `forced` (MINICTR_STORAGE_DRIVER) if given, else overlay2
+    if the kernel mounts it there, else fuse-overlayfs when present, else vfs. The reason is
+    kept for `info`."""
     if forced:
-        from minictr.daemon.preflight import CannotStart
-
         if forced not in DRIVERS:
             raise CannotStart(f"MINICTR_STORAGE_DRIVER={forced}: not one of {', '.join(DRIVERS)}")
         if forced == FUSE_OVERLAYFS and fuse_overlayfs_path() is None:
             raise CannotStart("MINICTR_STORAGE_DRIVER=fuse-overlayfs: fuse-overlayfs or /dev/fuse is missing")
         return StorageDriver(forced, rootless, "chosen by MINICTR_STORAGE_DRIVER")
-    from minictr import doctor
-
-    probe = doctor.overlay_probe(True, os.path.join(data_root, "image"), userxattr=rootless)
-    if probe.status == doctor.OK:
+    trial = try_overlay(True, os.path.join(data_root, "image"), userxattr=rootless)
+    if not trial.failure:
         return StorageDriver(OVERLAY2, rootless, "")
-    why = f"overlayfs does not work on the data root ({probe.message})"
+    why = f"overlayfs does not work on the data root ({trial.failure})"
     if fuse_overlayfs_path() is not None:
         driver = StorageDriver(FUSE_OVERLAYFS, rootless, why)
     else:
@@ -77,9 +68,7 @@ class StorageDriver:
 
     def status(self, data_root: str = "/") -> list:
         """`info`'s DriverStatus."""
-        from minictr.doctor import _filesystem_type
-
-        fstype = _filesystem_type(os.path.realpath(data_root), "/proc/self/mountinfo") or "unknown"
+        fstype = filesystem_type(os.path.realpath(data_root)) or "unknown"
         rows = [["Backing Filesystem", {"ext4": "extfs", "ext3": "extfs", "overlay": "overlayfs"}.get(fstype, fstype)]]
         if self.name == FUSE_OVERLAYFS:
             rows.append(["Program", fuse_overlayfs_path() or "fuse-overlayfs"])

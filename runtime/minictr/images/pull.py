@@ -29,7 +29,8 @@ from minictr.images.archive import PendingImage, host_architecture
 from minictr.images.blobs import DigestMismatch, check_digest
 from minictr.images.layers import extract_layer
 from minictr.images.registry import (
-    INDEX_TYPES, MANIFEST_TYPES, Credentials, RegistryClient, RegistryError, TransientError, Unauthorized,
+    INDEX_TYPES, MANIFEST_TYPES, Credentials, RegistryClient, RegistryError, RegistrySettings, TransientError,
+    Unauthorized,
 )
 
 MAX_CONFIG_SIZE = 8 << 20
@@ -161,12 +162,12 @@ class _Layer:
 
 
 class Puller:
-    def __init__(self, store, credentials: Credentials | None = None, insecure=None, progress=None,
-                 parallel: int = PARALLEL_DOWNLOADS, transport=None):
+    def __init__(self, store, credentials: Credentials | None = None, settings: RegistrySettings = RegistrySettings(),
+                 progress=None, parallel: int = PARALLEL_DOWNLOADS, transport=None):
         self.transport = transport  # tests: an httpx transport standing in for the network
         self.store = store
         self.credentials = credentials
-        self.insecure = insecure
+        self.settings = settings
         self.progress = _Progress(progress)
         self.parallel = parallel
         self._failed = threading.Event()  # one layer failed: the others stop downloading
@@ -176,7 +177,7 @@ class Puller:
         {"id", "digest", "reference" (familiar), "updated"}."""
         ref = references.parse(text)
         wanted = parse_platform(platform)
-        with RegistryClient(ref.domain, self.credentials, self.insecure, transport=self.transport) as client:
+        with RegistryClient(ref.domain, self.credentials, self.settings, transport=self.transport) as client:
             try:
                 return self._pull(client, ref, wanted)
             except Unauthorized as error:
@@ -190,7 +191,7 @@ class Puller:
         the repository, and one Status line for them all, as Docker. Returns pull's dict for the last."""
         ref = references.parse(text, default_tag=False)
         wanted = parse_platform(platform)
-        with RegistryClient(ref.domain, self.credentials, self.insecure, transport=self.transport) as client:
+        with RegistryClient(ref.domain, self.credentials, self.settings, transport=self.transport) as client:
             try:
                 tags = client.list_tags(ref.path)
                 if not tags:
@@ -542,9 +543,9 @@ def _json(data: bytes, what: str) -> dict:
 
 
 def pull(store, text: str, platform: str | None = None, credentials: Credentials | None = None,
-         insecure=None, progress=None) -> dict:
+         settings: RegistrySettings = RegistrySettings(), progress=None) -> dict:
     """Pull one image; see Puller.pull."""
-    return Puller(store, credentials, insecure, progress).pull(text, platform)
+    return Puller(store, credentials, settings, progress).pull(text, platform)
 
 
 __all__ = ["pull", "Puller", "Platform", "parse_platform", "host_platform", "select_manifest", "RegistryError"]

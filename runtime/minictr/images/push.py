@@ -17,12 +17,11 @@ type, OCI's when any has an OCI one (zstd layers exist only there).
 import gzip
 import hashlib
 import json
-import os
 import tempfile
 
 from minictr.errors import InvalidArgument, NotFound
 from minictr.images import reference as references
-from minictr.images.registry import RegistryClient, RegistryError, _check_status
+from minictr.images.registry import RegistryClient, RegistryError, RegistrySettings, _check_status
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
@@ -31,19 +30,18 @@ DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-DEFAULT_CHUNK_SIZE = int(os.environ.get("MINICTR_PUSH_CHUNK_SIZE") or 16 << 20)
 _COMPRESSED = ("gzip", "zstd")
 
 
 class Pusher:
-    def __init__(self, store, credentials=None, insecure=None, progress=None, chunk_size: int = DEFAULT_CHUNK_SIZE):
+    def __init__(self, store, credentials=None, settings: RegistrySettings = RegistrySettings(), progress=None):
         from minictr.images.pull import _Progress
 
         self.store = store
         self.credentials = credentials
-        self.insecure = insecure
+        self.settings = settings
         self.progress = _Progress(progress)
-        self.chunk_size = chunk_size
+        self.chunk_size = settings.push_chunk_size
 
     def push_all_tags(self, name: str) -> dict:
         """`docker push --all-tags` (the API's push without a tag): each local tag of the repository
@@ -75,7 +73,7 @@ class Pusher:
         config_bytes = self.store._config_path(image_id).read_bytes()
         diff_ids = json.loads(config_bytes)["rootfs"]["diff_ids"]
         layers = [self._layer_blob(diff_id) for diff_id in diff_ids]
-        with RegistryClient(ref.domain, self.credentials, self.insecure) as client:
+        with RegistryClient(ref.domain, self.credentials, self.settings) as client:
             for diff_id, _ in zip(diff_ids, layers):
                 self.progress.status("Preparing", _short(diff_id))
             layers = [self._push_layer(client, ref.path, _short(diff_id), diff_id, layer,

@@ -18,13 +18,13 @@ import base64
 import ipaddress
 import json
 import logging
-import os
 import re
 import threading
 import time
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 
+from minictr import hostsocket
 from minictr.errors import InvalidArgument, MinictrError, NotFound
 from minictr.images.blobs import check_digest
 
@@ -38,8 +38,8 @@ INDEX_TYPES = (DOCKER_MANIFEST_LIST, OCI_INDEX)
 MAX_MANIFEST_SIZE = 4 << 20  # as containerd: a manifest or index is small JSON
 DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
 DOCKER_HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io")
-INSECURE_ENV = "MINICTR_INSECURE_REGISTRIES"
 LOOPBACK_ONLY_ENV = "MINICTR_REGISTRY_LOOPBACK_ONLY"  # "1": no registry off this machine (the test suite)
+DEFAULT_PUSH_CHUNK_SIZE = 16 << 20
 _DEFAULT_TOKEN_LIFETIME = 60  # seconds, the spec's default for a token without expires_in
 _TIMEOUT = 30.0
 
@@ -54,6 +54,16 @@ class Unauthorized(RegistryError):
 
 class TransientError(RegistryError):
     """A failure worth retrying: the connection broke, or the registry answered 429 or 5xx."""
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """How this daemon reaches registries, from its configuration (daemon/config.py)."""
+
+    insecure: frozenset = frozenset()  # HOST[:PORT], HOST or CIDR that may be plain HTTP (--insecure-registry)
+    loopback_only: bool = False  # no registry off this machine (MINICTR_REGISTRY_LOOPBACK_ONLY=1)
+    connect_socket: str | None = None  # rootless: the wrapper makes the connections (hostsocket.py)
+    push_chunk_size: int = DEFAULT_PUSH_CHUNK_SIZE  # a bigger blob is pushed in PATCH chunks of this size
 
 
 @dataclass(frozen=True)
@@ -99,10 +109,6 @@ def parse_challenges(header: str) -> list[tuple[str, dict]]:
 
 
 # --- where plain HTTP may be used --------------------------------------------------
-
-
-def insecure_registries_from_env() -> set[str]:
-    return {name.strip() for name in os.environ.get(INSECURE_ENV, "").split(",") if name.strip()}
 
 
 def split_host_port(domain: str) -> tuple[str, str | None]:
@@ -152,11 +158,6 @@ def endpoint_host(domain: str) -> str:
     return DOCKER_HUB_ENDPOINT if domain in DOCKER_HUB_NAMES else domain
 
 
-def credentials_key(domain: str) -> str:
-    """The key config.json keeps a registry's credentials under (Docker Hub's is its index URL)."""
-    return "https://index.docker.io/v1/" if domain in DOCKER_HUB_NAMES else domain
-
-
 # --- the client ----------------------------------------------------------------------
 
 
@@ -167,8 +168,8 @@ class RegistryClient:
     `get_manifest`, `put_manifest`, `head_blob`, `open_blob` (streaming), and
     `blob_url` / `upload_url` helpers for uploads."""
 
-    def __init__(self, domain: str, credentials: Credentials | None = None, insecure=None,
-                 timeout: float = _TIMEOUT, transport=None):
+    def __init__(self, domain: str, credentials: Credentials | None = None,
+                 settings: RegistrySettings = RegistrySettings(), timeout: float = _TIMEOUT, transport=None):
         import httpx  # only the daemon's pull/push path pays for it
 
         logging.getLogger("httpx").setLevel(logging.WARNING)  # not a log line per request
@@ -176,7 +177,8 @@ class RegistryClient:
         self.domain = domain
         self.host = endpoint_host(domain)
         self.credentials = credentials or Credentials()
-        self._insecure = insecure_registries_from_env() if insecure is None else set(insecure)
+        self._insecure = settings.insecure
+        self._loopback_only = settings.loopback_only
         self.plain_http_allowed = allows_plain_http(self.host, self._insecure) or allows_plain_http(
             domain, self._insecure)
         self._httpx = httpx
@@ -184,11 +186,8 @@ class RegistryClient:
                                     limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
                                     trust_env=True, event_hooks={"request": [self._check_request]},
                                     transport=transport)
-        broker = os.environ.get("MINICTR_CONNECT_SOCKET")
-        if broker:  # the rootless daemon: connections are made in the host's network namespace
-            from minictr.daemon.host_connect import httpcore_backend
-
-            self._client._transport._pool._network_backend = httpcore_backend(broker)
+        if settings.connect_socket:  # the rootless daemon: connections are made in the host's network namespace
+            self._client._transport._pool._network_backend = hostsocket.httpcore_backend(settings.connect_socket)
         self._scheme = None
         self._lock = threading.Lock()
         self._challenge = None  # (scheme, params) of the last 401 from this registry
@@ -214,7 +213,7 @@ class RegistryClient:
             raise RegistryError(
                 f"refusing plain HTTP to {host} ({_shown(request.url)}): HTTPS is required except for localhost, "
                 "127.0.0.0/8, ::1 and registries given to the daemon with --insecure-registry")
-        if os.environ.get(LOOPBACK_ONLY_ENV) == "1" and not _is_loopback(host):
+        if self._loopback_only and not _is_loopback(host):
             raise RegistryError(f"refusing to contact {host}: {LOOPBACK_ONLY_ENV}=1 allows loopback registries only")
 
     @property

@@ -15,7 +15,7 @@ Every other query is forwarded, as is, to the upstream resolvers:
 The daemon forwards itself, so a loopback resolver of the host (systemd's
 127.0.0.53), which no container could reach, works as well. The rootless
 daemon's network namespace is not the host's: it asks the wrapper in the
-host's namespaces for a TCP connection (daemon/host_connect.py) and forwards
+host's namespaces for a TCP connection (hostsocket.py) and forwards
 over TCP, which needs no route out of its namespace; a non-loopback upstream
 is first tried over UDP directly (slirp4netns's outbound path, when present).
 
@@ -26,9 +26,10 @@ network.
 import asyncio
 import ipaddress
 import logging
-import os
 import socket
 import struct
+
+from minictr import hostsocket
 
 log = logging.getLogger("minictr.dns")
 
@@ -88,10 +89,11 @@ def resolv_conf_nameservers(path="/etc/resolv.conf"):
     return servers
 
 
-def default_upstreams():
-    """Where names the networks do not know are forwarded: MINICTR_DNS_FORWARD, else the host's resolvers."""
-    if FORWARD_ENV in os.environ:
-        return parse_upstreams(os.environ[FORWARD_ENV])
+def default_upstreams(forward=None):
+    """Where names the networks do not know are forwarded: `forward` (MINICTR_DNS_FORWARD's value,
+    None when it is unset), else the host's resolvers."""
+    if forward is not None:
+        return parse_upstreams(forward)
     return resolv_conf_nameservers()
 
 
@@ -127,7 +129,7 @@ class Forwarder:
 
     def __init__(self, upstreams, connect_socket=None, timeout=FORWARD_TIMEOUT):
         self.upstreams = list(upstreams)
-        self.connect_socket = connect_socket  # the rootless wrapper's host_connect socket, or None
+        self.connect_socket = connect_socket  # the rootless wrapper's hostsocket channel, or None
         self.timeout = timeout
 
     async def forward(self, query, tcp=False):
@@ -165,9 +167,7 @@ class Forwarder:
         return await self._exchange(reader, writer, query)
 
     async def _via_host_tcp(self, host, port, query):
-        from minictr.daemon.host_connect import connect
-
-        sock = await asyncio.to_thread(connect, self.connect_socket, host, port, self.timeout)
+        sock = await asyncio.to_thread(hostsocket.connect, self.connect_socket, host, port, self.timeout)
         sock.setblocking(False)
         reader, writer = await asyncio.open_connection(sock=sock)
         return await self._exchange(reader, writer, query)
@@ -384,11 +384,11 @@ class DnsService:
     (hooks of the NetworkService) and `start(networks)` at daemon start; both may be called from
     any thread once `start` has run in the event loop."""
 
-    def __init__(self, lookup, rootless, upstreams=None, port=DNS_PORT):
+    def __init__(self, lookup, rootless, upstreams=None, port=DNS_PORT, connect_socket=None):
         self.rootless = rootless
         self.port = port
         forwarder = Forwarder(default_upstreams() if upstreams is None else upstreams,
-                              os.environ.get("MINICTR_CONNECT_SOCKET") if rootless else None)
+                              connect_socket if rootless else None)
         self.resolver = Resolver(lookup, forwarder)
         self.servers = {}
         self._loop = None
@@ -448,10 +448,11 @@ class DnsService:
             self._stop(network_id)
 
 
-async def serve_networks(networks, rootless):
+async def serve_networks(networks, rootless, upstreams, connect_socket=None):
     """The daemon's DNS service, hooked to the NetworkService `networks`: a server for every
-    user-defined network now, and for each one created from now on, until it is removed."""
-    service = DnsService(networks.resolve, rootless)
+    user-defined network now, and for each one created from now on, until it is removed.
+    `upstreams` (default_upstreams) get the other names; rootless, through `connect_socket`."""
+    service = DnsService(networks.resolve, rootless, upstreams, connect_socket=connect_socket)
     networks.add_hook("on_network_created",
                       lambda network: service.network_created(network.id, network.gateway)
                       if network.user_defined else None)

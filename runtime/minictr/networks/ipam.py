@@ -2,7 +2,6 @@
 addresses for endpoints (leases; the table lives in networks/service.py)."""
 
 import ipaddress
-import secrets
 
 from minictr.errors import InvalidArgument
 
@@ -74,7 +73,3 @@ def lease_address(subnet, gateway, ip_range, used, wanted=None):
 def mac_for(address):
     """Docker's MAC for an address: 02:42 then the four bytes of the IPv4 address."""
     return "02:42:" + ":".join(f"{b:02x}" for b in address.packed)
-
-
-def random_mac():
-    return "02:42:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(4))

@@ -171,13 +171,6 @@ def _route_localnet(bridge):
         return False  # no such bridge (yet), or a read-only /proc/sys: the listener serves 127.0.0.1
 
 
-def table_exists(table=TABLE):
-    nft = _nft_path()
-    if nft is None:
-        return False
-    return subprocess.run([nft, "list", "table", FAMILY, table], capture_output=True).returncode == 0
-
-
 def forward_drop_chains(nft, is_ours):
     """Base chains on the forward hook whose policy is drop ("family table chain"), read only, leaving
     out those of tables `is_ours(family, table)` claims; None if `nft` cannot be run or answers garbage.
@@ -294,11 +287,10 @@ def _entry(network):
     return network.bridge, (str(network.subnet), network.internal)
 
 
-def install(networks):
-    """Wire outbound into the NetworkService `networks` at the daemon's start: the rules of every bridge
-    network now, then follow network create/rm through its hooks. Returns the Outbound (close() at stop).
+def install(outbound, networks):
+    """Wire `outbound` into the NetworkService `networks` at the daemon's start: the rules of every
+    bridge network now, then follow network create/rm through its hooks (close() it at stop).
     A failure (no nft) is logged: the daemon runs, its containers do not reach outside."""
-    outbound = Outbound(table_name(networks.default_bridge))
     current = dict(e for e in map(_entry, networks.list()) if e)
     try:
         outbound.restore(current)
@@ -316,4 +308,3 @@ def install(networks):
 
     networks.add_hook("on_network_created", created)
     networks.add_hook("on_network_removed", removed)
-    return outbound

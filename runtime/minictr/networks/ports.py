@@ -6,7 +6,7 @@ user's specs into Docker's `ExposedPorts` and `HostConfig.PortBindings`.
 Serving: every binding gets a socket on the host. As root the daemon binds it
 itself. Rootless, the daemon's network namespace is not the host's, so the
 wrapper (still in the host's namespaces) binds it and hands the bound socket
-over with SCM_RIGHTS (host_connect.py, `listen`); a socket keeps the
+over with SCM_RIGHTS (hostsocket.py, `listen`); a socket keeps the
 namespace it was made in, so every connection accepted from it comes from the
 host. Handing the listener over once rather than each accepted connection
 saves a round trip per connection, and the listener dies with the daemon.
@@ -33,6 +33,7 @@ import logging
 import os
 import socket
 
+from minictr import hostsocket
 from minictr.errors import Conflict, InvalidArgument, MinictrError
 
 log = logging.getLogger("minictr.ports")
@@ -180,25 +181,6 @@ def ports_list(exposed_ports: dict | None, published: list[dict]) -> list[dict]:
 
 # ---- sockets on the host ----
 
-def bind_host_socket(proto: str, host_ip: str, host_port: int) -> socket.socket:
-    """A socket bound (and for TCP listening) on the host: the daemon's own, when it is in the host's netns."""
-    family = socket.AF_INET6 if ":" in host_ip else socket.AF_INET
-    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    sock = socket.socket(family, kind | socket.SOCK_CLOEXEC)
-    try:
-        if family == socket.AF_INET6:  # [::] next to 0.0.0.0 on the same port, not over it
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        if proto == "tcp":
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT of a previous run
-        sock.bind((host_ip, host_port))
-        if proto == "tcp":
-            sock.listen(512)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
 def _open_netns(pid: int) -> int:
     """The network namespace of process `pid`, or -1 if it is gone (a container that has already
     ended: connections then fail as they would from the daemon's namespace)."""
@@ -264,8 +246,8 @@ class _Published:
 class PortPublisher:
     """Serves every running container's published ports (one per daemon)."""
 
-    def __init__(self, bind=bind_host_socket):
-        # bind(proto, host_ip, host_port) -> socket; rootless: host_connect.listen through the wrapper.
+    def __init__(self, bind=hostsocket.bind):
+        # bind(proto, host_ip, host_port) -> socket; rootless: hostsocket.listen through the wrapper.
         self._bind = bind
         self._published: dict[str, _Published] = {}
 
@@ -490,14 +472,11 @@ class _UdpRelay:
         self.sessions.clear()
 
 
-def host_binder():
-    """How this daemon binds host ports: itself as root, through its wrapper when rootless."""
-    path = os.environ.get("MINICTR_CONNECT_SOCKET")
-    if os.environ.get("MINICTR_ROOTLESS") == "1" and path:
-        from minictr.daemon import host_connect
-
-        return lambda proto, host_ip, host_port: host_connect.listen(path, proto, host_ip, host_port)
-    return bind_host_socket
+def host_binder(connect_socket: str | None):
+    """How this daemon binds host ports: itself as root; rootless, through its wrapper's socket."""
+    if connect_socket:
+        return lambda proto, host_ip, host_port: hostsocket.listen(connect_socket, proto, host_ip, host_port)
+    return hostsocket.bind
 
 
 class ContainerPorts:
@@ -509,10 +488,11 @@ class ContainerPorts:
     A daemon restart re-publishes for the containers still running (`container_started` again).
     """
 
-    def __init__(self, publisher: PortPublisher | None = None, rootless: bool = False):
-        self.publisher = publisher or PortPublisher(host_binder())
+    def __init__(self, publisher: PortPublisher | None = None, rootless: bool = False,
+                 connect_socket: str | None = None, kernel=None):
+        self.publisher = publisher or PortPublisher(host_binder(connect_socket if rootless else None))
         self.rootless = rootless
-        self.kernel = None  # root: the daemon's Outbound, which DNATs local clients (set once it exists)
+        self.kernel = kernel  # root: the daemon's Outbound, which DNATs local clients
         self._rules = None  # one thread, so that a container's rules come and go in order
 
     def _kernel_forwarding(self, container_id, ports):

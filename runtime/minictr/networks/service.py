@@ -66,7 +66,7 @@ class Network:
 
 
 class NetworkService:
-    def __init__(self, db, data_root, rootless, events):
+    def __init__(self, db, data_root, rootless, events, default_bridge=DEFAULT_BRIDGE):
         self.db = db
         self.rootless = rootless
         self.events = events
@@ -74,7 +74,7 @@ class NetworkService:
         # Our veths' names start with `mc` + a tag of this data root, so that two daemons (tests as
         # root) never take each other's links for strays.
         self.veth_prefix = "mc" + hashlib.sha256(os.path.abspath(data_root).encode()).hexdigest()[:3]
-        self.default_bridge = os.environ.get("MINICTR_DEFAULT_BRIDGE") or DEFAULT_BRIDGE
+        self.default_bridge = default_bridge  # tests give each daemon its own (MINICTR_DEFAULT_BRIDGE)
         self.hooks = {name: [] for name in _HOOK_NAMES}
         self._lock = threading.Lock()  # leases and subnets: one allocation at a time
         self._unlinking = {}  # veth name -> future of its removal after its container ended
@@ -685,7 +685,3 @@ def _endpoint_id(network_id, container_id):
 
 def _now():
     return time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
-
-
-async def in_thread(function, *args):
-    return await asyncio.to_thread(function, *args)

@@ -1,4 +1,5 @@
-"""TCP connections made in the host's network namespace for the rootless daemon.
+"""Sockets made in the host's network namespace: bound there by the daemon itself (root), or by
+the rootless daemon's wrapper and handed over.
 
 The rootless daemon lives in a network namespace of its own with only a
 loopback, so it cannot reach a registry, not even one on the host's
@@ -13,6 +14,10 @@ Published ports (networks/ports.py) ask `{"listen": "tcp"|"udp", "host": IP,
 "port": N}`: the wrapper binds a socket in the host's namespace (TCP also
 listening) and hands it over the same way; a failed bind answers
 `error <errno> <message>` so that the daemon can tell a taken port.
+
+It imports no service (the standard library; httpcore only in httpcore_backend): the
+services that use it (images/registry.py, networks/dns.py, networks/ports.py) and the
+daemon's wrapper stand above it.
 """
 
 import json
@@ -21,8 +26,26 @@ import socket
 import threading
 
 SOCKET_NAME = "connect.sock"
-ENV = "MINICTR_CONNECT_SOCKET"
 _MAX_REQUEST = 4096
+
+
+def bind(proto: str, host_ip: str, host_port: int) -> socket.socket:
+    """A socket bound (and for TCP listening) on the host: the daemon's own, when it is in the host's netns."""
+    family = socket.AF_INET6 if ":" in host_ip else socket.AF_INET
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    sock = socket.socket(family, kind | socket.SOCK_CLOEXEC)
+    try:
+        if family == socket.AF_INET6:  # [::] next to 0.0.0.0 on the same port, not over it
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if proto == "tcp":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT of a previous run
+        sock.bind((host_ip, host_port))
+        if proto == "tcp":
+            sock.listen(512)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def serve_in_thread(path: str) -> socket.socket:
@@ -72,10 +95,8 @@ def _answer(conn: socket.socket) -> None:
 
 
 def _answer_listen(conn: socket.socket, proto: str, host: str, port: int) -> None:
-    from minictr.networks.ports import bind_host_socket
-
     try:
-        with bind_host_socket(proto, host, port) as sock:
+        with bind(proto, host, port) as sock:
             socket.send_fds(conn, [b"ok\n"], [sock.fileno()])
     except OSError as error:
         conn.sendall(f"error {error.errno or 0} {error.strerror or error}\n".encode())
