@@ -174,7 +174,7 @@ async def push_image(req):
     credentials, _ = decode_registry_auth(req.headers.get("x-registry-auth"))
 
     def work(progress):
-        pusher = Pusher(req.services.images, credentials, progress=progress)
+        pusher = Pusher(req.services.images, credentials, req.services.registries, progress=progress)
         return pusher.push_all_tags(name) if all_tags else pusher.push(text)
 
     return await progress_response(work, lambda result: _emit(req, "push", familiar, familiar))

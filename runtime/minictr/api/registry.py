@@ -38,7 +38,7 @@ async def pull_image(req):
         req.services.events.emit("image", "pull", result["reference"], {"name": result["reference"]})
 
     def work(progress):
-        puller = Puller(req.services.images, credentials, progress=progress)
+        puller = Puller(req.services.images, credentials, req.services.registries, progress=progress)
         return puller.pull_all_tags(text, platform) if all_tags else puller.pull(text, platform)
 
     return await progress_response(work, pulled)
@@ -92,7 +92,7 @@ async def auth(req):
                               identity_token=body.get("identitytoken") or "")
 
     def check():
-        with RegistryClient(server, credentials) as client:
+        with RegistryClient(server, credentials, req.services.registries) as client:
             client.ping()
 
     await asyncio.to_thread(check)
