@@ -18,7 +18,8 @@ class Services:
     """Everything an API handler may reach: the services of each kind and the daemon's facts."""
 
     def __init__(self, data_root, run_dir, rootless):
-        from minictr.containers.service import SCHEMA as CONTAINERS_SCHEMA, ContainerService
+        from minictr.containers.service import ContainerService
+        from minictr.containers.store import SCHEMA as CONTAINERS_SCHEMA, ContainerStore
         from minictr.db import Database
         from minictr.images.store import SCHEMA as IMAGES_SCHEMA, ImageStore
         from minictr.volumes.service import SCHEMA as VOLUMES_SCHEMA, VolumeService
@@ -39,18 +40,15 @@ class Services:
 
         self.driver = driver.choose(data_root, rootless)  # overlay2, or a fallback: info and doctor say which
         self.volumes = VolumeService(self.db, data_root, self.events)
-        self.containers = ContainerService(self.db, self.images, data_root, run_dir, rootless,
-                                           _identity_map("uid_map"), _identity_map("gid_map"), self.events)
-        self.containers.volumes = self.volumes
-        self.networks = NetworkService(self.db, data_root, rootless, self.events)
-        self.networks.containers = self.containers
-        self.containers.networks = self.networks
+        store = ContainerStore(self.db, data_root, run_dir, self.events)
+        self.networks = NetworkService(self.db, data_root, rootless, self.events, store)
         from minictr.networks.ports import ContainerPorts
 
         self.ports = ContainerPorts(rootless=rootless)  # root: binds itself; rootless: through the wrapper
-        self.containers.ports = self.ports
-        self.containers.driver = self.driver
-        self.volumes.set_users(self.containers.volume_users)
+        self.containers = ContainerService(store, self.images, self.volumes, self.networks, self.ports, self.driver,
+                                           data_root=data_root, rootless=rootless,
+                                           uid_ranges=_identity_map("uid_map"), gid_ranges=_identity_map("gid_map"))
+        self.volumes.set_users(store.volume_users)
         from minictr.containers.exec import ExecService
 
         self.execs = ExecService(self.containers)
