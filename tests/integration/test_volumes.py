@@ -219,7 +219,7 @@ def test_docker_cli_prunes(daemon, image, volumes):
         daemon.cli("rm", "-f", stopped)
 
 
-# With the container side (issue #6 part 2: `-v`, and ContainerService registering set_users).
+# With the container side (issue #6 part 2: `-v`, and the container store answering which containers use a volume).
 
 def test_a_volume_in_use_is_refused_even_forced_running_or_not(daemon, image, volumes):
     volumes.append("busy-vol")

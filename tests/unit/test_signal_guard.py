@@ -5,21 +5,22 @@ timeout ran out just as the container exited)."""
 import signal
 import types
 
-from minictr.containers import service
-from minictr.containers.service import ContainerService, State
+from minictr.containers import control
+from minictr.containers.control import Control
+from minictr.containers.state import State
 
 
 def test_a_container_whose_pid_is_gone_gets_no_signal(monkeypatch):
     sent = []
-    monkeypatch.setattr(service.os, "kill", lambda pid, signum: sent.append((pid, signum)))
+    monkeypatch.setattr(control.os, "kill", lambda pid, signum: sent.append((pid, signum)))
     ended = types.SimpleNamespace(pid=0, state=State.EXITED)
-    ContainerService._signal(None, ended, signal.SIGKILL)
+    Control.send_signal(None, ended, signal.SIGKILL)
     assert sent == []
 
 
 def test_a_running_container_gets_its_signal(monkeypatch):
     sent = []
-    monkeypatch.setattr(service.os, "kill", lambda pid, signum: sent.append((pid, signum)))
+    monkeypatch.setattr(control.os, "kill", lambda pid, signum: sent.append((pid, signum)))
     running = types.SimpleNamespace(pid=4242, state=State.RUNNING)
-    ContainerService._signal(None, running, signal.SIGTERM)
+    Control.send_signal(None, running, signal.SIGTERM)
     assert sent == [(4242, signal.SIGTERM)]

@@ -19,8 +19,15 @@ class Events:
 
 
 @pytest.fixture
-def service(tmp_path):
-    svc = VolumeService(Database(tmp_path / "db", [SCHEMA]), tmp_path, Events())
+def volume_users():
+    """Volume name -> the ids of the containers that use it, as the container store answers."""
+    return {}
+
+
+@pytest.fixture
+def service(tmp_path, volume_users):
+    svc = VolumeService(Database(tmp_path / "db", [SCHEMA]), tmp_path, Events(),
+                        users=lambda name: volume_users.get(name, []))
     svc.load()
     return svc
 
@@ -108,9 +115,9 @@ def test_get_of_a_missing_volume(service):
         service.get("nope")
 
 
-def test_remove_refuses_a_volume_in_use_even_forced(service):
+def test_remove_refuses_a_volume_in_use_even_forced(service, volume_users):
     service.create("busy")
-    service.set_users(lambda name: ["c1", "c2"] if name == "busy" else [])
+    volume_users["busy"] = ["c1", "c2"]
     for force in (False, True):
         with pytest.raises(Conflict, match=r"^remove busy: volume is in use - \[c1, c2\]$"):
             service.remove("busy", force=force)
@@ -139,21 +146,21 @@ def test_ensure_anonymous_is_labelled_and_pruned_by_default(service):
     assert service.prune({"all": ["true"]})[0] == ["named"]
 
 
-def test_prune_skips_volumes_in_use_and_honours_labels(service):
+def test_prune_skips_volumes_in_use_and_honours_labels(service, volume_users):
     service.create("used", labels={"k": "v"})
     service.create("free", labels={"k": "v"})
     service.create("other", labels={"k": "w"})
-    service.set_users(lambda name: ["c"] if name == "used" else [])
+    volume_users["used"] = ["c"]
     assert service.prune({"all": ["1"], "label": ["k=v"]})[0] == ["free"]
     assert service.prune({"all": ["1"], "label!": ["k=w"]})[0] == []
     with pytest.raises(InvalidArgument):
         service.prune({"dangling": ["true"]})
 
 
-def test_list_filters(service):
+def test_list_filters(service, volume_users):
     service.create("alpha", labels={"env": "prod"})
     service.create("beta")
-    service.set_users(lambda name: ["c"] if name == "alpha" else [])
+    volume_users["alpha"] = ["c"]
     names = lambda f: [v.name for v in service.list(f)]
     assert names({"dangling": ["true"]}) == ["beta"]
     assert names({"dangling": ["false"]}) == ["alpha"]

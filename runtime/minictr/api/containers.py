@@ -4,7 +4,7 @@ import asyncio
 import json
 
 from minictr.api.router import EmptyResponse, HijackResponse, JSONResponse, StreamResponse, route, stream_content_type
-from minictr.containers.service import parse_signal
+from minictr.containers.vocab import parse_signal
 from minictr.errors import InvalidArgument
 
 
@@ -12,8 +12,8 @@ from minictr.errors import InvalidArgument
 async def create_container(req):
     body = await req.json()
     containers = req.services.containers
-    container_id = await containers.create(body, req.arg("name"))
-    return JSONResponse({"Id": container_id, "Warnings": getattr(containers.get(container_id), "warnings", [])}, 201)
+    container_id, warnings = await containers.create(body, req.arg("name"))
+    return JSONResponse({"Id": container_id, "Warnings": warnings}, 201)
 
 
 @route("POST", "/containers/{id}/start")
@@ -166,8 +166,6 @@ async def prune_containers(req):
 async def commit_container(req):
     """`docker commit`: ?container=&repo=&tag=&comment=&author=&pause=&changes=…, the body an
     optional container config whose fields override the container's."""
-    from minictr.images.commit import commit_container as commit
-
     container = req.arg("container") or ""
     if not container:
         raise InvalidArgument("No container name or ID supplied")
@@ -176,10 +174,10 @@ async def commit_container(req):
     if tag and not repo:
         raise InvalidArgument("tag requires a repository")
     overrides = await req.json()
-    image_id = await commit(req.services, container, reference=reference, changes=req.query.get("changes", []),
-                            overrides=overrides if isinstance(overrides, dict) else None,
-                            message=req.arg("comment") or "", author=req.arg("author") or "",
-                            pause=req.flag("pause", True))
+    image_id = await req.services.containers.commit(
+        container, reference=reference, changes=req.query.get("changes", []),
+        overrides=overrides if isinstance(overrides, dict) else None,
+        message=req.arg("comment") or "", author=req.arg("author") or "", pause=req.flag("pause", True))
     target = req.services.containers.get(container)
     req.services.events.emit("container", "commit", target.id,
                              {"comment": req.arg("comment") or "", "imageID": image_id,

@@ -7,7 +7,6 @@ import asyncio
 import time
 
 from minictr.api.router import EmptyResponse, JSONResponse, route
-from minictr.containers.state import State
 from minictr.errors import InvalidArgument
 
 _PRUNE_FILTERS = {"until", "label", "label!"}
@@ -139,7 +138,7 @@ async def remove_network(req):
 
 
 def _running_pid(container):
-    return container.pid if container.state in (State.RUNNING, State.PAUSED) else 0
+    return container.pid if container.state.alive else 0
 
 
 def _container(req, body):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from minictr.containers.config import merge_env
 from minictr.containers.monitor import Monitor, MonitorError, unwatch, watch_exit, write_config
-from minictr.containers.service import Attach, monitor_control
+from minictr.containers.attach import Attach, monitor_control
 from minictr.containers.state import State
 from minictr.containers.users import resolve_user
 from minictr.detach_keys import DEFAULT as DEFAULT_DETACH_KEYS, parse as parse_detach_keys
@@ -37,7 +37,7 @@ _SUN_PATH_MAX = 108
 @dataclass
 class ExecInstance:
     id: str
-    container: object  # minictr.containers.service.Container
+    container: object  # minictr.containers.store.Container
     argv: list
     env: list
     user: str  # as requested ("" for the container's)

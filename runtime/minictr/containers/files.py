@@ -28,10 +28,10 @@ import time
 from minictr import native
 from minictr.containers.state import State
 from minictr.errors import Conflict, InvalidArgument, MinictrError, NotFound
+from minictr.images.overlay_upper import ExactSize, is_opaque_dir
 
 log = logging.getLogger("minictr.containers")
 
-_RUNNING = (State.RUNNING, State.PAUSED)
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1 << 16
 
@@ -54,7 +54,7 @@ async def container_root(service, ref):
     locked = True
     try:
         _check_not_removed(container)
-        if container.state in _RUNNING:
+        if container.state.alive:
             root_fd = os.open(f"/proc/{container.pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             # A running container needs no mount: let it stop, restart, be paused meanwhile.
             container.lock.release()
@@ -406,23 +406,6 @@ class _Archiver:
         return info
 
 
-class ExactSize:
-    """A file's bytes cut or zero-padded to the size its tar header announced (it may change
-    while we read it)."""
-
-    def __init__(self, f, size):
-        self._f = f
-        self._left = size
-
-    def read(self, size=-1):
-        if self._left <= 0:
-            return b""
-        size = self._left if size is None or size < 0 else min(size, self._left)
-        data = self._f.read(size) or b"\0" * size
-        self._left -= len(data)
-        return data
-
-
 async def _thread_stream(produce):
     """The bytes that `produce(fileobj)` writes in a worker thread, as an async iterator.
 
@@ -591,17 +574,6 @@ def _lookup(lower_fds, name):
     return exists, child_fds
 
 
-def is_opaque_dir(fd):
-    """Whether an overlay upper directory (an fd) is opaque: it hides the lower layers' entries."""
-    for name in ("trusted.overlay.opaque", "user.overlay.opaque"):
-        try:
-            if os.getxattr(fd, name) == b"y":
-                return True
-        except OSError:
-            pass
-    return False
-
-
 def _close_all(fds):
     for fd in fds:
         os.close(fd)
@@ -613,7 +585,7 @@ async def top(service, ref, ps_args="-ef"):
     """GET /containers/{id}/top: host `ps` output restricted to the processes of the container's
     PID namespace (which includes those of `exec`). {Titles, Processes}."""
     container = service.get(ref)
-    if container.state not in _RUNNING:
+    if not container.state.alive:
         raise Conflict(f"Container {container.id} is not running")
     pids = await asyncio.to_thread(_pids_in_namespace_of, container.pid)
     if not pids:

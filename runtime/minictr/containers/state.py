@@ -13,6 +13,11 @@ class State(str, enum.Enum):
     EXITED = "exited"
     REMOVING = "removing"
 
+    @property
+    def alive(self):
+        """Its process runs (perhaps frozen): it can be signalled, exec'd into, stopped."""
+        return self in (State.RUNNING, State.PAUSED)
+
 
 _ALLOWED = {
     State.CREATED: {State.RUNNING, State.EXITED, State.REMOVING},

@@ -6,8 +6,8 @@ import secrets
 from pathlib import Path
 
 from minictr.containers.exec import ExecService
-from minictr.containers.resources import Resources
-from minictr.containers.service import SCHEMA as CONTAINERS_SCHEMA, ContainerService
+from minictr.containers.service import ContainerService
+from minictr.containers.store import SCHEMA as CONTAINERS_SCHEMA, ContainerStore
 from minictr.daemon.config import DaemonConfig
 from minictr.db import Database
 from minictr.events import Events
@@ -36,29 +36,20 @@ class Services:
         self.images = ImageStore(self.db, Path(data_root), rootless)
         # overlay2, or a fallback: info and doctor say which
         self.driver = driver.choose(data_root, rootless, config.storage_driver)
-        self.volumes = VolumeService(self.db, data_root, self.events)
-        self.networks = NetworkService(self.db, data_root, rootless, self.events, config.default_bridge)
+        # The containers' records come first: volumes and networks look containers up in them.
+        store = ContainerStore(self.db, data_root, config.run_dir, self.events)
+        self.volumes = VolumeService(self.db, data_root, self.events, users=store.volume_users)
+        self.networks = NetworkService(self.db, data_root, rootless, self.events, store, config.default_bridge)
         # Outbound rules in nftables, installed by the daemon once the networks are loaded. As root it
         # also DNATs the host's own clients of a published port (rootless, ports are bound outside).
         self.outbound = Outbound(table_name(config.default_bridge))
         self.ports = ContainerPorts(rootless=rootless, connect_socket=config.connect_socket,
                                     kernel=None if rootless else self.outbound)
-        self.containers = self._containers(config)
-        self.volumes.set_users(self.containers.volume_users)
+        self.containers = ContainerService(store, self.images, self.volumes, self.networks, self.ports, self.driver,
+                                           data_root=data_root, rootless=rootless,
+                                           uid_ranges=_identity_map("uid_map"), gid_ranges=_identity_map("gid_map"),
+                                           unavailable_limits=config.unavailable_limits)
         self.execs = ExecService(self.containers)
-
-    def _containers(self, config):
-        # Until ContainerService takes its dependencies in its constructor (the container split),
-        # they are handed over here, and only here.
-        containers = ContainerService(self.db, self.images, config.data_root, config.run_dir, config.rootless,
-                                      _identity_map("uid_map"), _identity_map("gid_map"), self.events)
-        containers.resources = Resources(containers.cgroups, config.rootless, config.unavailable_limits)
-        containers.driver = self.driver
-        containers.volumes = self.volumes
-        containers.networks = self.networks
-        containers.ports = self.ports
-        self.networks.containers = containers
-        return containers
 
 
 def _daemon_id(data_root):

@@ -1,4 +1,5 @@
-"""`docker commit`: a container's upper dir becomes a new layer on top of its image.
+"""`docker commit`, the image side: an overlay upper dir and a container config become a new
+image, the dir a new layer on top of the container's image (containers/commit.py picks the dir).
 
 The upper dir is written as an OCI layer tar: overlayfs whiteouts (a 0/0
 character device, or rootless an empty file marked `user.overlay.whiteout`)
@@ -14,18 +15,17 @@ its init layer.
 """
 
 import errno
-import hashlib
 import json
 import os
 import stat
 import tarfile
 import tempfile
 
-from minictr.containers.files import ExactSize, is_opaque_dir
 from minictr.images import archive
 from minictr.images import reference as references
 from minictr.images.archive import PendingImage
 from minictr.images.layers import extract_layer
+from minictr.images.overlay_upper import ExactSize, is_opaque_dir
 
 LAYER_MEDIA_TYPE = "application/vnd.docker.image.rootfs.diff.tar"
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -228,12 +228,10 @@ def _info(st, name: str, kind, mode: int | None = None):
     return info
 
 
-def stage_commit(store, upper: str, image, container, *, changes: list[str], overrides: dict | None,
-                 message: str, author: str, reference: str | None):
-    """Build the new image as a PendingImage plus the layer tar's file (the blob to keep).
-
-    Returns (pending, tar_file): the caller commits `pending` and stores `tar_file`'s bytes
-    (a temporary file, gone on close) as the layer's blob."""
+def stage_commit(store, upper: str, image, container_config: dict, container_id: str, *, changes: list[str],
+                 overrides: dict | None, message: str, author: str, reference: str | None):
+    """Build the new image from the upper dir `upper` over `image`: a StagedImage (the caller
+    stores it, then closes it)."""
     tags = [references.parse(reference)] if reference else []
     archive.config_from_changes(changes)  # a bad --change fails before any work
     tar_file = tempfile.TemporaryFile(dir=store.tmp_dir)
@@ -242,73 +240,37 @@ def stage_commit(store, upper: str, image, container, *, changes: list[str], ove
         tar_file.seek(0)
         layer = extract_layer(tar_file, store.layers_dir, rootless=store.rootless,
                               max_size=store.max_layer_size, what="the container's changes")
-        config_bytes = commit_config(image.document, container.config, changes, overrides, message, author,
-                                     container.id, layer.diff_id)
+        config_bytes = commit_config(image.document, container_config, changes, overrides, message, author,
+                                     container_id, layer.diff_id)
         pending = PendingImage(config_bytes, [None] * len(image.layer_dirs) + [layer], tags)
         tar_file.seek(0)
-        return pending, tar_file, layer
+        return StagedImage(pending, tar_file, layer)
     except BaseException:
         tar_file.close()
         raise
 
 
-def sha256_of(file) -> str:
-    digest = hashlib.sha256()
-    file.seek(0)
-    while chunk := file.read(1 << 20):
-        digest.update(chunk)
-    file.seek(0)
-    return "sha256:" + digest.hexdigest()
+class StagedImage:
+    """A committed image made but not stored yet: its PendingImage, and its layer's tar (a
+    temporary file, kept as the layer's blob: `save` and `push` hand out those exact bytes)."""
 
+    def __init__(self, pending, tar_file, layer):
+        self.pending = pending
+        self.tar_file = tar_file
+        self.layer = layer
 
-async def commit_container(services, ref: str, *, reference: str | None, changes: list[str],
-                           overrides: dict | None, message: str, author: str, pause: bool) -> str:
-    """POST /commit: the container's changes as a new image; returns its id.
-
-    A running container is paused meanwhile when asked (Docker's default) and when it can
-    be (a freezer cgroup); its lock is held while its upper dir is read, so that it is not
-    removed underneath."""
-    import asyncio
-
-    from minictr.containers.state import State
-    from minictr.errors import Conflict, NotFound
-
-    containers = services.containers
-    container = containers.get(ref)
-    paused_here = False
-    if pause and container.state is State.RUNNING:
+    def store(self, store) -> str:
+        """Keep the layer's tar as its blob, then commit the image; returns its id."""
+        with store.blobs.writer(expected_digest=self.layer.diff_id, what="the container's changes") as writer:
+            while chunk := self.tar_file.read(1 << 20):
+                writer.write(chunk)
+        self.pending.blobs = [(self.layer.diff_id, self.layer.diff_id, LAYER_MEDIA_TYPE, writer.size)]
         try:
-            await containers.pause(container.id)
-            paused_here = True
-        except Conflict:
-            pass  # no freezer here (rootless without delegated cgroups): read the live dir
-    try:
-        async with container.lock:
-            if container.removed or container.state is State.REMOVING:
-                raise NotFound(f"No such container: {ref}")
-            image = await asyncio.to_thread(services.images.resolve, container.image_id)
-            upper = os.path.join(containers.data_dir, container.id, "diff")
-            pending, tar_file, layer = await asyncio.to_thread(
-                stage_commit, services.images, upper, image, container, changes=changes,
-                overrides=overrides, message=message, author=author, reference=reference)
-    finally:
-        if paused_here:
-            await containers.unpause(container.id)
-    try:
-        return await asyncio.to_thread(_store, services.images, pending, tar_file, layer)
-    finally:
-        tar_file.close()
-        pending.discard()
+            return store._commit(self.pending)
+        except BaseException:
+            store.forget_unrecorded_blobs([self.layer.diff_id])
+            raise
 
-
-def _store(store, pending, tar_file, layer) -> str:
-    """Keep the layer's tar as its blob (what save and push hand out), then commit the image."""
-    with store.blobs.writer(expected_digest=layer.diff_id, what="the container's changes") as writer:
-        while chunk := tar_file.read(1 << 20):
-            writer.write(chunk)
-    pending.blobs = [(layer.diff_id, layer.diff_id, LAYER_MEDIA_TYPE, writer.size)]
-    try:
-        return store._commit(pending)
-    except BaseException:
-        store.forget_unrecorded_blobs([layer.diff_id])
-        raise
+    def close(self):
+        self.tar_file.close()
+        self.pending.discard()

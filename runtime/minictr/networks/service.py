@@ -66,11 +66,11 @@ class Network:
 
 
 class NetworkService:
-    def __init__(self, db, data_root, rootless, events, default_bridge=DEFAULT_BRIDGE):
+    def __init__(self, db, data_root, rootless, events, containers, default_bridge=DEFAULT_BRIDGE):
         self.db = db
         self.rootless = rootless
         self.events = events
-        self.containers = None  # the container service, set by the daemon
+        self.containers = containers  # the ContainerStore (containers/store.py): names, ids, records, dirs
         # Our veths' names start with `mc` + a tag of this data root, so that two daemons (tests as
         # root) never take each other's links for strays.
         self.veth_prefix = "mc" + hashlib.sha256(os.path.abspath(data_root).encode()).hexdigest()[:3]
@@ -298,7 +298,7 @@ class NetworkService:
         for row in self.db.query("SELECT * FROM leases WHERE network_id = ?", (network.id,)):
             if not row["ip"]:
                 continue
-            name = self.containers.name_of(row["container_id"]) if self.containers else ""
+            name = self.containers.name_of(row["container_id"])
             containers[row["container_id"]] = {
                 "Name": name, "EndpointID": _endpoint_id(network.id, row["container_id"]),
                 "MacAddress": row["mac"], "IPv4Address": f"{row['ip']}/{network.subnet.prefixlen}",
@@ -480,7 +480,7 @@ class NetworkService:
         owns removed."""
         from minictr.networks import plumbing
 
-        known = set(self.containers.ids()) if self.containers else set(running)
+        known = set(self.containers.ids())
         for row in self.db.query("SELECT DISTINCT container_id FROM leases"):
             if row["container_id"] not in known:
                 self.container_removed(row["container_id"])

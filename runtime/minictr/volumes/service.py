@@ -58,21 +58,16 @@ class Volume:
 
 
 class VolumeService:
-    def __init__(self, db, data_root, events):
+    def __init__(self, db, data_root, events, users=lambda name: []):
+        """`users(name) -> [container ids]`: the containers that reference a volume, running or
+        not. `remove` refuses and `prune` skips a volume that has any."""
         self.db = db
         self.root = os.path.join(str(data_root), "volumes")
         self.events = events
-        self._users = lambda name: []
+        self._users = users
         self._lock = threading.RLock()  # one create or remove at a time: a name is checked then taken
         self._loop = None
         os.makedirs(self.root, 0o700, exist_ok=True)
-
-    # ---- wiring -------------------------------------------------------------------------------
-
-    def set_users(self, users):
-        """Register `users(name) -> [container ids]`: the containers that reference a volume,
-        running or not. `remove` refuses and `prune` skips a volume that has any."""
-        self._users = users
 
     def load(self):
         """Reconcile disk with the table after a start: a dir without a row (a crash mid-create

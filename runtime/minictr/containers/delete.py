@@ -1,0 +1,68 @@
+"""Removing a container: its groups, files, row, network endpoints and anonymous volumes.
+
+The verb (`rm`, with its checks and `--force`) is in containers/control.py; this is the
+machinery that it, `--rm` (AutoRemove) and a daemon's start share."""
+
+import asyncio
+import logging
+import os
+import shutil
+import threading
+
+from minictr.containers.state import State
+from minictr.errors import MinictrError
+
+log = logging.getLogger("minictr.containers")
+
+
+class Deleter:
+    def __init__(self, store, groups, mounting, networks, driver):
+        self.store = store
+        self.groups = groups
+        self.mounting = mounting
+        self.networks = networks
+        self.driver = driver
+
+    async def remove_locked(self, container, volumes=False, wait_for_links=True):
+        """Remove the container (its lock held): `volumes` takes its anonymous volumes too."""
+        self.store.set_state(container, State.REMOVING)
+        await self.groups.removed(container)
+        await asyncio.to_thread(self.remove_files, container)
+        self.store.delete(container)
+        await asyncio.to_thread(self.networks.container_removed, container.id, wait_for_links)
+        if volumes or container.host_config.get("AutoRemove"):
+            # Docker's --rm removes the anonymous volumes too.
+            await asyncio.to_thread(self.mounting.remove_anonymous, container)
+        container.removed = True
+        self.store.emit(container, "destroy")
+        await self.store.notify(container)
+
+    async def auto_remove(self, container):
+        """--rm: the container has exited and goes (unless a removal is under way)."""
+        try:
+            async with container.lock:
+                if container.state is not State.REMOVING and not container.removed:
+                    await self.remove_locked(container, wait_for_links=False)
+        except MinictrError as e:
+            log.warning("auto-remove of %s failed: %s", container.name, e)
+
+    def finish(self, container):
+        """At load: a daemon died while removing this container; finish the job."""
+        self.remove_files(container)
+        self.store.delete(container)
+
+    def remove_files(self, container):
+        """The container's directories: renamed into the trash at once, deleted in the background."""
+        paths = self.store.paths(container)
+        self.driver.unmount(paths["top"])  # a fuse mount a crash left: never delete through it
+        shutil.rmtree(paths["run"], ignore_errors=True)
+        os.makedirs(self.store.trash_dir, 0o700, exist_ok=True)
+        doomed = os.path.join(self.store.trash_dir, container.id)
+        try:
+            os.rename(paths["top"], doomed)
+        except FileNotFoundError:
+            return
+        except OSError:
+            shutil.rmtree(paths["top"], ignore_errors=True)
+            return
+        threading.Thread(target=shutil.rmtree, args=(doomed, True), name="remove-files", daemon=True).start()

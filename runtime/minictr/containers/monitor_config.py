@@ -1,0 +1,75 @@
+"""What a container's monitor is told (its config keys, docs/internals.md), gathered from
+the parts that own each: storage, user ids, network, cgroups, mounts, confinement, limits,
+the tty and the log."""
+
+import os
+
+from minictr import native
+from minictr.containers.logs import log_settings, monitor_entries as log_entries
+
+INIT_IN_CONTAINER = "/sbin/docker-init"  # where Docker puts its init: scripts look for it there
+
+
+class MonitorConfig:
+    def __init__(self, networks, cgroups, mounting, confinement, resources, rootless, uid_ranges, gid_ranges):
+        self.networks = networks
+        self.cgroups = cgroups
+        self.mounting = mounting
+        self.confinement = confinement
+        self.resources = resources
+        self.rootless = rootless
+        self.uid_ranges = uid_ranges
+        self.gid_ranges = gid_ranges
+
+    def entries(self, container, paths, user, root, pid_of):
+        """The entries for `container`: `user` is (uid, gid, groups), `root` the storage
+        driver's rootfs entries, `pid_of(other)` a running container's pid (joined namespaces)."""
+        config = container.config
+        uid, gid, groups = user
+        entries = [("id", container.id)] + root  # rootfs and its layers, as the storage driver makes it
+        entries += self._user_namespace()
+        entries += self.networks.monitor_entries(container, pid_of)
+        entries += [("hostname", config["Hostname"]), ("cwd", config["WorkingDir"] or "/"),
+                    ("uid", uid), ("gid", gid)]
+        entries += [("group", g) for g in groups]
+        entries += [("arg", a) for a in self._argv(container)]
+        entries += [("env", e) for e in config["Env"]]
+        entries += [("cgroup", c) for c in container.cgroups]
+        entries += self.cgroups.filesystems()
+        if container.host_config.get("Init"):
+            entries.append(("bind", native.INIT_PATH, INIT_IN_CONTAINER, "ro"))
+        entries += [("bind", os.path.join(paths["top"], name), f"/etc/{name}", "rw")
+                    for name in ("hostname", "hosts", "resolv.conf")]
+        entries += self.mounting.monitor_entries(container)
+        entries += self.confinement.monitor_entries(container.host_config)
+        entries += self.resources.monitor_entries(container.host_config)
+        entries += [("stdin", "1" if config["OpenStdin"] else "0")]
+        entries += tty_entries(config, container.host_config)
+        entries += log_entries(log_settings(container.host_config), paths["log"])
+        entries += [("exit", paths["exit"]), ("attach", paths["attach"])]
+        return entries
+
+    def _user_namespace(self):
+        entries = [("userns", "1" if self.rootless else "0")]
+        if self.rootless:
+            entries += [("uidmap", first, first, count) for first, count in self.uid_ranges]
+            entries += [("gidmap", first, first, count) for first, count in self.gid_ranges]
+        return entries
+
+    @staticmethod
+    def _argv(container):
+        argv = (container.config["Entrypoint"] or []) + (container.config["Cmd"] or [])
+        if container.host_config.get("Init"):
+            argv = [INIT_IN_CONTAINER, "--"] + argv
+        return argv
+
+
+def tty_entries(config, host_config):
+    """The monitor's `tty` and `tty_size` (HostConfig.ConsoleSize is [height, width], as in Docker)."""
+    if not config.get("Tty"):
+        return [("tty", "0")]
+    entries = [("tty", "1")]
+    size = host_config.get("ConsoleSize") or [0, 0]
+    if len(size) == 2 and all(isinstance(n, int) and 0 < n <= 0xFFFF for n in size):
+        entries.append(("tty_size", size[0], size[1]))
+    return entries
