@@ -14,7 +14,7 @@ _PRUNE_FILTERS = {"until", "label", "label!"}
 
 
 def _filters(req):
-    from minictr.containers.filters import parse
+    from minictr.spec.filters import parse
 
     return parse(req.arg("filters"))
 
@@ -91,8 +91,8 @@ def _until(values):
 
 @route("POST", "/networks/prune")
 async def prune_networks(req):
-    from minictr.containers.filters import labels_match
-    from minictr.durations import rfc3339_to_unix
+    from minictr.spec.filters import labels_match
+    from minictr.spec.times import rfc3339_to_unix
     from minictr.errors import MinictrError
 
     filters = _filters(req)

@@ -60,7 +60,7 @@ def _create_pulling(ctx, name, body, options):
     except NotFound as e:
         if policy != "missing" or not str(e).startswith("No such image"):
             raise
-    from minictr.images import reference as references
+    from minictr.spec import reference as references
 
     print(f"Unable to find image '{references.parse(options['image']).familiar()}' locally", file=sys.stderr,
           flush=True)
@@ -176,7 +176,7 @@ def check_attachable(tty, stdin, detach_keys):
     import os
 
     if detach_keys:
-        from minictr.detach_keys import parse
+        from minictr.spec.detach_keys import parse
 
         parse(detach_keys)
     if tty and stdin and not os.isatty(0):

@@ -17,7 +17,7 @@ def push(ctx, quiet, all_tags, name):
     """Upload an image to a registry."""
     from minictr.cli.login import registry_auth_header
     from minictr.cli.pull import _PlainProgress, _TerminalProgress
-    from minictr.images import reference as references
+    from minictr.spec import reference as references
 
     if all_tags:
         raise MinictrError("push --all-tags is not supported")

@@ -51,7 +51,7 @@ def forward_stdin(sock, detach_keys=b"", detached=None):
     once the whole sequence went, DETACHED (a threading.Event) is set and nothing more is sent."""
     matcher = None
     if detach_keys:
-        from minictr.detach_keys import Matcher
+        from minictr.spec.detach_keys import Matcher
 
         matcher = Matcher(detach_keys)
 
@@ -89,7 +89,7 @@ def _stream_tty(client, resize_path, sock, early, stdin, detach_keys):
 
     from minictr.cli.terminal import RawTerminal, SizeWatcher
     from minictr.client import Client
-    from minictr.detach_keys import DEFAULT, parse
+    from minictr.spec.detach_keys import DEFAULT, parse
 
     keys = parse(detach_keys or DEFAULT)
     detached = threading.Event()

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from minictr.errors import InvalidArgument
-from minictr.images import reference as references
+from minictr.spec import reference as references
 from minictr.images.layers import (
     DEFAULT_MAX_SIZE, StagedLayer, detect_compression, extract_layer, open_decompressed,
 )

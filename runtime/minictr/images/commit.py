@@ -23,7 +23,7 @@ import tempfile
 
 from minictr.containers.files import ExactSize, is_opaque_dir
 from minictr.images import archive
-from minictr.images import reference as references
+from minictr.spec import reference as references
 from minictr.images.archive import PendingImage
 from minictr.images.layers import extract_layer
 

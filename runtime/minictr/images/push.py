@@ -21,7 +21,7 @@ import os
 import tempfile
 
 from minictr.errors import InvalidArgument, NotFound
-from minictr.images import reference as references
+from minictr.spec import reference as references
 from minictr.images.registry import RegistryClient, RegistryError, _check_status
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from minictr.detach_keys import Matcher, parse
+from minictr.spec.detach_keys import Matcher, parse
 from minictr.errors import InvalidArgument
 
 
