@@ -80,13 +80,13 @@ async def create_network(req):
 
 def _until(values):
     """The newest creation time (unix seconds) a prune's `until` filter allows, or None."""
-    from minictr.cli.events import timestamp
+    from minictr.spec.times import parse_timestamp
 
     if not values:
         return None
     if len(values) > 1:
         raise InvalidArgument("more than one until filter specified")
-    return float(timestamp(values[0], time.time()))
+    return float(parse_timestamp(values[0], time.time()))
 
 
 @route("POST", "/networks/prune")
