@@ -2,8 +2,8 @@
 
 import pytest
 
-from minictr.cli.containers import run
 from minictr.cli.bodies import create_body
+from minictr.cli.containers import run
 from minictr.cli.run_options import docker_bools
 from minictr.errors import InvalidArgument
 

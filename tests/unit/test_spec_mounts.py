@@ -4,8 +4,8 @@ mounts: what is accepted, and every error in Docker's words."""
 import pytest
 
 from minictr.cli.bodies import create_body
-from minictr.spec import mounts
 from minictr.errors import InvalidArgument
+from minictr.spec import mounts
 
 
 def test_named_volume_with_mode():

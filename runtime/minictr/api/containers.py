@@ -4,8 +4,8 @@ import asyncio
 import json
 
 from minictr.api.router import EmptyResponse, HijackResponse, JSONResponse, StreamResponse, route, stream_content_type
-from minictr.spec.signals import parse_signal
 from minictr.errors import InvalidArgument
+from minictr.spec.signals import parse_signal
 
 
 @route("POST", "/containers/create")

@@ -6,6 +6,7 @@ import time
 import click
 
 from minictr.cli.decorators import pass_ctx
+from minictr.client import api_path
 from minictr.spec.times import parse_timestamp
 
 
@@ -26,8 +27,8 @@ def logs(ctx, container, follow, since, until, tail, timestamps, details):
              "since": parse_timestamp(since, now) if since else None,
              "until": parse_timestamp(until, now) if until else None}
     client = ctx.client
-    tty = client.get(f"/containers/{container}/json")["Config"]["Tty"]
-    response = client.stream("GET", f"/containers/{container}/logs", query)
+    tty = client.get(api_path("/containers/{}/json", container))["Config"]["Tty"]
+    response = client.stream("GET", api_path("/containers/{}/logs", container), query)
     if tty:
         for chunk in response.chunks():
             _write_all(1, chunk)

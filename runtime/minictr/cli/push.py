@@ -5,6 +5,7 @@ import sys
 import click
 
 from minictr.cli.decorators import pass_ctx
+from minictr.client import api_path
 from minictr.errors import MinictrError
 
 
@@ -26,7 +27,7 @@ def push(ctx, quiet, all_tags, name):
         ref = references.parse(name)
         if not quiet:
             click.echo(f"Using default tag: {ref.tag}")
-    response = ctx.client.stream("POST", f"/images/{ref.familiar_name}/push", {"tag": ref.tag or ""},
+    response = ctx.client.stream("POST", api_path("/images/{}/push", ref.familiar_name), {"tag": ref.tag or ""},
                                  headers=registry_auth_header(ref.domain))
     out = sys.stdout
     render = _TerminalProgress(out) if out.isatty() and not quiet else _PlainProgress(out, quiet)

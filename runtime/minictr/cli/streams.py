@@ -113,14 +113,14 @@ _NOT_PROXIED = {_signal.SIGCHLD, _signal.SIGPIPE, _signal.SIGURG, _signal.SIGWIN
 def proxy_signals(socket_path, container_id):
     """Send the signals we get to the container instead (Docker's --sig-proxy), each from a
     (daemon) thread with a connection of its own."""
-    from minictr.client import Client
+    from minictr.client import Client, api_path
 
     def forward(signum, frame):
         _thread.start_new_thread(kill, (signum,))
 
     def kill(signum):
         try:
-            Client(socket_path).post(f"/containers/{container_id}/kill", {"signal": signum})
+            Client(socket_path).post(api_path("/containers/{}/kill", container_id), {"signal": signum})
         except Exception:  # noqa: BLE001 - the container may be gone already
             pass
 

@@ -3,7 +3,7 @@
 import click
 
 from minictr.cli.decorators import pass_ctx
-from minictr.client import quote_path
+from minictr.client import api_path
 from minictr.errors import InvalidArgument
 
 
@@ -32,7 +32,7 @@ def update(ctx, restart, containers, **options):
         raise InvalidArgument("you must provide one or more flags when using this command")
 
     def request(ref):
-        warnings = ctx.client.post(f"/containers/{quote_path(ref)}/update", None, body).json().get("Warnings")
+        warnings = ctx.client.post(api_path("/containers/{}/update", ref), None, body).json().get("Warnings")
         for warning in warnings or []:
             click.echo(f"WARNING: {warning}", err=True)
 
