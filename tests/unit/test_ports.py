@@ -11,7 +11,7 @@ import pytest
 
 from minictr import native
 from minictr.daemon import host_connect
-from minictr.errors import Conflict, InvalidArgument
+from minictr.errors import Conflict
 from minictr.networks import ports
 
 
