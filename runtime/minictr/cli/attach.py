@@ -6,6 +6,7 @@ import click
 
 from minictr.cli.decorators import pass_ctx
 from minictr.cli.run_options import DockerCommand
+from minictr.client import api_path
 from minictr.errors import Conflict
 
 
@@ -20,7 +21,6 @@ def attach(ctx, no_stdin, detach_keys, sig_proxy, container):
     """Attach local standard input, output, and error streams to a running container."""
     from minictr.cli.actions import check_attachable
     from minictr.cli.streams import proxy_signals, stream_attached
-    from minictr.client import api_path
 
     client = ctx.client
     info = client.get(api_path("/containers/{}/json", container))

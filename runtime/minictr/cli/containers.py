@@ -7,6 +7,7 @@ import click
 from minictr.cli import actions
 from minictr.cli.decorators import pass_ctx
 from minictr.cli.run_options import RUN_SETTINGS, DockerCommand, with_run_options
+from minictr.client import api_path
 from minictr.errors import NotFound
 
 
@@ -136,7 +137,6 @@ def inspect(ctx, format_, size, kind, names):
     import json
 
     from minictr.cli.format import dump
-    from minictr.client import api_path
 
     template = None
     if format_ and format_.strip() != "json":

@@ -10,6 +10,7 @@ import threading
 import click
 
 from minictr.cli.decorators import pass_ctx
+from minictr.client import api_path
 from minictr.errors import InvalidArgument, NotFound
 
 _GO_MODE_DIR = 1 << 31
@@ -56,8 +57,6 @@ def _split_cp_arg(arg):
 
 
 def _archive_url(container):
-    from minictr.client import api_path
-
     return api_path("/containers/{}/archive", container)
 
 
@@ -282,8 +281,6 @@ _KINDS = {0: "C", 1: "A", 2: "D"}
 @pass_ctx
 def diff(ctx, container):
     """Inspect changes to files or directories on a container's filesystem."""
-    from minictr.client import api_path
-
     for change in ctx.client.get(api_path("/containers/{}/changes", container)) or []:
         click.echo(f"{_KINDS.get(change['Kind'], '?')} {change['Path']}")
 
@@ -294,8 +291,6 @@ def diff(ctx, container):
 @pass_ctx
 def export(ctx, output, container):
     """Export a container's filesystem as a tar archive."""
-    from minictr.client import api_path
-
     if not output and sys.stdout.isatty():
         raise InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
     response = ctx.client.stream("GET", api_path("/containers/{}/export", container))
@@ -325,8 +320,6 @@ def export(ctx, output, container):
 @pass_ctx
 def top(ctx, container, ps_options):
     """Display the running processes of a container (ps options after the name, -ef by default)."""
-    from minictr.client import api_path
-
     query = {"ps_args": " ".join(ps_options)} if ps_options else None
     result = ctx.client.get(api_path("/containers/{}/top", container), query)
     click.echo(_top_table(result["Titles"], result["Processes"] or []))
@@ -348,8 +341,6 @@ def _top_table(titles, rows):
 @pass_ctx
 def port(ctx, container, private_port):
     """List port mappings or a specific mapping for the container (PRIVATE_PORT[/PROTO])."""
-    from minictr.client import api_path
-
     info = ctx.client.get(api_path("/containers/{}/json", container))
     ports = (info.get("NetworkSettings") or {}).get("Ports") or {}
     if private_port:
