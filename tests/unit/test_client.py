@@ -54,3 +54,19 @@ def test_a_name_reaches_the_daemon_as_one_path_segment(tmp_path, name):
     target = _target_sent(tmp_path, api_path("/containers/{}/json", name))
     handler, params = router.match("GET", target.partition("?")[0])
     assert handler is inspect_container and path_params(params) == {"id": name}
+
+
+def test_the_cli_builds_every_api_path_with_api_path():
+    # An f-string path (`f"/containers/{ref}/json"`) is how a quoting was forgotten before.
+    import ast
+    import pathlib
+
+    import minictr.cli
+
+    offenders = []
+    for source in pathlib.Path(minictr.cli.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant) \
+                    and str(node.values[0].value).startswith("/") and any(isinstance(v, ast.FormattedValue) for v in node.values):
+                offenders.append(f"{source.name}:{node.lineno}")
+    assert offenders == []
