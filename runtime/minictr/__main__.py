@@ -1,3 +1,3 @@
-from minictr.cli import main
+from minictr.main import main
 
 main()

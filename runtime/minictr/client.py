@@ -207,6 +207,12 @@ def quote_path(text):
     return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in str(text).encode())
 
 
+def api_path(template, *args):
+    """TEMPLATE (`/containers/{}/json`) with each argument quoted as one path segment, as docker-py's
+    `_url`: every path with a name or an id in it is built here, so none can forget the quoting."""
+    return template.format(*(quote_path(arg) for arg in args))
+
+
 def urlencode(query):
     """`k=v&…` for a dict whose values may be lists (repeated keys); None values are left out."""
     pairs = []

@@ -66,19 +66,6 @@ class Events:
         return queue in self._queues
 
 
-def parse_time(text, name):
-    """Nanoseconds since the epoch from the API's `since`/`until`: `SECONDS[.NANOSECONDS]`."""
-    if not text:
-        return None
-    seconds, _, fraction = text.partition(".")
-    try:
-        if not seconds.lstrip("-").isdigit() or (fraction and not fraction.isdigit()):
-            raise ValueError
-        return int(seconds) * 1_000_000_000 + int((fraction + "000000000")[:9] or 0)
-    except ValueError:
-        raise InvalidArgument(f"invalid value for {name}: {text!r}: expected a unix timestamp (SECONDS[.NANOSECONDS])") from None
-
-
 class EventFilter:
     """Docker's event filters: {key: [values]}; values of one key are alternatives, keys must all match."""
 

@@ -46,3 +46,21 @@ def test_version_and_info(daemon):
     info = daemon.client().get("/info")
     assert info["Driver"] == "overlay2" and info["DockerRootDir"] == str(daemon.data_root)
     assert ("name=rootless" in info["SecurityOptions"]) == (__import__("os").geteuid() != 0)
+
+
+def test_a_create_body_with_a_bad_extra_host_is_refused_with_400(daemon, image):
+    # The CLI refuses `--add-host foo`; a raw API client is checked by the daemon alike, rather
+    # than given a container whose /etc/hosts has a line "\tfoo".
+    body = json.dumps({"Image": image, "Cmd": ["true"], "HostConfig": {"ExtraHosts": ["foo"]}}).encode()
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(daemon.socket))
+        sock.sendall(b"POST /v1.43/containers/create?name=bad-extra-host HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, answer = data.partition(b"\r\n\r\n")
+    assert int(head.split()[1]) == 400
+    assert "ExtraHosts" in json.loads(answer)["message"] and "host:ip" in json.loads(answer)["message"]
+    status, _, _ = raw_request(daemon, "GET", "/v1.43/containers/bad-extra-host/json")
+    assert status == 404  # nothing was created

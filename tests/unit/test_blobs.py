@@ -11,10 +11,10 @@ import pytest
 from minictr.db import Database
 from minictr.errors import InvalidArgument
 from minictr.images import archive
-from minictr.images import reference as references
 from minictr.images.blobs import BlobStore, DigestMismatch
 from minictr.images.layers import extract_layer, remove_tree
 from minictr.images.store import SCHEMA, ImageStore
+from minictr.spec import reference as references
 
 from tests.unit.test_images_store import ROOTFS, not_used
 

@@ -4,7 +4,8 @@ is only exercised here), and the v1 file names."""
 import pytest
 
 from minictr.containers import cgroups
-from minictr.containers.resources import cgroup_limits, normalize
+from minictr.containers.resources import cgroup_limits
+from minictr.spec.resources import normalize
 
 MiB = 1024 * 1024
 

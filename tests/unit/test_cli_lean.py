@@ -137,7 +137,7 @@ def test_ps_prints_docker_s_table():
 
 
 def test_resource_options_reach_the_create_body():
-    # (containers/resources.py, which the lean path imports, parses sizes with re only when given one)
+    # (spec/resources.py, which the lean path imports, parses sizes with re only when given one)
     options = {option["name"]: option["default"] for option in SPEC["run"]["options"]}
     options.update(image="bb", command=(), memory="64m", ulimit=("nofile=10:20",))
     host_config = bodies.create_body(options)["HostConfig"]

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 
 from minictr.cli.filters import filters_query
-from minictr.containers.filters import ContainerFilter, parse
+from minictr.containers.filters import ContainerFilter
 from minictr.errors import InvalidArgument, NotFound
 
 
@@ -31,18 +31,6 @@ def names(filters, **kwargs):
     kwargs.setdefault("ancestor_ids", lambda ref: {"sha256:bbb"} if ref == "dbimage" else set())
     chosen = ContainerFilter(filters, lookup=get, **kwargs).select(ALL, lambda c: c.state)
     return [c.name for c in chosen]
-
-
-def test_both_json_forms_parse_to_the_same_filters():
-    assert parse('{"status":["running"],"name":["x"]}') == {"status": ["running"], "name": ["x"]}
-    assert parse('{"status":{"running":true,"exited":true}}') == {"status": ["running", "exited"]}
-    assert parse("") == {}
-
-
-@pytest.mark.parametrize("text", ["[1]", "{nope", '{"name":[1]}'])
-def test_malformed_filters_are_invalid(text):
-    with pytest.raises(InvalidArgument):
-        parse(text)
 
 
 def test_cli_flags_become_the_query():

@@ -6,7 +6,6 @@ import os
 
 import pytest
 
-from minictr.cli.logs import docker_timestamp
 from minictr.containers.logs import (LogReader, LogSettings, LogsQuery, _encode, log_settings, monitor_entries,
                                      parse_size, parse_time, rfc3339_nano_fixed, rotated_paths)
 from minictr.errors import InvalidArgument
@@ -282,35 +281,6 @@ def test_monitor_entries_for_rotation_and_none():
 
 
 # ---- the CLI's --since/--until ------------------------------------------------------------
-
-
-def test_cli_times_become_unix_timestamps_as_the_docker_cli_sends_them():
-    now = 1_700_000_000.7
-    assert docker_timestamp("10m", now) == "1699999400"
-    assert docker_timestamp("1h30m", now) == str(1_700_000_000 - 5400)
-    assert docker_timestamp("1700000000.5", now) == "1700000000.5"
-    assert docker_timestamp("2023-11-14T22:13:20Z", now) == "1700000000.000000000"
-    assert docker_timestamp("2023-11-14T22:13:20.25Z", now) == "1700000000.250000000"
-    assert docker_timestamp("2023-11-14T23:13:20+01:00", now) == "1700000000.000000000"
-    assert docker_timestamp("2023-11-14Z", now) == "1699920000.000000000"
-
-
-def test_cli_local_times_use_the_local_zone(monkeypatch):
-    import time
-
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    try:
-        assert docker_timestamp("2023-11-14T22:13:20", 0) == "1700000000.000000000"
-    finally:
-        monkeypatch.undo()
-        time.tzset()
-
-
-@pytest.mark.parametrize("bad", ["yesterday", "2023-13-45T", "10 minutes"])
-def test_cli_bad_times_are_one_clear_error(bad):
-    with pytest.raises(InvalidArgument, match="failed to parse value as time or duration"):
-        docker_timestamp(bad, 0)
 
 
 def test_rotated_paths_are_listed_across_a_gap_left_mid_rotation(tmp_path):

@@ -1,9 +1,9 @@
-"""The run/create options: Docker's `--flag=false` forms, restart policies, env and label files."""
+"""The run/create options: Docker's `--flag=false` forms, env and label files."""
 
 import pytest
 
+from minictr.cli.bodies import create_body
 from minictr.cli.containers import run
-from minictr.cli.bodies import create_body, parse_restart_policy
 from minictr.cli.run_options import docker_bools
 from minictr.errors import InvalidArgument
 
@@ -21,23 +21,6 @@ from minictr.errors import InvalidArgument
 ])
 def test_docker_boolean_and_equals_forms_become_clicks(args, expected):
     assert docker_bools(run, args, interspersed=False) == expected
-
-
-@pytest.mark.parametrize("text, policy", [
-    ("no", {"Name": "", "MaximumRetryCount": 0}),
-    ("always", {"Name": "always", "MaximumRetryCount": 0}),
-    ("unless-stopped", {"Name": "unless-stopped", "MaximumRetryCount": 0}),
-    ("on-failure", {"Name": "on-failure", "MaximumRetryCount": 0}),
-    ("on-failure:5", {"Name": "on-failure", "MaximumRetryCount": 5}),
-])
-def test_restart_policies_parse_as_docker_does(text, policy):
-    assert parse_restart_policy(text) == policy
-
-
-@pytest.mark.parametrize("text", ["sometimes", "always:3", "on-failure:x", "on-failure:-1"])
-def test_bad_restart_policies_are_refused(text):
-    with pytest.raises(InvalidArgument):
-        parse_restart_policy(text)
 
 
 def _options(**overrides):

@@ -4,8 +4,8 @@ import asyncio
 import json
 
 from minictr.api.router import EmptyResponse, HijackResponse, JSONResponse, StreamResponse, route, stream_content_type
-from minictr.containers.vocab import parse_signal
 from minictr.errors import InvalidArgument
+from minictr.spec.signals import parse_signal
 
 
 @route("POST", "/containers/create")
@@ -105,7 +105,7 @@ def _timeout(req):
 
 @route("GET", "/containers/json")
 async def list_containers(req):
-    from minictr.containers import filters
+    from minictr.spec import filters
 
     try:
         limit = int(req.arg("limit") or -1)
@@ -139,7 +139,7 @@ async def remove_container(req):
 @route("POST", "/containers/prune")
 async def prune_containers(req):
     """Remove every stopped container (created, exited, dead) that passes the label filters."""
-    from minictr.containers.filters import labels_match, parse
+    from minictr.spec.filters import labels_match, parse
     from minictr.errors import MinictrError
 
     filters = parse(req.arg("filters"))

@@ -11,11 +11,12 @@ _POLL = 1.0  # how often a quiet stream checks whether it was dropped
 
 @route("GET", "/events")
 async def events(req):
-    from minictr.containers.filters import parse
-    from minictr.events import EventFilter, parse_time
+    from minictr.events import EventFilter
+    from minictr.spec.filters import parse
+    from minictr.spec.times import parse_unix_ns
 
-    since = parse_time(req.arg("since"), "since")
-    until = parse_time(req.arg("until"), "until")
+    since = parse_unix_ns(req.arg("since"), "since")
+    until = parse_unix_ns(req.arg("until"), "until")
     if since is not None and until is not None and until < since:
         raise InvalidArgument(f"`since` time ({req.arg('since')}) cannot be after `until` time ({req.arg('until')})")
     matches = EventFilter(parse(req.arg("filters")))

@@ -8,7 +8,7 @@ from minictr.errors import InvalidArgument
 
 @route("GET", "/images/json")
 async def list_images(req):
-    from minictr.containers.filters import parse
+    from minictr.spec.filters import parse
     from minictr.images.usage import list_images as filtered
 
     filters = parse(req.arg("filters"))
@@ -91,7 +91,7 @@ async def _many(objs):
 @route("POST", "/images/prune")
 async def prune_images(req):
     """`docker image prune [-a] [--filter until=…|label=…]` (and `docker system prune`)."""
-    from minictr.containers.filters import parse
+    from minictr.spec.filters import parse
     from minictr.images.usage import prune
 
     services = req.services
@@ -123,7 +123,7 @@ async def tag_image(req):
     store = req.services.images
     await asyncio.to_thread(store.tag, req.params["name"], reference)
     image_id = (await asyncio.to_thread(store.resolve, reference)).id
-    from minictr.images import reference as references
+    from minictr.spec import reference as references
 
     # Named as Docker names it, familiar (`evt:1`, not the docker CLI's `docker.io/library/evt:1`).
     _emit(req, "tag", image_id, references.parse(reference).familiar())
@@ -161,7 +161,7 @@ async def push_image(req):
     """`docker push`: ?tag=, credentials in X-Registry-Auth. Errors before the first progress
     line get their status; later ones are an errorDetail line, as Docker streams them."""
     from minictr.api.registry import progress_response
-    from minictr.images import reference as references
+    from minictr.spec import reference as references
     from minictr.images.push import Pusher
     from minictr.images.registry import decode_registry_auth
 

@@ -2,7 +2,7 @@
 
 from minictr.api.router import StreamResponse, route, stream_content_type
 from minictr.containers.logs import LogsQuery, open_logs
-from minictr.errors import InvalidArgument
+from minictr.spec.times import parse_unix_ns
 
 
 @route("GET", "/containers/{id}/logs")
@@ -16,11 +16,7 @@ async def container_logs(req):
 
 def _unix_ns(req, name):
     """Docker's `seconds[.nanoseconds]` query times; 0 when absent."""
-    value = req.arg(name) or "0"
-    seconds, _, fraction = value.partition(".")
-    if not seconds.lstrip("-").isdigit() or (fraction and not fraction.isdigit()):
-        raise InvalidArgument(f"invalid value for {name}: {value!r}: expected unix seconds[.nanoseconds]")
-    return int(seconds) * 1_000_000_000 + int(fraction.ljust(9, "0")[:9] or 0)
+    return parse_unix_ns(req.arg(name), name) or 0
 
 
 def _tail(value):

@@ -13,7 +13,7 @@ _PRUNE_FILTERS = {"until", "label", "label!"}
 
 
 def _filters(req):
-    from minictr.containers.filters import parse
+    from minictr.spec.filters import parse
 
     return parse(req.arg("filters"))
 
@@ -79,19 +79,19 @@ async def create_network(req):
 
 def _until(values):
     """The newest creation time (unix seconds) a prune's `until` filter allows, or None."""
-    from minictr.cli.events import timestamp
+    from minictr.spec.times import parse_timestamp
 
     if not values:
         return None
     if len(values) > 1:
         raise InvalidArgument("more than one until filter specified")
-    return float(timestamp(values[0], time.time()))
+    return float(parse_timestamp(values[0], time.time()))
 
 
 @route("POST", "/networks/prune")
 async def prune_networks(req):
-    from minictr.containers.filters import labels_match
-    from minictr.durations import rfc3339_to_unix
+    from minictr.spec.filters import labels_match
+    from minictr.spec.times import rfc3339_to_unix
     from minictr.errors import MinictrError
 
     filters = _filters(req)

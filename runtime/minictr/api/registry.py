@@ -22,7 +22,7 @@ def pull_reference(from_image: str, tag: str | None) -> str:
 async def pull_image(req):
     """`docker pull`: errors before the first progress line are answered with their status (as
     Docker: a missing manifest is a 404); later ones as an errorDetail line in the stream."""
-    from minictr.images import reference as references
+    from minictr.spec import reference as references
     from minictr.images.pull import Puller, parse_platform
     from minictr.images.registry import decode_registry_auth
 

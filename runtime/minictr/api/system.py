@@ -87,13 +87,8 @@ def _os_name():
     return "Linux"
 
 
-# What `docker system prune` calls besides /containers/, /images/ and /volumes/prune: minictr has
-# no networks and no build cache yet, so nothing goes.
-
-@route("POST", "/networks/prune")
-async def prune_networks(req):
-    return JSONResponse({"NetworksDeleted": []})
-
+# What `docker system prune` calls besides /containers/, /images/, /volumes/ and /networks/prune
+# (api/networks.py): minictr has no build cache yet, so nothing goes.
 
 @route("POST", "/build/prune")
 async def prune_build_cache(req):

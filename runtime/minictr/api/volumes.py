@@ -7,7 +7,7 @@ from minictr.errors import InvalidArgument
 
 
 def _filters(req):
-    from minictr.containers.filters import parse
+    from minictr.spec.filters import parse
 
     return parse(req.arg("filters"))
 

@@ -13,14 +13,16 @@ import sys
 from minictr.errors import MinictrError
 
 
-def main():
+def main(host_commands=None):
+    """Run the command line in sys.argv. HOST_COMMANDS, when given, returns click commands that work
+    on this host rather than through a daemon (minictr/main.py's `daemon` and `doctor`)."""
     try:
         from minictr.cli import fast
 
         if not fast.dispatch(sys.argv[1:]):
             from minictr.cli.commands import run_click
 
-            run_click()
+            run_click(commands=host_commands() if host_commands else ())
     except MinictrError as e:
         print(f"minictr: {e}", file=sys.stderr)
         sys.exit(getattr(e, "exit_code", 125))

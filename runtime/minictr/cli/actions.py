@@ -6,7 +6,7 @@ two paths cannot drift apart. No click here."""
 import sys
 
 from minictr.cli.context import each, echo
-from minictr.client import quote_path
+from minictr.client import api_path
 from minictr.errors import InvalidArgument, MinictrError
 
 
@@ -60,7 +60,7 @@ def _create_pulling(ctx, name, body, options):
     except NotFound as e:
         if policy != "missing" or not str(e).startswith("No such image"):
             raise
-    from minictr.images import reference as references
+    from minictr.spec import reference as references
 
     print(f"Unable to find image '{references.parse(options['image']).familiar()}' locally", file=sys.stderr,
           flush=True)
@@ -76,11 +76,11 @@ def _pull(ctx, options):
 
 def start(ctx, attach, interactive, detach_keys, sig_proxy, containers):
     if not (attach or interactive):
-        each_container(containers, lambda ref: ctx.client.post(f"/containers/{ref}/start"))
+        each_container(containers, lambda ref: ctx.client.post(api_path("/containers/{}/start", ref)))
         return
     if len(containers) > 1:
         raise InvalidArgument("you cannot start and attach multiple containers at once")
-    info = ctx.client.get(f"/containers/{quote_path(containers[0])}/json")
+    info = ctx.client.get(api_path("/containers/{}/json", containers[0]))
     tty, stdin = info["Config"]["Tty"], interactive and info["Config"]["OpenStdin"]
     check_attachable(tty, stdin, detach_keys)
     condition = "removed" if info["HostConfig"].get("AutoRemove") else "next-exit"
@@ -90,20 +90,20 @@ def start(ctx, attach, interactive, detach_keys, sig_proxy, containers):
 
 def stop(ctx, timeout, signal_, containers):
     query = {"t": timeout, "signal": signal_}
-    each_container(containers, lambda ref: ctx.client.post(f"/containers/{ref}/stop", query))
+    each_container(containers, lambda ref: ctx.client.post(api_path("/containers/{}/stop", ref), query))
 
 
 def restart(ctx, timeout, signal_, containers):
     query = {"t": timeout, "signal": signal_}
-    each_container(containers, lambda ref: ctx.client.post(f"/containers/{ref}/restart", query))
+    each_container(containers, lambda ref: ctx.client.post(api_path("/containers/{}/restart", ref), query))
 
 
 def kill(ctx, signal_, containers):
-    each_container(containers, lambda ref: ctx.client.post(f"/containers/{ref}/kill", {"signal": signal_}))
+    each_container(containers, lambda ref: ctx.client.post(api_path("/containers/{}/kill", ref), {"signal": signal_}))
 
 
 def rm(ctx, force, containers, volumes=False):
-    each_container(containers, lambda ref: ctx.client.delete(f"/containers/{ref}",
+    each_container(containers, lambda ref: ctx.client.delete(api_path("/containers/{}", ref),
                                                              {"force": int(force), "v": int(volumes)}))
 
 
@@ -124,7 +124,7 @@ def ps(ctx, all_, filters, format_, last, latest, no_trunc, quiet, size):
 
 def wait(ctx, containers):
     for ref in containers:
-        echo(ctx.client.stream("POST", f"/containers/{ref}/wait").json()["StatusCode"])
+        echo(ctx.client.stream("POST", api_path("/containers/{}/wait", ref)).json()["StatusCode"])
 
 
 def exec_(ctx, container, command, detach, interactive, tty, env, env_file, workdir, user, privileged=False):
@@ -136,18 +136,18 @@ def exec_(ctx, container, command, detach, interactive, tty, env, env_file, work
     if privileged:
         body["Privileged"] = True
     try:
-        exec_id = client.post(f"/containers/{quote_path(container)}/exec", None, body).json()["Id"]
+        exec_id = client.post(api_path("/containers/{}/exec", container), None, body).json()["Id"]
         if detach:
-            client.post(f"/exec/{exec_id}/start", None, {"Detach": True, "Tty": tty})
+            client.post(api_path("/exec/{}/start", exec_id), None, {"Detach": True, "Tty": tty})
             return
-        sock, early = client.hijack(f"/exec/{exec_id}/start")
+        sock, early = client.hijack(api_path("/exec/{}/start", exec_id))
     except MinictrError as e:
         if not hasattr(e, "exit_code"):
             e.exit_code = 1  # docker exec's status for an error from the daemon
         raise
-    if stream_attached(client, f"/exec/{exec_id}/resize", sock, early, tty=tty, stdin=interactive):
+    if stream_attached(client, api_path("/exec/{}/resize", exec_id), sock, early, tty=tty, stdin=interactive):
         return  # detached with ctrl-p ctrl-q: the command runs on
-    sys.exit(client.get(f"/exec/{exec_id}/json")["ExitCode"] or 0)
+    sys.exit(client.get(api_path("/exec/{}/json", exec_id))["ExitCode"] or 0)
 
 
 def _exec_body(command, detach, interactive, tty, env, env_file, workdir, user):
@@ -176,7 +176,7 @@ def check_attachable(tty, stdin, detach_keys):
     import os
 
     if detach_keys:
-        from minictr.detach_keys import parse
+        from minictr.spec.detach_keys import parse
 
         parse(detach_keys)
     if tty and stdin and not os.isatty(0):
@@ -191,14 +191,14 @@ def _attach_and_start(client, container_id, *, tty, stdin, detach_keys, conditio
     the container (Docker's --sig-proxy)."""
     from minictr.cli.streams import proxy_signals, stream_attached
 
-    sock, early = client.hijack(f"/containers/{container_id}/attach",
+    sock, early = client.hijack(api_path("/containers/{}/attach", container_id),
                                 {"stream": 1, "stdin": int(stdin), "stdout": 1, "stderr": 1,
                                  "detachKeys": detach_keys})
-    waiter = client.stream("POST", f"/containers/{container_id}/wait", {"condition": condition})
+    waiter = client.stream("POST", api_path("/containers/{}/wait", container_id), {"condition": condition})
     _start_or_exit(client, container_id)
     if sig_proxy and not tty:
         proxy_signals(client.socket_path, container_id)
-    if stream_attached(client, f"/containers/{container_id}/resize", sock, early, tty=tty, stdin=stdin,
+    if stream_attached(client, api_path("/containers/{}/resize", container_id), sock, early, tty=tty, stdin=stdin,
                        detach_keys=detach_keys):
         return
     sys.exit(waiter.json()["StatusCode"])
@@ -206,7 +206,7 @@ def _attach_and_start(client, container_id, *, tty, stdin, detach_keys, conditio
 
 def _start_or_exit(client, container_id):
     try:
-        client.post(f"/containers/{container_id}/start")
+        client.post(api_path("/containers/{}/start", container_id))
     except MinictrError as e:
         e.exit_code = _start_exit_code(str(e))
         raise

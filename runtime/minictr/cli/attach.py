@@ -6,6 +6,7 @@ import click
 
 from minictr.cli.decorators import pass_ctx
 from minictr.cli.run_options import DockerCommand
+from minictr.client import api_path
 from minictr.errors import Conflict
 
 
@@ -20,10 +21,9 @@ def attach(ctx, no_stdin, detach_keys, sig_proxy, container):
     """Attach local standard input, output, and error streams to a running container."""
     from minictr.cli.actions import check_attachable
     from minictr.cli.streams import proxy_signals, stream_attached
-    from minictr.client import quote_path
 
     client = ctx.client
-    info = client.get(f"/containers/{quote_path(container)}/json")
+    info = client.get(api_path("/containers/{}/json", container))
     if info["State"]["Paused"]:
         raise Conflict("You cannot attach to a paused container, unpause it first")
     if not info["State"]["Running"]:
@@ -31,13 +31,13 @@ def attach(ctx, no_stdin, detach_keys, sig_proxy, container):
     container_id, tty = info["Id"], info["Config"]["Tty"]
     stdin = not no_stdin and info["Config"]["OpenStdin"]
     check_attachable(tty, stdin, detach_keys)
-    waiter = client.stream("POST", f"/containers/{container_id}/wait", {"condition": "not-running"})
-    sock, early = client.hijack(f"/containers/{container_id}/attach",
+    waiter = client.stream("POST", api_path("/containers/{}/wait", container_id), {"condition": "not-running"})
+    sock, early = client.hijack(api_path("/containers/{}/attach", container_id),
                                 {"stream": 1, "stdin": int(stdin), "stdout": 1, "stderr": 1,
                                  "detachKeys": detach_keys})
     if sig_proxy and not tty:
         proxy_signals(client.socket_path, container_id)
-    if stream_attached(client, f"/containers/{container_id}/resize", sock, early, tty=tty, stdin=stdin,
+    if stream_attached(client, api_path("/containers/{}/resize", container_id), sock, early, tty=tty, stdin=stdin,
                        detach_keys=detach_keys):
         return  # detached: the container runs on
     sys.exit(waiter.json()["StatusCode"])

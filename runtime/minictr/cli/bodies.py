@@ -4,13 +4,15 @@ semantics), and the small files they read. No click here: the fast path uses it 
 import os
 
 from minictr.errors import InvalidArgument
+from minictr.spec import mounts, restart
+from minictr.spec.hosts import split_extra_host
+from minictr.spec.resources import host_config_fields
 
 
 def _network_options(options, host_config, body):
     """--add-host, --dns into HostConfig; --ip and --network-alias into NetworkingConfig (Docker's)."""
     for entry in options.get("add_host") or ():
-        name, sep, address = entry.partition(":")
-        if not name or not sep or not address:
+        if split_extra_host(entry) is None:
             raise InvalidArgument(f"invalid argument \"{entry}\" for \"--add-host\" flag: bad format")
     if options.get("add_host"):
         host_config["ExtraHosts"] = list(options["add_host"])
@@ -36,7 +38,7 @@ def create_body(options):
     host_config = {
         "AutoRemove": options["auto_remove"],
         "NetworkMode": options["network"],
-        "RestartPolicy": parse_restart_policy(options["restart"]),
+        "RestartPolicy": restart.parse(options["restart"]),
         "LogConfig": {"Type": options["log_driver"], "Config": dict(_split_kv(o) for o in options["log_opt"])},
     }
     if options["init"]:
@@ -49,8 +51,6 @@ def create_body(options):
         host_config["Privileged"] = True
     if options.get("security_opt"):
         host_config["SecurityOpt"] = security_opts(options["security_opt"])
-    from minictr.containers.resources import host_config_fields
-
     host_config.update(host_config_fields(options))
     volumes = _mount_options(options, host_config)
     exposed_ports = _port_options(options, host_config)
@@ -88,7 +88,7 @@ def _port_options(options, host_config):
     """-p/-P/--expose into HostConfig.PortBindings/PublishAllPorts; the ExposedPorts they add."""
     if not (options.get("publish") or options.get("expose") or options.get("publish_all")):
         return {}
-    from minictr.networks.ports import publish_options
+    from minictr.spec.ports import publish_options  # off the path of a `run` without ports
 
     exposed, bindings = publish_options(options.get("publish") or (), options.get("expose") or ())
     if bindings:
@@ -102,8 +102,6 @@ def _mount_options(options, host_config):
     """-v, --mount, --tmpfs, --volumes-from, --read-only into HostConfig as the docker CLI sends
     them (Binds, Mounts, Tmpfs, VolumesFrom, ReadonlyRootfs; `-v /path` into the returned
     Config.Volumes), checked here so that bad input creates nothing."""
-    from minictr.containers import mounts
-
     binds, volumes = [], {}
     for spec in options.get("volume") or ():
         if mounts.parse_bind(spec)["anonymous"]:
@@ -120,18 +118,6 @@ def _mount_options(options, host_config):
         host_config["ReadonlyRootfs"] = True
     mounts.requested(host_config, volumes)  # duplicates and every other error, before the daemon
     return volumes
-
-
-def parse_restart_policy(text):
-    """Docker's --restart: no | always | unless-stopped | on-failure[:max-retries]."""
-    name, sep, count = (text or "no").partition(":")
-    if name not in ("no", "always", "unless-stopped", "on-failure"):
-        raise InvalidArgument(f"invalid restart policy '{name}'")
-    if sep and name != "on-failure":
-        raise InvalidArgument(f"maximum retry count cannot be used with restart policy '{name}'")
-    if sep and not count.isdigit():
-        raise InvalidArgument(f"invalid restart policy format: maximum retry count must be an integer: {count!r}")
-    return {"Name": "" if name == "no" else name, "MaximumRetryCount": int(count) if sep else 0}
 
 
 def write_cidfile(path, container_id):

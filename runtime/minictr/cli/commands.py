@@ -38,9 +38,9 @@ _COMMANDS = {
     "attach": ("attach", "attach"), "exec": ("exec", "exec_"), "logs": ("logs", "logs"),
     "events": ("events", "events"), "cp": ("files", "cp"), "diff": ("files", "diff"),
     "export": ("files", "export"), "top": ("files", "top"), "port": ("files", "port"),
-    "daemon": ("system", "daemon"), "version": ("system", "version"), "info": ("system", "info"),
+    "version": ("system", "version"), "info": ("system", "info"),
     "system": ("system", "system"), "volume": ("volumes", "volume"), "network": ("networks", "network"),
-    "stats": ("stats", "stats"), "update": ("update", "update"), "doctor": ("doctor", "doctor"),
+    "stats": ("stats", "stats"), "update": ("update", "update"),
     "commit": ("commit", "commit"), "tag": ("commit", "tag"), "save": ("save", "save"),
     "history": ("history", "history"), "push": ("push", "push"),
     "pull": ("pull", "pull"), "login": ("login", "login"), "logout": ("login", "logout"),
@@ -56,8 +56,10 @@ def cli(click_ctx, host):
     click_ctx.obj = Context(host)
 
 
-def run_click(args=None):
-    """Parse and run with click; click's usage errors exit 125, as Docker's do."""
+def run_click(args=None, commands=()):
+    """Parse and run with click, COMMANDS added to the group; click's usage errors exit 125, as Docker's do."""
+    for command in commands:
+        cli.add_command(command)
     try:
         cli.main(args=args, prog_name="minictr", standalone_mode=False)
     except click.exceptions.Exit as e:

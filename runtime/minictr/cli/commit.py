@@ -3,6 +3,7 @@
 import click
 
 from minictr.cli.decorators import pass_ctx
+from minictr.client import api_path
 from minictr.errors import InvalidArgument
 
 
@@ -32,7 +33,7 @@ def commit(ctx, author, change, message, pause, container, reference):
 def tag(ctx, source, target):
     """Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE."""
     repo, tag_ = split_reference(target)
-    ctx.client.post(f"/images/{source}/tag", {"repo": repo, "tag": tag_})
+    ctx.client.post(api_path("/images/{}/tag", source), {"repo": repo, "tag": tag_})
 
 
 def split_reference(reference):

@@ -4,7 +4,7 @@ templates over the fields of Docker's ContainerContext."""
 import time
 
 from minictr.cli.template import TableHeader, Types, render_rows, to_json
-from minictr.durations import human_duration
+from minictr.spec.times import human_duration
 
 DEFAULT_TABLE = "table {{.ID}}\\t{{.Image}}\\t{{.Command}}\\t{{.RunningFor}}\\t{{.Status}}\\t{{.Ports}}\\t{{.Names}}"
 QUIET = "{{.ID}}"

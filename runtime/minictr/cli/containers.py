@@ -7,6 +7,7 @@ import click
 from minictr.cli import actions
 from minictr.cli.decorators import pass_ctx
 from minictr.cli.run_options import RUN_SETTINGS, DockerCommand, with_run_options
+from minictr.client import api_path
 from minictr.errors import NotFound
 
 
@@ -97,7 +98,7 @@ def restart(ctx, timeout, signal_, containers):
 @pass_ctx
 def pause(ctx, containers):
     """Pause all processes within one or more containers."""
-    actions.each_container(containers, lambda ref: ctx.client.post(f"/containers/{ref}/pause"))
+    actions.each_container(containers, lambda ref: ctx.client.post(api_path("/containers/{}/pause", ref)))
 
 
 @click.command()
@@ -105,7 +106,7 @@ def pause(ctx, containers):
 @pass_ctx
 def unpause(ctx, containers):
     """Unpause all processes within one or more containers."""
-    actions.each_container(containers, lambda ref: ctx.client.post(f"/containers/{ref}/unpause"))
+    actions.each_container(containers, lambda ref: ctx.client.post(api_path("/containers/{}/unpause", ref)))
 
 
 @click.command()
@@ -114,7 +115,7 @@ def unpause(ctx, containers):
 @pass_ctx
 def rename(ctx, container, new_name):
     """Rename a container."""
-    ctx.client.post(f"/containers/{container}/rename", {"name": new_name})
+    ctx.client.post(api_path("/containers/{}/rename", container), {"name": new_name})
 
 
 @click.command()
@@ -136,7 +137,6 @@ def inspect(ctx, format_, size, kind, names):
     import json
 
     from minictr.cli.format import dump
-    from minictr.client import quote_path
 
     template = None
     if format_ and format_.strip() != "json":
@@ -145,8 +145,8 @@ def inspect(ctx, format_, size, kind, names):
         template = Template(format_)
     found, missing = [], []
     for name in names:
-        paths = {"container": [(f"/containers/{quote_path(name)}/json", {"size": 1} if size else None)],
-                 "image": [(f"/images/{name}/json", None)]}
+        paths = {"container": [(api_path("/containers/{}/json", name), {"size": 1} if size else None)],
+                 "image": [(api_path("/images/{}/json", name), None)]}
         candidates = paths[kind] if kind else paths["container"] + paths["image"]
         for path, query in candidates:
             try:

@@ -6,8 +6,8 @@ import os
 import sys
 import time
 
-from minictr import paths
 from minictr.errors import DaemonUnavailable
+from minictr.spec import paths
 
 _START_TIMEOUT = 20.0
 
@@ -25,7 +25,7 @@ class Context:
             if self.host:
                 self._client = Client(paths.socket_from_host(self.host))
             else:
-                self._client = Client(paths.default_socket())
+                self._client = Client(paths.default_socket(os.geteuid(), os.environ))
                 if not _answers(self._client.socket_path):
                     _start_daemon(self._client.socket_path)
         return self._client

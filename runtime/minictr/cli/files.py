@@ -10,6 +10,7 @@ import threading
 import click
 
 from minictr.cli.decorators import pass_ctx
+from minictr.client import api_path
 from minictr.errors import InvalidArgument, NotFound
 
 _GO_MODE_DIR = 1 << 31
@@ -56,9 +57,7 @@ def _split_cp_arg(arg):
 
 
 def _archive_url(container):
-    from minictr.client import quote_path
-
-    return f"/containers/{quote_path(container)}/archive"
+    return api_path("/containers/{}/archive", container)
 
 
 def _path_stat(response):
@@ -113,9 +112,10 @@ def _local_destination(dst_path, src_is_dir):
 
 
 def _extract_locally(stream, directory, old_base, new_base):
-    """Extract a tar from a container here, through the same hostile-tar-proof extractor as
-    layers: nothing is written outside `directory` or through a symlink the tar planted."""
-    from minictr.images.layers import extract_into
+    """Extract a tar from a container here, as the docker CLI's CopyTo does (the archive's owners
+    not kept): nothing is written outside `directory` or through a symlink, whether the tar
+    planted it or it was there; symlinks themselves are copied as they are."""
+    import tarfile
 
     def rename(name):
         if old_base == new_base:
@@ -127,13 +127,44 @@ def _extract_locally(stream, directory, old_base, new_base):
             return new_base + name[len(old_base):]
         return name
 
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    directory = os.path.realpath(directory)
+    directories = []
     try:
-        extract_into(stream, fd, rootless=os.geteuid() != 0, chown=False, rename=rename)
+        with _unowned_tar().open(fileobj=stream, mode="r|*") as tar:
+            for member in tar:
+                member.name = _inside(directory, rename(member.name.lstrip("/")))
+                if member.islnk():
+                    member.linkname = _inside(directory, rename(member.linkname.lstrip("/")))
+                if member.isdir():
+                    directories.append(member)  # its mode and times at the end: it may be read-only
+                tar.extract(member, directory, set_attrs=not member.isdir())
+            for member in sorted(directories, key=lambda m: m.name, reverse=True):
+                target = os.path.join(directory, member.name)
+                tar.utime(member, target)
+                tar.chmod(member, target)
     except PermissionError as e:
         raise InvalidArgument(f"cannot write to {directory}: {e.strerror}") from None
-    finally:
-        os.close(fd)
+    except tarfile.TarError as e:
+        raise InvalidArgument(f"the archive is corrupt: {e}") from None
+
+
+def _inside(directory, name):
+    """NAME, if it leads to a place inside DIRECTORY without leaving it through `..` or a symlink."""
+    if os.path.commonpath([directory, os.path.realpath(os.path.join(directory, name))]) != directory:
+        raise InvalidArgument(f"archive entry {name!r} would be written outside {directory}")
+    return name
+
+
+def _unowned_tar():
+    import tarfile
+
+    class UnownedTar(tarfile.TarFile):
+        """Extracts with the user's own uid and gid, whoever owned the files in the container."""
+
+        def chown(self, tarinfo, targetpath, numeric_owner):
+            pass
+
+    return UnownedTar
 
 
 class _Chunks:
@@ -250,9 +281,7 @@ _KINDS = {0: "C", 1: "A", 2: "D"}
 @pass_ctx
 def diff(ctx, container):
     """Inspect changes to files or directories on a container's filesystem."""
-    from minictr.client import quote_path
-
-    for change in ctx.client.get(f"/containers/{quote_path(container)}/changes") or []:
+    for change in ctx.client.get(api_path("/containers/{}/changes", container)) or []:
         click.echo(f"{_KINDS.get(change['Kind'], '?')} {change['Path']}")
 
 
@@ -262,11 +291,9 @@ def diff(ctx, container):
 @pass_ctx
 def export(ctx, output, container):
     """Export a container's filesystem as a tar archive."""
-    from minictr.client import quote_path
-
     if not output and sys.stdout.isatty():
         raise InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-    response = ctx.client.stream("GET", f"/containers/{quote_path(container)}/export")
+    response = ctx.client.stream("GET", api_path("/containers/{}/export", container))
     if output:
         temporary = f"{output}.tmp-{os.getpid()}"
         try:
@@ -293,10 +320,8 @@ def export(ctx, output, container):
 @pass_ctx
 def top(ctx, container, ps_options):
     """Display the running processes of a container (ps options after the name, -ef by default)."""
-    from minictr.client import quote_path
-
     query = {"ps_args": " ".join(ps_options)} if ps_options else None
-    result = ctx.client.get(f"/containers/{quote_path(container)}/top", query)
+    result = ctx.client.get(api_path("/containers/{}/top", container), query)
     click.echo(_top_table(result["Titles"], result["Processes"] or []))
 
 
@@ -316,9 +341,7 @@ def _top_table(titles, rows):
 @pass_ctx
 def port(ctx, container, private_port):
     """List port mappings or a specific mapping for the container (PRIVATE_PORT[/PROTO])."""
-    from minictr.client import quote_path
-
-    info = ctx.client.get(f"/containers/{quote_path(container)}/json")
+    info = ctx.client.get(api_path("/containers/{}/json", container))
     ports = (info.get("NetworkSettings") or {}).get("Ports") or {}
     if private_port:
         number, _, proto = private_port.partition("/")

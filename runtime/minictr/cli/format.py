@@ -2,7 +2,7 @@
 
 import json
 
-from minictr.durations import since
+from minictr.spec.times import since
 
 
 def table(headers, rows):

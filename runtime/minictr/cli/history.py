@@ -6,6 +6,7 @@ import click
 
 from minictr.cli.decorators import pass_ctx
 from minictr.cli.template import TableHeader, render_rows
+from minictr.client import api_path
 
 DEFAULT_TABLE = "table {{.ID}}\\t{{.CreatedSince}}\\t{{.CreatedBy}}\\t{{.Size}}\\t{{.Comment}}"
 _HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
@@ -22,7 +23,7 @@ _HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
 def history(ctx, human, no_trunc, quiet, format_, name):
     """Show the history of an image."""
 
-    entries = ctx.client.get(f"/images/{name}/history")
+    entries = ctx.client.get(api_path("/images/{}/history", name))
     if quiet:
         for entry in entries:
             click.echo(entry["Id"] if no_trunc or entry["Id"] == "<missing>" else _short(entry["Id"]))

@@ -6,6 +6,7 @@ import click
 
 from minictr.cli.context import each, inspect_each
 from minictr.cli.decorators import pass_ctx
+from minictr.client import api_path
 from minictr.errors import MinictrError
 
 
@@ -38,7 +39,7 @@ def rmi(ctx, force, names):
     """Remove one or more images."""
 
     def remove(name):
-        for item in ctx.client.delete(f"/images/{name}", {"force": int(force)}).json():
+        for item in ctx.client.delete(api_path("/images/{}", name), {"force": int(force)}).json():
             for key, value in item.items():
                 click.echo(f"{key}: {value}")
 
@@ -80,7 +81,7 @@ def load(ctx, file, quiet):
 @pass_ctx
 def inspect_image(ctx, names):
     """Low-level information on images, as JSON."""
-    inspect_each(names, lambda name: ctx.client.get(f"/images/{name}/json"))
+    inspect_each(names, lambda name: ctx.client.get(api_path("/images/{}/json", name)))
 
 
 def _split_tag(reference):

@@ -1,13 +1,13 @@
 """The `logs` command."""
 
 import os
-import re
 import time
 
 import click
 
 from minictr.cli.decorators import pass_ctx
-from minictr.errors import InvalidArgument
+from minictr.client import api_path
+from minictr.spec.times import parse_timestamp
 
 
 @click.command()
@@ -24,11 +24,11 @@ def logs(ctx, container, follow, since, until, tail, timestamps, details):
     now = time.time()
     query = {"stdout": 1, "stderr": 1, "follow": int(follow), "timestamps": int(timestamps),
              "details": int(details), "tail": tail,
-             "since": docker_timestamp(since, now) if since else None,
-             "until": docker_timestamp(until, now) if until else None}
+             "since": parse_timestamp(since, now) if since else None,
+             "until": parse_timestamp(until, now) if until else None}
     client = ctx.client
-    tty = client.get(f"/containers/{container}/json")["Config"]["Tty"]
-    response = client.stream("GET", f"/containers/{container}/logs", query)
+    tty = client.get(api_path("/containers/{}/json", container))["Config"]["Tty"]
+    response = client.stream("GET", api_path("/containers/{}/logs", container), query)
     if tty:
         for chunk in response.chunks():
             _write_all(1, chunk)
@@ -55,45 +55,3 @@ def _write_all(fd, data):
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
-
-
-# ---- --since/--until as the docker CLI sends them (api/types/time GetTimestamp) -----------------
-
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-_DURATION = re.compile(r"([-+]?)((?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+)")
-_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_DATE_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)(?:T(\d\d)(?::(\d\d)(?::(\d\d)(?:\.(\d+))?)?)?)?([zZ]|[+-]\d\d:\d\d)?")
-_UNIX = re.compile(r"\d+(?:\.\d+)?")
-
-
-def docker_timestamp(value, now):
-    """The API's `seconds[.nanoseconds]` for a --since/--until value: a Go duration before now
-    (10m, 1h30m), an RFC 3339 date or time (local time without a zone), or unix seconds."""
-    duration = _go_duration(value) if value != "0" else None
-    if duration is not None:
-        return str(int((now - duration) // 1))
-    m = _DATE_TIME.fullmatch(value)
-    if m:
-        year, month, day, hour, minute, second, fraction, zone = m.groups()
-        fields = (int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
-        if zone is None:
-            seconds = int(time.mktime(fields + (0, 0, -1)))  # the client's local time, as Docker
-        else:
-            import calendar
-
-            seconds = calendar.timegm(fields)
-            if zone not in "zZ":
-                sign = 1 if zone[0] == "+" else -1
-                seconds -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)
-        return f"{seconds}.{(fraction or '').ljust(9, '0')[:9]}"
-    if "-" in value or not _UNIX.fullmatch(value):
-        raise InvalidArgument(f'failed to parse value as time or duration: "{value}"')
-    return value
-
-
-def _go_duration(value):
-    m = _DURATION.fullmatch(value)
-    if not m:
-        return None
-    seconds = sum(float(number) * _DURATION_UNITS[unit] for number, unit in _DURATION_PART.findall(m.group(2)))
-    return -seconds if m.group(1) == "-" else seconds

@@ -7,6 +7,7 @@ import click
 from minictr.cli.context import each, inspect_each
 from minictr.cli.decorators import pass_ctx
 from minictr.cli.volumes import _pairs, confirm
+from minictr.client import api_path
 
 
 @click.command()
@@ -52,7 +53,7 @@ def ls(ctx, quiet, no_trunc, filters):
 @pass_ctx
 def inspect(ctx, names):
     """Display detailed information on one or more networks, as JSON."""
-    inspect_each(names, lambda name: ctx.client.get(f"/networks/{name}"))
+    inspect_each(names, lambda name: ctx.client.get(api_path("/networks/{}", name)))
 
 
 @click.command()
@@ -62,7 +63,7 @@ def rm(ctx, names):
     """Remove one or more networks (never one that containers are connected to)."""
 
     def remove(name):
-        ctx.client.delete(f"/networks/{name}")
+        ctx.client.delete(api_path("/networks/{}", name))
         click.echo(name)
 
     if not each(names, remove):
@@ -94,7 +95,7 @@ def prune(ctx, force, filters):
 def connect(ctx, ip, alias, network, container):
     """Connect a container to a network (live, when it runs)."""
     endpoint = {"Aliases": list(alias), "IPAMConfig": {"IPv4Address": ip} if ip else None}
-    ctx.client.post(f"/networks/{network}/connect", body={"Container": container, "EndpointConfig": endpoint})
+    ctx.client.post(api_path("/networks/{}/connect", network), body={"Container": container, "EndpointConfig": endpoint})
 
 
 @click.command()
@@ -104,7 +105,7 @@ def connect(ctx, ip, alias, network, container):
 @pass_ctx
 def disconnect(ctx, force, network, container):
     """Disconnect a container from a network (its interface goes at once)."""
-    ctx.client.post(f"/networks/{network}/disconnect", body={"Container": container, "Force": force})
+    ctx.client.post(api_path("/networks/{}/disconnect", network), body={"Container": container, "Force": force})
 
 
 @click.group()

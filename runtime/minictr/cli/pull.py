@@ -28,7 +28,7 @@ def pull_image(client, name: str, platform: str | None = None, quiet: bool = Fal
     """Pull `name`; progress to `out` (a terminal gets it redrawn in place). Returns the full reference.
     `announce`: say which default tag is used and print the reference at the end (pull does, run does not)."""
     from minictr.cli.login import registry_auth_header
-    from minictr.images import reference as references
+    from minictr.spec import reference as references
 
     ref = references.parse(name, default_tag=False)
     if ref.tag is None and ref.digest is None:

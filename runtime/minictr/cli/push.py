@@ -5,6 +5,7 @@ import sys
 import click
 
 from minictr.cli.decorators import pass_ctx
+from minictr.client import api_path
 from minictr.errors import MinictrError
 
 
@@ -17,7 +18,7 @@ def push(ctx, quiet, all_tags, name):
     """Upload an image to a registry."""
     from minictr.cli.login import registry_auth_header
     from minictr.cli.pull import _PlainProgress, _TerminalProgress
-    from minictr.images import reference as references
+    from minictr.spec import reference as references
 
     if all_tags:
         raise MinictrError("push --all-tags is not supported")
@@ -26,7 +27,7 @@ def push(ctx, quiet, all_tags, name):
         ref = references.parse(name)
         if not quiet:
             click.echo(f"Using default tag: {ref.tag}")
-    response = ctx.client.stream("POST", f"/images/{ref.familiar_name}/push", {"tag": ref.tag or ""},
+    response = ctx.client.stream("POST", api_path("/images/{}/push", ref.familiar_name), {"tag": ref.tag or ""},
                                  headers=registry_auth_header(ref.domain))
     out = sys.stdout
     render = _TerminalProgress(out) if out.isatty() and not quiet else _PlainProgress(out, quiet)

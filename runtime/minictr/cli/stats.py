@@ -9,7 +9,7 @@ import click
 from minictr.cli.container_format import human_size
 from minictr.cli.decorators import pass_ctx
 from minictr.cli.template import TableHeader, render_rows, to_json
-from minictr.client import quote_path
+from minictr.client import api_path
 
 DEFAULT_TABLE = ("table {{.ID}}\\t{{.Name}}\\t{{.CPUPerc}}\\t{{.MemUsage}}\\t{{.MemPerc}}\\t{{.NetIO}}\\t"
                  "{{.BlockIO}}\\t{{.PIDs}}")
@@ -48,11 +48,11 @@ def stats(ctx, all_, no_stream, no_trunc, format_, containers):
 
 
 def _sample(client, ref):
-    return client.get(f"/containers/{quote_path(ref)}/stats", {"stream": 0})
+    return client.get(api_path("/containers/{}/stats", ref), {"stream": 0})
 
 
 def _follow(client, ref, samples, lock):
-    response = client.stream("GET", f"/containers/{quote_path(ref)}/stats", {"stream": 1})
+    response = client.stream("GET", api_path("/containers/{}/stats", ref), {"stream": 1})
     for sample in response.json_lines():
         with lock:
             samples[ref] = sample

@@ -51,7 +51,7 @@ def forward_stdin(sock, detach_keys=b"", detached=None):
     once the whole sequence went, DETACHED (a threading.Event) is set and nothing more is sent."""
     matcher = None
     if detach_keys:
-        from minictr.detach_keys import Matcher
+        from minictr.spec.detach_keys import Matcher
 
         matcher = Matcher(detach_keys)
 
@@ -89,7 +89,7 @@ def _stream_tty(client, resize_path, sock, early, stdin, detach_keys):
 
     from minictr.cli.terminal import RawTerminal, SizeWatcher
     from minictr.client import Client
-    from minictr.detach_keys import DEFAULT, parse
+    from minictr.spec.detach_keys import DEFAULT, parse
 
     keys = parse(detach_keys or DEFAULT)
     detached = threading.Event()
@@ -113,14 +113,14 @@ _NOT_PROXIED = {_signal.SIGCHLD, _signal.SIGPIPE, _signal.SIGURG, _signal.SIGWIN
 def proxy_signals(socket_path, container_id):
     """Send the signals we get to the container instead (Docker's --sig-proxy), each from a
     (daemon) thread with a connection of its own."""
-    from minictr.client import Client
+    from minictr.client import Client, api_path
 
     def forward(signum, frame):
         _thread.start_new_thread(kill, (signum,))
 
     def kill(signum):
         try:
-            Client(socket_path).post(f"/containers/{container_id}/kill", {"signal": signum})
+            Client(socket_path).post(api_path("/containers/{}/kill", container_id), {"signal": signum})
         except Exception:  # noqa: BLE001 - the container may be gone already
             pass
 

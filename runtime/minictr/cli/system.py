@@ -1,25 +1,8 @@
-"""Daemon and system commands: daemon, version, info, system prune."""
-
-import sys
+"""System commands: version, info, system prune (and df)."""
 
 import click
 
 from minictr.cli.decorators import pass_ctx
-
-
-@click.command()
-@click.option("--data-root", help="Where images and containers are kept.")
-@click.option("--unavailable-limits", type=click.Choice(["refuse", "warn"]), envvar="MINICTR_UNAVAILABLE_LIMITS",
-              help="A limit this machine cannot enforce: refuse the container (default) or warn and run without.")
-@click.option("--insecure-registry", multiple=True, metavar="HOST[:PORT]",
-              help="A registry that may be reached over plain HTTP (repeatable; loopback ones always may).")
-@click.pass_context
-def daemon(click_ctx, data_root, unavailable_limits, insecure_registry):
-    """Run the daemon in the foreground (rootless when started by an ordinary user)."""
-    from minictr.daemon import run
-
-    sys.exit(run(click_ctx.obj.host, data_root, unavailable_limits=unavailable_limits,
-                 insecure_registries=insecure_registry))
 
 
 @click.command()

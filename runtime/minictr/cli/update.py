@@ -3,7 +3,7 @@
 import click
 
 from minictr.cli.decorators import pass_ctx
-from minictr.client import quote_path
+from minictr.client import api_path
 from minictr.errors import InvalidArgument
 
 
@@ -22,17 +22,17 @@ from minictr.errors import InvalidArgument
 def update(ctx, restart, containers, **options):
     """Update configuration of one or more containers."""
     from minictr.cli.actions import each_container
-    from minictr.cli.bodies import parse_restart_policy
-    from minictr.containers.resources import host_config_fields
+    from minictr.spec import restart as restart_policy
+    from minictr.spec.resources import host_config_fields
 
     body = host_config_fields(options)
     if restart:
-        body["RestartPolicy"] = parse_restart_policy(restart)
+        body["RestartPolicy"] = restart_policy.parse(restart)
     if not body:
         raise InvalidArgument("you must provide one or more flags when using this command")
 
     def request(ref):
-        warnings = ctx.client.post(f"/containers/{quote_path(ref)}/update", None, body).json().get("Warnings")
+        warnings = ctx.client.post(api_path("/containers/{}/update", ref), None, body).json().get("Warnings")
         for warning in warnings or []:
             click.echo(f"WARNING: {warning}", err=True)
 

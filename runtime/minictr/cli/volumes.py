@@ -6,6 +6,7 @@ import click
 
 from minictr.cli.context import each, inspect_each
 from minictr.cli.decorators import pass_ctx
+from minictr.client import api_path
 from minictr.errors import InvalidArgument
 
 
@@ -55,7 +56,7 @@ def ls(ctx, quiet, filters):
 @pass_ctx
 def inspect(ctx, names):
     """Display detailed information on one or more volumes, as JSON."""
-    inspect_each(names, lambda name: ctx.client.get(f"/volumes/{name}"))
+    inspect_each(names, lambda name: ctx.client.get(api_path("/volumes/{}", name)))
 
 
 @click.command()
@@ -66,7 +67,7 @@ def rm(ctx, force, names):
     """Remove one or more volumes (never one that a container uses)."""
 
     def remove(name):
-        ctx.client.delete(f"/volumes/{name}", {"force": int(force)})
+        ctx.client.delete(api_path("/volumes/{}", name), {"force": int(force)})
         click.echo(name)
 
     if not each(names, remove):

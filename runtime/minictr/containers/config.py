@@ -1,8 +1,10 @@
 """A container's configuration as Docker builds it from the create request and the image, and
 the JSON views of a container that the API returns."""
 
-from minictr.durations import rfc3339_to_unix, since
 from minictr.errors import InvalidArgument
+from minictr.spec import hosts, restart
+from minictr.spec.times import rfc3339_to_unix, since
+from minictr.spec.hosts import hosts_file  # noqa: F401  re-export: lead removes after merge
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -57,21 +59,9 @@ def merge(body, image_config, container_id):
     host_config = dict(body.get("HostConfig") or {})
     host_config.setdefault("NetworkMode", "default")
     host_config["AutoRemove"] = bool(host_config.get("AutoRemove"))
-    _check_restart_policy(host_config)
+    restart.check(host_config.get("RestartPolicy"), host_config["AutoRemove"])
+    hosts.check_extra_hosts(host_config.get("ExtraHosts"))
     return config, host_config
-
-
-def _check_restart_policy(host_config):
-    policy = host_config.get("RestartPolicy") or {}
-    name = policy.get("Name") or ""
-    if name not in ("", "no", "always", "unless-stopped", "on-failure"):
-        raise InvalidArgument(f"invalid restart policy '{name}'")
-    if policy.get("MaximumRetryCount") and name != "on-failure":
-        raise InvalidArgument("invalid restart policy: maximum retry count can only be used with 'on-failure'")
-    if (policy.get("MaximumRetryCount") or 0) < 0:
-        raise InvalidArgument("invalid restart policy: maximum retry count cannot be negative")
-    if host_config["AutoRemove"] and name not in ("", "no"):
-        raise InvalidArgument("can't create 'AutoRemove' container with restart policy")
 
 
 def merge_env(image_env, request_env, hostname):
@@ -83,12 +73,6 @@ def merge_env(image_env, request_env, hostname):
         if sep:
             merged[key] = entry
     return list(merged.values())
-
-
-def hosts_file(hostname):
-    return ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-            "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
-            f"ff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n")
 
 
 def _command(config):
@@ -193,9 +177,7 @@ def _host_config(stored):
     host_config = copy.deepcopy(_HOST_CONFIG_DEFAULTS)
     host_config.update({k: v for k, v in stored.items() if v is not None or k not in host_config})
     # Docker fills in an empty restart policy or log driver with its defaults.
-    policy = dict(host_config["RestartPolicy"] or {})
-    host_config["RestartPolicy"] = {"Name": policy.get("Name") or "no",
-                                    "MaximumRetryCount": policy.get("MaximumRetryCount") or 0}
+    host_config["RestartPolicy"] = restart.normalize(host_config["RestartPolicy"])
     log_config = dict(host_config["LogConfig"] or {})
     host_config["LogConfig"] = {"Type": log_config.get("Type") or "json-file", "Config": log_config.get("Config") or {}}
     return host_config

@@ -1,101 +1,22 @@
-"""A container's resource limits: cgroup limits (memory, cpu, pids, cpuset) on v1 and v2, rlimits and
-/dev/shm's size, from HostConfig as Docker reads them.
-
-No heavy import here: the CLI's fast path parses `--memory`, `--ulimit`, … with these functions too.
-"""
+"""A container's resource limits on this host: cgroup limits (memory, cpu, pids, cpuset) on v1 and
+v2, rlimits and /dev/shm's size, from a HostConfig that spec/resources.py checked; and what to do
+with a limit this machine cannot enforce."""
 
 import os
 
 from minictr.errors import InvalidArgument
+from minictr.spec.resources import DEFAULT_SHM_SIZE, LIMIT_FLAGS, check_values, merge_update, normalize, parse_cpuset
 
-MIN_MEMORY = 6 * 1024 * 1024  # Docker's linuxMinMemory
 CPU_PERIOD = 100000  # the cfs period --cpus is expressed in (Docker's)
-DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 
-# Docker's --ulimit names (the monitor's `rlimit` key knows the same).
-ULIMIT_NAMES = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
-                "rss", "rtprio", "rttime", "sigpending", "stack")
-
+# The cgroup controller that enforces each limit.
+_CONTROLLERS = {"Memory": "memory", "MemorySwap": "swap", "NanoCpus": "cpu", "CpuShares": "cpu", "CpuQuota": "cpu",
+                "CpuPeriod": "cpu", "CpusetCpus": "cpuset", "PidsLimit": "pids"}
 # HostConfig field -> (the flag a user typed, the cgroup controller that enforces it).
-CGROUP_FIELDS = (("Memory", "--memory", "memory"), ("MemorySwap", "--memory-swap", "swap"),
-                 ("NanoCpus", "--cpus", "cpu"), ("CpuShares", "--cpu-shares", "cpu"),
-                 ("CpuQuota", "--cpu-quota", "cpu"), ("CpuPeriod", "--cpu-period", "cpu"),
-                 ("CpusetCpus", "--cpuset-cpus", "cpuset"), ("PidsLimit", "--pids-limit", "pids"))
+CGROUP_FIELDS = tuple((key, flag, _CONTROLLERS[key]) for key, flag in LIMIT_FLAGS.items())
 
 REFUSE, WARN = "refuse", "warn"
 
-# ---- parsing what users type (CLI) ---------------------------------------------------------------
-
-# A pattern, compiled (and cached by re) at the first size parsed: the CLI imports this module on
-# every `run`, and re would cost it ~7 ms.
-_SIZE = r"^(\d+(?:\.\d+)?) ?([kmgtp])?i?b?$"
-_UNITS = {None: 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-
-
-def parse_bytes(text):
-    """Docker's RAMInBytes: `512`, `6m`, `1.5g`, `64MiB` (binary units)."""
-    import re
-
-    match = re.match(_SIZE, text.strip(), re.IGNORECASE)
-    if not match:
-        raise InvalidArgument(f"invalid size: '{text}'")
-    unit = match.group(2).lower() if match.group(2) else None
-    return int(float(match.group(1)) * _UNITS[unit])
-
-
-def parse_swap(text):
-    """--memory-swap: a size, or -1 for unlimited swap."""
-    return -1 if text.strip() == "-1" else parse_bytes(text)
-
-
-def parse_cpus(text):
-    """--cpus 1.5 -> NanoCpus."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise InvalidArgument(f'invalid argument "{text}" for "--cpus" flag: failed to parse {text} as a rational number') from None
-    return int(round(value * 1e9))
-
-
-def parse_ulimit(text):
-    """--ulimit name=soft[:hard] -> {Name, Soft, Hard} (go-units' ParseUlimit)."""
-    name, sep, values = text.partition("=")
-    if not sep:
-        raise InvalidArgument(f"invalid ulimit argument: {text}")
-    if name not in ULIMIT_NAMES:
-        raise InvalidArgument(f"invalid ulimit type: {name}")
-    soft, _, hard = values.partition(":")
-    try:
-        soft = int(soft)
-        hard = int(hard) if hard else soft
-    except ValueError:
-        raise InvalidArgument(f"invalid ulimit argument: {text}") from None
-    if _limit(soft) > _limit(hard):
-        raise InvalidArgument(f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")
-    return {"Name": name, "Soft": soft, "Hard": hard}
-
-
-def _limit(value):
-    return float("inf") if value < 0 else value
-
-
-def host_config_fields(options):
-    """The HostConfig fields of `run`/`create`'s resource options (a dict of parsed options)."""
-    fields = {}
-    for option, key, parse in (("memory", "Memory", parse_bytes), ("memory_swap", "MemorySwap", parse_swap),
-                               ("cpus", "NanoCpus", parse_cpus), ("cpu_shares", "CpuShares", int),
-                               ("cpu_quota", "CpuQuota", int), ("cpu_period", "CpuPeriod", int),
-                               ("cpuset_cpus", "CpusetCpus", str), ("pids_limit", "PidsLimit", int),
-                               ("shm_size", "ShmSize", parse_bytes)):
-        value = options.get(option)
-        if value is not None and value != "":
-            fields[key] = parse(value) if isinstance(value, str) and parse is not str else value
-    if options.get("ulimit"):
-        fields["Ulimits"] = [parse_ulimit(u) for u in options["ulimit"]]
-    return fields
-
-
-# ---- checking what the daemon gets (API) ---------------------------------------------------------
 
 def online_cpus(path="/sys/devices/system/cpu/online"):
     try:
@@ -103,74 +24,6 @@ def online_cpus(path="/sys/devices/system/cpu/online"):
             return parse_cpuset(f.read().strip())
     except (OSError, InvalidArgument):
         return set(range(os.cpu_count() or 1))
-
-
-def parse_cpuset(text):
-    """`0-2,4` -> {0, 1, 2, 4}; InvalidArgument in Docker's words for anything else."""
-    cpus = set()
-    for part in text.split(","):
-        first, sep, last = part.partition("-")
-        if not first.isdigit() or (sep and not last.isdigit()) or (sep and int(last) < int(first)):
-            raise InvalidArgument(f"Invalid value {text} for cpuset cpus")
-        cpus.update(range(int(first), int(last if sep else first) + 1))
-    return cpus
-
-
-def check_values(hc, update=False):
-    """Docker's checks of the resource fields of a HostConfig (or of an update body)."""
-    memory, swap = hc.get("Memory") or 0, hc.get("MemorySwap") or 0
-    if memory and memory < MIN_MEMORY:
-        raise InvalidArgument("Minimum memory limit allowed is 6MB")
-    if memory < 0:
-        raise InvalidArgument("Invalid value: memory limit can not be negative")
-    if memory > 0 and swap > 0 and swap < memory:
-        raise InvalidArgument("Minimum memoryswap limit should be larger than memory limit, see usage")
-    if not update and memory == 0 and swap > 0:
-        raise InvalidArgument("You should always set the Memory limit when using Memoryswap limit, see usage")
-    nano, ncpu = hc.get("NanoCpus") or 0, len(online_cpus())
-    if nano and (hc.get("CpuQuota") or hc.get("CpuPeriod")):
-        which = "Quota" if hc.get("CpuQuota") else "Period"
-        raise InvalidArgument(f"Conflicting options: Nano CPUs and CPU {which} cannot both be set")
-    if nano < 0 or nano > ncpu * 10**9:
-        raise InvalidArgument(f"Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available")
-    period, quota = hc.get("CpuPeriod") or 0, hc.get("CpuQuota") or 0
-    if period and not 1000 <= period <= 1000000:
-        raise InvalidArgument("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
-    if quota > 0 and quota < 1000:
-        raise InvalidArgument("CPU cfs quota can not be less than 1ms (i.e. 1000)")
-    if (hc.get("CpuShares") or 0) < 0:
-        raise InvalidArgument("Invalid value: CPU shares can not be negative")
-    if hc.get("CpusetCpus"):
-        requested, online = parse_cpuset(hc["CpusetCpus"]), online_cpus()
-        if not requested <= online:
-            raise InvalidArgument(f"Requested CPUs are not available - requested {hc['CpusetCpus']}, "
-                                  f"available: {_cpuset_text(online)}")
-    if (hc.get("ShmSize") or 0) < 0:
-        raise InvalidArgument("SHM size can not be less than 0")
-    for ulimit in hc.get("Ulimits") or []:
-        if not isinstance(ulimit, dict) or ulimit.get("Name") not in ULIMIT_NAMES:
-            raise InvalidArgument(f"invalid ulimit type: {ulimit.get('Name') if isinstance(ulimit, dict) else ulimit}")
-        if _limit(int(ulimit.get("Soft", 0))) > _limit(int(ulimit.get("Hard", 0))):
-            raise InvalidArgument(f"ulimit soft limit must be less than or equal to hard limit: "
-                                  f"{ulimit['Soft']} > {ulimit['Hard']}")
-
-
-def _cpuset_text(cpus):
-    cpus, ranges = sorted(cpus), []
-    for cpu in cpus:
-        if ranges and ranges[-1][1] == cpu - 1:
-            ranges[-1][1] = cpu
-        else:
-            ranges.append([cpu, cpu])
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
-
-
-def normalize(hc):
-    """What Docker stores: swap twice the memory when only memory was given, no pids limit for 0/-1."""
-    if (hc.get("Memory") or 0) > 0 and not hc.get("MemorySwap"):
-        hc["MemorySwap"] = hc["Memory"] * 2
-    if hc.get("PidsLimit") is not None and hc["PidsLimit"] <= 0:
-        hc["PidsLimit"] = None
 
 
 def requested_cgroup_limits(hc):
@@ -227,7 +80,7 @@ class Resources:
     def check(self, host_config, update=False):
         """Raise InvalidArgument (Docker's words) for limits that are wrong or that this machine cannot
         enforce (unless the user chose to go on without them: then returns the warnings)."""
-        check_values(host_config, update)
+        check_values(host_config, online_cpus(), update)
         if not update:
             normalize(host_config)
         missing = [(flag, controller) for flag, controller in requested_cgroup_limits(host_config)
@@ -262,29 +115,7 @@ class Resources:
         Returns the warnings."""
         from minictr.errors import MinictrError
 
-        changed = {key for key, _f, _c in CGROUP_FIELDS if body.get(key) not in (None, 0, "")}
-        if "PidsLimit" in body and body["PidsLimit"] is not None:
-            changed.add("PidsLimit")
-        merged = dict(host_config)
-        merged.update({key: body[key] for key in changed})
-        memory, swap = merged.get("Memory") or 0, merged.get("MemorySwap") or 0
-        if "Memory" in changed and "MemorySwap" not in changed and swap > 0 and memory > swap:
-            raise InvalidArgument("Memory limit should be smaller than already set memoryswap limit, "
-                                  "update the memoryswap at the same time")
-        if "NanoCpus" in changed:
-            merged["CpuQuota"], merged["CpuPeriod"] = 0, 0
-        if changed & {"CpuQuota", "CpuPeriod"}:
-            merged["NanoCpus"] = 0
-        if merged.get("PidsLimit") is not None and merged["PidsLimit"] <= 0:
-            merged["PidsLimit"] = None
-        policy = body.get("RestartPolicy") or {}
-        if policy.get("Name"):
-            if host_config.get("AutoRemove") and policy["Name"] != "no":
-                raise InvalidArgument("Restart policy cannot be updated because AutoRemove is enabled for the container")
-            merged["RestartPolicy"] = {"Name": policy["Name"], "MaximumRetryCount": policy.get("MaximumRetryCount") or 0}
-            from minictr.containers.config import _check_restart_policy
-
-            _check_restart_policy(merged)
+        merged, changed = merge_update(host_config, body)
         warnings = self.check(merged, update=True)
         if paths and changed:
             try:

@@ -14,13 +14,12 @@ import re
 import shlex
 import tarfile
 import tempfile
-import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from minictr.errors import InvalidArgument
-from minictr.images import reference as references
+from minictr.spec import reference as references
+from minictr.spec.times import rfc3339
 from minictr.images.layers import (
     DEFAULT_MAX_SIZE, StagedLayer, detect_compression, extract_layer, open_decompressed,
 )
@@ -457,7 +456,4 @@ def host_architecture() -> str:
 
 def rfc3339_now() -> str:
     """Now as Go's RFC3339Nano in UTC: `2024-05-01T12:00:00.123456789Z`."""
-    seconds, nanos = divmod(time.time_ns(), 1_000_000_000)
-    stamp = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    fraction = f".{nanos:09d}".rstrip("0").rstrip(".")
-    return f"{stamp}{fraction}Z"
+    return rfc3339(trimmed=True)

@@ -22,7 +22,7 @@ import tarfile
 import tempfile
 
 from minictr.images import archive
-from minictr.images import reference as references
+from minictr.spec import reference as references
 from minictr.images.archive import PendingImage
 from minictr.images.layers import extract_layer
 from minictr.images.overlay_upper import ExactSize, is_opaque_dir

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from minictr.errors import InvalidArgument, MinictrError, NotFound
-from minictr.images import reference as references
+from minictr.spec import reference as references
 from minictr.images.archive import PendingImage, host_architecture
 from minictr.images.blobs import DigestMismatch, check_digest
 from minictr.images.layers import extract_layer

@@ -20,8 +20,8 @@ import json
 import tempfile
 
 from minictr.errors import InvalidArgument, NotFound
-from minictr.images import reference as references
 from minictr.images.registry import RegistryClient, RegistryError, RegistrySettings, _check_status
+from minictr.spec import reference as references
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"

@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 from minictr.errors import MinictrError
-from minictr.images import reference as references
+from minictr.spec import reference as references
 from minictr.images.layers import open_decompressed
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

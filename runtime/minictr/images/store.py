@@ -21,7 +21,7 @@ from typing import Callable
 from minictr.errors import Conflict, InvalidArgument, MinictrError, NotFound
 from minictr.images import archive
 from minictr.images.blobs import BlobStore
-from minictr.images import reference as references
+from minictr.spec import reference as references
 from minictr.images.layers import DEFAULT_MAX_SIZE, TEMP_PREFIX, ensure_link, link_name, remove_tree
 
 SCHEMA = """

@@ -170,7 +170,7 @@ def _until(values) -> float | None:
 
 
 def _labels_pass(filters: dict, labels: dict) -> bool:
-    from minictr.containers.filters import labels_match
+    from minictr.spec.filters import labels_match
 
     if not labels_match(filters.get("label"), labels):
         return False

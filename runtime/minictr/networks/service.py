@@ -184,7 +184,7 @@ class NetworkService:
                check_duplicate=True):
         """`network create`: a bridge network (subnet chosen clear of the others and of the host's
         routes unless given), and its bridge."""
-        from minictr.containers.names import check_name
+        from minictr.spec.names import check_name
 
         if not name:
             raise InvalidArgument("network name is required")
@@ -227,7 +227,7 @@ class NetworkService:
 
     def list(self, filters=None):
         """`network ls`: filters driver, id, label, name, type (builtin|custom), dangling."""
-        from minictr.containers.filters import labels_match, regex_match
+        from minictr.spec.filters import labels_match, regex_match
 
         filters = filters or {}
         unknown = set(filters) - {"driver", "id", "label", "name", "type", "dangling", "scope"}
@@ -278,7 +278,7 @@ class NetworkService:
 
     def prune(self, filters=None):
         """`network prune`: user-defined networks no container is attached to; their names."""
-        from minictr.containers.filters import labels_match
+        from minictr.spec.filters import labels_match
 
         filters = filters or {}
         removed = []
@@ -625,13 +625,11 @@ class NetworkService:
         _write_in_place(os.path.join(top, "resolv.conf"), self.resolv_conf(container))
 
     def hosts_file(self, container):
-        from minictr.containers.config import hosts_file
+        from minictr.spec.hosts import extra_host_line, hosts_file
 
         hostname = container.config["Hostname"]
         lines = [hosts_file(hostname).replace(f"127.0.1.1\t{hostname}\n", "")]
-        for entry in container.host_config.get("ExtraHosts") or []:
-            name, _, address = entry.partition(":")
-            lines.append(f"{address}\t{name}\n")
+        lines += [extra_host_line(entry) for entry in container.host_config.get("ExtraHosts") or []]
         endpoints = [(n, ip, a) for n, ip, a in self.endpoints(container) if ip]
         for network, ip, aliases in endpoints:
             names = [hostname] + ([container.name] if network.user_defined and container.name != hostname else [])

@@ -168,7 +168,7 @@ class VolumeService:
         return [v for v in volumes if self._matches(v, filters, dangling)]
 
     def _matches(self, volume, filters, dangling):
-        from minictr.containers.filters import labels_match, regex_match
+        from minictr.spec.filters import labels_match, regex_match
 
         if dangling is not None and bool(self._users(volume.name)) == dangling:
             return False

@@ -3,7 +3,7 @@
 import pytest
 
 from minictr.errors import InvalidArgument
-from minictr.images.reference import is_full_id, parse
+from minictr.spec.reference import is_full_id, parse
 
 HEX = "a" * 64
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from minictr.detach_keys import Matcher, parse
 from minictr.errors import InvalidArgument
+from minictr.spec.detach_keys import Matcher, parse
 
 
 def test_default_and_custom_sequences_parse_as_docker_reads_them():
