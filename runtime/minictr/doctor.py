@@ -388,9 +388,8 @@ def storage_driver(probe, search_path=None):
 
 # All of them ------------------------------------------------------------------------------------
 
-def run_checks(data_root_path, root=None, uid=None, environ=None):
-    """Every check, in the order printed, for the invoking user."""
-    environ = os.environ if environ is None else environ
+def run_checks(data_root_path, environ, root=None, uid=None):
+    """Every check, in the order printed, for the invoking user (ENVIRON: theirs)."""
     root = os.geteuid() == 0 if root is None else root
     uid = os.getuid() if uid is None else uid
     probe = overlay_probe(root, data_root_path)

@@ -2,6 +2,7 @@
 commands that work on this host itself, `daemon` and `doctor`. This is the one module that knows
 both sides; the host-side code is imported only when one of those two runs."""
 
+import os
 import sys
 
 
@@ -44,7 +45,7 @@ def _host_commands():
         if apparmor_profile:
             click.echo(checks.apparmor_profile(), nl=False)
             return
-        results = checks.run_checks(data_root or paths.default_data_root())
+        results = checks.run_checks(data_root or paths.default_data_root(), os.environ)
         if format_ == "json":
             import json
 

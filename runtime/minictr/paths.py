@@ -4,7 +4,6 @@ from the user id and the environment)."""
 import os
 
 from minictr.spec import paths as spec_paths
-from minictr.spec.paths import socket_from_host  # noqa: F401  re-export: lead removes after merge
 
 
 def default_socket() -> str:

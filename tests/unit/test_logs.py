@@ -7,15 +7,16 @@ import os
 import pytest
 
 from minictr.containers.logs import (LogReader, LogSettings, LogsQuery, _encode, log_settings, monitor_entries,
-                                     parse_size, parse_time, rfc3339_nano_fixed, rotated_paths)
+                                     parse_size, parse_time, rotated_paths)
 from minictr.errors import InvalidArgument
+from minictr.spec.times import rfc3339
 
 T0 = 1_700_000_000 * 10**9  # 2023-11-14T22:13:20Z
 
 
 def line(text, stream="stdout", ns=T0):
     seconds, frac = divmod(ns, 10**9)
-    stamp = rfc3339_nano_fixed(ns).replace(f".{frac:09d}", f".{frac:09d}".rstrip("0").rstrip("."))
+    stamp = rfc3339(ns).replace(f".{frac:09d}", f".{frac:09d}".rstrip("0").rstrip("."))
     return json.dumps({"log": text, "stream": stream, "time": stamp}) + "\n"
 
 
@@ -52,7 +53,7 @@ def test_parse_time_reads_go_rfc3339nano_and_offsets():
 
 
 def test_timestamps_are_rfc3339nano_fixed_as_docker_prints_them():
-    assert rfc3339_nano_fixed(T0 + 5_000) == "2023-11-14T22:13:20.000005000Z"
+    assert rfc3339(T0 + 5_000) == "2023-11-14T22:13:20.000005000Z"
 
 
 # ---- the reader ---------------------------------------------------------------------------

@@ -9,9 +9,9 @@ import errno
 import logging
 
 from minictr.containers.state import State
-from minictr.detach_keys import DEFAULT as DEFAULT_DETACH_KEYS
-from minictr.detach_keys import Matcher as DetachMatcher
-from minictr.detach_keys import parse as detach_keys_parse
+from minictr.spec.detach_keys import DEFAULT as DEFAULT_DETACH_KEYS
+from minictr.spec.detach_keys import Matcher as DetachMatcher
+from minictr.spec.detach_keys import parse as detach_keys_parse
 from minictr.errors import Conflict, InvalidArgument, MinictrError
 from minictr.tasks import spawn
 

@@ -4,7 +4,6 @@ the JSON views of a container that the API returns."""
 from minictr.errors import InvalidArgument
 from minictr.spec import hosts, restart
 from minictr.spec.times import rfc3339_to_unix, since
-from minictr.spec.hosts import hosts_file  # noqa: F401  re-export: lead removes after merge
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -5,10 +5,10 @@ import asyncio
 import os
 import signal
 
-from minictr.containers.names import check_name
 from minictr.containers.state import State
-from minictr.containers.vocab import parse_signal
 from minictr.errors import Conflict
+from minictr.spec.names import check_name
+from minictr.spec.signals import parse_signal
 
 DEFAULT_STOP_TIMEOUT = 10
 

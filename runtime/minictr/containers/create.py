@@ -9,11 +9,13 @@ import secrets
 from minictr.containers import config as container_config
 from minictr.containers import unsupported
 from minictr.containers.logs import log_settings
-from minictr.containers.names import check_name, random_name
+from minictr.containers.names import random_name
 from minictr.containers.state import State
 from minictr.containers.store import Container
-from minictr.containers.vocab import rfc3339
 from minictr.errors import InvalidArgument, MinictrError
+from minictr.spec import hosts
+from minictr.spec.names import check_name
+from minictr.spec.times import rfc3339
 
 log = logging.getLogger("minictr.containers")
 
@@ -85,4 +87,4 @@ class Creator:
         with open(os.path.join(top, "hostname"), "w") as f:
             f.write(container.config["Hostname"] + "\n")
         with open(os.path.join(top, "hosts"), "w") as f:
-            f.write(container_config.hosts_file(container.config["Hostname"]))
+            f.write(hosts.hosts_file(container.config["Hostname"]))

@@ -22,7 +22,7 @@ from minictr.containers.monitor import Monitor, MonitorError, unwatch, watch_exi
 from minictr.containers.attach import Attach, monitor_control
 from minictr.containers.state import State
 from minictr.containers.users import resolve_user
-from minictr.detach_keys import DEFAULT as DEFAULT_DETACH_KEYS, parse as parse_detach_keys
+from minictr.spec.detach_keys import DEFAULT as DEFAULT_DETACH_KEYS, parse as parse_detach_keys
 from minictr.errors import CommandNotExecutable, CommandNotFound, Conflict, InvalidArgument, MinictrError, NotFound
 
 log = logging.getLogger("minictr.exec")

@@ -13,7 +13,7 @@ from minictr.containers.monitor import Monitor, MonitorError, unwatch, watch_exi
 from minictr.containers.restart_policy import restart_delay, restarts_with_daemon
 from minictr.containers.state import State, check_transition
 from minictr.containers.users import resolve_user
-from minictr.containers.vocab import rfc3339
+from minictr.spec.times import rfc3339
 from minictr.errors import CommandNotExecutable, CommandNotFound, InvalidArgument, MinictrError
 from minictr.tasks import spawn
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from minictr.errors import InvalidArgument, MinictrError
+from minictr.spec.times import rfc3339
 
 JSON_FILE, NONE = "json-file", "none"
 # json-file options Docker knows; minictr implements max-size and max-file.
@@ -141,12 +142,6 @@ def parse_entry(line):
         return Entry(obj["stream"], parse_time(obj["time"]), obj["log"].encode("utf-8", "surrogatepass"))
     except (ValueError, KeyError, TypeError, IndexError):
         return None
-
-
-def rfc3339_nano_fixed(ns):
-    """The time in front of a line of `logs -t`: Docker's RFC3339NanoFixed (always 9 digits)."""
-    seconds, frac = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"
 
 
 # ---- reading the rotated set ---------------------------------------------------------------
@@ -376,7 +371,7 @@ def _encode(entries, query, tty):
         if query.details:
             line = b" " + line  # Docker puts the entry's attributes here; minictr records none
         if query.timestamps:
-            line = rfc3339_nano_fixed(entry.time_ns).encode() + b" " + line
+            line = rfc3339(entry.time_ns).encode() + b" " + line
         if not tty:
             out += (2 if entry.stream == "stderr" else 1).to_bytes(4, "little") + len(line).to_bytes(4, "big")
         out += line

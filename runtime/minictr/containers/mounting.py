@@ -10,6 +10,7 @@ import secrets
 
 from minictr import native
 from minictr.containers import mounts as container_mounts
+from minictr.spec import mounts as mount_syntax
 from minictr.errors import InvalidArgument, MinictrError, NotFound
 
 log = logging.getLogger("minictr.containers")
@@ -25,10 +26,10 @@ class Mounting:
         VOLUMEs (anonymous volumes where nothing else is mounted); nothing is created yet."""
         volumes = {**(image_config.get("Volumes") or {}), **(config.get("Volumes") or {})}
         config["Volumes"] = volumes or None
-        mounts = container_mounts.requested(host_config, volumes)
+        mounts = mount_syntax.requested(host_config, volumes)
         taken = {m["destination"] for m in mounts}
         for raw in host_config.get("VolumesFrom") or []:
-            ref, mode = container_mounts.parse_volumes_from(raw)
+            ref, mode = mount_syntax.parse_volumes_from(raw)
             for mount in self.store.get(ref).mounts:
                 if mount["destination"] in taken:
                     continue

@@ -6,7 +6,6 @@ import os
 
 from minictr.errors import InvalidArgument
 from minictr.spec.mounts import invalid_config
-from minictr.spec.mounts import parse_volumes_from, requested  # noqa: F401  re-export: lead removes after merge
 
 
 def check_bind_source(mount):

@@ -2,7 +2,6 @@
 
 import random
 
-from minictr.spec.names import check_name  # noqa: F401  re-export: lead removes after merge
 
 _ADJECTIVES = ("brave calm eager fancy gentle happy jolly keen lucid merry nifty quirky "
                "sharp silly sleepy stoic sweet tender upbeat vibrant wizardly zealous").split()

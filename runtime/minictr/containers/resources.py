@@ -70,10 +70,10 @@ def cgroup_limits(hc, keys=None):
 
 
 class Resources:
-    def __init__(self, cgroups, rootless, unavailable=None):
+    def __init__(self, cgroups, rootless, unavailable=REFUSE):
         self.cgroups = cgroups
         self.rootless = rootless
-        self.unavailable = unavailable or os.environ.get("MINICTR_UNAVAILABLE_LIMITS") or REFUSE
+        self.unavailable = unavailable or REFUSE
         if self.unavailable not in (REFUSE, WARN):
             raise InvalidArgument(f"invalid --unavailable-limits {self.unavailable!r}: refuse or warn")
 

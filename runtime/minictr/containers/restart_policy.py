@@ -1,6 +1,7 @@
 """When a container's restart policy brings it back, and after how long (Docker's back-off)."""
 
-from minictr.durations import rfc3339_to_unix
+from minictr.spec import restart
+from minictr.spec.times import rfc3339_to_unix
 
 # Docker's restart back-off: 100 ms, doubled after each restart, at most a minute; a container
 # that ran for 10 s starts again from the bottom.
@@ -10,9 +11,9 @@ _BACKOFF_FIRST, _BACKOFF_MAX, _BACKOFF_RESET_AFTER = 0.1, 60.0, 10.0
 def restart_delay(container, exit_code, finished_ns):
     """Seconds until the restart policy brings the container back, or None if it stays down
     (it keeps its back-off in `container.backoff`)."""
-    policy = container.host_config.get("RestartPolicy") or {}
-    name, limit = policy.get("Name") or "", policy.get("MaximumRetryCount") or 0
-    if container.manually_stopped or container.start_failed or name in ("", "no"):
+    policy = restart.normalize(container.host_config.get("RestartPolicy"))
+    name, limit = policy["Name"], policy["MaximumRetryCount"]
+    if container.manually_stopped or container.start_failed or name == "no":
         container.start_failed = False
         return None
     if name == "on-failure" and (exit_code == 0 or (limit and container.restart_count >= limit)):
@@ -28,5 +29,5 @@ def restart_delay(container, exit_code, finished_ns):
 def restarts_with_daemon(container):
     """Docker brings back `always` containers when it starts, and `unless-stopped` ones that
     nobody stopped."""
-    policy = (container.host_config.get("RestartPolicy") or {}).get("Name") or ""
+    policy = restart.normalize(container.host_config.get("RestartPolicy"))["Name"]
     return policy == "always" or (policy == "unless-stopped" and not container.manually_stopped)

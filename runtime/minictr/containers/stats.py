@@ -9,6 +9,7 @@ import os
 import time
 
 from minictr.containers.cgroups import read_or_empty
+from minictr.spec.times import rfc3339
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 _NS_PER_TICK = 10**9 // _TICKS
@@ -163,11 +164,6 @@ def _proc_sample(init_pid):
     return cpu, memory, {"current": tasks, "limit": 0}, []
 
 
-def _rfc3339(ns):
-    seconds, frac = divmod(ns, 10**9)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"
-
-
 def sample(container, paths):
     """One stats object (no precpu_stats yet) of CONTAINER, its cgroups at PATHS."""
     now = time.time_ns()
@@ -183,7 +179,7 @@ def sample(container, paths):
         if not memory.get("limit") or memory["limit"] > machine:
             memory["limit"] = machine  # no limit: the machine's memory, as Docker shows it
     return {
-        "read": _rfc3339(now), "preread": "0001-01-01T00:00:00Z",
+        "read": rfc3339(now), "preread": "0001-01-01T00:00:00Z",
         "pids_stats": pids,
         "blkio_stats": {"io_service_bytes_recursive": blkio, "io_serviced_recursive": None,
                         "io_queue_recursive": None, "io_service_time_recursive": None,

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from minictr import paths
+from minictr.spec import paths as spec_paths
 from minictr.images.registry import DEFAULT_PUSH_CHUNK_SIZE, RegistrySettings
 from minictr.networks.service import DEFAULT_BRIDGE
 
@@ -82,7 +83,7 @@ def build(host=None, data_root=None, inner=False, unavailable_limits=None, insec
         raise ConfigError(f"invalid --unavailable-limits {unavailable_limits!r}: refuse or warn")
     host = host or environ.get("MINICTR_HOST")
     return DaemonConfig(
-        socket_path=paths.socket_from_host(host) if host else paths.default_socket(),
+        socket_path=spec_paths.socket_from_host(host) if host else paths.default_socket(),
         data_root=os.path.abspath(data_root or paths.default_data_root()),
         inner=inner,
         rootless=inner or environ.get("MINICTR_ROOTLESS") == "1",

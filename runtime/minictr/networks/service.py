@@ -16,6 +16,7 @@ import time
 
 from minictr.errors import Conflict, Forbidden, InvalidArgument, MinictrError, NotFound
 from minictr.networks import ipam
+from minictr.networks.outbound import DEFAULT_BRIDGE
 
 log = logging.getLogger("minictr.networks")
 
@@ -44,7 +45,6 @@ CREATE TABLE IF NOT EXISTS leases (
 """
 
 PREDEFINED = ("bridge", "host", "none")
-DEFAULT_BRIDGE = "minictr0"
 _SLIRP_DNS = "10.0.2.3"
 _HOOK_NAMES = ("on_network_created", "on_network_removed", "on_container_connected", "on_container_disconnected")
 

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 from minictr.errors import Conflict, InvalidArgument, NotFound
+from minictr.spec.names import check_volume_name
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS volumes (
@@ -32,7 +33,6 @@ CREATE TABLE IF NOT EXISTS volumes (
 
 DRIVER = "local"
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # Docker marks anonymous volumes so, and prunes by it
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _OPTION_KEYS = ("type", "device", "o", "size")  # what Docker's local driver accepts
 _TMPFS_OPTIONS = ("size", "mode", "nr_inodes", "uid", "gid")
 _TRASH_PREFIX = ".removing-"
@@ -132,7 +132,7 @@ class VolumeService:
         labels, options = dict(labels or {}), {k: str(v) for k, v in (options or {}).items()}
         if name is None or name == "":
             name = secrets.token_hex(32)
-        _check_name(name)
+        check_volume_name(name)
         _check_options(name, options)
         # Docker knows an anonymous volume by this label alone (an API client may set it).
         anonymous = anonymous or ANONYMOUS_LABEL in labels
@@ -271,11 +271,6 @@ class VolumeService:
         self.events.emit("volume", action, name, {"driver": DRIVER})
 
 
-def _check_name(name):
-    if not _NAME.match(name):
-        raise InvalidArgument(f'create {name}: "{name}" includes invalid characters for a local volume name, '
-                              'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. '
-                              "If you intended to pass a host directory, use absolute path")
 
 
 def _check_options(name, options):

@@ -1,1 +1,0 @@
-from minictr.spec.detach_keys import DEFAULT, Matcher, parse  # noqa: F401  re-export: lead removes after merge
