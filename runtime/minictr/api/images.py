@@ -142,7 +142,7 @@ async def save_image(req):
 
 
 async def _save(req, names):
-    from minictr.containers.files import _thread_stream
+    from minictr.tasks import thread_stream
     from minictr.images import save
 
     if not names:
@@ -152,7 +152,7 @@ async def _save(req, names):
     for image in images:
         for ref in image.references or [None]:
             _emit(req, "save", image.id, ref.familiar() if ref else image.id)
-    return StreamResponse(_thread_stream(lambda out: save.write_archive(store, images, out)),
+    return StreamResponse(thread_stream(lambda out: save.write_archive(store, images, out)),
                           content_type="application/x-tar")
 
 

@@ -18,7 +18,6 @@ import base64
 import contextlib
 import errno
 import json
-import logging
 import os
 import posixpath
 import stat
@@ -29,11 +28,9 @@ from minictr import native
 from minictr.containers.state import State
 from minictr.errors import Conflict, InvalidArgument, MinictrError, NotFound
 from minictr.images.overlay_upper import ExactSize, is_opaque_dir
-
-log = logging.getLogger("minictr.containers")
+from minictr.tasks import thread_stream
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_CHUNK = 1 << 16
 
 # diff's kinds, as Docker numbers them
 MODIFIED, ADDED, DELETED = 0, 1, 2
@@ -230,7 +227,7 @@ async def archive_path(service, ref, path):
 
     async def chunks():
         async with container_root(service, ref) as root_fd:
-            async for chunk in _thread_stream(lambda out: _write_archive(root_fd, path, ref, out)):
+            async for chunk in thread_stream(lambda out: _write_archive(root_fd, path, ref, out)):
                 yield chunk
 
     return path_stat, chunks()
@@ -304,7 +301,7 @@ async def export(service, ref):
 
     async def chunks():
         async with container_root(service, ref) as root_fd:
-            async for chunk in _thread_stream(lambda out: _write_export(root_fd, out)):
+            async for chunk in thread_stream(lambda out: _write_export(root_fd, out)):
                 yield chunk
 
     return chunks()
@@ -404,44 +401,6 @@ class _Archiver:
         info.uname = info.gname = ""
         info.mtime = st.st_mtime
         return info
-
-
-async def _thread_stream(produce):
-    """The bytes that `produce(fileobj)` writes in a worker thread, as an async iterator.
-
-    A pipe in between bounds the memory; when the consumer stops early (the client went
-    away), closing the read end makes the producer's next write fail and the thread end."""
-    loop = asyncio.get_running_loop()
-    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-    out = os.fdopen(write_fd, "wb", buffering=_CHUNK)
-
-    def run():
-        try:
-            produce(out)
-        finally:
-            with contextlib.suppress(OSError):
-                out.close()
-
-    worker = asyncio.ensure_future(asyncio.to_thread(run))
-    reader = asyncio.StreamReader(limit=_CHUNK * 4)
-    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
-                                                os.fdopen(read_fd, "rb", buffering=0))
-    finished = False
-    try:
-        while chunk := await reader.read(_CHUNK):
-            yield chunk
-        finished = True
-    finally:
-        transport.close()
-        try:
-            await worker
-        except BrokenPipeError:
-            pass
-        except Exception as e:
-            if finished:
-                # The headers are gone: cut the stream so that the client sees a broken tar.
-                log.warning("archive stream failed: %s", e)
-                raise ConnectionResetError(f"archive stream failed: {e}") from None
 
 
 # ---- diff -----------------------------------------------------------------------------------

@@ -141,14 +141,7 @@ def stop_holder(run_dir, holder):
     None when not known) may go."""
     if not holder:
         return
-    try:
-        os.kill(holder, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    try:
-        os.unlink(os.path.join(run_dir, HOLDER_PIDFILE))
-    except FileNotFoundError:
-        pass
+    _terminate(holder, os.path.join(run_dir, HOLDER_PIDFILE))
     stop_slirp(run_dir)
 
 
@@ -226,13 +219,17 @@ def _read_ready(fd, timeout):
 
 
 def stop_slirp(run_dir):
-    pid = live_slirp(run_dir)
+    _terminate(live_slirp(run_dir), os.path.join(run_dir, SLIRP_PIDFILE))
+
+
+def _terminate(pid, pidfile):
+    """SIGTERM to PID (if any, and if still there); its pid file goes either way."""
     if pid:
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
     try:
-        os.unlink(os.path.join(run_dir, SLIRP_PIDFILE))
+        os.unlink(pidfile)
     except FileNotFoundError:
         pass
