@@ -10,7 +10,6 @@ transport open on EOF, which is exactly that.
 import asyncio
 import logging
 import os
-from urllib.parse import unquote
 
 import h11
 
@@ -95,7 +94,7 @@ class Connection:
                 raise _RouteError(501, f"minictr does not support {router.unsupported(bare, method)}: {bare}")
             if handler is None:
                 raise _RouteError(params, f"page not found: {method} {path}")
-            req = router.Request(method, target, headers, path_params(params), self.body_chunks, self.services)
+            req = router.Request(method, target, headers, params, self.body_chunks, self.services)
             response = await handler(req)
         except MinictrError as e:
             response = router.JSONResponse({"message": str(e)}, status_of(e))
@@ -182,8 +181,3 @@ async def serve(socket_path, services):
         os.umask(old_umask)
     return server
 
-
-def path_params(params):
-    """The route's parameters decoded: a client quotes a name or an id as one path segment
-    (`a%2Fb` is `a/b`), as docker-py and the docker CLI do and as minictr's client.api_path does."""
-    return {name: unquote(value) for name, value in params.items()}
