@@ -120,6 +120,8 @@ def ps_status(d, name):
 
 def test_a_full_data_root_still_records_exits_kills_removals_and_restarts(full_disk_daemon):
     d = full_disk_daemon
+    # Running on, it carries on under the restarted daemon (and keeps a rootless daemon's namespaces).
+    d.ok("run", "-d", "--name", "keeps", IMAGE, "sleep", "1000")
     d.ok("run", "-d", "--name", "exits", IMAGE, "sh", "-c", 'trap "exit 7" USR1; while :; do sleep 0.1; done')
     d.ok("run", "-d", "--name", "floods", IMAGE, "yes", "a line the full disk cannot take")
     d.ok("run", "-d", "--name", "removed", IMAGE, "sleep", "1000")
@@ -144,7 +146,8 @@ def test_a_full_data_root_still_records_exits_kills_removals_and_restarts(full_d
     d.start()
     assert ps_status(d, "exits").startswith("Exited (7)")
     assert ps_status(d, "floods").startswith("Exited (137)")
-    assert sorted(d.ok("ps", "-a", "--format", "{{.Names}}").split()) == ["exits", "floods"]
+    assert ps_status(d, "keeps").startswith("Up")
+    assert sorted(d.ok("ps", "-a", "--format", "{{.Names}}").split()) == ["exits", "floods", "keeps"]
 
 
 def test_state_kept_only_in_memory_on_a_full_disk_reaches_the_database_once_space_returns(full_disk_daemon):
