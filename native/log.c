@@ -26,6 +26,7 @@ static struct
   const char *path;
   unsigned long long size, max_size;
   unsigned long max_file;
+  unsigned long long dropped; /* lines that could not be written (a full disk) */
 } log_file = { .fd = -1 };
 
 /* Length of a valid UTF-8 sequence at P (at most N bytes), or 0. */
@@ -118,18 +119,27 @@ format_time (char *out, size_t size)
   return n;
 }
 
+/* Write LEN bytes or none: a write that failed halfway (ENOSPC with a few
+ * bytes free) is cut off again, so that the log never holds half a line. */
 static int
 write_all (int fd, const char *buf, size_t len, struct mc_error *err)
 {
-  while (len > 0)
+  size_t written = 0;
+
+  while (written < len)
     {
-      ssize_t n = write (fd, buf, len);
+      ssize_t n = write (fd, buf + written, len - written);
       if (n < 0 && errno == EINTR)
         continue;
       if (n < 0)
-        return mc_error_set (err, errno, "write log");
-      buf += n;
-      len -= (size_t) n;
+        {
+          int saved = errno;
+          off_t end = lseek (fd, 0, SEEK_END);
+          if (written > 0 && end >= (off_t) written && ftruncate (fd, end - (off_t) written) < 0)
+            saved = errno;
+          return mc_error_set (err, saved, "write log `%s`", log_file.path ? log_file.path : "");
+        }
+      written += (size_t) n;
     }
   return 0;
 }
@@ -227,9 +237,14 @@ write_entry (int log_fd, const char *stream, const char *line, size_t len,
   n += json_escape (entry + n, (const unsigned char *) line, len);
   format_time (when, sizeof when);
   n += (size_t) sprintf (entry + n, "\",\"stream\":\"%s\",\"time\":\"%s\"}\n", stream, when);
-  if (log_reserve (log_fd, n, err) < 0)
-    return -1;
-  return write_all (log_fd, entry, n, err);
+  if (log_reserve (log_fd, n, err) < 0 || write_all (log_fd, entry, n, err) < 0)
+    {
+      if (log_fd == log_file.fd)
+        log_file.size -= log_file.size >= n ? n : log_file.size;
+      log_file.dropped++;
+      return -1;
+    }
+  return 0;
 }
 
 static int
@@ -253,6 +268,7 @@ mc_log_write (int log_fd, struct mc_log_stream *s, const char *buf, size_t len,
               struct mc_error *err)
 {
   size_t start = 0;
+  int ret = 0;
 
   if (log_fd < 0)
     return 0; /* no log: an exec's output is not the container's log */
@@ -265,13 +281,25 @@ mc_log_write (int log_fd, struct mc_log_stream *s, const char *buf, size_t len,
       bool newline = s->pending[i] == '\n';
       if (!newline && i + 1 - start < MC_LOG_MAX_LINE)
         continue;
-      if (write_entry (log_fd, s->name, s->pending + start, i + 1 - start, err) < 0)
-        return -1;
+      /* A line that cannot be written is dropped (and counted), as Docker's json-file
+       * driver drops it: kept, it would grow the monitor by every byte the container
+       * writes while the disk is full.  The disk that refused one line is not asked
+       * again for each of the others read with it. */
+      if (ret == 0)
+        ret = write_entry (log_fd, s->name, s->pending + start, i + 1 - start, err);
+      else
+        log_file.dropped++;
       start = i + 1;
     }
   memmove (s->pending, s->pending + start, s->len - start);
   s->len -= start;
-  return 0;
+  return ret;
+}
+
+unsigned long long
+mc_log_dropped (void)
+{
+  return log_file.dropped;
 }
 
 int

@@ -301,8 +301,13 @@ struct mc_log_stream
   size_t len, cap;
 };
 
+/* Append BUF's complete lines to the log (the rest waits in S); a line that cannot be
+ * written is dropped and counted, so that S never holds more than one unfinished line.
+ * -1 when a line was dropped, with the first error. */
 int mc_log_write (int log_fd, struct mc_log_stream *s, const char *buf, size_t len,
                   struct mc_error *err);
+/* How many lines the log has lost to failed writes. */
+unsigned long long mc_log_dropped (void);
 /* Write whatever is pending as a last (unterminated) line. */
 int mc_log_flush (int log_fd, struct mc_log_stream *s, struct mc_error *err);
 /* Open CFG's log for appending and remember its rotation limits (log_max_size,

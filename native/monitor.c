@@ -392,7 +392,8 @@ pipe_read (struct monitor *m, int *fd, int stream)
       *fd = -1;
       return;
     }
-  /* A full disk must not stop the container: the log loses the chunk. */
+  /* A full disk must not stop the container nor its attach clients: the log drops
+   * (and counts, for the exit file) the lines it cannot write. */
   mc_log_write (m->log_fd, log, buf, (size_t) n, &err);
   broadcast (m, stream, buf, (size_t) n);
 }
@@ -592,7 +593,8 @@ static int
 write_exit_file (const struct monitor *m, struct mc_error *err)
 {
   char tmp[PATH_MAX], line[64];
-  int len = snprintf (line, sizeof line, "%d %lld\n", m->exit_code, m->finished_ns);
+  int len = snprintf (line, sizeof line, "%d %lld %llu\n", m->exit_code, m->finished_ns,
+                     mc_log_dropped ());
 
   if (snprintf (tmp, sizeof tmp, "%s.tmp", m->cfg.exit_path) >= (int) sizeof tmp)
     return mc_error_set (err, ENAMETOOLONG, "open `%s.tmp`", m->cfg.exit_path);

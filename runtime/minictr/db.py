@@ -1,8 +1,21 @@
 """Metadata in SQLite: every change is one transaction, so a crash never leaves half a thing."""
 
+import errno
+import os
 import sqlite3
 import threading
 from contextlib import contextmanager
+
+# Kept free beside the database and given up at the first full disk, so that the changes that
+# must be recorded (a container's exit, its removal) can still be committed then.
+RESERVE_BYTES = 4 * 1024 * 1024
+
+
+def is_disk_full(error):
+    """Whether ERROR is the disk being full: SQLite's SQLITE_FULL or an OSError ENOSPC."""
+    if isinstance(error, sqlite3.OperationalError):
+        return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    return isinstance(error, OSError) and error.errno == errno.ENOSPC
 
 
 class Database:
@@ -14,6 +27,8 @@ class Database:
     """
 
     def __init__(self, path, schemas=()):
+        self.path = str(path)
+        self._reserve = self.path + ".reserve"
         self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
@@ -23,6 +38,7 @@ class Database:
         with self.transaction() as cur:
             for schema in schemas:
                 cur.executescript_safe(schema)
+        self.make_reserve()
 
     @contextmanager
     def transaction(self):
@@ -32,10 +48,13 @@ class Database:
             cur.execute("BEGIN IMMEDIATE")
             try:
                 yield cur
+                cur.execute("COMMIT")
             except BaseException:
-                cur.execute("ROLLBACK")
+                # A failed COMMIT (a full disk) may leave the transaction open: end it, or every
+                # later BEGIN would fail too.
+                if self._conn.in_transaction:
+                    cur.execute("ROLLBACK")
                 raise
-            cur.execute("COMMIT")
 
     def query(self, sql, args=()):
         with self._lock:
@@ -44,6 +63,21 @@ class Database:
     def query_one(self, sql, args=()):
         rows = self.query(sql, args)
         return rows[0] if rows else None
+
+    def make_reserve(self):
+        """Set RESERVE_BYTES aside (again); on a disk too full for it, nothing."""
+        if os.path.exists(self._reserve):
+            return
+        try:
+            with open(self._reserve + ".tmp", "wb") as f:
+                os.posix_fallocate(f.fileno(), 0, RESERVE_BYTES)
+            os.rename(self._reserve + ".tmp", self._reserve)
+        except OSError:
+            _unlink(self._reserve + ".tmp")
+
+    def release_reserve(self):
+        """Give the reserved space back to the filesystem; whether there was any to give."""
+        return _unlink(self._reserve)
 
     def close(self):
         with self._lock:
@@ -67,3 +101,11 @@ class _Cursor:
         for statement in script.split(";"):
             if statement.strip():
                 self._cursor.execute(statement)
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False

@@ -37,6 +37,14 @@ class DaemonUnavailable(MinictrError):
     status = 503
 
 
+class NoSpace(MinictrError):
+    """A full filesystem, named by a path on it, with the remedy (never `[Errno 28]`)."""
+
+    def __init__(self, path):
+        super().__init__(f"no space left on device: {path}: free space on that filesystem")
+        self.path = path
+
+
 class CommandNotFound(MinictrError):
     """The container's command does not exist in the image (Docker exits 127)."""
 

@@ -121,8 +121,11 @@ class Container:
 
     def wait_exit(self, timeout=10.0) -> tuple[int, int]:
         wait_for(self.exit_path.exists, timeout, what="the exit file")
-        code, finished = self.exit_path.read_text().split()
+        code, finished = self.exit_path.read_text().split()[:2]
         return int(code), int(finished)
+
+    def log_lines_dropped(self) -> int:
+        return int(self.exit_path.read_text().split()[2])
 
     def wait_monitor_gone(self, timeout=10.0):
         wait_for(lambda: not pid_is_ours(self.monitor_pid, "minictr:[monito"), timeout,

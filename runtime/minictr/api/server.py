@@ -15,7 +15,8 @@ import h11
 
 from minictr import API_VERSION, MIN_API_VERSION, __version__
 from minictr.api import router
-from minictr.errors import MinictrError, status_of
+from minictr.db import is_disk_full
+from minictr.errors import MinictrError, NoSpace, status_of
 
 log = logging.getLogger("minictr.api")
 
@@ -100,9 +101,8 @@ class Connection:
             response = router.JSONResponse({"message": str(e)}, status_of(e))
         except _RouteError as e:
             response = router.JSONResponse({"message": str(e)}, e.status)
-        except Exception as e:  # a bug: answer 500 and keep serving, with the trace in the log
-            log.exception("%s %s failed", method, target)
-            response = router.JSONResponse({"message": f"internal error: {e}"}, 500)
+        except Exception as e:
+            response = self.unexpected(method, target, e)
         if isinstance(response, router.HijackResponse):
             await self.hijack(headers, response)
             return "hijacked"
@@ -110,6 +110,16 @@ class Connection:
             response.body = b""
         await self.respond(response)
         return None
+
+    def unexpected(self, method, target, error):
+        """An error no service turned into a MinictrError: a full disk is the user's to fix, told
+        plainly; anything else is a bug: 500, and the trace in the log."""
+        if is_disk_full(error):
+            path = getattr(error, "filename", None) or self.services.db.path
+            log.warning("%s %s: %s", method, target, error)
+            return router.JSONResponse({"message": str(NoSpace(path))}, 500)
+        log.exception("%s %s failed", method, target)
+        return router.JSONResponse({"message": f"internal error: {error}"}, 500)
 
     async def respond(self, response):
         headers = list(_COMMON_HEADERS)

@@ -10,6 +10,7 @@ import shutil
 import threading
 
 from minictr.containers.state import State
+from minictr.db import is_disk_full
 from minictr.errors import MinictrError
 
 log = logging.getLogger("minictr.containers")
@@ -29,10 +30,11 @@ class Deleter:
         await self.groups.removed(container)
         await asyncio.to_thread(self.remove_files, container)
         self.store.delete(container)
-        await asyncio.to_thread(self.networks.container_removed, container.id, wait_for_links)
+        await _despite_full_disk(container, "network leases", self.networks.container_removed, container.id,
+                                 wait_for_links)
         if volumes or container.host_config.get("AutoRemove"):
             # Docker's --rm removes the anonymous volumes too.
-            await asyncio.to_thread(self.mounting.remove_anonymous, container)
+            await _despite_full_disk(container, "anonymous volumes", self.mounting.remove_anonymous, container)
         container.removed = True
         self.store.emit(container, "destroy")
         await self.store.notify(container)
@@ -56,9 +58,9 @@ class Deleter:
         paths = self.store.paths(container)
         self.driver.unmount(paths["top"])  # a fuse mount a crash left: never delete through it
         shutil.rmtree(paths["run"], ignore_errors=True)
-        os.makedirs(self.store.trash_dir, 0o700, exist_ok=True)
         doomed = os.path.join(self.store.trash_dir, container.id)
         try:
+            os.makedirs(self.store.trash_dir, 0o700, exist_ok=True)  # ENOSPC on a full disk: rmtree below
             os.rename(paths["top"], doomed)
         except FileNotFoundError:
             return
@@ -66,3 +68,14 @@ class Deleter:
             shutil.rmtree(paths["top"], ignore_errors=True)
             return
         threading.Thread(target=shutil.rmtree, args=(doomed, True), name="remove-files", daemon=True).start()
+
+
+async def _despite_full_disk(container, what, release, *args):
+    """RELEASE(*ARGS) in a thread; a removal goes on when a full disk refuses it: what it would
+    have freed in the database (WHAT) is freed by the next daemon's start."""
+    try:
+        await asyncio.to_thread(release, *args)
+    except Exception as e:
+        if not is_disk_full(e):
+            raise
+        log.warning("removing %s: its %s stay until the daemon restarts: %s", container.name, what, e)

@@ -8,13 +8,21 @@ handed the store (names, ids, records, directories) rather than the container se
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass, field
 
 from minictr.containers.state import State, check_transition
-from minictr.errors import Conflict, InvalidArgument, NotFound
+from minictr.db import is_disk_full
+from minictr.errors import Conflict, InvalidArgument, NotFound, NoSpace
 from minictr.tasks import spawn
+
+log = logging.getLogger("minictr.containers")
+
+# How often changes a full disk refused are tried again.
+RETRY_UNSAVED_SECONDS = 2.0
+_DELETED = "deleted"  # in ContainerStore._unsaved: the row is to be deleted
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -106,6 +114,12 @@ class ContainerStore:
             raise InvalidArgument(f"the runtime directory {run_dir} is too long for Unix socket paths; "
                                   "choose a shorter socket path")
         self._containers = {}
+        # Changes a full disk refused, by container id: columns to write, or _DELETED; kept in
+        # the runtime directory (a tmpfs, as a rule) too, so that a daemon restarted before there
+        # is space again still knows them.
+        self._unsaved = {}
+        self._unsaved_path = os.path.join(self.run_dir, "unsaved.json")
+        self._retrying = None
         os.makedirs(self.data_dir, 0o700, exist_ok=True)
         os.makedirs(self.run_dir, 0o700, exist_ok=True)
 
@@ -118,7 +132,27 @@ class ContainerStore:
         for row in self.db.query("SELECT * FROM containers"):
             container = Container.from_row(row)
             self._containers[container.id] = container
+        self._load_unsaved()
         return list(self._containers.values())
+
+    def _load_unsaved(self):
+        """What the last daemon could not write (a full disk): applied to the records, and to
+        the rows if there is space now."""
+        try:
+            with open(self._unsaved_path) as f:
+                unsaved = json.load(f)
+        except (OSError, ValueError):
+            return
+        for container_id, change in unsaved.items():
+            container = self._containers.get(container_id)
+            if container is None:
+                continue
+            if change == _DELETED:
+                del self._containers[container_id]
+                self._save(container_id, _DELETED)
+            else:
+                self.write(container, **change)
+        self._remember_unsaved()
 
     def _add_missing_columns(self):
         present = {row["name"] for row in self.db.query("PRAGMA table_info(containers)")}
@@ -191,31 +225,101 @@ class ContainerStore:
 
     def insert(self, container):
         """Write a new container's row (it joins the records with `add`)."""
-        with self.db.transaction() as cur:
-            cur.execute(
-                "INSERT INTO containers (id, name, image_id, image_ref, config, host_config, created, state,"
-                " mounts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (container.id, container.name, container.image_id, container.image_ref,
-                 json.dumps(container.config), json.dumps(container.host_config), container.created,
-                 container.state.value, json.dumps(container.mounts)))
+        try:
+            with self.db.transaction() as cur:
+                cur.execute(
+                    "INSERT INTO containers (id, name, image_id, image_ref, config, host_config, created, state,"
+                    " mounts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (container.id, container.name, container.image_id, container.image_ref,
+                     json.dumps(container.config), json.dumps(container.host_config), container.created,
+                     container.state.value, json.dumps(container.mounts)))
+        except Exception as e:
+            if is_disk_full(e):
+                raise NoSpace(self.db.path) from None  # a new container may wait for space; it is refused
+            raise
 
     def add(self, container):
         self._containers[container.id] = container
 
     def delete(self, container):
         """Drop the container's row and record."""
-        with self.db.transaction() as cur:
-            cur.execute("DELETE FROM containers WHERE id = ?", (container.id,))
         self._containers.pop(container.id, None)
+        self._save(container.id, _DELETED)
 
     def write(self, container, **columns):
-        """Set columns of the row and the record's attributes of the same names."""
-        with self.db.transaction() as cur:
-            assignments = ", ".join(f"{name} = ?" for name in columns)
-            values = [json.dumps(v) if name in _JSON_COLUMNS else v for name, v in columns.items()]
-            cur.execute(f"UPDATE containers SET {assignments} WHERE id = ?", (*values, container.id))
+        """Set columns of the row and the record's attributes of the same names.
+
+        On a full disk the record changes all the same and the row follows once there is space
+        again: an exit, a kill or a removal is never refused because it cannot be recorded yet."""
+        self._save(container.id, columns)
         for name, value in columns.items():
             setattr(container, name, State(value) if name == "state" else value)
+
+    def _save(self, container_id, change):
+        """Apply CHANGE (columns, or _DELETED) to the row, after what is still unsaved of it."""
+        unsaved = self._unsaved.pop(container_id, {})
+        if unsaved is _DELETED and change is not _DELETED:
+            self._unsaved[container_id] = _DELETED  # a late change to a removed container's row
+            return
+        if change is not _DELETED:
+            change = {**unsaved, **change}
+        try:
+            self._commit(container_id, change)
+        except Exception as e:
+            if not is_disk_full(e):
+                if unsaved:
+                    self._unsaved[container_id] = unsaved
+                raise
+            # The reserve gives this change (and likely the next few) room now; without one, later.
+            if not (self.db.release_reserve() and self._committed(container_id, change)):
+                log.warning("%s: recorded in memory only until there is space again", NoSpace(self.db.path))
+                self._unsaved[container_id] = change
+                self._remember_unsaved()
+                self._retry_later()
+
+    def _commit(self, container_id, change):
+        with self.db.transaction() as cur:
+            if change is _DELETED:
+                cur.execute("DELETE FROM containers WHERE id = ?", (container_id,))
+                return
+            assignments = ", ".join(f"{name} = ?" for name in change)
+            values = [json.dumps(v) if name in _JSON_COLUMNS else v for name, v in change.items()]
+            cur.execute(f"UPDATE containers SET {assignments} WHERE id = ?", (*values, container_id))
+
+    def _committed(self, container_id, change):
+        try:
+            self._commit(container_id, change)
+            return True
+        except Exception as e:
+            if is_disk_full(e):
+                return False
+            raise
+
+    def _retry_later(self):
+        if self._retrying is None or self._retrying.done():
+            self._retrying = spawn(self._save_unsaved())
+
+    async def _save_unsaved(self):
+        while self._unsaved:
+            await asyncio.sleep(RETRY_UNSAVED_SECONDS)
+            for container_id, change in list(self._unsaved.items()):
+                if self._unsaved.get(container_id) is change and self._committed(container_id, change):
+                    del self._unsaved[container_id]
+            self._remember_unsaved()
+        self.db.make_reserve()
+
+    def _remember_unsaved(self):
+        try:
+            if not self._unsaved:
+                os.unlink(self._unsaved_path)
+                return
+            with open(self._unsaved_path + ".tmp", "w") as f:
+                json.dump(self._unsaved, f)
+            os.rename(self._unsaved_path + ".tmp", self._unsaved_path)
+        except FileNotFoundError:
+            pass
+        except OSError as e:  # the runtime directory full as well: memory is all there is
+            log.warning("cannot keep the unsaved container changes in %s: %s", self._unsaved_path, e.strerror)
 
     def set_state(self, container, state, **columns):
         """Move the container to `state` (the one place transitions are checked), with `columns`

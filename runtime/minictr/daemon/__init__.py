@@ -25,7 +25,7 @@ async def _serve(config):
     services.volumes.load()
     services.networks.load()
     services.containers.load()
-    services.networks.reconcile(services.containers.running_ids())
+    _reconcile_networks(services)
     await asyncio.to_thread(outbound.install, services.outbound, services.networks)
     running = [services.containers.get(i) for i in services.containers.running_ids()]
     await services.ports.restore((c, services.networks.settings(c)) for c in running)
@@ -52,6 +52,19 @@ async def _serve(config):
 
         stop_holder(config.run_dir, config.ns_holder)
     services.db.close()
+
+
+def _reconcile_networks(services):
+    """Leases and attachments of containers that ended or went: freed now, or, on a full disk,
+    by the next start (a full disk must not keep the daemon from serving)."""
+    from minictr.db import is_disk_full
+
+    try:
+        services.networks.reconcile(services.containers.running_ids())
+    except Exception as e:
+        if not is_disk_full(e):
+            raise
+        log.warning("the networks are reconciled at the next start: no space left on device: %s", services.db.path)
 
 
 def _write_pidfile(path):
