@@ -129,8 +129,8 @@ def test_privileged_opens_everything(daemon, image):
     (["--device", "/etc/passwd"], "not a device"),
     (["--device", "/dev/null:relative"], "absolute"),
     (["--device", "/dev/null:/dev/n:rwx"], "invalid device mode"),
-    (["--device-cgroup-rule", "c 1:3 rwz"], "invalid device cgroup rule"),
-    (["--device-cgroup-rule", "x *:* rwm"], "invalid device cgroup rule"),
+    (["--device-cgroup-rule", "c 1:3 rwz"], "invalid device cgroup format"),
+    (["--device-cgroup-rule", "x *:* rwm"], "invalid device cgroup format"),
 ])
 def test_a_bad_device_or_rule_fails_in_one_line_and_leaves_nothing(daemon, image, args, message):
     result = daemon.cli("create", *args, image, "true")
@@ -141,15 +141,18 @@ def test_a_bad_device_or_rule_fails_in_one_line_and_leaves_nothing(daemon, image
 
 def test_the_api_takes_devices_and_rules_and_inspect_shows_them(daemon, image):
     client = daemon.client()
-    body = {"Image": image, "Cmd": ["true"],
+    body = {"Image": image, "Cmd": ["stat", "-c", "%t:%T", "/dev/n"],
             "HostConfig": {"Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/n",
                                         "CgroupPermissions": "rwm"}],
                            "DeviceCgroupRules": ["c 1:9 rwm"]}}
-    created = client.post("/containers/create", None, body)["Id"]
+    created = client.post("/containers/create", None, body).json()["Id"]
     try:
         host_config = inspect(daemon, created)["HostConfig"]
         assert host_config["Devices"] == body["HostConfig"]["Devices"]
         assert host_config["DeviceCgroupRules"] == ["c 1:9 rwm"]
+        daemon.ok("start", created)
+        daemon.ok("wait", created)
+        assert daemon.ok("logs", created).strip() == "1:3"
     finally:
         daemon.ok("rm", "-f", created)
     bad = dict(body, HostConfig={"Devices": [{"PathOnHost": 5}]})
