@@ -111,11 +111,9 @@ check_rule (const struct mc_device_rule *rule, struct mc_error *err)
 }
 
 static int
-load_program (const struct bpf_insn *insns, size_t n, struct mc_error *err)
+load_program_logged (const struct bpf_insn *insns, size_t n, char *log, size_t log_size)
 {
-  static char log[4096];
   union bpf_attr attr;
-  int fd;
 
   memset (&attr, 0, sizeof attr);
   attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
@@ -123,14 +121,26 @@ load_program (const struct bpf_insn *insns, size_t n, struct mc_error *err)
   attr.insn_cnt = (uint32_t) n;
   attr.license = (uint64_t) (uintptr_t) "Apache";
   attr.log_buf = (uint64_t) (uintptr_t) log;
-  attr.log_size = sizeof log;
-  attr.log_level = 1;
+  attr.log_size = (uint32_t) log_size;
+  attr.log_level = log != NULL;
+  return bpf (BPF_PROG_LOAD, &attr);
+}
+
+/* Without the verifier's log first (a log too small for it fails the load
+ * with ENOSPC); on failure once more with it, for the message. */
+static int
+load_program (const struct bpf_insn *insns, size_t n, struct mc_error *err)
+{
+  static char log[65536];
+  int fd = load_program_logged (insns, n, NULL, 0);
+  int saved = errno;
+
+  if (fd >= 0)
+    return fd;
   log[0] = '\0';
-  fd = bpf (BPF_PROG_LOAD, &attr);
-  if (fd < 0)
-    return mc_error_set (err, errno, "bpf BPF_PROG_LOAD (device filter, %zu instructions)%s%.200s", n,
-                         log[0] ? ": " : "", log);
-  return fd;
+  load_program_logged (insns, n, log, sizeof log);
+  return mc_error_set (err, saved, "bpf BPF_PROG_LOAD (device filter, %zu instructions)%s%.200s", n,
+                       log[0] ? ": " : "", log);
 }
 
 int

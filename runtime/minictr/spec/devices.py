@@ -2,27 +2,25 @@
 `--device-cgroup-rule 'TYPE MAJOR:MINOR ACCESS'` as users type them, HostConfig.Devices and
 HostConfig.DeviceCgroupRules as the daemon checks them, and the rules' one parsed form."""
 
-import re
-from typing import NamedTuple
-
 from minictr.errors import InvalidArgument
 
 # Docker's own pattern for a device cgroup rule (the devices controller's syntax, v1's devices.allow).
-_RULE = re.compile(r"^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$")
+_RULE = r"^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$"
 ANY = -1  # a major or minor of `*`
 
 
-class Rule(NamedTuple):
-    """One allow rule of the device controller: TYPE `a`, `b` or `c`; MAJOR/MINOR a number or ANY;
-    ACCESS some of `rwm`."""
-    type: str
-    major: int
-    minor: int
-    access: str
+class Rule(tuple):
+    """One allow rule of the device controller: (type `a`, `b` or `c`; major and minor, a number or
+    ANY; access, some of `rwm`). str() is the controller's syntax (`c 1:3 rwm`). A plain tuple, not a
+    NamedTuple: the CLI imports this module on every `run`, and typing costs it milliseconds."""
+
+    def __new__(cls, kind, major, minor, access):
+        return super().__new__(cls, (kind, major, minor, access))
 
     def __str__(self):
+        kind, major, minor, access = self
         number = lambda n: "*" if n == ANY else str(n)  # noqa: E731
-        return f"{self.type} {number(self.major)}:{number(self.minor)} {self.access}"
+        return f"{kind} {number(major)}:{number(minor)} {access}"
 
 
 def _valid_mode(mode):
@@ -49,7 +47,9 @@ def parse_device(text):
 
 def parse_rule(text):
     """A --device-cgroup-rule (`c 1:3 rwm`, `b *:* m`, `a *:* rwm`) as a Rule."""
-    match = _RULE.match(text) if isinstance(text, str) else None
+    import re  # here, not above: the CLI imports this module on every `run`
+
+    match = re.match(_RULE, text) if isinstance(text, str) else None
     if not match:
         raise InvalidArgument(f"invalid device cgroup format '{text}'")
     kind, major, minor, access = match.groups()
