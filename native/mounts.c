@@ -402,6 +402,29 @@ add_host_devices (int devfd, const char *host, bool userns, int depth, struct mc
   return ret;
 }
 
+/* Whatever NAME of DIRFD is, gone; a mount point (in a user namespace the
+ * standard nodes are the host's, bound: `--device /dev/zero`) detached first,
+ * from this container's own mount namespace. */
+static int
+remove_for_device (int dirfd, const char *name, const char *display, struct mc_error *err)
+{
+  char proc[64];
+
+  if (unlinkat (dirfd, name, 0) == 0 || errno == ENOENT)
+    return 0;
+  if (errno != EBUSY)
+    return mc_error_set (err, errno, "unlink `%s` for the device", display);
+  cleanup_fd int fd = openat (dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return mc_error_set (err, errno, "open `%s`", display);
+  snprintf (proc, sizeof proc, "/proc/self/fd/%d", fd);
+  if (umount2 (proc, MNT_DETACH) < 0)
+    return mc_error_set (err, errno, "umount2 `%s` for the device", display);
+  if (unlinkat (dirfd, name, 0) < 0)
+    return mc_error_set (err, errno, "unlink `%s` for the device", display);
+  return 0;
+}
+
 /* A --device node (`device HOST PATH`): made at PATH with the host node's
  * type, numbers, mode and owner, as runc does (the device controller, set by
  * the daemon, then decides what may be done with it); in a user namespace the
@@ -424,8 +447,8 @@ make_device (int rootfd, const struct mc_device *dev, bool userns, struct mc_err
   dirfd = resolve_target (rootfd, parent, MC_TARGET_DIR, err);
   if (dirfd < 0)
     return -1;
-  if (unlinkat (dirfd, name, 0) < 0 && errno != ENOENT)
-    return mc_error_set (err, errno, "unlink `%s` for the device", dev->path);
+  if (remove_for_device (dirfd, name, dev->path, err) < 0)
+    return -1;
   if (userns)
     return bind_host_node (dirfd, name, dev->host, dev->path, err);
   if (mknodat (dirfd, name, st.st_mode, st.st_rdev) < 0)
