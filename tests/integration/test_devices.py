@@ -4,6 +4,7 @@ checked from inside a container as root and rootless (issue 17, item 1).
 Nothing here writes to a host device: the nodes a container makes for host devices (a loop device,
 /dev/mem) are only opened O_RDONLY (busybox `head -c 0` opens and reads nothing)."""
 
+import glob
 import os
 
 import pytest
@@ -159,3 +160,22 @@ def test_the_api_takes_devices_and_rules_and_inspect_shows_them(daemon, image):
     with pytest.raises(InvalidArgument, match="Devices"):
         client.post("/containers/create", None, bad)
     assert daemon.ok("ps", "-a", "-q") == ""
+
+
+def test_a_device_gone_by_the_start_fails_it_in_one_line(daemon, image, tmp_path):
+    link = tmp_path / "dev-link"
+    link.symlink_to("/dev/null")  # followed, as Docker does: the node is /dev/null
+    tmp_path.chmod(0o755)
+    created = daemon.ok("create", "--device", f"{link}:/dev/l", image, "stat", "-c", "%t:%T", "/dev/l").strip()
+    try:
+        link.unlink()
+        result = daemon.cli("start", created)
+        assert result.returncode != 0 and str(link) in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
+        assert inspect(daemon, created)["State"]["Status"] == "created"
+        assert not glob.glob(f"/sys/fs/cgroup/*/minictr/{created}"), "the failed start left its cgroups"
+        link.symlink_to("/dev/null")
+        daemon.ok("start", "-a", created)
+        assert daemon.ok("logs", created).strip() == "1:3"
+    finally:
+        daemon.ok("rm", "-f", created)
