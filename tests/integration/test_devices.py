@@ -12,6 +12,7 @@ import pytest
 from minictr.errors import InvalidArgument
 
 from .conftest import ROOTLESS, inspect
+from .test_docker_cli import docker
 
 # `open_ro PATH`: one line, "open PATH ok" or the shell's error (busybox: "…: Operation not permitted").
 OPEN_RO = "open_ro() { if head -c 0 \"$1\"; then echo \"open $1 ok\"; fi; }; "
@@ -179,3 +180,10 @@ def test_a_device_gone_by_the_start_fails_it_in_one_line(daemon, image, tmp_path
         assert daemon.ok("logs", created).strip() == "1:3"
     finally:
         daemon.ok("rm", "-f", created)
+
+
+def test_the_docker_cli_adds_a_device_and_a_rule(daemon, image):
+    out = docker(daemon, "run", "--rm", "--device", "/dev/null:/dev/n:rw", "--device-cgroup-rule", "c 10:229 r",
+                 image, "sh", "-c", OPEN_RO + "stat -c %t:%T /dev/n; mknod /tmp/f c 10 229; open_ro /tmp/f")
+    assert out.returncode == 0, out.stderr
+    assert "1:3" in out.stdout and ("open /tmp/f ok" in out.stdout) != ROOTLESS, out.stdout + out.stderr
