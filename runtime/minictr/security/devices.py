@@ -26,14 +26,15 @@ DEFAULT_RULES = (
 
 def check(host_config, rootless):
     """HostConfig.Devices and DeviceCgroupRules of a create body: well formed, and each device a node
-    (or a directory of nodes) of this host. Rootless has no device controller: a permission narrower
-    than rwm could not be kept, so it is refused rather than ignored."""
+    (or a directory of nodes) of this host. Rootless has no device controller: a device without r or w
+    could not be kept from reading or writing, so it is refused rather than ignored (without m it is
+    kept: the kernel refuses mknod in a user namespace anyway)."""
     check_fields(host_config)
     for device in host_config.get("Devices") or []:
         host_nodes(device)
-        if rootless and set(permissions(device)) != set("rwm"):
+        if rootless and not set("rw") <= set(permissions(device)):
             raise InvalidArgument(f"cannot restrict device {device['PathOnHost']} to {permissions(device)!r}: "
-                                  "rootless containers have no device cgroup; use rwm")
+                                  "rootless containers have no device cgroup; use rw or rwm")
 
 
 def host_nodes(device):
