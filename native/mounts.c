@@ -451,11 +451,16 @@ make_device (int rootfd, const struct mc_device *dev, bool userns, struct mc_err
     return -1;
   if (userns)
     return bind_host_node (dirfd, name, dev->host, dev->path, err);
-  if (mknodat (dirfd, name, st.st_mode, st.st_rdev) < 0)
+  /* The mode is set by mknod itself (umask 0), not by a chmod after it, which
+   * follows symlinks: PATH may be in a volume that a running container can
+   * swap for a link to a host file meanwhile.  chown does not follow. */
+  mode_t umask_was = umask (0);
+  int made = mknodat (dirfd, name, st.st_mode, st.st_rdev);
+  umask (umask_was);
+  if (made < 0)
     return mc_error_set (err, errno, "mknod `%s`", dev->path);
-  if (fchmodat (dirfd, name, st.st_mode & 07777, 0) < 0 /* undo the umask */
-      || fchownat (dirfd, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
-    return mc_error_set (err, errno, "chmod/chown `%s`", dev->path);
+  if (fchownat (dirfd, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+    return mc_error_set (err, errno, "chown `%s`", dev->path);
   return 0;
 }
 

@@ -75,8 +75,8 @@ def test_dev_tty_ptmx_and_the_pts_work_with_a_tty(daemon, image):
 
 def test_device_adds_the_node_under_its_new_name(daemon, image):
     out = sh(daemon, "--device", "/dev/null:/dev/mynull", image,
-             script="stat -c '%F %t:%T' /dev/mynull; echo x > /dev/mynull && echo wrote; open_ro /dev/mynull")
-    assert "character special file 1:3" in out and "wrote" in out and "open /dev/mynull ok" in out, out
+             script="stat -c '%F %t:%T %a' /dev/mynull; echo x > /dev/mynull && echo wrote; open_ro /dev/mynull")
+    assert "character special file 1:3 666" in out and "wrote" in out and "open /dev/mynull ok" in out, out
 
 
 def test_device_with_the_hosts_path_keeps_it(daemon, image):
