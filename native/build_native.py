@@ -14,7 +14,8 @@ NATIVE_DIR = Path(__file__).resolve().parent
 LIBRARY_SOURCES = ["error.c", "limits.c", "config.c", "sync.c", "container.c", "exec.c", "pty.c", "mounts.c", "userns.c", "log.c", "seccomp_load.c"]
 MONITOR_SOURCES = LIBRARY_SOURCES + ["monitor.c"]
 # The extension alone compiles seccomp profiles: the static monitor must not link libseccomp.
-EXTENSION_SOURCES = LIBRARY_SOURCES + ["seccomp.c", "forward.c"]  # forward.c: the daemon's port forwarder
+# forward.c: the daemon's port forwarder; devices.c: the daemon attaches v2 device filters.
+EXTENSION_SOURCES = LIBRARY_SOURCES + ["seccomp.c", "forward.c", "devices.c"]
 # minictr-init (`run --init`) stands alone: it is linked statically.
 INIT_SOURCES = ["init.c"]
 # minictr-pause holds the rootless daemon's namespaces between daemons.
@@ -48,6 +49,9 @@ ffibuilder.cdef(
     int mc_forward_start(int a, int b, long long group, struct mc_error *err);
     int mc_forward_shutdown_group(long long group, struct mc_error *err);
     int mc_forward_count(long long group);
+    struct mc_device_rule { char type; long long major, minor; unsigned int access; };
+    int mc_device_filter_attach(const char *cgroup_dir, const struct mc_device_rule *rules, size_t n_rules,
+                                struct mc_error *err);
     """
 )
 ffibuilder.set_source(

@@ -262,6 +262,21 @@ parse_cgroupfs (struct mc_config *cfg, const char *key, const char *const *f,
   return append (&cfg->cgroupfs, &cfg->n_cgroupfs, sizeof fs, &fs, err);
 }
 
+/* `device HOST PATH`: both absolute; PATH names a file (not `/`, `.` or `..`). */
+static int
+parse_device (struct mc_config *cfg, const char *key, const char *const *f,
+              struct mc_error *err)
+{
+  struct mc_device d = { f[0], f[1] };
+  const char *name = strrchr (f[1], '/');
+
+  if (f[0][0] != '/' || f[1][0] != '/')
+    return mc_error_set (err, EINVAL, "config `%s`: `%s %s`: paths must be absolute", key, f[0], f[1]);
+  if (strcmp (name, "/") == 0 || strcmp (name, "/.") == 0 || strcmp (name, "/..") == 0)
+    return mc_error_set (err, EINVAL, "config `%s`: `%s` does not name a file", key, f[1]);
+  return append (&cfg->devices, &cfg->n_devices, sizeof d, &d, err);
+}
+
 static const struct mc_config_key keys[] = {
   { "id", 1, parse_string },     { "rootfs", 1, parse_string }, { "upper", 1, parse_string },
   { "work", 1, parse_string },   { "hostname", 1, parse_string }, { "cwd", 1, parse_string },
@@ -280,7 +295,7 @@ static const struct mc_config_key keys[] = {
   { "masked_path", 1, parse_list }, { "readonly_path", 1, parse_list },
   { "cgroupfs", 3, parse_cgroupfs },
   { "lower_dir", 1, parse_string }, { "rootfs_ready", 1, parse_flag },
-  { "netns", 1, parse_string },
+  { "netns", 1, parse_string },  { "device", 2, parse_device },
 };
 
 static const struct mc_config_key *
@@ -414,5 +429,6 @@ mc_config_free (struct mc_config *cfg)
   free (cfg->masked_paths);
   free (cfg->readonly_paths);
   free (cfg->cgroupfs);
+  free (cfg->devices);
   memset (cfg, 0, sizeof *cfg);
 }

@@ -62,6 +62,12 @@ struct mc_cgroupfs
   const char *fstype, *options, *name;
 };
 
+/* A `device` (--device): the host's node HOST made at PATH in the container. */
+struct mc_device
+{
+  const char *host, *path;
+};
+
 struct mc_config
 {
   char *data; /* the file; every string below points into it */
@@ -107,6 +113,8 @@ struct mc_config
   struct mc_cgroupfs *cgroupfs; /* `cgroupfs`: the hierarchies shown under /sys/fs/cgroup */
   size_t n_cgroupfs;
   const char *netns; /* `netns`: `host` (no new network namespace) or a netns path to join */
+  struct mc_device *devices; /* `device`: nodes made once the mounts are done (mounts.c) */
+  size_t n_devices;
 };
 
 int mc_config_load (struct mc_config *cfg, const char *path, struct mc_error *err);
@@ -211,6 +219,22 @@ int mc_mountns_unshare (struct mc_error *err);
 int mc_forward_start (int a, int b, long long group, struct mc_error *err);
 int mc_forward_shutdown_group (long long group, struct mc_error *err);
 int mc_forward_count (long long group);
+
+/* ---- devices.c: cgroup v2's device controller (the daemon; v1 is files) ---- */
+
+/* One allow rule: TYPE 'a' (any), 'b' or 'c'; MAJOR, MINOR a number or -1 for
+ * any; ACCESS the bits of BPF_DEVCG_ACC_* (mknod 1, read 2, write 4). */
+struct mc_device_rule
+{
+  char type;
+  long long major, minor;
+  unsigned int access;
+};
+
+/* Attach to the v2 group CGROUP_DIR a BPF program that allows what RULES
+ * allow and denies every other device (open and mknod). */
+int mc_device_filter_attach (const char *cgroup_dir, const struct mc_device_rule *rules,
+                             size_t n_rules, struct mc_error *err);
 
 /* ---- container.c: spawning the container's init ---- */
 

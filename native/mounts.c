@@ -255,11 +255,27 @@ static const struct mc_dev_node dev_nodes[] = {
   { "random", 1, 8 }, { "urandom", 1, 9 }, { "tty", 5, 0 },
 };
 
+/* A user namespace may not make device nodes: the host's node HOST is bound
+ * onto an empty file NAME of DIRFD instead (DISPLAY: its path in the
+ * container), as rootless Podman does. */
+static int
+bind_host_node (int dirfd, const char *name, const char *host, const char *display,
+                struct mc_error *err)
+{
+  cleanup_fd int fd = -1;
+
+  if (mknodat (dirfd, name, S_IFREG | 0644, 0) < 0)
+    return mc_error_set (err, errno, "mknod `%s`", display);
+  fd = openat (dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return mc_error_set (err, errno, "open `%s`", display);
+  return bind_on_fd (host, fd, false, false, display, err);
+}
+
 static int
 make_dev_node (int devfd, const struct mc_dev_node *node, bool userns, struct mc_error *err)
 {
   char host[64];
-  cleanup_fd int fd = -1;
 
   if (!userns)
     {
@@ -269,14 +285,8 @@ make_dev_node (int devfd, const struct mc_dev_node *node, bool userns, struct mc
         return mc_error_set (err, errno, "chmod `/dev/%s`", node->name);
       return 0;
     }
-  /* A user namespace may not create device nodes: bind the host's instead. */
-  if (mknodat (devfd, node->name, S_IFREG | 0644, 0) < 0)
-    return mc_error_set (err, errno, "mknod `/dev/%s`", node->name);
-  fd = openat (devfd, node->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return mc_error_set (err, errno, "open `/dev/%s`", node->name);
   snprintf (host, sizeof host, "/dev/%s", node->name);
-  return bind_on_fd (host, fd, false, false, host, err);
+  return bind_host_node (devfd, node->name, host, host, err);
 }
 
 static int
@@ -390,6 +400,77 @@ add_host_devices (int devfd, const char *host, bool userns, int depth, struct mc
     }
   closedir (dir);
   return ret;
+}
+
+/* Whatever NAME of DIRFD is, gone; a mount point (in a user namespace the
+ * standard nodes are the host's, bound: `--device /dev/zero`) detached first,
+ * from this container's own mount namespace. */
+static int
+remove_for_device (int dirfd, const char *name, const char *display, struct mc_error *err)
+{
+  char proc[64];
+
+  if (unlinkat (dirfd, name, 0) == 0 || errno == ENOENT)
+    return 0;
+  if (errno != EBUSY)
+    return mc_error_set (err, errno, "unlink `%s` for the device", display);
+  cleanup_fd int fd = openat (dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return mc_error_set (err, errno, "open `%s`", display);
+  snprintf (proc, sizeof proc, "/proc/self/fd/%d", fd);
+  if (umount2 (proc, MNT_DETACH) < 0)
+    return mc_error_set (err, errno, "umount2 `%s` for the device", display);
+  if (unlinkat (dirfd, name, 0) < 0)
+    return mc_error_set (err, errno, "unlink `%s` for the device", display);
+  return 0;
+}
+
+/* A --device node (`device HOST PATH`): made at PATH with the host node's
+ * type, numbers, mode and owner, as runc does (the device controller, set by
+ * the daemon, then decides what may be done with it); in a user namespace the
+ * host's node bound there.  Whatever PATH held (a node of the image, one of
+ * the standard nodes: `--device /dev/null`) is replaced; PATH's parents are
+ * resolved inside the rootfs and made when missing. */
+static int
+make_device (int rootfd, const struct mc_device *dev, bool userns, struct mc_error *err)
+{
+  const char *name = strrchr (dev->path, '/') + 1;
+  char parent[PATH_MAX];
+  cleanup_fd int dirfd = -1;
+  struct stat st;
+
+  if (stat (dev->host, &st) < 0)
+    return mc_error_set (err, errno, "stat device `%s`", dev->host);
+  if (!S_ISCHR (st.st_mode) && !S_ISBLK (st.st_mode))
+    return mc_error_set (err, ENODEV, "`%s` is not a device node", dev->host);
+  snprintf (parent, sizeof parent, "%.*s", (int) (name - dev->path), dev->path);
+  dirfd = resolve_target (rootfd, parent, MC_TARGET_DIR, err);
+  if (dirfd < 0)
+    return -1;
+  if (remove_for_device (dirfd, name, dev->path, err) < 0)
+    return -1;
+  if (userns)
+    return bind_host_node (dirfd, name, dev->host, dev->path, err);
+  /* The mode is set by mknod itself (umask 0), not by a chmod after it, which
+   * follows symlinks: PATH may be in a volume that a running container can
+   * swap for a link to a host file meanwhile.  chown does not follow. */
+  mode_t umask_was = umask (0);
+  int made = mknodat (dirfd, name, st.st_mode, st.st_rdev);
+  umask (umask_was);
+  if (made < 0)
+    return mc_error_set (err, errno, "mknod `%s`", dev->path);
+  if (fchownat (dirfd, name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0)
+    return mc_error_set (err, errno, "chown `%s`", dev->path);
+  return 0;
+}
+
+static int
+make_devices (int rootfd, const struct mc_config *cfg, struct mc_error *err)
+{
+  for (size_t i = 0; i < cfg->n_devices; i++)
+    if (make_device (rootfd, &cfg->devices[i], cfg->userns, err) < 0)
+      return -1;
+  return 0;
 }
 
 static int
@@ -703,6 +784,9 @@ mc_mounts_setup (const struct mc_config *cfg, struct mc_error *err)
       || mount_sys (rootfd, cfg, err) < 0)
     return -1;
   if (mount_binds (cfg, rootfd, err) < 0)
+    return -1;
+  /* After every mount, as runc makes them: a --device path under a volume is in the volume. */
+  if (make_devices (rootfd, cfg, err) < 0)
     return -1;
   if (cfg->readonly_rootfs && remount_root_readonly (cfg, err) < 0)
     return -1;

@@ -138,3 +138,17 @@ def forward_shutdown_group(group: int) -> None:
 def forward_count(group: int = -1) -> int:
     """How many connections are being forwarded for `group` (all with -1)."""
     return lib.mc_forward_count(group)
+
+
+_DEVICE_ACCESS = {"m": 1, "r": 2, "w": 4}  # BPF_DEVCG_ACC_MKNOD, _READ, _WRITE
+
+
+def attach_device_filter(cgroup_dir: str, rules) -> None:
+    """cgroup v2: allow only what RULES allow ((type 'a'/'b'/'c', major, minor, access 'rwm'), -1 for
+    `*`) to the processes of the group CGROUP_DIR, by a BPF program attached to it."""
+    c_rules = ffi.new("struct mc_device_rule[]", max(len(rules), 1))
+    for c_rule, (kind, major, minor, access) in zip(c_rules, rules):
+        c_rule.type, c_rule.major, c_rule.minor = kind.encode(), major, minor
+        c_rule.access = sum(_DEVICE_ACCESS[letter] for letter in set(access))
+    err = ffi.new("struct mc_error *")
+    _check(lib.mc_device_filter_attach(os.fsencode(cgroup_dir), c_rules, len(rules), err), err)

@@ -214,7 +214,7 @@ def test_docker_build_fails_clearly(daemon, tmp_path):
 @pytest.mark.parametrize("flags,message", [
     (["--security-opt", "label=type:svirt_t"], "minictr does not support SELinux: --security-opt label=type:svirt_t (only label=disable is accepted)"),
     (["--security-opt", "apparmor=docker-default"], "minictr does not support AppArmor: --security-opt apparmor=docker-default (only apparmor=unconfined is accepted)"),
-    (["--device", "/dev/null"], "minictr does not support --device (HostConfig.Devices)"),
+    (["--device-read-bps", "/dev/null:1mb"], "minictr does not support --device-read-bps (HostConfig.BlkioDeviceReadBps)"),
     (["--sysctl", "net.ipv4.ip_forward=1"], "minictr does not support --sysctl (HostConfig.Sysctls)"),
     (["--pid", "host"], "minictr does not support --pid (HostConfig.PidMode)"),
     (["--oom-score-adj", "5"], "minictr does not support --oom-score-adj (HostConfig.OomScoreAdj)"),

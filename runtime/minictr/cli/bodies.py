@@ -4,7 +4,7 @@ semantics), and the small files they read. No click here: the fast path uses it 
 import os
 
 from minictr.errors import InvalidArgument
-from minictr.spec import mounts, restart
+from minictr.spec import devices, mounts, restart
 from minictr.spec.hosts import split_extra_host
 from minictr.spec.resources import host_config_fields
 
@@ -51,6 +51,12 @@ def create_body(options):
         host_config["Privileged"] = True
     if options.get("security_opt"):
         host_config["SecurityOpt"] = security_opts(options["security_opt"])
+    if options.get("device"):
+        host_config["Devices"] = [devices.parse_device(d) for d in options["device"]]
+    if options.get("device_cgroup_rule"):
+        for rule in options["device_cgroup_rule"]:
+            devices.parse_rule(rule)
+        host_config["DeviceCgroupRules"] = list(options["device_cgroup_rule"])
     host_config.update(host_config_fields(options))
     volumes = _mount_options(options, host_config)
     exposed_ports = _port_options(options, host_config)

@@ -12,6 +12,8 @@ import os
 import threading
 import time
 
+from minictr import native
+
 log = logging.getLogger("minictr.cgroups")
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -119,9 +121,10 @@ class Cgroups:
         """Where create() puts a container's groups, whether they exist or not."""
         return [os.path.join(parent, container_id) for parent in self.parents]
 
-    def create(self, container_id, limits=None):
-        """Make the container's groups with LIMITS (cgroup_limits in containers/resources.py) written;
-        returns their directories for the monitor to join."""
+    def create(self, container_id, limits=None, devices=None):
+        """Make the container's groups with LIMITS (cgroup_limits in containers/resources.py) written
+        and only the devices that DEVICES allow (security/devices.py's cgroup_rules; None: every device,
+        --privileged); returns their directories for the monitor to join."""
         made = []
         try:
             for parent in self.parents:
@@ -133,6 +136,10 @@ class Cgroups:
                 made.append(path)
             if limits:
                 apply_limits(made, limits, self.unified)
+            # Rootless makes no device nodes (the kernel refuses mknod in a user namespace) and may not
+            # load BPF programs: its containers open only the host's nodes that the user may open.
+            if made and devices is not None and not self.rootless:
+                apply_device_rules(made, devices, self.unified)
         except OSError:
             self.remove(made)
             raise
@@ -290,6 +297,25 @@ def apply_limits(paths, limits, unified):
                 f.write(value)
         except OSError as e:
             raise OSError(e.errno, f"write {value} to {os.path.join(path, name)}: {e.strerror}") from None
+
+
+def apply_device_rules(paths, rules, unified):
+    """Deny every device to the container's groups PATHS but what RULES allow (spec.devices.Rule), before
+    any process joins them: v1 writes `a` to devices.deny then each rule to devices.allow; v2 has no such
+    files and takes a BPF program instead (native/devices.c)."""
+    if unified:
+        native.attach_device_filter(paths[0], rules)
+        return
+    group = next((p for p in paths if os.path.exists(os.path.join(p, "devices.deny"))), None)
+    if group is None:
+        raise OSError(errno.ENOENT, "no devices cgroup for the container: its access to the host's devices "
+                                    "cannot be limited")
+    for name, line in [("devices.deny", "a")] + [("devices.allow", str(rule)) for rule in rules]:
+        try:
+            with open(os.path.join(group, name), "w") as f:
+                f.write(line)
+        except OSError as e:
+            raise OSError(e.errno, f"write {line!r} to {os.path.join(group, name)}: {e.strerror}") from None
 
 
 def _read_int(paths, name):

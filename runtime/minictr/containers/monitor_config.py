@@ -6,6 +6,7 @@ import os
 
 from minictr import native
 from minictr.containers.logs import log_settings, monitor_entries as log_entries
+from minictr.security import devices
 
 INIT_IN_CONTAINER = "/sbin/docker-init"  # where Docker puts its init: scripts look for it there
 
@@ -41,6 +42,7 @@ class MonitorConfig:
         entries += [("bind", os.path.join(paths["top"], name), f"/etc/{name}", "rw")
                     for name in ("hostname", "hosts", "resolv.conf")]
         entries += self.mounting.monitor_entries(container)
+        entries += devices.monitor_entries(container.host_config)
         entries += self.confinement.monitor_entries(container.host_config)
         entries += self.resources.monitor_entries(container.host_config)
         entries += [("stdin", "1" if config["OpenStdin"] else "0")]

@@ -5,6 +5,7 @@ with a limit this machine cannot enforce."""
 import os
 
 from minictr.errors import InvalidArgument
+from minictr.security import devices
 from minictr.spec.resources import DEFAULT_SHM_SIZE, LIMIT_FLAGS, check_values, merge_update, normalize, parse_cpuset
 
 CPU_PERIOD = 100000  # the cfs period --cpus is expressed in (Docker's)
@@ -105,7 +106,8 @@ class Resources:
         from minictr.errors import MinictrError
 
         try:
-            return self.cgroups.create(container_id, self.enforceable(cgroup_limits(host_config)))
+            return self.cgroups.create(container_id, self.enforceable(cgroup_limits(host_config)),
+                                       devices.cgroup_rules(host_config))
         except OSError as e:
             raise MinictrError(f"cannot set the container's cgroup limits: {e.strerror or e}") from None
 

@@ -6,9 +6,7 @@ from minictr.errors import InvalidArgument
 
 # HostConfig field -> (docker flag, values that mean "not asked for").
 HOST_CONFIG = {
-    "Devices": ("--device", (None, [])),
     "DeviceRequests": ("--gpus", (None, [])),
-    "DeviceCgroupRules": ("--device-cgroup-rule", (None, [])),
     "IpcMode": ("--ipc", (None, "", "private", "shareable")),
     "PidMode": ("--pid", (None, "")),
     "UTSMode": ("--uts", (None, "")),

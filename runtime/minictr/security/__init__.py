@@ -1,4 +1,5 @@
-"""How a container is confined: capabilities, seccomp, no-new-privileges, masked and read-only paths.
+"""How a container is confined: capabilities, seccomp, no-new-privileges, masked and read-only paths,
+host devices (security/devices.py; their rules go to the container's cgroups, their nodes to its init).
 
 `Confinement.check` validates a create request's security fields (bad input fails the create, not the
 start); `Confinement.monitor_entries` gives the monitor config keys that apply them, the same for a
@@ -13,10 +14,11 @@ class Confinement:
 
     def check(self, host_config):
         """Raise InvalidArgument (Docker's words) for a HostConfig whose security fields are wrong."""
-        from minictr.security import capabilities, paths
+        from minictr.security import capabilities, devices, paths
 
         capabilities.container_caps(host_config)
         paths.check(host_config)
+        devices.check(host_config, self.rootless)
         self._seccomp_check(host_config)
 
     def monitor_entries(self, host_config, exec_privileged=False):
