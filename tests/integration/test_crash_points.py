@@ -6,9 +6,11 @@ lists matches the processes that exist, and that `rm -f` of everything leaves no
 The points are delays after the operation's CLI started, spread over 0..300 ms with a random
 jitter (the seed is printed with a failure, MINICTR_CRASH_SEED replays it)."""
 
+import contextlib
 import json
 import os
 import random
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -289,3 +291,42 @@ def freezer_state(pid):
             state = Path(f"/sys/fs/cgroup/freezer{path}/freezer.state")
             return state.read_text().strip() if state.exists() else None
     return None
+
+
+@contextlib.contextmanager
+def database_locked(daemon):
+    """The daemon's database locked for writing by this test: the daemon's next write waits (for
+    up to its 5 s busy timeout)."""
+    db = sqlite3.connect(str(daemon.data_root / "minictr.db"), isolation_level=None, timeout=5)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        yield
+    finally:
+        db.close()
+
+
+def command_running(daemon, container_id):
+    """Whether the container's command has been exec'd (its monitor's child is no longer the init)."""
+    monitor = monitors_of(daemon).get(container_id[:16])
+    kids = children(monitor) if monitor else []
+    try:
+        return bool(kids) and Path(f"/proc/{kids[0]}/comm").read_text().strip() == "sleep"
+    except OSError:
+        return False
+
+
+def test_a_container_whose_start_the_daemon_had_not_recorded_is_found_again(crashing):
+    """The daemon dies after its monitor let the container's command run and before it recorded
+    the start (held there: its database is locked, and with no network the start's first write is
+    that record): the next daemon lists it running, and `rm -f` ends its processes."""
+    container_id = crashing.ok("create", "--network", "none", IMAGE, "sleep", "300").strip()
+    with database_locked(crashing):
+        start = cli(crashing, "start", container_id)
+        wait_until(lambda: command_running(crashing, container_id), what="the command to run")
+        crashing.seen.note(monitors_of(crashing).values())
+        kill_daemon(crashing)
+    outputs = [start.communicate(timeout=60)]
+    crashing.start()
+    state = json.loads(crashing.ok("inspect", "--type", "container", container_id))[0]["State"]
+    assert state["Status"] == "running"
+    check_after_restart(crashing, "start (before its record)", 0, outputs)
