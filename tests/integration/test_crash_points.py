@@ -330,3 +330,19 @@ def test_a_container_whose_start_the_daemon_had_not_recorded_is_found_again(cras
     state = json.loads(crashing.ok("inspect", "--type", "container", container_id))[0]["State"]
     assert state["Status"] == "running"
     check_after_restart(crashing, "start (before its record)", 0, outputs)
+
+
+def test_a_create_killed_before_its_record_leaves_no_directory(crashing):
+    """The daemon dies after making a container's directories and before writing its row (held
+    there by a locked database): the next daemon sweeps them, and the CLI said one line."""
+    containers_dir = crashing.data_root / "containers"
+    before = set(os.listdir(containers_dir))
+    with database_locked(crashing):
+        create = cli(crashing, "create", IMAGE, "sleep", "300")
+        wait_until(lambda: set(os.listdir(containers_dir)) - before, what="the container's directory")
+        kill_daemon(crashing)
+    out, err = create.communicate(timeout=60)
+    assert create.returncode != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    crashing.start()
+    assert set(os.listdir(containers_dir)) == before
+    assert not crashing.ok("ps", "-a", "-q").split()
