@@ -24,10 +24,16 @@ class Response:
         self._body = None
 
     def _fill(self):
-        data = self._sock.recv(65536)
+        data = self._recv()
         if not data:
             raise MinictrError("the daemon closed the connection mid-response")
         self._buf += data
+
+    def _recv(self):
+        try:
+            return self._sock.recv(65536)
+        except ConnectionError:
+            raise MinictrError("the daemon closed the connection mid-response") from None
 
     def _read_line(self):
         while b"\r\n" not in self._buf:
@@ -62,7 +68,7 @@ class Response:
             if self._buf:
                 yield self._buf
                 self._buf = b""
-            while data := self._sock.recv(65536):
+            while data := self._recv():
                 yield data
 
     def read(self):
@@ -148,16 +154,25 @@ class Client:
     def _open(self, method, path, query=None, body=None, headers=None, fresh=False):
         """Send one request and read its status line and headers; the body is left to the caller."""
         reuse = not fresh and self._sock is not None
+        if reuse and _closed_by_peer(self._sock):
+            # The daemon closed the kept-alive connection while it was idle (it stopped, or
+            # restarted): nothing of this request has gone, a fresh connection carries it.
+            self._sock.close()
+            self._sock = None
+            reuse = False
         sock = self._sock if reuse else self._connect()
         try:
             self._send(sock, method, path, query, body, headers)
             status, hdrs, rest = self._read_head(sock)
-        except (BrokenPipeError, ConnectionResetError, MinictrError):
-            if not reuse:
-                raise
-            # The kept-alive connection had gone stale: one fresh try.
+        except (ConnectionError, MinictrError):
+            sock.close()
             self._sock = None
-            return self._open(method, path, query, body, headers, fresh=True)
+            # The daemon may have received the request and acted on it before the connection
+            # broke: only a request that changes nothing is sent again (a second POST /create
+            # would make a second container).
+            if reuse and method in _IDEMPOTENT:
+                return self._open(method, path, query, body, headers, fresh=True)
+            raise _lost(method, path) from None
         response = Response(status, hdrs, sock, rest)
         if status >= 400:
             raise from_status(status, _error_message(response.read()))
@@ -190,6 +205,25 @@ class Client:
 
     def delete(self, path, query=None):
         return self.request("DELETE", path, query)
+
+
+# Methods that change nothing on the daemon: sent again when a kept-alive connection broke.
+_IDEMPOTENT = frozenset({"GET", "HEAD"})
+
+
+def _closed_by_peer(sock):
+    """Whether the other end has closed the (idle) connection: it reads as end-of-file, or fails."""
+    try:
+        return sock.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def _lost(method, path):
+    return DaemonUnavailable(f"the daemon closed the connection before answering {method} {path} "
+                             "(it may have stopped); the request may or may not have been carried out")
 
 
 def _error_message(body):

@@ -70,3 +70,86 @@ def test_the_cli_builds_every_api_path_with_api_path():
                     and str(node.values[0].value).startswith("/") and any(isinstance(v, ast.FormattedValue) for v in node.values):
                 offenders.append(f"{source.name}:{node.lineno}")
     assert offenders == []
+
+
+class _FakeDaemon:
+    """A daemon socket whose answers the test scripts: `answers` is a list, one per request, of
+    "ok" (200, the connection kept), "close" (200, then the connection closed) or "die" (the
+    request read, the connection closed with no answer). Records each request's method."""
+
+    def __init__(self, path, answers):
+        import socket
+        import threading
+
+        self.answers = list(answers)
+        self.received = []
+        self.hung_up = threading.Event()  # set each time the daemon has closed a connection
+        self.server = socket.socket(socket.AF_UNIX)
+        self.server.bind(path)
+        self.server.listen()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while self.answers:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            with connection, connection.makefile("rb") as requests:
+                while self.answers:
+                    line = requests.readline()
+                    if not line:
+                        break
+                    length = 0
+                    while (header := requests.readline()) not in (b"\r\n", b""):
+                        if header.lower().startswith(b"content-length:"):
+                            length = int(header.split(b":")[1])
+                    requests.read(length)
+                    self.received.append(line.split(b" ")[0].decode())
+                    answer = self.answers.pop(0)
+                    if answer == "die":
+                        break
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                    if answer == "close":
+                        break
+            self.hung_up.set()
+
+    def close(self):
+        import socket
+
+        self.server.shutdown(socket.SHUT_RDWR)  # wakes the accept of a test that did not use every answer
+        self.server.close()
+        self.thread.join(5)
+
+
+def test_a_post_the_daemon_received_before_it_died_is_not_sent_again(tmp_path):
+    """A request that may have been carried out (a create) is never re-sent on a new connection:
+    the CLI says in one line that the daemon went away."""
+    from minictr.client import Client
+    from minictr.errors import DaemonUnavailable
+
+    daemon = _FakeDaemon(str(tmp_path / "d.sock"), ["ok", "die", "ok"])
+    try:
+        client = Client(str(tmp_path / "d.sock"))
+        client.get("/_ping")
+        with pytest.raises(DaemonUnavailable, match="before answering POST /containers/create") as raised:
+            client.post("/containers/create", body={"Image": "x"})
+        assert "\n" not in str(raised.value)
+    finally:
+        daemon.close()
+    assert daemon.received == ["GET", "POST"]
+
+
+def test_a_request_after_the_daemon_closed_an_idle_connection_goes_on_a_new_one(tmp_path):
+    from minictr.client import Client
+
+    daemon = _FakeDaemon(str(tmp_path / "d.sock"), ["close", "ok"])
+    try:
+        client = Client(str(tmp_path / "d.sock"))
+        client.get("/_ping")
+        assert daemon.hung_up.wait(5)
+        client.post("/containers/x/start")
+    finally:
+        daemon.close()
+    assert daemon.received == ["GET", "POST"]

@@ -70,12 +70,17 @@ class Creator:
         self._make_dirs(container)
         try:
             seeds = await asyncio.to_thread(self.mounting.attach, container, mounts)
-            self.store.insert(container)
+            # The endpoints before the row: a daemon killed in between leaves endpoints of no
+            # container, which its next start drops (and a directory, which it sweeps), never a
+            # container without its networks.
             self.networks.record(endpoints)
+            self.store.insert(container)
             self.networks.write_files(container)
         except Exception:
+            self.store.delete(container)
             self.deleter.remove_files(container)
             self.mounting.remove_anonymous(container)
+            await asyncio.to_thread(self.networks.container_removed, container.id)
             raise
         return seeds
 

@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import threading
+from types import SimpleNamespace
 
 from minictr.containers.state import State
 from minictr.db import is_disk_full
@@ -52,13 +53,28 @@ class Deleter:
         """At load: a daemon died while removing this container; finish the job."""
         self.remove_files(container)
         self.store.delete(container)
+        self.networks.container_removed(container.id)
+
+    def sweep(self, known_ids):
+        """At load: the directories of containers that have no record (a daemon killed during a
+        create, before its row was written) go, in the data root and in the runtime directory."""
+        known_runs = {container_id[:16] for container_id in known_ids}
+        for name in _entries(self.store.data_dir):
+            if name not in known_ids:
+                log.info("removing %s: no container of that id", os.path.join(self.store.data_dir, name))
+                self._remove_dirs(name, self.store.paths(SimpleNamespace(id=name)))
+        for name in _entries(self.store.run_dir):
+            if name not in known_runs:
+                shutil.rmtree(os.path.join(self.store.run_dir, name), ignore_errors=True)
 
     def remove_files(self, container):
         """The container's directories: renamed into the trash at once, deleted in the background."""
-        paths = self.store.paths(container)
+        self._remove_dirs(container.id, self.store.paths(container))
+
+    def _remove_dirs(self, container_id, paths):
         self.driver.unmount(paths["top"])  # a fuse mount a crash left: never delete through it
         shutil.rmtree(paths["run"], ignore_errors=True)
-        doomed = os.path.join(self.store.trash_dir, container.id)
+        doomed = os.path.join(self.store.trash_dir, container_id)
         try:
             os.makedirs(self.store.trash_dir, 0o700, exist_ok=True)  # ENOSPC on a full disk: rmtree below
             os.rename(paths["top"], doomed)
@@ -79,3 +95,10 @@ async def _despite_full_disk(container, what, release, *args):
         if not is_disk_full(e):
             raise
         log.warning("removing %s: its %s stay until the daemon restarts: %s", container.name, what, e)
+
+
+def _entries(directory):
+    try:
+        return os.listdir(directory)
+    except FileNotFoundError:
+        return []

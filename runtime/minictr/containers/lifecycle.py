@@ -9,7 +9,7 @@ import os
 import time
 
 from minictr.containers.attach import connect_pending
-from minictr.containers.monitor import Monitor, MonitorError, unwatch, watch_exit, write_config
+from minictr.containers.monitor import Monitor, MonitorError, stop_monitor, unwatch, watch_exit, write_config
 from minictr.containers.restart_policy import restart_delay, restarts_with_daemon
 from minictr.containers.state import State, check_transition
 from minictr.containers.users import resolve_user
@@ -32,12 +32,19 @@ class Lifecycle:
         self.deleter = deleter
         self.monitor_config = monitor_config
 
-    def reconcile(self, container):
-        """At the daemon's start: a running container carries on under its monitor (live
-        restore); one that ended while no daemon watched gets its exit recorded; restart
+    def reconcile(self, container, monitor):
+        """At the daemon's start, with the container's live monitor (monitor.find_monitors) or
+        None: the monitor is the truth, whatever the row says. A container whose monitor lives
+        carries on under it (live restore), even one a killed daemon had not yet recorded as
+        started; one that ended while no daemon watched gets its exit recorded; restart
         policies apply as at a daemon's start in Docker."""
+        if monitor is not None and container.state is not State.REMOVING:
+            self._adopt(container, monitor)
+            return
+        if monitor is not None:
+            stop_monitor(monitor)  # a removal was under way: it is finished below
         if container.state.alive:
-            self.watch_monitor(container)
+            self.watch_monitor(container)  # by its recorded pid (a run dir that moved); else its exit
             return
         self.groups.remove_stale(container)
         if container.state is State.RESTARTING:
@@ -46,6 +53,19 @@ class Lifecycle:
             self._schedule_restart(container, 0)
         elif container.state is State.REMOVING:
             self.deleter.finish(container)
+
+    def _adopt(self, container, monitor):
+        """Watch the container's live monitor; a row that does not say so yet (the daemon died
+        between the monitor's `start` and its record) is brought up to date."""
+        pids = {"pid": monitor.container_pid, "monitor_pid": monitor.monitor_pid}
+        if not container.state.alive:
+            log.warning("container %s runs, though its record said %s: recorded as running",
+                        container.name, container.state.value)
+            self.store.set_state(container, State.RUNNING, started_at=rfc3339(), error="",
+                                 manually_stopped=False, **pids)
+        elif (container.pid, container.monitor_pid) != tuple(pids.values()):
+            self.store.write(container, **pids)
+        self.watch_monitor(container)
 
     # ---- start ------------------------------------------------------------------------------
 

@@ -2,7 +2,10 @@
 
 import asyncio
 import os
+import signal
 import socket
+import time
+from dataclasses import dataclass
 
 from minictr import native
 
@@ -119,9 +122,87 @@ def _pidfd_or_none(pid):
         return None
 
 
+@dataclass(frozen=True)
+class LiveMonitor:
+    """A monitor found running at the daemon's start: the container it runs (by its config)."""
+
+    container_id: str
+    monitor_pid: int
+    container_pid: int  # 0 once its container has ended
+
+
+def find_monitors(run_dir):
+    """{container id: LiveMonitor} of every live monitor whose config lies in `run_dir`
+    (`minictr-monitor RUN_DIR/ID16/monitor.conf`): whatever the database says, these are the
+    containers that run. A daemon killed between a monitor's `start` and its record of the
+    start leaves one that only this finds."""
+    found = {}
+    prefix = run_dir.rstrip("/") + "/"
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _is_monitor(entry):
+            config = _config_path(entry)
+            if config is not None and config.startswith(prefix):
+                container_id = _container_id(config)
+                if container_id:
+                    found[container_id] = LiveMonitor(container_id, int(entry), _first_child(entry))
+    return found
+
+
+def stop_monitor(monitor, timeout=2.0):
+    """Kill a monitor and its container (a monitor no container record owns) and wait, at most
+    `timeout` s, until both are gone."""
+    for pid in (monitor.container_pid, monitor.monitor_pid):
+        if pid > 0:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + timeout
+    while _running(monitor.monitor_pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _config_path(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return None
+    return os.fsdecode(argv[1]) if len(argv) > 1 else None
+
+
+def _container_id(config_path):
+    """The container's id: the config's first entry (monitor_config.py), `id\0ID\0`."""
+    try:
+        with open(config_path, "rb") as f:
+            fields = f.read(256).split(b"\0")
+    except OSError:
+        return None
+    return fields[1].decode() if len(fields) > 2 and fields[0] == b"id" else None
+
+
+def _first_child(pid):
+    """The container's init: the monitor's child (it forks nothing else)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = f.read().split()
+    except OSError:
+        return 0
+    return int(children[0]) if children else 0
+
+
 def _is_monitor(pid):
     try:
         with open(f"/proc/{pid}/comm") as f:
             return f.read().startswith("minictr:")
     except OSError:
+        return False
+
+
+def _running(pid):
+    """Whether the process exists and is no zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
         return False

@@ -8,22 +8,27 @@ commit (commit.py). This class builds them from its explicit dependencies and ha
 call to the part that does it.
 """
 
+import logging
 import signal
+from types import SimpleNamespace
 
 from minictr.containers.attach import Attaching
 from minictr.containers.cgroups import Cgroups
-from minictr.containers.commit import commit
+from minictr.containers.commit import commit, thaw_after_killed_commit
 from minictr.containers.control import Control
 from minictr.containers.create import Creator
 from minictr.containers.delete import Deleter
 from minictr.containers.files import container_root
 from minictr.containers.groups import ContainerGroups
 from minictr.containers.lifecycle import Lifecycle
+from minictr.containers.monitor import find_monitors, stop_monitor
 from minictr.containers.monitor_config import MonitorConfig
 from minictr.containers.mounting import Mounting
 from minictr.containers.resources import Resources
 from minictr.containers.views import Views
 from minictr.security import Confinement
+
+log = logging.getLogger("minictr.containers")
 
 
 class ContainerService:
@@ -57,9 +62,21 @@ class ContainerService:
         self.attaching = Attaching(store)
 
     def load(self):
-        """Read every container and reconcile it with what still runs (Lifecycle.reconcile)."""
-        for container in self.store.load():
-            self.lifecycle.reconcile(container)
+        """Read every container and reconcile it with the processes that exist (Lifecycle.reconcile):
+        the monitors found in the runtime directory are the truth, whatever point of an operation
+        a killed daemon stopped at. A monitor without a record is stopped, directories without
+        one removed, and what a killed commit froze thawed."""
+        containers = self.store.load()
+        monitors = find_monitors(self.run_dir)
+        known = {container.id for container in containers}
+        for container_id in monitors.keys() - known:
+            log.warning("stopping container %s: it runs with no record", container_id[:12])
+            stop_monitor(monitors[container_id])
+            self.groups.remove_stale(SimpleNamespace(id=container_id))
+        self.deleter.sweep(known)
+        for container in containers:
+            self.lifecycle.reconcile(container, monitors.get(container.id))
+            thaw_after_killed_commit(self.store, self.groups, container)
 
     # ---- the store ------------------------------------------------------------------------
 
