@@ -1,8 +1,12 @@
 """Metadata in SQLite: every change is one transaction, so a crash never leaves half a thing."""
 
+import os
 import sqlite3
 import threading
 from contextlib import contextmanager
+
+# The database and the files SQLite keeps beside it: a committed transaction may sit in the WAL.
+FILE_SUFFIXES = ("", "-wal", "-shm")
 
 
 class Database:
@@ -14,6 +18,7 @@ class Database:
     """
 
     def __init__(self, path, schemas=()):
+        _make_private(str(path))
         self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
@@ -48,6 +53,18 @@ class Database:
     def close(self):
         with self._lock:
             self._conn.close()
+
+
+def _make_private(path):
+    """The database and its WAL 0600 before SQLite opens them: they hold containers' environments
+    (passwords, tokens). SQLite creates -wal and -shm with the database's mode; ones an older run
+    left wider are narrowed too."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    for suffix in FILE_SUFFIXES:
+        try:
+            os.chmod(path + suffix, 0o600)
+        except FileNotFoundError:
+            pass
 
 
 class _Cursor:

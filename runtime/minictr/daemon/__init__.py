@@ -8,6 +8,7 @@ import signal
 import sys
 
 from minictr.daemon.config import UNAVAILABLE_LIMITS, ConfigError, build as build_config
+from minictr.daemon.data_root import claim_data_root, make_private
 from minictr.daemon.preflight import check_writable_dir
 from minictr.errors import MinictrError
 from minictr.hostinfo import CannotStart
@@ -52,12 +53,6 @@ async def _serve(config):
 
         stop_holder(config.run_dir, config.ns_holder)
     services.db.close()
-
-
-def _write_pidfile(path):
-    """The pid to signal to stop this daemon (the outer wrapper's, when rootless)."""
-    with open(path, "w") as f:
-        f.write(f"{os.getpid()}\n")
 
 
 def _die_with_wrapper(wrapper_pid):
@@ -116,9 +111,12 @@ def _run(config):
     check_writable_dir(config.run_dir, "runtime directory")
     check_writable_dir(config.data_root, "data root")
     if config.inner:
-        _die_with_wrapper(config.wrapper_pid)
+        _die_with_wrapper(config.wrapper_pid)  # its wrapper holds the locks for it
     else:
-        _write_pidfile(os.path.join(config.run_dir, "minictrd.pid"))
+        # The locks' fds stay open, and so held, until this process ends. The pid file names the
+        # pid to signal to stop this daemon (the wrapper's, when rootless).
+        claim_data_root(config.data_root, config.run_dir)
+        make_private(config.data_root)
         if os.geteuid() != 0:
             from minictr.daemon.rootless import run_in_namespaces
 

@@ -1,0 +1,100 @@
+"""The data root: one daemon at a time, and private to its owner (issue 17, item 5)."""
+
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+
+from tests.integration.conftest import Daemon, alive
+
+
+def _start_second(socket, data_root):
+    """A second daemon, as a user or the CLI's auto-start would run it; its result once it exits."""
+    argv = [sys.executable, "-m", "minictr", "-H", f"unix://{socket}", "daemon", "--data-root", str(data_root)]
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=15, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        # It runs: the very defect. kill(1) by pid is done by subprocess.run before raising.
+        raise AssertionError(f"a second daemon started on {data_root}") from e
+
+
+def _refused_naming(result, pid):
+    lines = result.stderr.strip().splitlines()
+    return result.returncode != 0 and len(lines) == 1 and f"pid {pid}" in lines[0] and "Traceback" not in lines[0]
+
+
+def test_a_second_daemon_on_the_same_data_root_is_refused_naming_the_holder(daemon, tmp_path):
+    other_socket = tmp_path / "run" / "minictr.sock"
+    other_socket.parent.mkdir(mode=0o700)
+    result = _start_second(other_socket, daemon.data_root)
+    assert _refused_naming(result, daemon.process.pid), result.stderr
+    assert str(daemon.data_root) in result.stderr
+    assert not other_socket.exists()
+    assert daemon.ok("ps", "-a").startswith("CONTAINER ID")
+
+
+def test_a_second_daemon_on_the_same_socket_is_refused_and_the_first_keeps_it(daemon, tmp_path):
+    result = _start_second(daemon.socket, tmp_path / "data")
+    assert _refused_naming(result, daemon.process.pid), result.stderr
+    assert daemon.socket.exists()
+    assert daemon.ok("ps", "-a").startswith("CONTAINER ID")
+
+
+def _mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_a_data_root_left_readable_is_made_private_at_start(tmp_path):
+    top = tmp_path / "top"
+    top.mkdir()
+    os.chmod(top, 0o755)
+    data_root = top / "data"
+    data_root.mkdir(mode=0o755)
+    os.chmod(data_root, 0o755)  # whatever the umask
+    # As an older minictr left it: a WAL database and an engine id, every file 0644.
+    with sqlite3.connect(data_root / "minictr.db") as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE leftover (x)")
+    (data_root / "engine-id").write_text("0123456789abcdef0123456789abcdef")
+    for name in os.listdir(data_root):
+        os.chmod(data_root / name, 0o644)
+    d = Daemon(top)
+    try:
+        d.start()
+        d.ok("volume", "create", "private-vol")  # a write: the WAL is in use
+        assert _mode(data_root) == 0o700
+        for name in ("minictr.db", "minictr.db-wal", "minictr.db-shm", "engine-id", "minictrd.lock"):
+            assert _mode(data_root / name) == 0o600, name
+        assert _mode(d.socket.parent / "minictrd.pid") == 0o600
+    finally:
+        d.teardown()
+
+
+def test_the_lock_goes_with_the_daemon(tmp_path):
+    """A daemon killed with -9 does not keep the next one out: the kernel drops its locks."""
+    top = tmp_path / "top"
+    top.mkdir()
+    os.chmod(top, 0o755)
+    first = Daemon(top)
+    second = Daemon(top)
+    try:
+        first.start()
+        first.kill()
+        assert not alive(first.process.pid)
+        second.start()
+        assert second.ok("ps", "-a").startswith("CONTAINER ID")
+        assert (first.socket.parent / "minictrd.pid").read_text().strip() == str(second.process.pid)
+    finally:
+        first.teardown()
+        second.teardown()
+
+
+def test_a_new_data_root_is_private(daemon):
+    daemon.ok("volume", "create", "private-new")
+    try:
+        assert _mode(daemon.data_root) == 0o700
+        for name in ("minictr.db", "minictr.db-wal", "minictr.db-shm", "engine-id"):
+            assert _mode(daemon.data_root / name) == 0o600, name
+    finally:
+        daemon.ok("volume", "rm", "private-new")
