@@ -1,12 +1,27 @@
 """The data root: one daemon at a time, and private to its owner (issue 17, item 5)."""
 
 import os
+import shutil
 import sqlite3
 import stat
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
+
+import pytest
 
 from tests.integration.conftest import Daemon, alive
+
+
+@pytest.fixture
+def top():
+    """A directory for a daemon of the test's own, its path short (the rootless daemon's sockets live
+    under it)."""
+    path = Path(tempfile.mkdtemp(prefix="mct-dr-"))
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _start_second(socket, data_root):
@@ -24,8 +39,8 @@ def _refused_naming(result, pid):
     return result.returncode != 0 and len(lines) == 1 and f"pid {pid}" in lines[0] and "Traceback" not in lines[0]
 
 
-def test_a_second_daemon_on_the_same_data_root_is_refused_naming_the_holder(daemon, tmp_path):
-    other_socket = tmp_path / "run" / "minictr.sock"
+def test_a_second_daemon_on_the_same_data_root_is_refused_naming_the_holder(daemon, top):
+    other_socket = top / "run" / "minictr.sock"
     other_socket.parent.mkdir(mode=0o700)
     result = _start_second(other_socket, daemon.data_root)
     assert _refused_naming(result, daemon.process.pid), result.stderr
@@ -34,8 +49,8 @@ def test_a_second_daemon_on_the_same_data_root_is_refused_naming_the_holder(daem
     assert daemon.ok("ps", "-a").startswith("CONTAINER ID")
 
 
-def test_a_second_daemon_on_the_same_socket_is_refused_and_the_first_keeps_it(daemon, tmp_path):
-    result = _start_second(daemon.socket, tmp_path / "data")
+def test_a_second_daemon_on_the_same_socket_is_refused_and_the_first_keeps_it(daemon, top):
+    result = _start_second(daemon.socket, top / "data")
     assert _refused_naming(result, daemon.process.pid), result.stderr
     assert daemon.socket.exists()
     assert daemon.ok("ps", "-a").startswith("CONTAINER ID")
@@ -45,10 +60,7 @@ def _mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-def test_a_data_root_left_readable_is_made_private_at_start(tmp_path):
-    top = tmp_path / "top"
-    top.mkdir()
-    os.chmod(top, 0o755)
+def test_a_data_root_left_readable_is_made_private_at_start(top):
     data_root = top / "data"
     data_root.mkdir(mode=0o755)
     os.chmod(data_root, 0o755)  # whatever the umask
@@ -71,11 +83,8 @@ def test_a_data_root_left_readable_is_made_private_at_start(tmp_path):
         d.teardown()
 
 
-def test_the_lock_goes_with_the_daemon(tmp_path):
+def test_the_lock_goes_with_the_daemon(top):
     """A daemon killed with -9 does not keep the next one out: the kernel drops its locks."""
-    top = tmp_path / "top"
-    top.mkdir()
-    os.chmod(top, 0o755)
     first = Daemon(top)
     second = Daemon(top)
     try:
