@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Daemon, alive
+from tests.integration.conftest import Daemon, alive, wait_until
 
 
 @pytest.fixture
@@ -107,3 +108,34 @@ def test_a_new_data_root_is_private(daemon):
             assert _mode(daemon.data_root / name) == 0o600, name
     finally:
         daemon.ok("volume", "rm", "private-new")
+
+
+def _daemons_on(data_root):
+    """The pids of the daemons (their outer process, when rootless) started on `data_root` by the CLI."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if (b"minictr.daemon" in argv and b"--inner" not in argv and alive(int(entry))
+                and f"MINICTR_DATA_ROOT={data_root}".encode() in environ):
+            pids.append(int(entry))
+    return pids
+
+
+def test_commands_racing_to_start_the_daemon_all_work_with_one_daemon(top):
+    env = dict(os.environ, MINICTR_RUNTIME_DIR=str(top / "run"), MINICTR_DATA_ROOT=str(top / "data"))
+    env.pop("MINICTR_HOST", None)
+    commands = [subprocess.Popen([sys.executable, "-m", "minictr", "ps"], env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    try:
+        results = [(c.wait(60), *c.communicate()) for c in commands]
+        for status, out, err in results:
+            assert status == 0 and out.startswith("CONTAINER ID"), err
+        assert _daemons_on(top / "data") == [int((top / "run" / "minictrd.pid").read_text())]
+    finally:
+        for pid in _daemons_on(top / "data"):
+            os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: not _daemons_on(top / "data"), what="the daemons to stop")

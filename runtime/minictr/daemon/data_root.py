@@ -13,7 +13,7 @@ root is 0700 and those files 0600, also when an older minictr (or an admin) made
 import fcntl
 import os
 
-from minictr.hostinfo import CannotStart
+from minictr.errors import Conflict
 
 LOCK_NAME = "minictrd.lock"
 PID_NAME = "minictrd.pid"
@@ -23,17 +23,17 @@ STATE_FILES = ("engine-id",)
 
 
 def claim(path, what):
-    """Hold an exclusive lock on `path` for this process's life and write our pid in it; another
-    holder is a CannotStart naming its pid. Returns the open fd (close-on-exec: a container's
-    monitor must never inherit it, or the lock would outlive the daemon)."""
+    """Hold an exclusive lock on `path` for this process's life and write our pid in it. Returns the
+    open fd (close-on-exec: a container's monitor must never inherit it, or the lock would outlive
+    the daemon). Another holder is a Conflict naming its pid."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = _read_pid(fd)
         os.close(fd)
-        raise CannotStart(f"{what} is in use by another minictrd (pid {holder or 'unknown'}): "
-                          f"stop it first, or give this one another --data-root and -H") from None
+        raise Conflict(f"{what} is in use by another minictrd (pid {holder or 'unknown'}): "
+                       f"stop it first, or give this one another --data-root and -H") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     os.fchmod(fd, 0o600)
@@ -47,11 +47,13 @@ def _read_pid(fd):
 
 
 def claim_data_root(data_root, run_dir):
-    """Lock the data root and the socket's directory for this daemon; returns the fds to keep open."""
-    fds = [claim(os.path.join(data_root, LOCK_NAME), f"the data root {data_root}")]
+    """Lock the socket's directory and the data root for this daemon; returns the fds to keep open.
+    The pid file first: two commands that both auto-start a daemon race there, and the one whose
+    daemon lost finds the winner's lock on it (cli/context.py)."""
+    fds = [claim(os.path.join(run_dir, PID_NAME), f"the socket directory {run_dir}")]
     try:
-        fds.append(claim(os.path.join(run_dir, PID_NAME), f"the socket directory {run_dir}"))
-    except CannotStart:
+        fds.append(claim(os.path.join(data_root, LOCK_NAME), f"the data root {data_root}"))
+    except Conflict:
         os.close(fds[0])
         raise
     return fds
