@@ -132,3 +132,14 @@ def test_a_body_too_large_is_a_413_without_being_read(daemon, nothing_stored):
         answer = _answer(sock)
     assert answer.startswith(b"HTTP/1.1 413 "), answer
 
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("POST", "/images/create?fromImage=UPPER/case&tag=latest", b""),
+    ("POST", "/containers/create", {"Image": "UPPER/case"}),
+    ("POST", "/images/create?fromImage=Ns/app&tag=1", b""),
+])
+def test_an_uppercase_reference_is_a_400_without_any_lookup(daemon, nothing_stored, method, path, body):
+    # MINICTR_REGISTRY_LOOPBACK_ONLY (conftest) turns a registry lookup into another answer.
+    status, answer = request(daemon, method, path, body)
+    assert status == 400 and "invalid reference format: repository name must be lowercase" in answer["message"], answer
