@@ -149,13 +149,14 @@ def _content_length(headers):
 
 def _check_depth(value):
     """Refuse a value nested deeper than MAX_JSON_DEPTH (walked level by level, without recursion)."""
-    level = [value]
-    for _ in range(MAX_JSON_DEPTH + 1):
-        level = [child for item in level if isinstance(item, (list, dict))
-                 for child in (item.values() if isinstance(item, dict) else item)]
+    level = [value] if isinstance(value, (list, dict)) else []
+    for _ in range(MAX_JSON_DEPTH):
         if not level:
             return
-    raise _too_deep()
+        level = [child for item in level for child in (item.values() if isinstance(item, dict) else item)
+                 if isinstance(child, (list, dict))]
+    if level:
+        raise _too_deep()
 
 
 def _too_deep():
