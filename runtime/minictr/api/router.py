@@ -5,6 +5,7 @@ import re
 from urllib.parse import parse_qs, unquote
 
 from minictr.errors import InvalidArgument
+from minictr.spec.schema import decode
 
 _ROUTES = []
 _VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(?=/)")
@@ -126,11 +127,7 @@ class Request:
         except ValueError as e:
             raise InvalidArgument(f"invalid JSON body: {e}") from None
         _check_depth(body)
-        if struct is None:
-            return body
-        from minictr.spec.schema import decode
-
-        return decode(body, struct)
+        return body if struct is None else decode(body, struct)
 
 
 # No Engine API body that is JSON comes near these (a create body with every field set is a
