@@ -18,6 +18,10 @@ def is_disk_full(error):
     return isinstance(error, OSError) and error.errno == errno.ENOSPC
 
 
+# The database and the files SQLite keeps beside it: a committed transaction may sit in the WAL.
+FILE_SUFFIXES = ("", "-wal", "-shm")
+
+
 class Database:
     """One connection shared by the daemon's threads, serialised by a lock.
 
@@ -29,6 +33,7 @@ class Database:
     def __init__(self, path, schemas=()):
         self.path = str(path)
         self._reserve = self.path + ".reserve"
+        _make_private(self.path)
         self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
@@ -82,6 +87,18 @@ class Database:
     def close(self):
         with self._lock:
             self._conn.close()
+
+
+def _make_private(path):
+    """The database and its WAL 0600 before SQLite opens them: they hold containers' environments
+    (passwords, tokens). SQLite creates -wal and -shm with the database's mode; ones an older run
+    left wider are narrowed too."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    for suffix in FILE_SUFFIXES:
+        try:
+            os.chmod(path + suffix, 0o600)
+        except FileNotFoundError:
+            pass
 
 
 class _Cursor:

@@ -28,7 +28,6 @@ HEX = "a" * 64
     ("localhost", "docker.io/library/localhost:latest", "localhost:latest"),
     ("127.0.0.1:5000/ns/x", "127.0.0.1:5000/ns/x:latest", "127.0.0.1:5000/ns/x:latest"),
     (f"127.0.0.1:5000/x@sha256:{HEX}", f"127.0.0.1:5000/x@sha256:{HEX}", f"127.0.0.1:5000/x@sha256:{HEX}"),
-    ("UPPER/case", "UPPER/case:latest", "UPPER/case:latest"),  # Docker: an uppercase first part is a registry
 ])
 def test_references_normalize_as_docker_does(text, full, familiar):
     ref = parse(text)
@@ -68,6 +67,8 @@ def test_parts_of_a_reference():
     ("x" * 256, "255 characters"),
     ("-host.io/x", "invalid registry"),
     ("UPPER/Case", "must be lowercase"),
+    ("UPPER/case", "must be lowercase"),  # not a registry host to look up (issue 17), as in Docker 20.10
+    ("Ns/app:1", "must be lowercase"),
     ("host:port/x", "invalid registry"),
     ("name!", "invalid"),
     ("x@", "invalid digest"),

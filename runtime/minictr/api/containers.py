@@ -10,7 +10,11 @@ from minictr.spec.signals import parse_signal
 
 @route("POST", "/containers/create")
 async def create_container(req):
-    body = await req.json()
+    from minictr.spec.ports import wanted_bindings
+
+    body = await req.json("ContainerConfig")
+    # A host port is checked here, as Docker's create does, not first when the container starts.
+    wanted_bindings(body.get("HostConfig") or {}, None)
     containers = req.services.containers
     container_id, warnings = await containers.create(body, req.arg("name"))
     return JSONResponse({"Id": container_id, "Warnings": warnings}, 201)
@@ -173,10 +177,9 @@ async def commit_container(req):
     reference = (f"{repo}:{tag}" if tag else repo) if repo else None
     if tag and not repo:
         raise InvalidArgument("tag requires a repository")
-    overrides = await req.json()
+    overrides = await req.json("ContainerConfig")
     image_id = await req.services.containers.commit(
-        container, reference=reference, changes=req.query.get("changes", []),
-        overrides=overrides if isinstance(overrides, dict) else None,
+        container, reference=reference, changes=req.query.get("changes", []), overrides=overrides or None,
         message=req.arg("comment") or "", author=req.arg("author") or "", pause=req.flag("pause", True))
     target = req.services.containers.get(container)
     req.services.events.emit("container", "commit", target.id,

@@ -4,6 +4,9 @@ import json
 import re
 from urllib.parse import parse_qs, unquote
 
+from minictr.errors import InvalidArgument
+from minictr.spec.schema import decode
+
 _ROUTES = []
 _VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(?=/)")
 
@@ -98,19 +101,73 @@ class Request:
     def body_chunks(self):
         return self._body_reader()
 
-    async def body(self):
-        return b"".join([chunk async for chunk in self._body_reader()])
+    async def body(self, limit=None):
+        """The whole body; beyond `limit` bytes (announced or sent) a 413, before reading the rest."""
+        if limit is not None and _content_length(self.headers) > limit:
+            raise BodyTooLarge(limit)
+        chunks, size = [], 0
+        async for chunk in self._body_reader():
+            size += len(chunk)
+            if limit is not None and size > limit:
+                raise BodyTooLarge(limit)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
-    async def json(self):
-        from minictr.errors import InvalidArgument
-
-        data = await self.body()
+    async def json(self, struct=None):
+        """The body as JSON, at most MAX_JSON_BODY bytes and MAX_JSON_DEPTH levels deep; with
+        `struct`, decoded as Docker decodes that Engine API type (spec/schema.py): a wrong type
+        is a 400 naming the field."""
+        data = await self.body(MAX_JSON_BODY)
         if not data:
             return {}
         try:
-            return json.loads(data)
+            body = json.loads(data)
+        except RecursionError:  # deeper than the parser goes
+            raise _too_deep() from None
         except ValueError as e:
             raise InvalidArgument(f"invalid JSON body: {e}") from None
+        _check_depth(body)
+        return body if struct is None else decode(body, struct)
+
+
+# No Engine API body that is JSON comes near these (a create body with every field set is a
+# few KB, its deepest field six levels down); the bounds keep a hostile one from costing the
+# daemon its memory or its stack.
+MAX_JSON_BODY = 4 * 1024 * 1024
+MAX_JSON_DEPTH = 64
+
+
+def _content_length(headers):
+    try:
+        return int(headers.get("content-length") or 0)
+    except ValueError:
+        return 0
+
+
+def _check_depth(value):
+    """Refuse a value nested deeper than MAX_JSON_DEPTH (walked level by level, without recursion)."""
+    level = [value] if isinstance(value, (list, dict)) else []
+    for _ in range(MAX_JSON_DEPTH):
+        if not level:
+            return
+        level = [child for item in level for child in (item.values() if isinstance(item, dict) else item)
+                 if isinstance(child, (list, dict))]
+    if level:
+        raise _too_deep()
+
+
+def _too_deep():
+    return InvalidArgument(f"invalid JSON body: nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+class BodyTooLarge(InvalidArgument):
+    """A 413: a body larger than the endpoint takes. The server closes the connection after it
+    rather than read the rest."""
+
+    status = 413
+
+    def __init__(self, limit):
+        super().__init__(f"request body too large: more than {limit} bytes")
 
 
 class JSONResponse:

@@ -126,6 +126,9 @@ class Connection:
         if response.content_type:
             headers.append(("Content-Type", response.content_type))
         headers += getattr(response, "headers", [])  # e.g. X-Docker-Container-Path-Stat
+        if response.status == 413:
+            # The rest of a body too large is not read: closing is the only way to skip it.
+            headers.append(("Connection", "close"))
         if isinstance(response, router.StreamResponse):
             try:
                 await self.send(h11.Response(status_code=response.status, headers=headers))

@@ -38,6 +38,6 @@ async def container_stats(req):
 
 @route("POST", "/containers/{id}/update")
 async def update_container(req):
-    body = await req.json()
-    warnings = await req.services.containers.update(req.params["id"], body or {})
+    body = await req.json("UpdateConfig")
+    warnings = await req.services.containers.update(req.params["id"], body)
     return JSONResponse({"Warnings": warnings})

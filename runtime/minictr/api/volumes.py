@@ -3,7 +3,6 @@
 import asyncio
 
 from minictr.api.router import EmptyResponse, JSONResponse, route
-from minictr.errors import InvalidArgument
 
 
 def _filters(req):
@@ -20,10 +19,7 @@ async def list_volumes(req):
 
 @route("POST", "/volumes/create")
 async def create_volume(req):
-    body = await req.json()
-    for key in ("Labels", "DriverOpts"):
-        if body.get(key) is not None and not isinstance(body[key], dict):
-            raise InvalidArgument(f"{key} must be an object")
+    body = await req.json("VolumeCreateRequest")
     # No name: a random one, labelled anonymous as Docker's (so `volume prune` without -a takes it).
     volume = req.services.volumes.create(body.get("Name") or None, body.get("Driver") or "local",
                                          body.get("Labels"), body.get("DriverOpts"), anonymous=not body.get("Name"))

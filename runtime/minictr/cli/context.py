@@ -95,10 +95,24 @@ def _start_daemon(socket_path):
     while time.monotonic() < deadline:
         if _answers(socket_path):
             return
-        if process.poll() is not None:
+        if process.poll() is not None and not _pid_file_locked(run_dir):
             raise DaemonUnavailable(f"cannot start the daemon: {_last_line(log_path)}")
         time.sleep(0.02)
     raise DaemonUnavailable(f"the daemon did not answer within {_START_TIMEOUT:.0f}s (see {log_path})")
+
+
+def _pid_file_locked(run_dir):
+    """Whether a daemon holds the lock on the pid file: when two commands found no daemon and both
+    started one, the one whose daemon lost waits for the winner's socket. Read from /proc/locks, as
+    trying the lock would itself keep a starting daemon out."""
+    try:
+        st = os.stat(os.path.join(run_dir, "minictrd.pid"))
+        with open("/proc/locks") as f:
+            locks = f.read()
+    except OSError:
+        return False
+    inode = f" {os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino} "
+    return any(line.split()[1:2] == ["FLOCK"] and inode in line for line in locks.splitlines())
 
 
 def _last_line(path):

@@ -8,6 +8,7 @@ import signal
 import sys
 
 from minictr.daemon.config import UNAVAILABLE_LIMITS, ConfigError, build as build_config
+from minictr.daemon.data_root import claim_data_root, make_private
 from minictr.daemon.preflight import check_writable_dir
 from minictr.errors import MinictrError
 from minictr.hostinfo import CannotStart
@@ -67,11 +68,6 @@ def _reconcile_networks(services):
         log.warning("the networks are reconciled at the next start: no space left on device: %s", services.db.path)
 
 
-def _write_pidfile(path):
-    """The pid to signal to stop this daemon (the outer wrapper's, when rootless)."""
-    with open(path, "w") as f:
-        f.write(f"{os.getpid()}\n")
-
 
 def _die_with_wrapper(wrapper_pid):
     """The rootless daemon proper ends when its wrapper in the host's namespaces is killed.
@@ -129,9 +125,12 @@ def _run(config):
     check_writable_dir(config.run_dir, "runtime directory")
     check_writable_dir(config.data_root, "data root")
     if config.inner:
-        _die_with_wrapper(config.wrapper_pid)
+        _die_with_wrapper(config.wrapper_pid)  # its wrapper holds the locks for it
     else:
-        _write_pidfile(os.path.join(config.run_dir, "minictrd.pid"))
+        # The locks' fds stay open, and so held, until this process ends. The pid file names the
+        # pid to signal to stop this daemon (the wrapper's, when rootless).
+        claim_data_root(config.data_root, config.run_dir)
+        make_private(config.data_root)
         if os.geteuid() != 0:
             from minictr.daemon.rootless import run_in_namespaces
 

@@ -55,7 +55,7 @@ class Services:
 def _daemon_id(data_root):
     path = os.path.join(data_root, "engine-id")
     if not os.path.exists(path):
-        with open(path, "w") as f:
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             f.write(secrets.token_hex(16))
     with open(path) as f:
         return f.read().strip()

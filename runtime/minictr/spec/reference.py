@@ -1,9 +1,11 @@
 """Image references parsed as Docker's distribution/reference does.
 
 `alpine` is `docker.io/library/alpine:latest`; `host:5000/ns/name:tag` names a
-registry by its first component when that component has a `.` or a `:`, is
-`localhost`, or has an uppercase letter (which then fails the lowercase rule
-of the path); `name@sha256:<64 hex>` pins a digest.
+registry by its first component when that component has a `.` or a `:`, or is
+`localhost`; `name@sha256:<64 hex>` pins a digest. An uppercase letter in any
+other component fails the lowercase rule of the path, first component included
+(`UPPER/case`), as Docker 20.10's reference parser has it: Docker 24's takes
+`UPPER` for a registry host and looks it up, which no registry needs.
 
 The normalized full form (`docker.io/library/alpine:latest`) is what the store
 keeps; the familiar form (`alpine:latest`, `localhost:5000/x:1`) is what users see.
@@ -126,13 +128,9 @@ def _split_tag(text: str) -> tuple[str, str | None]:
 
 def _split_domain(name: str) -> tuple[str, str]:
     first, slash, rest = name.partition("/")
-    # Docker's rule: the first component is a registry when it looks like a
-    # host (has `.` or `:`), is `localhost`, or is not all lowercase (which a
-    # path component must be, so `Foo/bar` fails below as a registry-less path
-    # would not).
-    if not slash or (
-        not any(c in first for c in ".:") and first != "localhost" and first.lower() == first
-    ):
+    # The first component is a registry when it looks like a host: it has a `.` or a `:`, or is
+    # `localhost`. Anything else is a path component, which must be lowercase (checked below).
+    if not slash or (not any(c in first for c in ".:") and first != "localhost"):
         domain, path = DEFAULT_DOMAIN, name
     else:
         domain, path = first, rest
