@@ -158,7 +158,7 @@ def test_the_api_takes_devices_and_rules_and_inspect_shows_them(daemon, image):
     finally:
         daemon.ok("rm", "-f", created)
     bad = dict(body, HostConfig={"Devices": [{"PathOnHost": 5}]})
-    with pytest.raises(InvalidArgument, match="Devices"):
+    with pytest.raises(InvalidArgument, match="DeviceMapping.PathOnHost"):
         client.post("/containers/create", None, bad)
     assert daemon.ok("ps", "-a", "-q") == ""
 

@@ -141,7 +141,9 @@ def find_monitors(run_dir):
     for entry in os.listdir("/proc"):
         if entry.isdigit() and _is_monitor(entry):
             config = _config_path(entry)
-            if config is not None and config.startswith(prefix):
+            # A container's monitor only: an exec's (RUN_DIR/ID16/e/EXEC/monitor.conf) names the
+            # container it joins too, and is not the one to watch.
+            if config is not None and config.startswith(prefix) and config[len(prefix):].count("/") == 1:
                 container_id = _container_id(config)
                 if container_id:
                     found[container_id] = LiveMonitor(container_id, int(entry), _first_child(entry))
