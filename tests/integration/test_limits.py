@@ -149,11 +149,13 @@ def test_a_container_that_was_not_oom_killed_says_so(daemon, image):
 
 @root_only
 def test_a_fork_bomb_stays_within_its_pids_limit_and_the_host_keeps_answering(daemon, running):
-    # PID 1 keeps re-seeding the bomb: a bomb whose forks all fail at once can die out, and then the
-    # limit would never be reached.
-    name = running("--pids-limit", "20", command=("sh", "-c", "b() { b | b & }; while :; do b; sleep 0.2; done"))
+    name = running("--pids-limit", "20")
     pids_max = _cgroup_file(daemon, name, "pids", "pids.max")
     assert pids_max.read_text().strip() == "20"
+    # The bomb runs in an exec, not as PID 1: a shell that cannot fork may exit, and PID 1's exit would
+    # end the container (and remove its groups) before the limit is read. The exec's shell keeps
+    # re-seeding the bomb: one whose forks all fail at once can die out before reaching the limit.
+    daemon.ok("exec", "-d", name, "sh", "-c", "b() { b | b & }; while :; do b; sleep 0.2; done")
     current = pids_max.with_name("pids.current")
     wait_until(lambda: int(current.read_text()) >= 15, what="the bomb to grow")
     time.sleep(1)
