@@ -1,7 +1,7 @@
 """The crash-point harness: kill -9 the daemon at many points of each container operation
 (create, start, stop, rm -f, commit, concurrent run -d), start it again, and check that what it
 lists matches the processes that exist, and that `rm -f` of everything leaves nothing behind
-(process, directory, cgroup, veth, mount). Root and rootless.
+(process, directory, cgroup, veth, mount, nftables rule). Root and rootless.
 
 The points are delays after the operation's CLI started, spread over 0..300 ms with a random
 jitter (the seed is printed with a failure, MINICTR_CRASH_SEED replays it)."""
@@ -154,7 +154,18 @@ def leftovers(daemon):
     inner = daemon_pid(daemon)
     found += [f"veth {name}" for name in links_of(inner) if name.startswith(veth_prefix(daemon))]
     found += [f"mount {line.split()[4]}" for line in mountinfo(inner) if str(daemon.data_root) in line.split()[4]]
+    found += [f"nftables rule `{rule}`" for rule in published_port_rules(daemon)]
     return found
+
+
+def published_port_rules(daemon):
+    """As root, the DNAT rules of published ports in the daemon's own nftables table (rootless, ports
+    are listened on by the wrapper and there is no rule in the host's namespace)."""
+    if ROOTLESS:
+        return []
+    listed = subprocess.run(["nft", "list", "table", "inet", f"minictr-{daemon.bridge}"],
+                            capture_output=True, text=True)
+    return [line.strip() for line in listed.stdout.splitlines() if "dnat ip to" in line]
 
 
 def cgroups_named(ids):
@@ -206,7 +217,8 @@ OPERATIONS = {
     # Some megabytes to commit: the commit holds the container frozen for a while.
     "commit": (lambda d: running(d, "sh", "-c", BIG_FILE.format(size=24000000)),
                lambda d, c: [cli(d, "commit", c, "crash-commit")]),
-    "run -d": (lambda d: None, lambda d, _: [cli(d, "run", "-d", IMAGE, "sleep", "300")
+    # Each with a published port: as root, a DNAT rule in the daemon's nftables table.
+    "run -d": (lambda d: None, lambda d, _: [cli(d, "run", "-d", "-p", "127.0.0.1::80", IMAGE, "sleep", "300")
                                              for _ in range(CONCURRENT_RUNS)]),
 }
 
