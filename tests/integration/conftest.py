@@ -171,6 +171,17 @@ class NetnsDaemon(Daemon):
         return ["ip", "netns", "exec", self.netns, *super()._argv()]
 
 
+class CgroupV2Daemon(Daemon):
+    """A root daemon that sees a pure cgroup v2 machine: it runs in a mount namespace of its own in
+    which this host's cgroup2 hierarchy (at /sys/fs/cgroup/unified here, beside the v1 controllers) is
+    mounted on /sys/fs/cgroup. Its containers get v2 groups, and so the v2 device controller (a BPF
+    program), on this hybrid host. The host's own mounts are untouched."""
+
+    def _argv(self):
+        return ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$@"', "sh", *super()._argv()]
+
+
 def in_netns(netns, function):
     """function() called in a thread of ours that joined /run/netns/NETNS (sockets it makes live there);
     returns its result. The calling thread, and so the test process, stays where it is."""

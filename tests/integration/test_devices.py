@@ -1,5 +1,7 @@
 """Host devices: Docker's default device allow-list, --device, --device-cgroup-rule and --privileged,
-checked from inside a container as root and rootless (issue 17, item 1).
+checked from inside a container as root and rootless (issue 17, item 1). As root every test runs
+twice: on this host's cgroup v1 device controller, and on cgroup v2 (a daemon that sees only the
+cgroup2 hierarchy, whose containers are confined by a BPF device program).
 
 Nothing here writes to a host device: the nodes a container makes for host devices (a loop device,
 /dev/mem) are only opened O_RDONLY (busybox `head -c 0` opens and reads nothing)."""
@@ -11,8 +13,47 @@ import pytest
 
 from minictr.errors import InvalidArgument
 
-from .conftest import ROOTLESS, inspect
+from .conftest import IMAGE, ROOTLESS, CgroupV2Daemon, inspect
 from .test_docker_cli import docker
+
+
+@pytest.fixture(scope="module", params=["rootless"] if ROOTLESS else ["cgroup v1", "cgroup v2"])
+def daemon(request, daemon, tmp_path_factory):
+    """The session's daemon, and as root also one on cgroup v2 (made for this module)."""
+    if request.param != "cgroup v2":
+        yield daemon
+        return
+    top = tmp_path_factory.mktemp("cgroup-v2-daemon")
+    os.chmod(top, 0o755)
+    v2 = CgroupV2Daemon(top)
+    v2.start()
+    try:
+        yield v2
+    finally:
+        v2.teardown()
+
+
+@pytest.fixture(scope="module")
+def image(daemon, busybox_tar):
+    daemon.ok("import", "--change", 'CMD ["sh"]', str(busybox_tar), IMAGE)
+    return IMAGE
+
+
+def test_the_container_is_in_the_device_controller_of_its_hierarchy(daemon, image):
+    # What makes the runs of this module mean something: seen from the host, the container's group is a
+    # v2 one on the cgroup v2 daemon (confined by its BPF program), a v1 devices one as root otherwise;
+    # rootless on v1, where nothing is delegated, it shares the daemon's group (the kernel refuses mknod).
+    created = daemon.ok("run", "-d", "--network", "none", image, "sleep", "30").strip()
+    try:
+        pid = inspect(daemon, created)["State"]["Pid"]
+        groups = dict(line.split(":", 2)[1:] for line in open(f"/proc/{pid}/cgroup").read().splitlines())
+        if ROOTLESS:
+            assert not groups["devices"].endswith(created), groups
+        else:
+            expected = "" if isinstance(daemon, CgroupV2Daemon) else "devices"
+            assert groups[expected] == f"/minictr/{created}", groups
+    finally:
+        daemon.ok("rm", "-f", created)
 
 # `open_ro PATH`: one line, "open PATH ok" or the shell's error (busybox: "…: Operation not permitted").
 OPEN_RO = "open_ro() { if head -c 0 \"$1\"; then echo \"open $1 ok\"; fi; }; "

@@ -125,12 +125,15 @@ def test_a_full_data_root_still_records_exits_kills_removals_and_restarts(full_d
     d.ok("run", "-d", "--name", "exits", IMAGE, "sh", "-c", 'trap "exit 7" USR1; while :; do sleep 0.1; done')
     d.ok("run", "-d", "--name", "floods", IMAGE, "yes", "a line the full disk cannot take")
     d.ok("run", "-d", "--name", "removed", IMAGE, "sleep", "1000")
+    d.ok("run", "-d", "--name", "stopped", IMAGE, "sleep", "1000")
     d.fill()
 
     d.ok("kill", "-s", "USR1", "exits")
     wait_until(lambda: ps_status(d, "exits").startswith("Exited (7)"), what="the exit to show in ps -a")
     d.ok("kill", "floods")
     wait_until(lambda: ps_status(d, "floods").startswith("Exited (137)"), what="the killed flood to show")
+    d.ok("stop", "-t", "1", "stopped", timeout=20)  # sleep as PID 1 ignores SIGTERM: killed after 1 s
+    assert ps_status(d, "stopped").startswith("Exited (137)")
     started = time.monotonic()
     d.ok("rm", "-f", "removed", timeout=20)
     assert time.monotonic() - started < 10
@@ -147,7 +150,8 @@ def test_a_full_data_root_still_records_exits_kills_removals_and_restarts(full_d
     assert ps_status(d, "exits").startswith("Exited (7)")
     assert ps_status(d, "floods").startswith("Exited (137)")
     assert ps_status(d, "keeps").startswith("Up")
-    assert sorted(d.ok("ps", "-a", "--format", "{{.Names}}").split()) == ["exits", "floods", "keeps"]
+    assert ps_status(d, "stopped").startswith("Exited (137)")
+    assert sorted(d.ok("ps", "-a", "--format", "{{.Names}}").split()) == ["exits", "floods", "keeps", "stopped"]
 
 
 def test_state_kept_only_in_memory_on_a_full_disk_reaches_the_database_once_space_returns(full_disk_daemon):
