@@ -70,3 +70,15 @@ def test_cli_local_times_use_the_local_zone(monkeypatch):
 def test_cli_bad_times_are_one_clear_error(bad):
     with pytest.raises(InvalidArgument, match="failed to parse value as time or duration"):
         parse_timestamp(bad, 0)
+
+
+def test_until_filter_takes_one_value_as_the_docker_cli_sends_since_and_until():
+    from minictr.spec.times import until_filter
+
+    assert until_filter(None, 1_700_000_000) is None
+    assert until_filter(["10m"], 1_700_000_000) == 1_699_999_400.0
+    assert until_filter(["2023-11-14T22:13:20Z"], 0) == 1_700_000_000.0
+    with pytest.raises(InvalidArgument, match="more than one until filter specified"):
+        until_filter(["1h", "2h"], 0)
+    with pytest.raises(InvalidArgument, match="failed to parse value as time or duration"):
+        until_filter(["yesterday"], 0)

@@ -8,6 +8,7 @@ import time
 
 from minictr.api.router import EmptyResponse, JSONResponse, route
 from minictr.errors import InvalidArgument
+from minictr.spec.times import until_filter
 
 _PRUNE_FILTERS = {"until", "label", "label!"}
 
@@ -73,17 +74,6 @@ async def create_network(req):
     return JSONResponse({"Id": network.id, "Warning": ""}, 201)
 
 
-def _until(values):
-    """The newest creation time (unix seconds) a prune's `until` filter allows, or None."""
-    from minictr.spec.times import parse_timestamp
-
-    if not values:
-        return None
-    if len(values) > 1:
-        raise InvalidArgument("more than one until filter specified")
-    return float(parse_timestamp(values[0], time.time()))
-
-
 @route("POST", "/networks/prune")
 async def prune_networks(req):
     from minictr.spec.filters import labels_match
@@ -94,7 +84,7 @@ async def prune_networks(req):
     unknown = set(filters) - _PRUNE_FILTERS
     if unknown:
         raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
-    until = _until(filters.get("until"))
+    until = until_filter(filters.get("until"), time.time())
     service = req.services.networks
 
     def prune():

@@ -5,9 +5,8 @@ import time
 
 from minictr.errors import InvalidArgument
 from minictr.images.store import _unix_time
+from minictr.spec.times import until_filter
 
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 PRUNE_FILTERS = {"dangling", "until", "label", "label!"}
 
 
@@ -50,7 +49,7 @@ def list_images(store, filters: dict) -> list[dict]:
     if unknown:
         raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
     dangling = _dangling(filters["dangling"]) if filters.get("dangling") else None
-    until = _until(filters.get("until"))
+    until = until_filter(filters.get("until"), time.time())
     before = min((_created(store, ref) for ref in filters.get("before", [])), default=None)
     since = max((_created(store, ref) for ref in filters.get("since", [])), default=None)
     patterns = [_path_pattern(p) for p in filters.get("reference", [])]
@@ -120,7 +119,7 @@ def prune(store, filters: dict, in_use) -> dict:
     if unknown:
         raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
     dangling_only = _dangling(filters.get("dangling"))
-    until = _until(filters.get("until"))
+    until = until_filter(filters.get("until"), time.time())
     layer_sizes = {row["diff_id"]: row["size"] for row in store.db.query("SELECT diff_id, size FROM layers")}
     deleted, reclaimed = [], 0
     for summary in store.list_images():
@@ -150,23 +149,6 @@ def _dangling(values) -> bool:
     if value in ("false", "0"):
         return False
     raise InvalidArgument(f"invalid filter 'dangling={values[-1]}'")
-
-
-def _until(values) -> float | None:
-    """Docker's `until`: a Go duration before now, a Unix timestamp, or an RFC 3339 date."""
-    if not values:
-        return None
-    text = values[-1]
-    if text and _DURATION.sub("", text) == "":
-        return time.time() - sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION.findall(text))
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    seconds = _unix_time(text if text.endswith("Z") or "+" in text[10:] else text + "Z")
-    if seconds == 0 and not text.startswith("1970"):
-        raise InvalidArgument(f'failed to parse value as time or duration: "{text}"')
-    return seconds
 
 
 def _labels_pass(filters: dict, labels: dict) -> bool:

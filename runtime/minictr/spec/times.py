@@ -77,6 +77,16 @@ def parse_timestamp(value, now):
     return value
 
 
+def until_filter(values, now):
+    """The newest time (unix seconds) a prune's or a list's `until` filter lets through, or None
+    without one: a --since/--until value, one only (Docker's getUntilFromPruneFilters)."""
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidArgument("more than one until filter specified")
+    return float(parse_timestamp(values[0], now))
+
+
 def _go_duration(value):
     """Seconds of a Go duration (`1h30m`, `-10s`), or None if VALUE is not one."""
     import re
