@@ -98,7 +98,9 @@ async def _despite_full_disk(container, what, release, *args):
 
 
 def _entries(directory):
+    """The names of the directories in DIRECTORY: a container's own are directories; the files
+    beside them (the store's unsaved.json in the runtime directory) are not the sweep's."""
     try:
-        return os.listdir(directory)
+        return [entry.name for entry in os.scandir(directory) if entry.is_dir(follow_symlinks=False)]
     except FileNotFoundError:
         return []
