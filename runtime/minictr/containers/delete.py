@@ -53,7 +53,8 @@ class Deleter:
         """At load: a daemon died while removing this container; finish the job."""
         self.remove_files(container)
         self.store.delete(container)
-        self.networks.container_removed(container.id)
+        # At a start on a full disk too: the daemon must come up (daemon/__init__.py).
+        _release_despite_full_disk(container, "network leases", self.networks.container_removed, container.id)
 
     def sweep(self, known_ids):
         """At load: the directories of containers that have no record (a daemon killed during a
@@ -87,10 +88,15 @@ class Deleter:
 
 
 async def _despite_full_disk(container, what, release, *args):
-    """RELEASE(*ARGS) in a thread; a removal goes on when a full disk refuses it: what it would
-    have freed in the database (WHAT) is freed by the next daemon's start."""
+    """_release_despite_full_disk in a thread."""
+    await asyncio.to_thread(_release_despite_full_disk, container, what, release, *args)
+
+
+def _release_despite_full_disk(container, what, release, *args):
+    """RELEASE(*ARGS); a removal goes on when a full disk refuses it: what it would have freed in
+    the database (WHAT) is freed by the next daemon's start."""
     try:
-        await asyncio.to_thread(release, *args)
+        release(*args)
     except Exception as e:
         if not is_disk_full(e):
             raise
