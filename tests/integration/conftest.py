@@ -213,14 +213,19 @@ def in_netns(netns, function):
 @pytest.fixture(scope="session", autouse=True)
 def _sweep_bridges():
     """As root, the default bridges of the suite's daemons live in the host's namespace and outlast them
-    (as docker0 outlasts dockerd); tests that stop and restart daemons of their own leave them to this."""
+    (as docker0 outlasts dockerd); tests that stop and restart daemons of their own leave them to this,
+    and a daemon killed for good leaves its nftables table and its jump from iptables' filter FORWARD."""
     yield
     if ROOTLESS:
         return
+    from minictr.networks import filter_forward, outbound
+
+    chains = outbound.list_chains("nft") or []
     for bridge in _BRIDGES_HANDED_OUT:
         if subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode == 0:
             subprocess.run(["ip", "link", "del", bridge], capture_output=True)
         subprocess.run(["nft", "delete", "table", "inet", f"minictr-{bridge}"], capture_output=True)
+        filter_forward.sync(filter_forward.chain_name(f"minictr-{bridge}"), {}, chains)
 
 
 @pytest.fixture(scope="session")
