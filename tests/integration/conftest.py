@@ -160,8 +160,8 @@ class Daemon:
 
 
 class NetnsDaemon(Daemon):
-    """A root daemon whose network namespace is `netns` (made by the test): away from the host's
-    firewall (Docker's iptables FORWARD chain, policy drop, which minictr must not edit)."""
+    """A root daemon whose network namespace is `netns` (made by the test): its firewall is the one the
+    test sets up there (none, or Docker's rules in test_docker_forward.py), never the machine's."""
 
     def __init__(self, top, netns):
         super().__init__(top)

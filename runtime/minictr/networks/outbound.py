@@ -9,7 +9,7 @@ for the default bridge minictr0, `inet minictr-<default bridge>` otherwise, so t
 namespace (the integration tests) never overwrite each other's rules. The whole table is rewritten in
 one nft transaction from the bridges known to Outbound, so a half-applied set of rules cannot exist and
 nothing of another bridge survives its removal. With no bridge left the table is deleted. Nothing
-outside this daemon's own table is ever touched.
+outside this daemon's own table is touched, but for the jump from iptables' filter FORWARD below.
 
 For each bridge, first: iifname BRIDGE oifname { every other bridge of this daemon } drop (networks
 are isolated from each other, as Docker's DOCKER-ISOLATION chains do). Then
