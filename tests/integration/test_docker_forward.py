@@ -12,10 +12,12 @@ its containers' traffic leaves through slirp4netns's sockets in the host's names
 FORWARD chain never sees it.
 """
 
+import contextlib
 import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
@@ -23,9 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import IMAGE, REPO, ROOTLESS, NetnsDaemon, wait_until
+from .conftest import IMAGE, REPO, ROOTLESS, Daemon, NetnsDaemon, wait_until
 
 REMOTE_HOST = REPO / "tests" / "integration" / "remote-host"
+TEST_USER = "minictr-test"  # scripts/test's unprivileged user, with subordinate ids
 HTTPD = "mkdir -p /www && echo served-by-$(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"
 
 # Docker 28's filter table (iptables-save of a host running it, docker0 only), for both families.
@@ -225,6 +228,86 @@ def test_without_the_jump_dockers_drop_wins_and_a_killed_daemon_puts_back_one(do
     result = wait_until(lambda: _http(d, f"{server}:8080", "--network", network).stdout.strip() or None,
                         what="an answer once the daemon is back")
     assert result.startswith("served-by-")
+
+
+class RootlessNetnsDaemon(Daemon):
+    """A rootless daemon of TEST_USER whose wrapper runs in `netns`: there, that namespace is its host (its
+    slirp4netns, its published ports). Runs a copy of the code in `top`, which the user owns."""
+
+    def __init__(self, top, netns):
+        super().__init__(top)
+        self.host_netns = netns
+
+    def _argv(self):
+        env = ["PATH=/usr/local/bin:/usr/bin:/bin", f"HOME={self.top}", f"XDG_RUNTIME_DIR={self.top}",
+               f"PYTHONPATH={self.top / 'runtime'}", "MINICTR_REGISTRY_LOOPBACK_ONLY=1",
+               f"MINICTR_DNS_FORWARD={os.environ['MINICTR_DNS_FORWARD']}", f"MINICTR_DEFAULT_BRIDGE={self.bridge}"]
+        return ["ip", "netns", "exec", self.host_netns, "runuser", "-u", TEST_USER, "--", "env", "-i", *env,
+                *super()._argv()]
+
+    def in_own_netns(self, *argv):
+        holder = (self.socket.parent / "ns.pid").read_text().split()[0]
+        return _sh("nsenter", "-t", holder, "-n", *argv, check=False)
+
+    def teardown(self):
+        helpers = [self.socket.parent / name for name in ("ns.pid", "slirp.pid")]
+        pids = [int(f.read_text().split()[0]) for f in helpers if f.exists()]
+        if self.process and self.process.poll() is None:
+            for container_id in self.cli("ps", "-a", "-q", "--no-trunc").stdout.split():
+                self.cli("rm", "-f", container_id)
+        self.stop()
+        # Stopped with no container, it stops its namespaces' holder and slirp4netns; if it could not, we do.
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+
+@root_only
+def test_a_rootless_daemon_on_this_host_needs_no_jump(docker_host, busybox_tar):
+    """Rootless traffic never crosses the host's FORWARD chain: between containers it stays in the daemon's
+    own namespace (no filter table there), and out it goes through slirp4netns's sockets on the host."""
+    top = Path(tempfile.mkdtemp(prefix="minictr-rootless-fwd-"))
+    d = RootlessNetnsDaemon(top, docker_host.netns)
+    try:
+        shutil.copytree(REPO / "runtime", top / "runtime", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(busybox_tar, top / "busybox.tar")
+        (top / "run").mkdir(mode=0o700)
+        _sh("chown", "-R", f"{TEST_USER}:", top)
+        before = docker_host.rules()
+        d.start()
+        # Rootless indeed: its own namespace, whose only way out is slirp4netns's tap0.
+        assert "dev tap0" in d.in_own_netns("ip", "route", "show", "default").stdout
+        d.ok("import", "--change", 'CMD ["sh"]', str(top / "busybox.tar"), IMAGE)
+        network = f"fwd-rl-{uuid.uuid4().hex[:6]}"
+        d.ok("network", "create", network)
+        d.ok("run", "-d", "--name", "fwd-rl-srv", "--network", network, IMAGE, "sh", "-c", HTTPD)
+        result = wait_until(lambda: _http(d, "fwd-rl-srv:8080", "--network", network).stdout.strip() or None,
+                            what="an answer from the other rootless container")
+        assert result.startswith("served-by-")
+        outside = _http(d, docker_host.remote)
+        assert outside.stdout.strip().startswith("remote "), f"{outside.stderr}\n{d.log_tail()}"
+        assert docker_host.rules() == before, "the rootless daemon changed the host's rules"
+        assert "filter" not in d.in_own_netns("nft", "list", "tables").stdout
+        for names in ("ip_tables_names", "ip6_tables_names"):
+            assert "filter" not in d.in_own_netns("cat", f"/proc/net/{names}").stdout
+    finally:
+        d.teardown()
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@rootless_only
+def test_the_rootless_daemons_namespace_has_no_filter_table_to_open(net_daemon):
+    """Rootless: the daemon's network namespace has no iptables filter table, so no jump is added there;
+    the host's FORWARD chain (Docker's policy DROP) never sees the containers' traffic (slirp4netns)."""
+    holder = (net_daemon.socket.parent / "ns.pid").read_text().split()[0]
+    nft = shutil.which("nft") or "/usr/sbin/nft"  # rootless runs get a PATH without /usr/sbin
+    tables = _sh("nsenter", "--preserve-credentials", "-U", "-n", "-t", holder, nft, "list", "tables", check=False)
+    assert tables.returncode == 0, tables.stderr
+    assert "inet minictr" in tables.stdout and " filter" not in tables.stdout, tables.stdout
+    for names in ("ip_tables_names", "ip6_tables_names"):
+        listed = _sh("nsenter", "--preserve-credentials", "-U", "-n", "-t", holder, "cat", f"/proc/net/{names}",
+                     check=False)
+        assert "filter" not in listed.stdout
 
 
 @root_only
