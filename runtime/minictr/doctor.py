@@ -316,13 +316,17 @@ def forward_policy(root, proc="/proc", search_path=None):
     others = [chain for chain in chains if chain not in IPTABLES_FORWARD]
     if not others:
         if opened:
-            return Result(check, OK, f"{', '.join(opened)} has policy drop (Docker's): the daemon lets its bridges "
+            return Result(check, OK, f"{_have(opened)} policy drop (Docker's): the daemon lets its bridges "
                                      f"through with a jump to its own chain ({CHAIN})")
         return Result(check, OK, "no forward chain drops by default")
     bridged = _read(os.path.join(proc, "sys/net/bridge/bridge-nf-call-iptables")) == "1"
     dropped = ("traffic between containers on one of minictr's bridges (br_netfilter: bridge-nf-call-iptables=1) "
                "and outbound traffic" if bridged else "outbound traffic of containers")
-    return Result(check, WARN, f"{', '.join(others)} has policy drop: {dropped} is dropped there", FORWARD_FIX)
+    return Result(check, WARN, f"{_have(others)} policy drop: {dropped} is dropped there", FORWARD_FIX)
+
+
+def _have(chains):
+    return f"{', '.join(chains)} {'has' if len(chains) == 1 else 'have'}"
 
 
 # Directories ------------------------------------------------------------------------------------

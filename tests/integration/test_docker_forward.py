@@ -13,12 +13,14 @@ FORWARD chain never sees it.
 """
 
 import contextlib
+import json
 import os
 import re
 import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -162,6 +164,20 @@ def test_dockers_drop_is_real_here_and_minictr_jumps_past_it(docker_host):
         assert forward[:2] == ["-A FORWARD -j DOCKER-USER", "-A FORWARD -j DOCKER-FORWARD"], forward
         assert forward[2:] == [f"-A FORWARD -m comment --comment minictr -j MINICTR-FWD-{docker_host.daemon.bridge}"]
     assert docker_host.run("sysctl", "-n", "net.bridge.bridge-nf-call-iptables").stdout.strip() == "1"
+    assert "may be dropped" not in docker_host.daemon.log.read_text(), "the daemon warned about a drop it opened"
+
+
+@root_only
+def test_doctor_names_dockers_drop_as_handled(docker_host, tmp_path):
+    result = docker_host.run(sys.executable, "-m", "minictr", "-H", f"unix://{tmp_path}/none.sock", "doctor",
+                             "--format", "json", "--data-root", str(tmp_path / "data"))
+    check = next(r for r in json.loads(result.stdout) if r["check"] == "forward policy")
+    if docker_host.backend == "nft":
+        assert check["status"] == "ok", check
+        assert check["message"].startswith("ip filter FORWARD, ip6 filter FORWARD have policy drop"), check
+    else:
+        # iptables-legacy's tables are not nftables': nothing there drops what nft can see.
+        assert (check["status"], check["message"]) == ("ok", "no forward chain drops by default"), check
 
 
 @root_only

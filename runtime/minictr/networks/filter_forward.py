@@ -4,9 +4,9 @@ Docker sets the policy of iptables' filter FORWARD chain to DROP. With br_netfil
 (`net.bridge.bridge-nf-call-iptables=1`, and -ip6tables) even packets between two containers on one
 of minictr's bridges go through that chain, so Docker's policy drops them, and every packet a container
 sends out. An accept in minictr's own nftables table cannot help: each base chain gives its own
-verdict. So, as Docker (its DOCKER-USER / DOCKER-FORWARD jumps) and Podman's netavark (its
-iptables driver's NETAVARK_FORWARD) do, the daemon adds one rule to FORWARD, a jump to a chain of its
-own, and keeps only its bridges' rules in that chain:
+verdict. So, as Docker (its DOCKER-USER / DOCKER-FORWARD jumps) and Podman's netavark did (its
+iptables driver's NETAVARK_FORWARD, until netavark kept to nftables), the daemon adds one rule to
+FORWARD, a jump to a chain of its own, and keeps only its bridges' rules in that chain:
 
     -A FORWARD -m comment --comment minictr -j MINICTR-FORWARD
     -A MINICTR-FORWARD -o BRIDGE -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT   (replies back in)
