@@ -290,19 +290,21 @@ def ip_forwarding(root, proc="/proc"):
     return Result(check, WARN, "cannot read net.ipv4.ip_forward")
 
 
-FORWARD_FIX = ("sudo iptables -I DOCKER-USER -i minictr0 -j ACCEPT && sudo iptables -I DOCKER-USER -o minictr0 "
-               "-j ACCEPT (the same for user networks' mcbr-* bridges), or do not run Docker's rules and "
-               "minictr's on one host")
+FORWARD_FIX = ("accept minictr's bridges in that chain (iifname minictr0 accept; oifname minictr0 ct state "
+               "established,related accept; the same for user networks' mcbr-* bridges)")
+# iptables' own FORWARD chains (Docker's): the daemon adds a jump to a chain of its own there.
+IPTABLES_FORWARD = ("ip filter FORWARD", "ip6 filter FORWARD")
 
 
 def forward_policy(root, proc="/proc", search_path=None):
-    """As root: a forward chain with policy drop that is not minictr's (Docker's `ip filter FORWARD`)
-    drops what containers send outside, and with br_netfilter (bridge-nf-call-iptables=1) what they
-    send each other on one bridge too."""
+    """As root: a forward chain with policy drop that is not minictr's drops what containers send
+    outside, and with br_netfilter (bridge-nf-call-iptables=1) what they send each other on one bridge
+    too. iptables' filter FORWARD (Docker's) is no problem: the daemon jumps from it to its own chain."""
     check = "forward policy"
     if not root:
         return Result(check, OK, "not needed (rootless: the daemon's own network namespace)")
     nft = shutil.which("nft", path=search_path)
+    from minictr.networks.filter_forward import CHAIN
     from minictr.networks.outbound import FAMILY, TABLE, forward_drop_chains
 
     # Every daemon's table is minictr's own here (inet minictr, inet minictr-<bridge>).
@@ -310,13 +312,21 @@ def forward_policy(root, proc="/proc", search_path=None):
         if nft else None
     if chains is None:
         return Result(check, WARN, "cannot list the nftables chains (nft missing or failing)")
-    if not chains:
+    opened = [chain for chain in chains if chain in IPTABLES_FORWARD]
+    others = [chain for chain in chains if chain not in IPTABLES_FORWARD]
+    if not others:
+        if opened:
+            return Result(check, OK, f"{_have(opened)} policy drop (Docker's): the daemon lets its bridges "
+                                     f"through with a jump to its own chain ({CHAIN})")
         return Result(check, OK, "no forward chain drops by default")
     bridged = _read(os.path.join(proc, "sys/net/bridge/bridge-nf-call-iptables")) == "1"
     dropped = ("traffic between containers on one of minictr's bridges (br_netfilter: bridge-nf-call-iptables=1) "
                "and outbound traffic" if bridged else "outbound traffic of containers")
-    return Result(check, WARN, f"{', '.join(chains)} has policy drop (Docker's): {dropped} is dropped there",
-                  FORWARD_FIX)
+    return Result(check, WARN, f"{_have(others)} policy drop: {dropped} is dropped there", FORWARD_FIX)
+
+
+def _have(chains):
+    return f"{', '.join(chains)} {'has' if len(chains) == 1 else 'have'}"
 
 
 # Directories ------------------------------------------------------------------------------------

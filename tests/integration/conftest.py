@@ -160,8 +160,8 @@ class Daemon:
 
 
 class NetnsDaemon(Daemon):
-    """A root daemon whose network namespace is `netns` (made by the test): away from the host's
-    firewall (Docker's iptables FORWARD chain, policy drop, which minictr must not edit)."""
+    """A root daemon whose network namespace is `netns` (made by the test): its firewall is the one the
+    test sets up there (none, or Docker's rules in test_docker_forward.py), never the machine's."""
 
     def __init__(self, top, netns):
         super().__init__(top)
@@ -213,14 +213,19 @@ def in_netns(netns, function):
 @pytest.fixture(scope="session", autouse=True)
 def _sweep_bridges():
     """As root, the default bridges of the suite's daemons live in the host's namespace and outlast them
-    (as docker0 outlasts dockerd); tests that stop and restart daemons of their own leave them to this."""
+    (as docker0 outlasts dockerd); tests that stop and restart daemons of their own leave them to this,
+    and a daemon killed for good leaves its nftables table and its jump from iptables' filter FORWARD."""
     yield
     if ROOTLESS:
         return
+    from minictr.networks import filter_forward, outbound
+
+    chains = outbound.list_chains("nft") or []
     for bridge in _BRIDGES_HANDED_OUT:
         if subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode == 0:
             subprocess.run(["ip", "link", "del", bridge], capture_output=True)
         subprocess.run(["nft", "delete", "table", "inet", f"minictr-{bridge}"], capture_output=True)
+        filter_forward.sync(filter_forward.chain_name(f"minictr-{bridge}"), {}, chains)
 
 
 @pytest.fixture(scope="session")

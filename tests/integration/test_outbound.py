@@ -6,7 +6,7 @@ answer only once masqueraded.
 
 As root the daemon under test (conftest's net_daemon) runs in a network namespace the suite makes
 ("the host"), with the remote's veth in it: the machine's own namespace may hold Docker's iptables FORWARD chain with
-policy drop (nftables lets every base chain drop), which minictr must not edit. Rootless, the remote
+policy drop (nftables lets every base chain drop; test_docker_forward.py tests that case). Rootless, the remote
 is made as root by scripts/test before the suite (MINICTR_TEST_REMOTE=IP:PORT); the daemon's way out
 is slirp4netns in the host's namespace, which Docker's forward chain does not see.
 """

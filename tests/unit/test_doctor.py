@@ -285,11 +285,19 @@ def test_forward_policy_drop_of_docker_with_and_without_br_netfilter(tmp_path):
     assert doctor.forward_policy(True, proc=proc, search_path=str(bin_dir)).status == OK
     _fake_nft(bin_dir, [DOCKER_FORWARD, {"family": "ip", "table": "nat", "name": "PREROUTING", "hook": "prerouting",
                                          "policy": "accept"}])
+    # iptables' FORWARD (Docker's): the daemon jumps from it to its own chain.
+    docker = doctor.forward_policy(True, proc=proc, search_path=str(bin_dir))
+    assert docker.status == OK and docker.message.startswith("ip filter FORWARD has policy drop (Docker's)")
+    assert "MINICTR-FORWARD" in docker.message
+    # Another table's forward chain with policy drop (a host firewall's) is not minictr's to open.
+    firewall = {"family": "inet", "table": "filter", "name": "forward", "hook": "forward", "policy": "drop"}
+    _fake_nft(bin_dir, [DOCKER_FORWARD, firewall])
     # With br_netfilter (bridge-nf-call-iptables=1) the drop also hits traffic between containers on one bridge.
     bridged = doctor.forward_policy(True, proc=proc, search_path=str(bin_dir))
-    assert bridged.status == WARN and bridged.message.startswith("ip filter FORWARD has policy drop")
+    assert bridged.status == WARN and bridged.message.startswith("inet filter forward has policy drop")
+    assert "ip filter FORWARD" not in bridged.message
     assert "traffic between containers" in bridged.message and "outbound" in bridged.message
-    assert "iptables -I DOCKER-USER -i minictr0 -j ACCEPT" in bridged.fix and "-o minictr0" in bridged.fix
+    assert "iifname minictr0 accept" in bridged.fix and "oifname minictr0 ct state established,related" in bridged.fix
     nf_call.write_text("0\n")
     routed = doctor.forward_policy(True, proc=proc, search_path=str(bin_dir))
     assert routed.status == WARN and "outbound traffic of containers" in routed.message

@@ -29,13 +29,34 @@ def test_close_of_one_outbound_leaves_the_others_table(monkeypatch):
     scripts = []
     monkeypatch.setattr(outbound, "_run_nft", scripts.append)
     monkeypatch.setattr(outbound, "_enable_forwarding", lambda: None)
-    monkeypatch.setattr(outbound, "forward_blocked_by", lambda table: [])
+    monkeypatch.setattr(outbound, "list_chains", lambda nft: [])
+    synced = []
+    monkeypatch.setattr(outbound.filter_forward, "sync",
+                        lambda chain, bridges, chains: synced.append((chain, bridges)) or ([], []))
     first, second = outbound.Outbound("minictr-mcta"), outbound.Outbound("minictr-mctb")
     first.restore({"mcta": ("172.17.0.0/16", False)})
     second.restore({"mctb": ("172.18.0.0/16", False)})
+    assert synced == [("MINICTR-FWD-mcta", {"mcta": False}), ("MINICTR-FWD-mctb", {"mctb": False})]
     scripts.clear()
+    synced.clear()
     second.close()
     assert scripts == ["table inet minictr-mctb {}\ndelete table inet minictr-mctb\n"]
+    assert synced == [("MINICTR-FWD-mctb", {})]
+
+
+def test_filter_forward_is_synced_when_bridges_change_not_for_each_published_port(monkeypatch):
+    monkeypatch.setattr(outbound, "_run_nft", lambda script: None)
+    monkeypatch.setattr(outbound, "_enable_forwarding", lambda: None)
+    monkeypatch.setattr(outbound, "list_chains", lambda nft: [])
+    synced = []
+    monkeypatch.setattr(outbound.filter_forward, "sync",
+                        lambda chain, bridges, chains: synced.append(dict(bridges)) or ([], []))
+    out = outbound.Outbound()
+    out.restore({"minictr0": ("172.17.0.0/16", False)})
+    out.publish("c1", [("0.0.0.0", 8080, "172.17.0.2", 80)])
+    out.add("mcbr-1", "10.9.0.0/24", internal=True)
+    out.remove("mcbr-1")
+    assert synced == [{"minictr0": False}, {"minictr0": False, "mcbr-1": True}, {"minictr0": False}]
 
 
 

@@ -9,7 +9,7 @@ for the default bridge minictr0, `inet minictr-<default bridge>` otherwise, so t
 namespace (the integration tests) never overwrite each other's rules. The whole table is rewritten in
 one nft transaction from the bridges known to Outbound, so a half-applied set of rules cannot exist and
 nothing of another bridge survives its removal. With no bridge left the table is deleted. Nothing
-outside this daemon's own table is ever touched.
+outside this daemon's own table is touched, but for the jump from iptables' filter FORWARD below.
 
 For each bridge, first: iifname BRIDGE oifname { every other bridge of this daemon } drop (networks
 are isolated from each other, as Docker's DOCKER-ISOLATION chains do). Then
@@ -35,9 +35,11 @@ what comes in on a bridge for 127.0.0.0/8, as Docker does. Clients on other host
 the daemon's listener (packets forwarded to a container would meet other firewalls' FORWARD
 policies), which also keeps the port taken on the host.
 
-A base chain of another table (Docker's iptables `ip filter FORWARD` with policy drop) can still
-drop forwarded packets that ours accept: nftables gives every base chain its verdict. minictr does
-not edit that table; `forward_blocked_by()` reads it so the daemon can say what to do.
+A base chain of another table can still drop forwarded packets that ours accept: nftables gives
+every base chain its verdict. iptables' filter FORWARD chain (Docker's, policy drop) gets a jump to a
+chain of this daemon's own that accepts its bridges' traffic (filter_forward.py, synced here whenever
+the set of bridges changes, removed with the last one); any other base chain on the forward hook with
+policy drop is only reported (`drop_chains()`), in the daemon's log and by `minictr doctor`.
 """
 
 import ipaddress
@@ -47,6 +49,8 @@ import os
 import shutil
 import subprocess
 import threading
+
+from minictr.networks import filter_forward
 
 log = logging.getLogger("minictr.outbound")
 
@@ -171,26 +175,29 @@ def _route_localnet(bridge):
         return False  # no such bridge (yet), or a read-only /proc/sys: the listener serves 127.0.0.1
 
 
-def forward_drop_chains(nft, is_ours):
-    """Base chains on the forward hook whose policy is drop ("family table chain"), read only, leaving
-    out those of tables `is_ours(family, table)` claims; None if `nft` cannot be run or answers garbage.
-    Shared by the daemon's warning at start and `minictr doctor`."""
+def list_chains(nft):
+    """Every chain of nftables (the dicts of `nft -j list chains`), read only; None if `nft` cannot be
+    run or answers garbage."""
     try:
         result = subprocess.run([nft, "-j", "list", "chains"], capture_output=True, text=True, timeout=10)
         items = json.loads(result.stdout).get("nftables", []) if result.returncode == 0 else []
     except (OSError, ValueError, subprocess.TimeoutExpired):
         return None
-    return [f"{c['family']} {c['table']} {c['name']}" for c in (item.get("chain") for item in items)
-            if c and c.get("hook") == "forward" and c.get("policy") == "drop"
+    return [item["chain"] for item in items if item.get("chain")]
+
+
+def drop_chains(chains, is_ours):
+    """Base chains on the forward hook whose policy is drop ("family table chain"), leaving out those
+    `is_ours(family, table)` claims."""
+    return [f"{c['family']} {c['table']} {c['name']}" for c in chains
+            if c.get("hook") == "forward" and c.get("policy") == "drop"
             and not is_ours(c.get("family"), str(c.get("table", "")))]
 
 
-def forward_blocked_by(table=TABLE):
-    """forward_drop_chains of every table but this daemon's own; [] if nft cannot tell."""
-    nft = _nft_path()
-    if nft is None:
-        return []
-    return forward_drop_chains(nft, lambda family, name: family == FAMILY and name == table) or []
+def forward_drop_chains(nft, is_ours):
+    """drop_chains of what `nft` lists; None if it cannot tell. Shared with `minictr doctor`."""
+    chains = list_chains(nft)
+    return None if chains is None else drop_chains(chains, is_ours)
 
 
 class Outbound:
@@ -199,9 +206,11 @@ class Outbound:
 
     def __init__(self, table=TABLE):
         self.table = table
+        self.forward_chain = filter_forward.chain_name(table)
         self._lock = threading.Lock()
         self._bridges = {}
         self._published = {}  # container id: [(host_ip, host_port, container_ip, container_port)]
+        self._forward_synced = None  # {bridge: internal} as last written to iptables' filter FORWARD
         self._warned = False
 
     def bridges(self):
@@ -271,14 +280,31 @@ class Outbound:
         published = [(*port, localnet.get(self._bridge_of(port[2]), False))
                      for ports in self._published.values() for port in ports]
         _run_nft(ruleset(self._bridges, self.table, published))
-        if self._bridges and not self._warned:
-            blocked = forward_blocked_by(self.table)
-            if blocked:
-                self._warned = True
-                log.warning("forwarded packets may be dropped by %s (not minictr's table): containers on bridges "
-                            "might not reach outside. Docker's documented way: iptables -I DOCKER-USER -i BRIDGE "
-                            "-j ACCEPT and iptables -I DOCKER-USER -o BRIDGE -m conntrack --ctstate "
-                            "RELATED,ESTABLISHED -j ACCEPT", ", ".join(blocked))
+        forward = {bridge: internal for bridge, (_, internal) in self._bridges.items()}
+        if forward != self._forward_synced:
+            self._sync_filter_forward(forward)
+
+    def _sync_filter_forward(self, bridges):
+        """iptables' filter FORWARD chains let `bridges` through (filter_forward.py); then, once, what
+        else still drops forwarded packets is logged."""
+        nft = _nft_path()
+        chains = (list_chains(nft) if nft else None) or []
+        done, errors = filter_forward.sync(self.forward_chain, bridges, chains)
+        for error in errors:
+            log.warning("%s", error)
+        # Tried again at the next change of bridges, not at every published port.
+        self._forward_synced = dict(bridges)
+        if not bridges or self._warned:
+            return
+        opened = {(backend.family, "filter") for backend in done if backend.name == "nft"}
+        blocked = drop_chains(chains, lambda family, table: (family == FAMILY and table == self.table)
+                              or (family, table) in opened)
+        if blocked:
+            self._warned = True
+            log.warning("forwarded packets may be dropped by %s (policy drop; neither minictr's table nor iptables' "
+                        "filter FORWARD, which minictr opens for its bridges): containers on bridges might not "
+                        "reach each other or outside. Accept minictr's bridges there (iifname BRIDGE accept; "
+                        "oifname BRIDGE ct state established,related accept)", ", ".join(blocked))
 
 
 def _entry(network):
