@@ -1,10 +1,10 @@
 """`docker commit`, the image side: an overlay upper dir and a container config become a new
 image, the dir a new layer on top of the container's image (containers/commit.py picks the dir).
 
-The upper dir is written as an OCI layer tar: overlayfs whiteouts (a 0/0
-character device, or rootless an empty file marked `user.overlay.whiteout`)
-become `.wh.NAME` entries and opaque directories (`trusted.overlay.opaque`, or
-`user.overlay.opaque` with userxattr) get a `.wh..wh..opq` entry. The tar is
+The upper dir is written as an OCI layer tar: whiteouts, in whichever form the
+driver left them (overlay_upper.overlay_marker: a 0/0 character device, an xattr
+whiteout, fuse-overlayfs' `.wh.NAME` file), become one `.wh.NAME` entry each, and
+an opaque directory (any of its forms) gets one `.wh..wh..opq` entry. The tar is
 then extracted by the same hostile-tar-proof code as any pulled layer (so the
 stored layer is made exactly as a pulled one would be), and the tar itself is
 kept as the layer's blob: `save` and `push` hand out those exact bytes.
@@ -25,7 +25,7 @@ from minictr.images import archive
 from minictr.spec import reference as references
 from minictr.images.archive import PendingImage
 from minictr.images.layers import extract_layer
-from minictr.images.overlay_upper import ExactSize, is_opaque_dir
+from minictr.images.overlay_upper import WHITEOUT_PREFIX, ExactSize, is_opaque_dir, overlay_marker, whited_out
 
 LAYER_MEDIA_TYPE = "application/vnd.docker.image.rootfs.diff.tar"
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -89,18 +89,25 @@ class _UpperWalker:
         """Adds the entries below a directory; False when all of it was left out (placeholders)."""
         with os.scandir(dir_fd) as entries:
             names = sorted(entry.name for entry in entries)
-        added = False
+        contents, whiteouts = [], {}
         for name in names:
-            added |= self.entry(dir_fd, name, f"{prefix}{name}")
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            marker = overlay_marker(dir_fd, name, st)
+            if marker is None:
+                contents.append((name, st))
+            elif not marker.opaque:  # the opaque marker is written with its directory
+                whiteouts.setdefault(marker.hidden, st)
+        added = False
+        kept = {name for name, _ in contents}
+        for hidden, st in sorted(whiteouts.items()):
+            if hidden not in kept:  # deleted then made again: the new entry alone, as Docker writes it
+                self.tar.addfile(_info(st, f"{prefix}{WHITEOUT_PREFIX}{hidden}", tarfile.REGTYPE, mode=0))
+                added = True
+        for name, st in contents:
+            added |= self.entry(dir_fd, name, f"{prefix}{name}", st)
         return added
 
-    def entry(self, dir_fd: int, name: str, path: str) -> bool:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        parent, _, base = path.rpartition("/")
-        whiteout_name = f"{parent}/.wh.{base}" if parent else f".wh.{base}"
-        if _is_whiteout(dir_fd, name, st):
-            self.tar.addfile(_info(st, whiteout_name, tarfile.REGTYPE, mode=0))
-            return True
+    def entry(self, dir_fd: int, name: str, path: str, st) -> bool:
         if stat.S_ISDIR(st.st_mode):
             return self.directory(dir_fd, name, path, st)
         if path in _PLACEHOLDERS and st.st_size == 0 and not self._in_image(path):
@@ -174,29 +181,26 @@ class _UpperWalker:
             self.tar.addfile(info, ExactSize(file, info.size))
 
     def _in_image(self, path: str) -> bool:
+        parent, _, base = path.rpartition("/")
         for fd in self.lower_fds:
             try:
-                st = os.stat(path, dir_fd=fd, follow_symlinks=False)
+                parent_fd = os.open(parent or ".", _DIR, dir_fd=fd)
             except OSError:
                 continue
-            return not (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0)
+            try:
+                if whited_out(parent_fd, base):
+                    return False
+                os.stat(base, dir_fd=parent_fd, follow_symlinks=False)
+                return True
+            except OSError:
+                continue
+            finally:
+                os.close(parent_fd)
         return False
 
 
 def _holds_placeholders(path: str) -> bool:
     return any(p == path or p.startswith(path + "/") for p in _PLACEHOLDERS)
-
-
-def _is_whiteout(dir_fd: int, name: str, st) -> bool:
-    if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-        return True
-    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
-        try:  # rootless on kernels that refuse 0/0 devices in a user namespace: an xattr whiteout
-            os.getxattr(f"/proc/self/fd/{dir_fd}/{name}", "user.overlay.whiteout", follow_symlinks=False)
-            return True
-        except OSError:
-            return False
-    return False
 
 
 def _xattr_headers(fd: int, name) -> dict:

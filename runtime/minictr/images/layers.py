@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minictr.errors import InvalidArgument
+from minictr.images.overlay_upper import OPAQUE_MARKER, WHITEOUT_PREFIX
 
 try:  # zstd layers need the zstandard module (Python 3.11 has no zstd of its own)
     import zstandard
@@ -45,8 +46,6 @@ except ImportError:  # pragma: no cover - depends on the installation
 log = logging.getLogger("minictr.images")
 
 DEFAULT_MAX_SIZE = 64 << 30  # 64 GiB of uncompressed tar: far beyond any real layer
-WHITEOUT_PREFIX = ".wh."
-OPAQUE_MARKER = ".wh..wh..opq"
 TEMP_PREFIX = ".tmp-"
 _COPY_CHUNK = 1 << 20
 
