@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -202,3 +203,20 @@ def test_containers_on_fuse_overlayfs_leave_no_mount_or_process(overlay_daemon, 
     assert [line for line in mounts_of(daemon_pid(d)).splitlines() if f"{d.data_root}/containers" in line] == []
     d.stop()
     assert _fuse_overlayfs_processes(d) == []
+
+
+def test_doctor_names_the_overlayfs_data_root_as_the_cause(overlay_daemon):
+    d = overlay_daemon
+    # Where the daemon sees its data root: its mount namespace (rootless: its user namespace too).
+    enter = ["nsenter", "-t", str(d.holder), "-U", "-m"] if ROOTLESS else ["nsenter", "-t", str(daemon_pid(d)), "-m"]
+    # setns into a mount namespace moves the working directory to its root: an absolute PYTHONPATH.
+    import minictr
+
+    env = {**os.environ, "PYTHONPATH": str(Path(minictr.__file__).resolve().parents[1])}
+    doctor = subprocess.run([*enter, sys.executable, "-m", "minictr", "doctor", "--data-root", str(d.data_root)],
+                            capture_output=True, text=True, timeout=60, env=env)
+    lines = doctor.stdout.splitlines()
+    overlay = next(line for line in lines if line.startswith("warn  overlayfs:"))
+    assert "the data root is on overlayfs" in overlay, doctor.stdout
+    assert "fuse-overlayfs is used instead" in overlay and "tmpfs" in overlay and "kernel >=" not in overlay
+    assert any(line.startswith("warn  storage driver: fuse-overlayfs") for line in lines)
