@@ -137,6 +137,7 @@ def test_commit_of_a_deleted_file_writes_its_whiteout_once(tmp_path, lower, form
     names = _layer_names(upper, lower)
     assert names.count("bin/.wh.ls") == 1
     assert "bin/ls" not in names
+    assert "bin/mt" not in names  # an unchanged copy is no change
 
 
 def test_a_whiteout_in_two_forms_is_written_and_listed_once(tmp_path, lower):
@@ -180,6 +181,7 @@ def test_a_modified_file_is_a_change_even_with_its_old_size_and_time(tmp_path, l
     st = os.lstat(lower / "bin" / "mt")
     os.utime(upper / "bin" / "mt", ns=(st.st_atime_ns, st.st_mtime_ns))
     assert _changes_of(str(upper), [str(lower)]) == [("/bin", 0), ("/bin/mt", 0)]
+    assert "bin/mt" in _layer_names(upper, lower)
 
 
 def test_a_copy_with_another_mode_is_a_change(tmp_path, lower):

@@ -27,7 +27,7 @@ import time
 from minictr import native
 from minictr.containers.state import State
 from minictr.errors import Conflict, InvalidArgument, MinictrError, NotFound
-from minictr.images.overlay_upper import ExactSize, is_opaque_dir, overlay_marker, same_as_lower, whited_out
+from minictr.images.overlay_upper import ExactSize, is_opaque_dir, lookup_lower, overlay_marker, same_as_lower
 from minictr.tasks import thread_stream
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -447,7 +447,7 @@ class _Differ:
             if st is None:
                 out.append((path, DELETED))
                 continue
-            found_in, child_lowers = _lookup(lower_fds, name)
+            found_in, child_lowers = lookup_lower(lower_fds, name)
             in_lower = found_in is not None
             if stat.S_ISDIR(st.st_mode):
                 if not self._directory(upper_fd, name, path, st, in_lower, child_lowers, out):
@@ -505,28 +505,6 @@ def _upper_entries(dir_fd):
         elif not marker.opaque:
             deleted.add(marker.hidden)
     return contents, deleted - set(contents)
-
-
-def _lookup(lower_fds, name):
-    """The lower dir (of those given, top-most first) in which overlayfs finds `name` (None when
-    none has it), and the fds of the directories of that name it would merge beneath it."""
-    found_in = None
-    child_fds = []
-    for fd in lower_fds:
-        if whited_out(fd, name):
-            break  # a whiteout in this layer hides the ones beneath
-        try:
-            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        found_in = fd if found_in is None else found_in
-        if not stat.S_ISDIR(st.st_mode):
-            break
-        child = os.open(name, _DIR, dir_fd=fd)
-        child_fds.append(child)
-        if is_opaque_dir(child):
-            break
-    return found_in, child_fds
 
 
 def _close_all(fds):

@@ -4,7 +4,9 @@ image, the dir a new layer on top of the container's image (containers/commit.py
 The upper dir is written as an OCI layer tar: whiteouts, in whichever form the
 driver left them (overlay_upper.overlay_marker: a 0/0 character device, an xattr
 whiteout, fuse-overlayfs' `.wh.NAME` file), become one `.wh.NAME` entry each, and
-an opaque directory (any of its forms) gets one `.wh..wh..opq` entry. The tar is
+an opaque directory (any of its forms) gets one `.wh..wh..opq` entry. A file
+fuse-overlayfs copied up unchanged (another hard link of a file it deleted) is
+left out. The tar is
 then extracted by the same hostile-tar-proof code as any pulled layer (so the
 stored layer is made exactly as a pulled one would be), and the tar itself is
 kept as the layer's blob: `save` and `push` hand out those exact bytes.
@@ -25,7 +27,8 @@ from minictr.images import archive
 from minictr.spec import reference as references
 from minictr.images.archive import PendingImage
 from minictr.images.layers import extract_layer
-from minictr.images.overlay_upper import WHITEOUT_PREFIX, ExactSize, is_opaque_dir, overlay_marker, whited_out
+from minictr.images.overlay_upper import (WHITEOUT_PREFIX, ExactSize, is_opaque_dir, lookup_lower, overlay_marker,
+                                          same_as_lower, whited_out)
 
 LAYER_MEDIA_TYPE = "application/vnd.docker.image.rootfs.diff.tar"
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -73,7 +76,7 @@ def write_layer_tar(upper: str, lower_dirs: list, out) -> None:
         for path in lower_dirs:
             lower_fds.append(os.open(path, _DIR))
         with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            _UpperWalker(tar, lower_fds).children(upper_fd, "")
+            _UpperWalker(tar, lower_fds).children(upper_fd, "", lower_fds)
     finally:
         for fd in [upper_fd] + lower_fds:
             os.close(fd)
@@ -85,8 +88,9 @@ class _UpperWalker:
         self.lower_fds = lower_fds
         self.links = {}  # (dev, ino) -> first name, for hard links within the layer
 
-    def children(self, dir_fd: int, prefix: str) -> bool:
-        """Adds the entries below a directory; False when all of it was left out (placeholders)."""
+    def children(self, dir_fd: int, prefix: str, lowers: list) -> bool:
+        """Adds the entries below a directory (`lowers`: the same directory in the image's layers,
+        as overlayfs merges them); False when all of it was left out."""
         with os.scandir(dir_fd) as entries:
             names = sorted(entry.name for entry in entries)
         contents, whiteouts = [], {}
@@ -104,14 +108,21 @@ class _UpperWalker:
                 self.tar.addfile(_info(st, f"{prefix}{WHITEOUT_PREFIX}{hidden}", tarfile.REGTYPE, mode=0))
                 added = True
         for name, st in contents:
-            added |= self.entry(dir_fd, name, f"{prefix}{name}", st)
+            found_in, child_lowers = lookup_lower(lowers, name)
+            try:
+                added |= self.entry(dir_fd, name, f"{prefix}{name}", st, found_in, child_lowers)
+            finally:
+                for fd in child_lowers:
+                    os.close(fd)
         return added
 
-    def entry(self, dir_fd: int, name: str, path: str, st) -> bool:
+    def entry(self, dir_fd: int, name: str, path: str, st, found_in, child_lowers) -> bool:
         if stat.S_ISDIR(st.st_mode):
-            return self.directory(dir_fd, name, path, st)
+            return self.directory(dir_fd, name, path, st, child_lowers)
         if path in _PLACEHOLDERS and st.st_size == 0 and not self._in_image(path):
             return False
+        if found_in is not None and same_as_lower(dir_fd, name, st, found_in):
+            return False  # copied up unchanged (fuse-overlayfs: a hard link of a deleted file)
         if stat.S_ISREG(st.st_mode):
             self.regular(dir_fd, name, path, st)
         elif stat.S_ISLNK(st.st_mode):
@@ -128,7 +139,7 @@ class _UpperWalker:
             return False  # sockets: tar has no type for them
         return True
 
-    def directory(self, dir_fd: int, name: str, path: str, st) -> bool:
+    def directory(self, dir_fd: int, name: str, path: str, st, lowers: list) -> bool:
         fd = os.open(name, _DIR, dir_fd=dir_fd)
         try:
             opaque = is_opaque_dir(fd)
@@ -140,7 +151,7 @@ class _UpperWalker:
             self.tar.addfile(info)
             if opaque:
                 self.tar.addfile(_info(st, f"{path}/.wh..wh..opq", tarfile.REGTYPE, mode=0))
-            self.children(fd, path + "/")
+            self.children(fd, path + "/", [] if opaque else lowers)
             return True
         finally:
             os.close(fd)

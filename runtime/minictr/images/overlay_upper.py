@@ -145,3 +145,27 @@ def _same_bytes(upper_fd, lower_fd, name):
                 return False
             if not a:
                 return True
+
+
+def lookup_lower(lower_fds, name):
+    """Where overlayfs finds `name` beneath an upper directory, given the fds of the same
+    directory in the lower layers (top-most first): the fd of the layer directory that has it
+    (None when none does), and fds of the directories of that name it merges (the caller
+    closes them)."""
+    found_in = None
+    child_fds = []
+    for fd in lower_fds:
+        if whited_out(fd, name):
+            break  # a whiteout in this layer hides the ones beneath
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        found_in = fd if found_in is None else found_in
+        if not stat.S_ISDIR(st.st_mode):
+            break
+        child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+        child_fds.append(child)
+        if is_opaque_dir(child):
+            break
+    return found_in, child_fds
