@@ -9,7 +9,6 @@ the user is root and may mount overlayfs, Linux >= 5.11). Nothing is mounted on 
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tarfile
@@ -64,10 +63,10 @@ class OverlayDataRootDaemon(Daemon):
     def teardown(self):
         super().teardown()
         if self.holder:  # the daemon stops it when it stops with no container; a failed start does not
-            try:
-                os.kill(self.holder, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            from minictr.daemon import rootless
+
+            if rootless.live_holder(str(self.socket.parent)) == self.holder:
+                rootless.stop_holder(str(self.socket.parent), self.holder)
 
 
 @pytest.fixture
