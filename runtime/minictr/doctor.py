@@ -161,12 +161,24 @@ def id_map_helper(root, tool, search_path=None):
 
 def overlay_probe(root, data_root, uid=None, gid=None, userxattr=None):
     """Mount an overlay as the daemon does (hostinfo.try_overlay) on the data root's filesystem."""
-    check = "overlayfs" if root else "overlayfs in a user namespace"
     trial = try_overlay(root, data_root, uid, gid, userxattr)
+    return overlay_result(root, trial, filesystem_type(trial.where))
+
+
+def overlay_result(root, trial, fstype, search_path=None):
+    """The overlayfs line for an OverlayTrial on a filesystem of type FSTYPE (the data root's)."""
+    check = "overlayfs" if root else "overlayfs in a user namespace"
     if not trial.failure:
         return Result(check, OK, f"works on {trial.where}")
     if trial.step < 0:
         return Result(check, FAIL, trial.failure, "choose a writable --data-root" if trial.errnum else "")
+    if fstype == "overlay" and OVERLAY_STEPS[trial.step] in _FALLBACK_STEPS:
+        # As in a CI job inside a container: not the kernel's fault, and not fixed by a newer one.
+        fallback = "fuse-overlayfs" if fuse_overlayfs_path(search_path) else "vfs (full copies)"
+        return Result(check, FAIL, f"{trial.failure}: the data root is on overlayfs, which the kernel does not "
+                      "take as an overlay's upper dir",
+                      f"{fallback} is used instead; for overlay2 put the data root on another filesystem: "
+                      "--data-root on a volume or a tmpfs (in a container: a volume mounted there)")
     return Result(check, FAIL, trial.failure, _overlay_fix(trial.step, trial.errnum, root))
 
 
@@ -380,7 +392,7 @@ def _gib(n):
     return f"{n / (1 << 30):.1f} GiB"
 
 
-_FALLBACK_STEPS = ("mount overlay", "write through the overlay", "delete a lower file")
+_FALLBACK_STEPS = ("mount overlay", "write through the overlay", "delete a lower file (whiteout)")
 
 
 def storage_driver(probe, search_path=None):
@@ -405,7 +417,7 @@ def run_checks(data_root_path, environ, root=None, uid=None):
     probe = overlay_probe(root, data_root_path)
     driver = storage_driver(probe)
     overlay = probe
-    if probe.status == FAIL and probe.message.startswith(_FALLBACK_STEPS):
+    if probe.status == FAIL and probe.message.startswith(tuple(step + ":" for step in _FALLBACK_STEPS)):
         # The kernel's overlayfs fails on this data root, but a fallback driver works.
         overlay = Result(probe.check, WARN, probe.message, probe.fix)
     return [

@@ -174,6 +174,43 @@ def test_overlay_probe_where_nothing_can_be_written(open_tmp):
     assert result.status == FAIL and "cannot make a directory" in result.message
 
 
+def _mount_refused(where="/ci/data"):
+    import errno
+
+    from minictr.hostinfo import OVERLAY_STEPS, OverlayTrial
+
+    step = OVERLAY_STEPS.index("mount overlay")
+    return OverlayTrial(where, f"mount overlay: {os.strerror(errno.EINVAL)} (on {where})", step, errno.EINVAL)
+
+
+@pytest.mark.parametrize("root", [True, False])
+def test_a_data_root_on_overlayfs_is_named_as_the_cause_not_the_kernel(tmp_path, root):
+    result = doctor.overlay_result(root, _mount_refused(), "overlay")
+    assert result.status == FAIL
+    assert result.message.startswith("mount overlay: Invalid argument (on /ci/data)")
+    assert "the data root is on overlayfs" in result.message
+    assert "kernel >=" not in result.fix and "tmpfs" in result.fix and "volume" in result.fix
+    assert result.fix.startswith("fuse-overlayfs is used instead")
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    without_fuse = doctor.overlay_result(root, _mount_refused(), "overlay", search_path=str(empty))
+    assert without_fuse.fix.startswith("vfs (full copies) is used instead")
+
+
+def test_an_old_kernel_is_still_blamed_on_other_filesystems():
+    result = doctor.overlay_result(False, _mount_refused(), "ext4")
+    assert result.status == FAIL and "kernel >= 5.11" in result.fix
+    assert "overlayfs" not in result.message
+
+
+def test_the_overlay_line_warns_only_when_a_fallback_runs_instead(monkeypatch, tmp_path):
+    monkeypatch.setattr(doctor, "overlay_probe", lambda root, data_root: doctor.overlay_result(
+        root, _mount_refused(), "overlay"))
+    lines = {r.check: r for r in doctor.run_checks(str(tmp_path), {}, root=True, uid=0)}
+    assert lines["overlayfs"].status == WARN and "the data root is on overlayfs" in lines["overlayfs"].message
+    assert lines["storage driver"].message.startswith("fuse-overlayfs")
+
+
 # cgroups
 
 def _mountinfo(tmp_path, *mounts):

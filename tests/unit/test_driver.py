@@ -10,6 +10,7 @@ import pytest
 from minictr import doctor
 from minictr.images import driver
 from minictr.images.layers import extract_layer, remove_tree
+from minictr.images.overlay_upper import Marker, overlay_marker
 
 
 def layer(tmp_path, name, *entries):
@@ -48,7 +49,7 @@ def test_vfs_copies_layers_bottom_up_applying_whiteouts_and_opaque_dirs(top):
                    ("bin/suid", "file", b"s"), ("bin/hard", "link", "bin/suid"))
     upper = layer(top, "l2", ("data", "dir", b""), ("data/.wh.gone", "file", b""),
                   ("opq", "dir", b""), ("opq/.wh..wh..opq", "file", b""), ("opq/new", "file", b"new"))
-    driver.copy_layers([upper, bottom], str(top / "c"), rootless=False)
+    driver.copy_layers([upper, bottom], str(top / "c"))
     rootfs = top / "c" / "rootfs"
     assert sorted(os.listdir(rootfs / "data")) == ["keep"]
     assert sorted(os.listdir(rootfs / "opq")) == ["new"]
@@ -57,7 +58,7 @@ def test_vfs_copies_layers_bottom_up_applying_whiteouts_and_opaque_dirs(top):
     # The layers are untouched, and a second start does not copy again.
     assert (bottom / "data" / "gone").exists() and (bottom / "opq" / "old").exists()
     (rootfs / "data" / "mine").write_text("written")
-    driver.copy_layers([upper, bottom], str(top / "c"), rootless=False)
+    driver.copy_layers([upper, bottom], str(top / "c"))
     assert (rootfs / "data" / "mine").read_text() == "written"
 
 
@@ -66,7 +67,7 @@ def test_vfs_reads_the_oci_form_of_whiteouts_too(top):
     upper = top / "l2"
     (upper / "d").mkdir(parents=True)
     (upper / "d" / ".wh.a").write_bytes(b"")
-    driver.copy_layers([upper, bottom], str(top / "c"), rootless=False)
+    driver.copy_layers([upper, bottom], str(top / "c"))
     assert os.listdir(top / "c" / "rootfs" / "d") == ["b"]
 
 
@@ -84,4 +85,8 @@ def test_doctor_names_the_fallback_driver(tmp_path):
 def test_a_whiteout_device_counts_as_a_whiteout(top):
     path = top / "wh"
     os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))
-    assert driver._is_whiteout(str(path), os.lstat(path), "trusted")
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert overlay_marker(fd, "wh", os.lstat(path)) == Marker("wh")
+    finally:
+        os.close(fd)

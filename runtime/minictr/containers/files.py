@@ -27,7 +27,7 @@ import time
 from minictr import native
 from minictr.containers.state import State
 from minictr.errors import Conflict, InvalidArgument, MinictrError, NotFound
-from minictr.images.overlay_upper import ExactSize, is_opaque_dir
+from minictr.images.overlay_upper import ExactSize, is_opaque_dir, lookup_lower, overlay_marker, same_as_lower
 from minictr.tasks import thread_stream
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -410,11 +410,11 @@ async def changes(service, ref):
     container = service.get(ref)
     image = await asyncio.to_thread(service.images.resolve, container.image_id)
     upper = os.path.join(service.data_dir, container.id, "diff")
-    result = await asyncio.to_thread(_changes_of, upper, [str(d) for d in image.layer_dirs], service.rootless)
+    result = await asyncio.to_thread(_changes_of, upper, [str(d) for d in image.layer_dirs])
     return [{"Path": path, "Kind": kind} for path, kind in result]
 
 
-def _changes_of(upper, layer_dirs, rootless):
+def _changes_of(upper, layer_dirs):
     fds = []
     try:
         upper_fd = os.open(upper, _DIR)
@@ -424,7 +424,7 @@ def _changes_of(upper, layer_dirs, rootless):
             lowers.append(os.open(layer, _DIR))
             fds.append(lowers[-1])
         out = []
-        _Differ("user" if rootless else "trusted").walk(upper_fd, lowers, "", out)
+        _Differ().walk(upper_fd, lowers, "", out)
         return out
     finally:
         for fd in fds:
@@ -433,32 +433,32 @@ def _changes_of(upper, layer_dirs, rootless):
 
 class _Differ:
     """Walks an overlay upper dir beside the lower dirs that the same path has in the image
-    (top-most first, as overlayfs looks them up)."""
-
-    def __init__(self, xattr_namespace):
-        self.opaque_xattr = f"{xattr_namespace}.overlay.opaque"
+    (top-most first, as overlayfs looks them up). Whiteouts and opaque directories may be in
+    any of the forms the drivers write (overlay_upper.overlay_marker decides)."""
 
     def walk(self, upper_fd, lower_fds, prefix, out):
         """Appends (path, kind) below this directory; returns how many entries were left out
         as placeholders of the container's mount set-up."""
         skipped = 0
-        with os.scandir(upper_fd) as entries:
-            names = sorted(entry.name for entry in entries)
-        for name in names:
+        contents, deleted = _upper_entries(upper_fd)
+        for name in sorted(set(contents) | deleted):
             path = f"{prefix}/{name}"
-            st = os.stat(name, dir_fd=upper_fd, follow_symlinks=False)
-            if self._is_whiteout(upper_fd, name, st):
+            st = contents.get(name)
+            if st is None:
                 out.append((path, DELETED))
                 continue
-            in_lower, child_lowers = _lookup(lower_fds, name)
+            found_in, child_lowers = lookup_lower(lower_fds, name)
+            in_lower = found_in is not None
             if stat.S_ISDIR(st.st_mode):
                 if not self._directory(upper_fd, name, path, st, in_lower, child_lowers, out):
                     skipped += 1
-            elif path in _PLACEHOLDERS and not in_lower and st.st_size == 0:
-                _close_all(child_lowers)
+                continue
+            _close_all(child_lowers)
+            if path in _PLACEHOLDERS and not in_lower and st.st_size == 0:
                 skipped += 1
+            elif in_lower and same_as_lower(upper_fd, name, st, found_in):
+                continue  # copied up unchanged (fuse-overlayfs: a hard link of a deleted file)
             else:
-                _close_all(child_lowers)
                 out.append((path, MODIFIED if in_lower else ADDED))
         return skipped
 
@@ -466,7 +466,7 @@ class _Differ:
         """Records a directory of the upper dir and what is below it; False when left out."""
         fd = os.open(name, _DIR, dir_fd=upper_fd)
         try:
-            if self._xattr(fd, self.opaque_xattr) == b"y":
+            if is_opaque_dir(fd):
                 _close_all(child_lowers)
                 child_lowers = []
             below = os.fstat(child_lowers[0]) if child_lowers else None
@@ -490,47 +490,21 @@ class _Differ:
         out.append((path, ADDED))
         return True
 
-    @staticmethod
-    def _xattr(fd, name):
-        try:
-            return os.getxattr(fd, name)
-        except OSError:
-            return None
 
-    @staticmethod
-    def _is_whiteout(dir_fd, name, st):
-        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-            return True
-        if stat.S_ISREG(st.st_mode) and st.st_size == 0:
-            # Rootless on kernels without 0/0 devices in user namespaces: an "xattr whiteout".
-            try:
-                os.getxattr(f"/proc/self/fd/{dir_fd}/{name}", "user.overlay.whiteout", follow_symlinks=False)
-                return True
-            except OSError:
-                return False
-        return False
-
-
-def _lookup(lower_fds, name):
-    """Whether `name` exists below (in the layers given, top-most first) and the fds of the
-    directories of that name that overlayfs would merge beneath it."""
-    exists = False
-    child_fds = []
-    for fd in lower_fds:
-        try:
-            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-            break  # a whiteout in this layer hides the ones beneath
-        exists = True
-        if not stat.S_ISDIR(st.st_mode):
-            break
-        child = os.open(name, _DIR, dir_fd=fd)
-        child_fds.append(child)
-        if is_opaque_dir(child):
-            break
-    return exists, child_fds
+def _upper_entries(dir_fd):
+    """A directory of the upper dir: {name: lstat} of its content, and the names its whiteouts
+    delete (a name deleted and made again is content only)."""
+    contents, deleted = {}, set()
+    with os.scandir(dir_fd) as entries:
+        names = [entry.name for entry in entries]
+    for name in names:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        marker = overlay_marker(dir_fd, name, st)
+        if marker is None:
+            contents[name] = st
+        elif not marker.opaque:
+            deleted.add(marker.hidden)
+    return contents, deleted - set(contents)
 
 
 def _close_all(fds):

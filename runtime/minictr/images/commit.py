@@ -1,10 +1,12 @@
 """`docker commit`, the image side: an overlay upper dir and a container config become a new
 image, the dir a new layer on top of the container's image (containers/commit.py picks the dir).
 
-The upper dir is written as an OCI layer tar: overlayfs whiteouts (a 0/0
-character device, or rootless an empty file marked `user.overlay.whiteout`)
-become `.wh.NAME` entries and opaque directories (`trusted.overlay.opaque`, or
-`user.overlay.opaque` with userxattr) get a `.wh..wh..opq` entry. The tar is
+The upper dir is written as an OCI layer tar: whiteouts, in whichever form the
+driver left them (overlay_upper.overlay_marker: a 0/0 character device, an xattr
+whiteout, fuse-overlayfs' `.wh.NAME` file), become one `.wh.NAME` entry each, and
+an opaque directory (any of its forms) gets one `.wh..wh..opq` entry. A file
+fuse-overlayfs copied up unchanged (another hard link of a file it deleted) is
+left out. The tar is
 then extracted by the same hostile-tar-proof code as any pulled layer (so the
 stored layer is made exactly as a pulled one would be), and the tar itself is
 kept as the layer's blob: `save` and `push` hand out those exact bytes.
@@ -25,7 +27,8 @@ from minictr.images import archive
 from minictr.spec import reference as references
 from minictr.images.archive import PendingImage
 from minictr.images.layers import extract_layer
-from minictr.images.overlay_upper import ExactSize, is_opaque_dir
+from minictr.images.overlay_upper import (WHITEOUT_PREFIX, ExactSize, is_opaque_dir, lookup_lower, overlay_marker,
+                                          same_as_lower, whited_out)
 
 LAYER_MEDIA_TYPE = "application/vnd.docker.image.rootfs.diff.tar"
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -73,7 +76,7 @@ def write_layer_tar(upper: str, lower_dirs: list, out) -> None:
         for path in lower_dirs:
             lower_fds.append(os.open(path, _DIR))
         with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            _UpperWalker(tar, lower_fds).children(upper_fd, "")
+            _UpperWalker(tar, lower_fds).children(upper_fd, "", lower_fds)
     finally:
         for fd in [upper_fd] + lower_fds:
             os.close(fd)
@@ -85,26 +88,41 @@ class _UpperWalker:
         self.lower_fds = lower_fds
         self.links = {}  # (dev, ino) -> first name, for hard links within the layer
 
-    def children(self, dir_fd: int, prefix: str) -> bool:
-        """Adds the entries below a directory; False when all of it was left out (placeholders)."""
+    def children(self, dir_fd: int, prefix: str, lowers: list) -> bool:
+        """Adds the entries below a directory (`lowers`: the same directory in the image's layers,
+        as overlayfs merges them); False when all of it was left out."""
         with os.scandir(dir_fd) as entries:
             names = sorted(entry.name for entry in entries)
-        added = False
+        contents, whiteouts = [], {}
         for name in names:
-            added |= self.entry(dir_fd, name, f"{prefix}{name}")
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            marker = overlay_marker(dir_fd, name, st)
+            if marker is None:
+                contents.append((name, st))
+            elif not marker.opaque:  # the opaque marker is written with its directory
+                whiteouts.setdefault(marker.hidden, st)
+        added = False
+        kept = {name for name, _ in contents}
+        for hidden, st in sorted(whiteouts.items()):
+            if hidden not in kept:  # deleted then made again: the new entry alone, as Docker writes it
+                self.tar.addfile(_info(st, f"{prefix}{WHITEOUT_PREFIX}{hidden}", tarfile.REGTYPE, mode=0))
+                added = True
+        for name, st in contents:
+            found_in, child_lowers = lookup_lower(lowers, name)
+            try:
+                added |= self.entry(dir_fd, name, f"{prefix}{name}", st, found_in, child_lowers)
+            finally:
+                for fd in child_lowers:
+                    os.close(fd)
         return added
 
-    def entry(self, dir_fd: int, name: str, path: str) -> bool:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        parent, _, base = path.rpartition("/")
-        whiteout_name = f"{parent}/.wh.{base}" if parent else f".wh.{base}"
-        if _is_whiteout(dir_fd, name, st):
-            self.tar.addfile(_info(st, whiteout_name, tarfile.REGTYPE, mode=0))
-            return True
+    def entry(self, dir_fd: int, name: str, path: str, st, found_in, child_lowers) -> bool:
         if stat.S_ISDIR(st.st_mode):
-            return self.directory(dir_fd, name, path, st)
+            return self.directory(dir_fd, name, path, st, child_lowers)
         if path in _PLACEHOLDERS and st.st_size == 0 and not self._in_image(path):
             return False
+        if found_in is not None and same_as_lower(dir_fd, name, st, found_in):
+            return False  # copied up unchanged (fuse-overlayfs: a hard link of a deleted file)
         if stat.S_ISREG(st.st_mode):
             self.regular(dir_fd, name, path, st)
         elif stat.S_ISLNK(st.st_mode):
@@ -121,7 +139,7 @@ class _UpperWalker:
             return False  # sockets: tar has no type for them
         return True
 
-    def directory(self, dir_fd: int, name: str, path: str, st) -> bool:
+    def directory(self, dir_fd: int, name: str, path: str, st, lowers: list) -> bool:
         fd = os.open(name, _DIR, dir_fd=dir_fd)
         try:
             opaque = is_opaque_dir(fd)
@@ -133,7 +151,7 @@ class _UpperWalker:
             self.tar.addfile(info)
             if opaque:
                 self.tar.addfile(_info(st, f"{path}/.wh..wh..opq", tarfile.REGTYPE, mode=0))
-            self.children(fd, path + "/")
+            self.children(fd, path + "/", [] if opaque else lowers)
             return True
         finally:
             os.close(fd)
@@ -174,29 +192,26 @@ class _UpperWalker:
             self.tar.addfile(info, ExactSize(file, info.size))
 
     def _in_image(self, path: str) -> bool:
+        parent, _, base = path.rpartition("/")
         for fd in self.lower_fds:
             try:
-                st = os.stat(path, dir_fd=fd, follow_symlinks=False)
+                parent_fd = os.open(parent or ".", _DIR, dir_fd=fd)
             except OSError:
                 continue
-            return not (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0)
+            try:
+                if whited_out(parent_fd, base):
+                    return False
+                os.stat(base, dir_fd=parent_fd, follow_symlinks=False)
+                return True
+            except OSError:
+                continue
+            finally:
+                os.close(parent_fd)
         return False
 
 
 def _holds_placeholders(path: str) -> bool:
     return any(p == path or p.startswith(path + "/") for p in _PLACEHOLDERS)
-
-
-def _is_whiteout(dir_fd: int, name: str, st) -> bool:
-    if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-        return True
-    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
-        try:  # rootless on kernels that refuse 0/0 devices in a user namespace: an xattr whiteout
-            os.getxattr(f"/proc/self/fd/{dir_fd}/{name}", "user.overlay.whiteout", follow_symlinks=False)
-            return True
-        except OSError:
-            return False
-    return False
 
 
 def _xattr_headers(fd: int, name) -> dict:

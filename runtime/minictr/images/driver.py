@@ -29,7 +29,7 @@ import subprocess
 
 from minictr.errors import MinictrError
 from minictr.hostinfo import CannotStart, filesystem_type, fuse_overlayfs_path, try_overlay
-from minictr.images.layers import OPAQUE_MARKER, WHITEOUT_PREFIX
+from minictr.images.overlay_upper import is_opaque_dir, overlay_marker
 
 log = logging.getLogger("minictr.driver")
 
@@ -89,7 +89,7 @@ class StorageDriver:
         if self.name == FUSE_OVERLAYFS:
             self.mount(image, top)
         else:
-            copy_layers(image.layer_dirs, top, self.rootless)
+            copy_layers(image.layer_dirs, top)
         return [("rootfs", rootfs), ("rootfs_ready", "1")]
 
     def created(self, top: str) -> None:
@@ -120,7 +120,7 @@ class StorageDriver:
                 message = result.stderr.decode(errors="replace").strip().splitlines()
                 raise MinictrError(f"fuse-overlayfs on `{rootfs}`: {message[-1] if message else result.returncode}")
         else:
-            copy_layers(image.layer_dirs, top, self.rootless)
+            copy_layers(image.layer_dirs, top)
 
     def unmount(self, top: str) -> None:
         if self.name == VFS:
@@ -138,7 +138,7 @@ class StorageDriver:
 # --- vfs: a full copy of the layers ---------------------------------------------------------
 
 
-def copy_layers(layer_dirs: list, top: str, rootless: bool) -> None:
+def copy_layers(layer_dirs: list, top: str) -> None:
     """Make top/rootfs a copy of the layers (top-most first in `layer_dirs`), once.
 
     Layers are applied bottom-up: an opaque directory empties what lower layers put
@@ -149,9 +149,8 @@ def copy_layers(layer_dirs: list, top: str, rootless: bool) -> None:
         return
     rootfs = os.path.join(top, "rootfs")
     _empty_dir(rootfs)
-    namespace = "user" if rootless else "trusted"
     for layer in reversed([str(d) for d in layer_dirs]):
-        _apply_layer(layer, rootfs, namespace)
+        _apply_layer(layer, rootfs)
     with open(mark, "w"):
         pass
 
@@ -165,64 +164,53 @@ def _empty_dir(path: str) -> None:
             os.unlink(child)
 
 
-def _apply_layer(layer: str, rootfs: str, namespace: str) -> None:
+def _apply_layer(layer: str, rootfs: str) -> None:
     linked = {}  # (dev, ino) of a layer file -> its copy: hard links stay links
     directories = []
     for dirpath, dirnames, filenames in os.walk(layer):
         relative = os.path.relpath(dirpath, layer)
         target_dir = rootfs if relative == "." else os.path.join(rootfs, relative)
-        if relative != "." and _is_opaque(dirpath, namespace, filenames) and os.path.isdir(target_dir):
-            _empty_dir(target_dir)
-        for name in sorted(dirnames):
-            source, target = os.path.join(dirpath, name), os.path.join(target_dir, name)
-            st = os.lstat(source)
-            if stat.S_ISLNK(st.st_mode):  # os.walk lists symlinks to directories here
-                _replace(target)
-                _copy_entry(source, target, st, linked)
-                dirnames.remove(name)
-                continue
-            if not os.path.isdir(target) or os.path.islink(target):
-                _replace(target)
-                os.mkdir(target, 0o700)
-            directories.append((source, target, st))
-        for name in filenames:
-            source, target = os.path.join(dirpath, name), os.path.join(target_dir, name)
-            st = os.lstat(source)
-            if name == OPAQUE_MARKER:
-                continue
-            if name.startswith(WHITEOUT_PREFIX):  # the OCI form (a data root on overlayfs)
-                _replace(os.path.join(target_dir, name[len(WHITEOUT_PREFIX):]))
-                continue
-            if _is_whiteout(source, st, namespace):
-                _replace(target)
-                continue
-            _replace(target)
-            _copy_entry(source, target, st, linked)
+        dir_fd = os.open(dirpath, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            if relative != "." and is_opaque_dir(dir_fd) and os.path.isdir(target_dir):
+                _empty_dir(target_dir)
+            _apply_directories(dirpath, target_dir, dirnames, linked, directories)
+            _apply_files(dir_fd, dirpath, target_dir, filenames, linked)
+        finally:
+            os.close(dir_fd)
     root_st = os.lstat(layer)
     directories.append((layer, rootfs, root_st))
     for source, target, st in reversed(directories):  # deepest first: times stay
         _copy_metadata(source, target, st)
 
 
-def _is_opaque(path: str, namespace: str, filenames: list) -> bool:
-    if OPAQUE_MARKER in filenames:
-        return True
-    try:
-        return os.getxattr(path, f"{namespace}.overlay.opaque", follow_symlinks=False) == b"y"
-    except OSError:
-        return False
+def _apply_directories(dirpath: str, target_dir: str, dirnames: list, linked: dict, directories: list) -> None:
+    for name in sorted(dirnames):
+        source, target = os.path.join(dirpath, name), os.path.join(target_dir, name)
+        st = os.lstat(source)
+        if stat.S_ISLNK(st.st_mode):  # os.walk lists symlinks to directories here
+            _replace(target)
+            _copy_entry(source, target, st, linked)
+            dirnames.remove(name)
+            continue
+        if not os.path.isdir(target) or os.path.islink(target):
+            _replace(target)
+            os.mkdir(target, 0o700)
+        directories.append((source, target, st))
 
 
-def _is_whiteout(path: str, st, namespace: str) -> bool:
-    if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-        return True
-    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
-        try:
-            os.getxattr(path, "user.overlay.whiteout", follow_symlinks=False)
-            return True
-        except OSError:
-            return False
-    return False
+def _apply_files(dir_fd: int, dirpath: str, target_dir: str, filenames: list, linked: dict) -> None:
+    for name in filenames:
+        source = os.path.join(dirpath, name)
+        st = os.lstat(source)
+        marker = overlay_marker(dir_fd, name, st)
+        if marker is not None:
+            if not marker.opaque:
+                _replace(os.path.join(target_dir, marker.hidden))
+            continue
+        target = os.path.join(target_dir, name)
+        _replace(target)
+        _copy_entry(source, target, st, linked)
 
 
 def _replace(target: str) -> None:

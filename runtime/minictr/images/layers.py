@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minictr.errors import InvalidArgument
+from minictr.hostinfo import filesystem_type
+from minictr.images.overlay_upper import OPAQUE_MARKER, WHITEOUT_PREFIX
 
 try:  # zstd layers need the zstandard module (Python 3.11 has no zstd of its own)
     import zstandard
@@ -45,8 +47,6 @@ except ImportError:  # pragma: no cover - depends on the installation
 log = logging.getLogger("minictr.images")
 
 DEFAULT_MAX_SIZE = 64 << 30  # 64 GiB of uncompressed tar: far beyond any real layer
-WHITEOUT_PREFIX = ".wh."
-OPAQUE_MARKER = ".wh..wh..opq"
 TEMP_PREFIX = ".tmp-"
 _COPY_CHUNK = 1 << 20
 
@@ -469,9 +469,11 @@ class _Extractor:
             # user namespace may create one too.
             os.mknod(name, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=parent_fd)
         except PermissionError:
-            if not self.rootless:
-                # A data root on overlayfs refuses whiteout devices: keep the OCI
-                # whiteout, which the fallback drivers (fuse-overlayfs, vfs) read.
+            if not self.rootless or _on_overlayfs(parent_fd):
+                # A data root on overlayfs refuses whiteout devices (and cannot hold the
+                # kernel overlay's upper dirs): keep the OCI whiteout, which the fallback
+                # drivers read. fuse-overlayfs ignores xattr whiteouts: a deleted file
+                # would come back in a committed image.
                 _create_empty(parent_fd, WHITEOUT_PREFIX + name)
                 return
             # Older kernels: an "xattr whiteout" (overlayfs >= 6.7): an empty file
@@ -586,6 +588,10 @@ def _at(dir_fd: int, name: str) -> str:
     # For the few calls that take no dir_fd (xattrs): the fd's /proc path stays
     # bound to the directory we opened without following symlinks.
     return f"/proc/self/fd/{dir_fd}/{name}"
+
+
+def _on_overlayfs(dir_fd: int) -> bool:
+    return filesystem_type(os.readlink(f"/proc/self/fd/{dir_fd}")) == "overlay"
 
 
 def _create_empty(dir_fd: int, name: str) -> None:
