@@ -80,14 +80,18 @@ class CgroupMount:
 
 
 def cgroup_mounts(mountinfo="/proc/self/mountinfo"):
-    """Every cgroup and cgroup2 mount this process sees."""
-    mounts = []
+    """Every cgroup and cgroup2 mount this process sees: of two on one point, the later only (it
+    hides the earlier, as a bind mount of a nested group over a hierarchy does)."""
+    mounts = {}
     for line in (read_text(mountinfo) or "").splitlines():
         before, _, after = line.partition(" - ")
         fields, tail = before.split(), after.split()
-        if len(fields) >= 5 and len(tail) >= 3 and tail[0] in ("cgroup", "cgroup2"):
-            mounts.append(CgroupMount(_unescape(fields[4]), tail[0], tuple(tail[2].split(",")), _unescape(fields[3])))
-    return mounts
+        if len(fields) >= 5 and len(tail) >= 3:
+            point = _unescape(fields[4])
+            mounts.pop(point, None)  # whatever it was, it is hidden now
+            if tail[0] in ("cgroup", "cgroup2"):
+                mounts[point] = CgroupMount(point, tail[0], tuple(tail[2].split(",")), _unescape(fields[3]))
+    return list(mounts.values())
 
 
 def _unescape(field):

@@ -47,3 +47,10 @@ def test_a_group_outside_every_mount_root_has_no_directory_here(tmp_path):
 def test_a_later_mount_on_the_same_group_hides_the_earlier(tmp_path):
     mounts = _mounts(tmp_path, HOST + "40 24 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n")
     assert cgroup_dir("/a", None, mounts) == "/sys/fs/cgroup/a"
+
+
+def test_a_mount_on_the_point_of_another_hides_it(tmp_path):
+    mounts = _mounts(tmp_path, HOST + "41 31 0:27 /a/nest /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+                                      "42 32 0:60 / /sys/fs/cgroup/cpu,cpuacct rw - tmpfs tmpfs rw\n")
+    assert [(m.point, m.root) for m in mounts] == [("/sys/fs/cgroup/unified", "/"), ("/sys/fs/cgroup/memory", "/a/nest")]
+    assert cgroup_dir("/a/nest/minictr/c1", "memory", mounts) == "/sys/fs/cgroup/memory/minictr/c1"
