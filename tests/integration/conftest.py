@@ -338,6 +338,17 @@ def cgroup_dir_of(pid, controller=None):
     return cgroup_dir(group, controller) if group else None
 
 
+def ipv6_listenable():
+    """Whether [::1] can be bound in this network namespace: a daemon publishing a port on every
+    address adds [::] only then, as Docker does (CI containers often run with IPv6 disabled)."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 def inspect(daemon, ref):
     """A container's inspect JSON, through the CLI."""
     return json.loads(daemon.ok("inspect", "--type", "container", ref))[0]
