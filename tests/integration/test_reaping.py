@@ -53,12 +53,18 @@ class NonReapingParentDaemon(Daemon):
         """The daemon (rootless: its wrapper), the child of the process that never waits."""
         return next(pid for pid in _children(self.reaper_pid()) if "daemon" in _argv_of(pid))
 
+    def stop_daemon(self):
+        """SIGTERM to the daemon; returns its pid once it has ended, as a zombie of the process that
+        never waits (as anything would), or None if it had already."""
+        pid = next((pid for pid in _children(self.reaper_pid()) if "daemon" in _argv_of(pid)), None)
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            wait_until(lambda: not alive(pid), what="the daemon to stop")
+        return pid
+
     def stop(self):
         if self.process and self.process.poll() is None:
-            pid = self.daemon_process()
-            os.kill(pid, signal.SIGTERM)
-            # It ends as a zombie of the process that never waits, as anything would.
-            wait_until(lambda: not alive(pid), what="the daemon to stop")
+            self.stop_daemon()
             self.process.kill()
             self.process.wait()
 
@@ -159,3 +165,14 @@ def test_twenty_five_containers_leave_no_zombie_under_a_pid_1_that_never_waits(d
     finally:
         d.cli("network", "rm", network)
 
+
+
+def test_a_daemon_stopped_leaves_no_zombie_but_its_own(daemon_under_sleep_infinity):
+    """Rootless, the holder of the namespaces and slirp4netns end with the last daemon: its wrapper
+    reaps them before it ends itself."""
+    d = daemon_under_sleep_infinity
+    assert d.ok("run", "--rm", "-p", f"127.0.0.1:{_free_port()}:80", IMAGE, "echo", "hi").strip() == "hi"
+    reaper = d.reaper_pid()
+    stopped = d.stop_daemon()
+    wait_until(lambda: [pid for pid, _ in zombies_below(reaper)] == [stopped], timeout=10,
+               what=f"only the daemon {stopped} left a zombie")
