@@ -14,8 +14,8 @@ import struct
 import sys
 from dataclasses import asdict, dataclass
 
-from minictr.hostinfo import (OVERLAY_STEPS, existing_ancestor, filesystem_type, fuse_overlayfs_path, read_text,
-                              subordinate_ranges, try_overlay, user_name)
+from minictr.hostinfo import (OVERLAY_STEPS, CgroupMount, cgroup_dir, cgroup_mounts, existing_ancestor, filesystem_type,
+                              fuse_overlayfs_path, read_text, subordinate_ranges, try_overlay, user_name)
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 MIN_FREE = 1 << 30  # a busybox is small, but a pull of a real image is hundreds of MiB
@@ -216,7 +216,7 @@ def cgroups(root, mountinfo="/proc/self/mountinfo", cgroup_root="/sys/fs/cgroup"
     mounts = list(_cgroup_mounts(mountinfo))
     unified = os.path.exists(os.path.join(cgroup_root, "cgroup.controllers"))
     if unified:
-        return _cgroups_v2(root, cgroup_root, self_cgroup)
+        return _cgroups_v2(root, cgroup_root, self_cgroup, mountinfo)
     v1 = sorted({o for _p, fstype, opts in mounts if fstype == "cgroup" for o in opts if o in _V1_CONTROLLERS})
     if not v1:
         return Result(check, WARN, "none mounted: containers run without limits",
@@ -232,7 +232,7 @@ def cgroups(root, mountinfo="/proc/self/mountinfo", cgroup_root="/sys/fs/cgroup"
 _V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids")
 
 
-def _cgroups_v2(root, cgroup_root, self_cgroup):
+def _cgroups_v2(root, cgroup_root, self_cgroup, mountinfo):
     check = "cgroups"
     if root:
         controllers = (_read(os.path.join(cgroup_root, "cgroup.controllers")) or "").split()
@@ -241,7 +241,10 @@ def _cgroups_v2(root, cgroup_root, self_cgroup):
             return Result(check, WARN, f"v2 without {', '.join(missing)}: those limits are unavailable")
         return Result(check, OK, f"v2: {', '.join(controllers)}")
     own = next((line[3:] for line in (_read(self_cgroup) or "").splitlines() if line.startswith("0::")), None)
-    group = os.path.join(cgroup_root, own.lstrip("/")) if own else None
+    # Through the root of the mount on cgroup_root, as the daemon finds it: inside a container it
+    # need not be `/`.
+    mounts = [m for m in cgroup_mounts(mountinfo) if m.point == cgroup_root and m.fstype == "cgroup2"]
+    group = cgroup_dir(own, mounts=mounts or [CgroupMount(cgroup_root, "cgroup2", (), "/")]) if own else None
     if not group or not os.access(group, os.W_OK):
         return Result(check, WARN, f"v2, but {own or 'our cgroup'} is not delegated to this user: rootless "
                                    "containers cannot have limits", DELEGATE_FIX)

@@ -69,6 +69,76 @@ def filesystem_type(path, mountinfo="/proc/self/mountinfo"):
     return fstype
 
 
+@dataclass(frozen=True)
+class CgroupMount:
+    """A cgroup hierarchy as mounted here: `root` is the group shown at `point` (mountinfo's 4th field)."""
+
+    point: str
+    fstype: str  # cgroup (v1) or cgroup2
+    options: tuple[str, ...]  # the super options: a v1 hierarchy's controllers are among them
+    root: str
+
+
+def cgroup_mounts(mountinfo="/proc/self/mountinfo"):
+    """Every cgroup and cgroup2 mount this process sees: of two on one point, the later only (it
+    hides the earlier, as a bind mount of a nested group over a hierarchy does)."""
+    mounts = {}
+    for line in (read_text(mountinfo) or "").splitlines():
+        before, _, after = line.partition(" - ")
+        fields, tail = before.split(), after.split()
+        if len(fields) >= 5 and len(tail) >= 3:
+            point = _unescape(fields[4])
+            mounts.pop(point, None)  # whatever it was, it is hidden now
+            if tail[0] in ("cgroup", "cgroup2"):
+                mounts[point] = CgroupMount(point, tail[0], tuple(tail[2].split(",")), _unescape(fields[3]))
+    return list(mounts.values())
+
+
+def _unescape(field):
+    return field.encode().decode("unicode_escape")
+
+
+def cgroup_dir(group, controller=None, mounts=None):
+    """The directory of the cgroup GROUP, as /proc/PID/cgroup names it, in the hierarchy of the v1
+    CONTROLLER (None: the v2 hierarchy); None when no mount here shows it.
+
+    A mount's root is not always `/`: inside a container without a cgroup namespace,
+    /proc/self/cgroup says `/docker/ID` while /sys/fs/cgroup/memory *is* /docker/ID (root
+    `/docker/ID` in mountinfo), so the group's directory is /sys/fs/cgroup/memory itself, not
+    /sys/fs/cgroup/memory/docker/ID. With a cgroup namespace both say `/`."""
+    best = None
+    for mount in cgroup_mounts() if mounts is None else mounts:
+        if (mount.fstype == "cgroup2") != (controller is None):
+            continue
+        if controller is not None and controller not in mount.options:
+            continue
+        below = _below(group, mount.root)
+        # The deepest root wins; of equal ones the later mount, which hides the earlier.
+        if below is not None and (best is None or len(mount.root) >= len(best[0])):
+            best = (mount.root, os.path.join(mount.point, below) if below else mount.point)
+    return best[1] if best else None
+
+
+def _below(group, root):
+    """GROUP's path relative to ROOT ("" for ROOT itself), or None if it is not under ROOT."""
+    if root == "/":
+        return group.lstrip("/")
+    if group == root:
+        return ""
+    if group.startswith(root + "/"):
+        return group[len(root) + 1:]
+    return None
+
+
+def cgroup_of(pid="self", controller=None):
+    """The group of process PID (as /proc/PID/cgroup names it) for the v1 CONTROLLER (None: v2)."""
+    for line in (read_text(f"/proc/{pid}/cgroup") or "").splitlines():
+        _, names, group = line.split(":", 2)
+        if (controller is None and names == "") or (controller is not None and controller in names.split(",")):
+            return group
+    return None
+
+
 def fuse_overlayfs_path(search_path=None):
     """fuse-overlayfs, when it is installed and /dev/fuse can be opened (the storage driver's fallback)."""
     found = shutil.which("fuse-overlayfs", path=search_path)

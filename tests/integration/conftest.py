@@ -334,6 +334,26 @@ def daemon_pid(d: Daemon):
     return next(int(c) for c in children if Path(f"/proc/{c}/comm").read_text().strip() not in helpers)
 
 
+def cgroup_dir_of(pid, controller=None):
+    """The directory of process PID's group in the hierarchy of the v1 CONTROLLER (None: v2), through
+    the cgroup mounts as this process sees them: their root is not `/` inside a container."""
+    from minictr.hostinfo import cgroup_dir, cgroup_of
+
+    group = cgroup_of(pid, controller)
+    return cgroup_dir(group, controller) if group else None
+
+
+def ipv6_listenable():
+    """Whether [::1] can be bound in this network namespace: a daemon publishing a port on every
+    address adds [::] only then, as Docker does (CI containers often run with IPv6 disabled)."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 def inspect(daemon, ref):
     """A container's inspect JSON, through the CLI."""
     return json.loads(daemon.ok("inspect", "--type", "container", ref))[0]

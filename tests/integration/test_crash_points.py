@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import IMAGE, ROOTLESS, Daemon, _answers, alive, daemon_pid, wait_until
+from tests.integration.conftest import IMAGE, ROOTLESS, Daemon, _answers, alive, cgroup_dir_of, daemon_pid, wait_until
 
 POINTS = 5  # kill points per operation
 CONCURRENT_RUNS = 4
@@ -297,12 +297,9 @@ def test_a_commit_killed_with_the_daemon_leaves_no_container_frozen(crashing):
 
 def freezer_state(pid):
     """The v1 freezer state of the process's group (None where it has no v1 freezer)."""
-    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
-        _, controllers, path = line.split(":", 2)
-        if "freezer" in controllers.split(","):
-            state = Path(f"/sys/fs/cgroup/freezer{path}/freezer.state")
-            return state.read_text().strip() if state.exists() else None
-    return None
+    group = cgroup_dir_of(pid, "freezer")
+    state = Path(group or "/nonexistent", "freezer.state")
+    return state.read_text().strip() if state.exists() else None
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ import pytest
 
 from minictr.errors import InvalidArgument
 
-from .conftest import IMAGE, ROOTLESS, CgroupV2Daemon, inspect
+from .conftest import IMAGE, ROOTLESS, CgroupV2Daemon, cgroup_dir_of, inspect
 from .test_docker_cli import docker
 
 
@@ -50,8 +50,9 @@ def test_the_container_is_in_the_device_controller_of_its_hierarchy(daemon, imag
         if ROOTLESS:
             assert not groups["devices"].endswith(created), groups
         else:
-            expected = "" if isinstance(daemon, CgroupV2Daemon) else "devices"
-            assert groups[expected] == f"/minictr/{created}", groups
+            controller = None if isinstance(daemon, CgroupV2Daemon) else "devices"
+            group = cgroup_dir_of(pid, controller)
+            assert group and group.endswith(f"/minictr/{created}") and os.path.isdir(group), groups
     finally:
         daemon.ok("rm", "-f", created)
 

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 
-from .conftest import ROOTLESS, wait_until
+from .conftest import ROOTLESS, cgroup_dir_of, wait_until
 from .test_docker_cli import docker
 from .test_tty import CTRL_P, CTRL_Q, shell_ready, terminals  # noqa: F401 (terminals: a fixture)
 
@@ -218,9 +218,7 @@ def test_run_memory_sets_the_cgroup_limit(daemon, image):
     try:
         assert fmt(daemon, "{{.HostConfig.Memory}}", "dk-mem") == str(64 << 20)
         pid = fmt(daemon, "{{.State.Pid}}", "dk-mem")
-        lines = open(f"/proc/{pid}/cgroup").read().splitlines()
-        path = next(line.split(":", 2)[2] for line in lines if re.match(r"\d+:([^:]*,)?memory(,[^:]*)?:", line))
-        with open(f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes") as f:
+        with open(f"{cgroup_dir_of(pid, 'memory')}/memory.limit_in_bytes") as f:
             assert int(f.read()) == 64 << 20
         assert "/ 64MiB" in ok(daemon, "stats", "--no-stream", "--format", "{{.MemUsage}}", "dk-mem")
     finally:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.integration.conftest import ROOTLESS, inspect, wait_until
+from tests.integration.conftest import ROOTLESS, cgroup_dir_of, inspect, wait_until
 
 # PID 1 of a container gets no default signal actions: a shell that traps TERM exits on it,
 # a bare `sleep` ignores it.
@@ -131,8 +131,8 @@ def test_pause_freezes_every_process_and_unpause_thaws_them(daemon, image):
 
 
 def _rootless_has_freezer():
-    return os.path.exists("/sys/fs/cgroup/cgroup.controllers") and os.access(
-        "/sys/fs/cgroup" + open("/proc/self/cgroup").read().split("0::", 1)[-1].strip(), os.W_OK)
+    own = cgroup_dir_of("self")
+    return os.path.exists("/sys/fs/cgroup/cgroup.controllers") and own is not None and os.access(own, os.W_OK)
 
 
 def _counter(container_id, daemon):

@@ -138,7 +138,7 @@ def test_a_daemon_group_holding_processes_moves_them_to_a_leaf_to_delegate_its_c
     (own / "cgroup.controllers").write_text("cpu memory pids\n")
     (own / "cgroup.subtree_control").write_text("")
     (own / "cgroup.procs").write_text("4242\n4243\n")
-    monkeypatch.setattr(cgroups, "_own_v2_cgroup", lambda: "/user.slice/run-1.scope")
+    monkeypatch.setattr(cgroups, "_own_v2_dir", lambda: str(own))
     _kernel_refuses_delegation_from_a_group_with_processes(monkeypatch)
     c = cgroups.Cgroups(rootless=True)
     assert c.parents == [str(own / "minictr")]
@@ -148,7 +148,7 @@ def test_a_daemon_group_holding_processes_moves_them_to_a_leaf_to_delegate_its_c
     assert (own / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"
     assert (own / "minictr" / "abc" / "memory.max").read_text() == str(64 * MiB)
     # A daemon started again finds itself in the leaf and keeps the same parent for its containers.
-    monkeypatch.setattr(cgroups, "_own_v2_cgroup", lambda: "/user.slice/run-1.scope/init")
+    monkeypatch.setattr(cgroups, "_own_v2_dir", lambda: str(own / "init"))
     assert cgroups.Cgroups(rootless=True).parents == [str(own / "minictr")]
 
 

@@ -230,6 +230,19 @@ def test_cgroup_v1_rootless_is_a_warning_and_root_ok(tmp_path):
     assert root.status == OK and root.message == "v1 (hybrid): memory, pids"
 
 
+def test_cgroup_v2_rootless_in_a_container_finds_its_group_through_the_mounts_root(open_tmp):
+    # No cgroup namespace: /proc/self/cgroup names /docker/abc/user, and cgroup_root *is* /docker/abc.
+    cgroup_root = os.path.join(open_tmp, "cg")
+    _tree(Path(open_tmp), self="0::/docker/abc/user\n",
+          mountinfo=f"40 30 0:26 /docker/abc {cgroup_root} rw - cgroup2 cgroup2 rw\n")
+    os.makedirs(os.path.join(cgroup_root, "user"))
+    Path(cgroup_root, "cgroup.controllers").write_text("cpu memory pids\n")
+    Path(cgroup_root, "user", "cgroup.controllers").write_text("cpu memory pids\n")
+    os.chmod(cgroup_root, 0o555)
+    os.chmod(os.path.join(cgroup_root, "user"), 0o777)
+    result = _as_nobody(lambda: doctor.cgroups(False, f"{open_tmp}/mountinfo", cgroup_root, f"{open_tmp}/self"))
+    assert result.status == OK and result.message == "v2, delegated: cpu, memory, pids"
+
 def test_cgroup_v2_rootless_delegated_and_not(open_tmp):
     _tree(Path(open_tmp), self="0::/user\n", other="0::/system\n")
     cgroup_root = os.path.join(open_tmp, "cg")

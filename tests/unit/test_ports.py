@@ -2,6 +2,7 @@
 wrapper's listener hand-off, all against sockets on 127.0.0.1."""
 
 import asyncio
+import errno
 import os
 import socket
 import threading
@@ -135,23 +136,34 @@ def test_published_tcp_port_reaches_the_target_and_release_closes_everything():
     server.close()
 
 
+def _ipv6_listenable():
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 def test_no_address_given_is_0_0_0_0_and_ipv6_on_one_port_as_in_docker():
     server = _tcp_server(_echo)
     target_ip, target_port = server.getsockname()
+    ipv6 = _ipv6_listenable()  # without IPv6 (a CI container) 0.0.0.0 only: the next test
 
     async def scenario():
         publisher = ports.PortPublisher()
         entries = await publisher.publish(CTR, target_ip, [(target_port, "tcp", "", 0)])
-        assert [e["host_ip"] for e in entries] == ["0.0.0.0", "::"]
+        assert [e["host_ip"] for e in entries] == ["0.0.0.0", "::"][:1 + ipv6]
         host_port = entries[0]["host_port"]
-        assert entries[1]["host_port"] == host_port
-        for client_ip in ("127.0.0.1", "::1"):
+        assert entries[-1]["host_port"] == host_port
+        for client_ip in ("127.0.0.1", "::1")[:1 + ipv6]:
             reader, writer = await asyncio.open_connection(client_ip, host_port)
             writer.write(client_ip.encode())
             assert await reader.readexactly(len(client_ip)) == client_ip.encode()
             writer.close()
-        with pytest.raises(Conflict, match=r"Bind for \[::\]:\d+ failed: port is already allocated"):
-            await publisher.publish("cd" * 32, target_ip, [(target_port, "tcp", "::", host_port)])
+        if ipv6:
+            with pytest.raises(Conflict, match=r"Bind for \[::\]:\d+ failed: port is already allocated"):
+                await publisher.publish("cd" * 32, target_ip, [(target_port, "tcp", "::", host_port)])
         with pytest.raises(Conflict, match="port is already allocated"):
             await publisher.publish("cd" * 32, target_ip, [(target_port, "tcp", "127.0.0.1", host_port)])
         publisher.release(CTR)
@@ -161,6 +173,27 @@ def test_no_address_given_is_0_0_0_0_and_ipv6_on_one_port_as_in_docker():
 
     _run(scenario())
     server.close()
+
+
+def test_without_ipv6_no_address_given_is_0_0_0_0_only_as_in_docker():
+    # IPv6 disabled (disable_ipv6=1): [::] could still be bound, but [::1] cannot, and Docker then
+    # publishes on 0.0.0.0 alone.
+    asked = []
+
+    def bind_without_ipv6(proto, host_ip, host_port):
+        asked.append(host_ip)
+        if host_ip == "::1":
+            raise OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
+        return hostsocket.bind(proto, host_ip, host_port)
+
+    async def scenario():
+        publisher = ports.PortPublisher(bind=bind_without_ipv6)
+        entries = await publisher.publish(CTR, "127.0.0.1", [(80, "tcp", "", 0), (81, "udp", "", 0)])
+        assert [(e["proto"], e["host_ip"]) for e in entries] == [("tcp", "0.0.0.0"), ("udp", "0.0.0.0")]
+        assert "::" not in asked
+        publisher.release_all()
+
+    _run(scenario())
 
 
 def test_a_taken_port_fails_with_nothing_bound():

@@ -13,6 +13,7 @@ import threading
 import time
 
 from minictr import native
+from minictr.hostinfo import cgroup_dir, cgroup_mounts, cgroup_of
 
 log = logging.getLogger("minictr.cgroups")
 
@@ -23,20 +24,15 @@ LEAF = "init"
 
 def _mounts():
     """(mount point, fstype, super options) of every cgroup mount we can see."""
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            before, _, after = line.partition(" - ")
-            fstype, _source, options = after.split()[:3]
-            if fstype in ("cgroup", "cgroup2"):
-                yield before.split()[4], fstype, options.split(",")
+    for mount in cgroup_mounts():
+        yield mount.point, mount.fstype, list(mount.options)
 
 
-def _own_v2_cgroup():
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            if line.startswith("0::"):
-                return line[3:].strip()
-    return None
+def _own_v2_dir():
+    """The directory of this process's v2 group, found through the mount's root (inside a container
+    it need not be `/`); None if not to be seen."""
+    own = cgroup_of("self")
+    return cgroup_dir(own) if own else None
 
 
 class Cgroups:
@@ -88,9 +84,8 @@ class Cgroups:
         if unified:
             if not self.rootless:
                 return [os.path.join(CGROUP_ROOT, "minictr")]
-            own = _own_v2_cgroup()
             # Rootless needs a delegated subtree (systemd's user@UID.service gives one).
-            parent = os.path.join(CGROUP_ROOT, own.lstrip("/")) if own else None
+            parent = _own_v2_dir()
             if parent and os.path.basename(parent) == LEAF and os.path.isdir(os.path.join(parent, "..", "minictr")):
                 parent = os.path.dirname(parent)  # an earlier daemon moved itself there (enable_controllers)
             if parent and os.access(parent, os.W_OK):

@@ -18,10 +18,12 @@ log = logging.getLogger("minictr.daemon")
 
 async def _serve(config):
     from minictr.api import server  # importing the package registers every route
+    from minictr.daemon import reaper
     from minictr.daemon.services import Services
     from minictr.networks import outbound
     from minictr.networks.dns import default_upstreams, serve_networks
 
+    reaper.install(asyncio.get_running_loop())  # before the first monitor is spawned
     services = Services(config)
     services.volumes.load()
     services.networks.load()

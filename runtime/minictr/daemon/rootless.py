@@ -84,8 +84,42 @@ def run_in_namespaces(inner_argv, run_dir, environ):
     _release_or_kill(pid, sync_fd)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, lambda s, _f: os.kill(pid, s))
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
+    status = _wait_reaping(pid)
+    _reap_stopped_helpers(run_dir)
+    return status
+
+
+def _wait_reaping(pid):
+    """Wait for the daemon proper (`pid`), reaping meanwhile any other child of ours that ends (the
+    holder, slirp4netns): under a PID 1 that never waits (a CI container) they would stay zombies."""
+    while True:
+        child, status = os.wait()
+        if child == pid:
+            return os.waitstatus_to_exitcode(status)
+
+
+def _reap_stopped_helpers(run_dir, timeout=5.0):
+    """The daemon stopped the holder and slirp4netns (and removed their pid files) as it left: if we
+    started them, wait for them to end, so that they are not left as zombies to PID 1."""
+    import select
+
+    from minictr.daemon.reaper import children_of
+
+    running = {live_holder(run_dir), live_slirp(run_dir)}
+    for child in children_of(os.getpid()):
+        if child in running:
+            continue
+        try:
+            pidfd = os.pidfd_open(child)
+        except ProcessLookupError:
+            continue
+        try:
+            select.select([pidfd], [], [], timeout)
+            os.waitpid(child, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        finally:
+            os.close(pidfd)
 
 
 def live_holder(run_dir):

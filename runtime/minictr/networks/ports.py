@@ -152,10 +152,11 @@ class PortPublisher:
         try:
             if inside_pid:
                 pub.netns = _open_netns(inside_pid)
+            ipv6 = any(not host_ip for _, _, host_ip, _ in wanted) and await self._ipv6_listenable()
             for container_port, proto, host_ip, host_port in wanted:
                 sock = await self._bind_one(proto, host_ip or "0.0.0.0", host_port)
                 pub.add(sock, container_port, proto, host_ip or "0.0.0.0")
-                if not host_ip:
+                if not host_ip and ipv6:
                     sock = await self._bind_ipv6_too(proto, sock.getsockname()[1], explicit=bool(host_port))
                     if sock is not None:
                         pub.add(sock, container_port, proto, "::")
@@ -166,6 +167,20 @@ class PortPublisher:
             self._serve(pub, sock, (target_ip, entry["container_port"]), entry["proto"])
         self._published[container_id] = pub
         return list(pub.entries)
+
+    async def _ipv6_listenable(self):
+        """Whether the host listens on IPv6 at all, as Docker decides it (netutils.IsV6Listenable:
+        can [::1] be bound?). With IPv6 disabled (net.ipv6.conf.all.disable_ipv6=1, usual in CI
+        containers) [::] can still be bound, but nothing reaches it: Docker publishes on 0.0.0.0
+        only, and shows no [::] in `docker port`; so do we."""
+        import asyncio
+        try:
+            probe = await asyncio.to_thread(self._bind, "tcp", "::1", 0)
+        except (OSError, MinictrError) as error:
+            log.debug("no IPv6 on this host: [::1] cannot be bound: %s", error)
+            return False
+        probe.close()
+        return True
 
     async def _bind_ipv6_too(self, proto, host_port, explicit):
         """[::]:host_port beside 0.0.0.0's; None where the host has no IPv6, or when a port picked
