@@ -212,11 +212,21 @@ class HijackResponse:
         self.content_type = content_type
 
 
+def api_version_before(req, version):
+    """Whether the client asked for an API older than `version` (`/v1.41/...` before "1.42"); an
+    unprefixed path means the daemon's own version, never older."""
+    asked = api_version(req.path)
+    return asked is not None and _version_tuple(asked) < _version_tuple(version)
+
+
+def _version_tuple(version):
+    return tuple(int(part) for part in version.split("."))
+
+
 def stream_content_type(req, tty):
     """The Content-Type of an attach, exec or logs stream, as Docker's: raw-stream with a tty; without
     one the stream is framed (multiplexed), which Docker names from API 1.42 only (older: raw-stream)."""
-    version = api_version(req.path)
-    if tty or (version and tuple(int(n) for n in version.split(".")) < (1, 42)):
+    if tty or api_version_before(req, "1.42"):
         return "application/vnd.docker.raw-stream"
     return "application/vnd.docker.multiplexed-stream"
 

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from minictr.api.router import EmptyResponse, JSONResponse, route
+from minictr.api.router import EmptyResponse, JSONResponse, api_version_before, route
 
 
 def _filters(req):
@@ -28,7 +28,12 @@ async def create_volume(req):
 
 @route("POST", "/volumes/prune")
 async def prune_volumes(req):
-    deleted, reclaimed = await asyncio.to_thread(req.services.volumes.prune, _filters(req))
+    filters = _filters(req)
+    # API 1.42 made prune take only anonymous volumes; older clients (the docker CLI 20.10 speaks
+    # 1.41) still get every unused volume, as Docker's router adds `all=true` for them.
+    if api_version_before(req, "1.42"):
+        filters.setdefault("all", ["true"])
+    deleted, reclaimed = await asyncio.to_thread(req.services.volumes.prune, filters)
     return JSONResponse({"VolumesDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
 
