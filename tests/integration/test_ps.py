@@ -8,6 +8,8 @@ import subprocess
 
 import pytest
 
+from tests.integration.dockercli import older_than
+
 
 @pytest.fixture
 def trio(daemon, image):
@@ -178,4 +180,37 @@ def _docker(daemon, *args):
 def test_docker_cli_prints_the_same(daemon, trio, args):
     theirs = _docker(daemon, *args)
     assert theirs.returncode == 0, theirs.stderr
-    assert daemon.ok(*args) == theirs.stdout
+    ours = daemon.ok(*args)
+    if args[-2:] == ["{{json .}}", "ps-new"] and older_than(23):
+        # The CLI 20.10 decodes the answer into its own types and encodes them again: it drops the
+        # fields newer than its API (1.41) and adds a zero value for each field it knows that the
+        # daemon did not send (KernelMemory, gone from the API since). The rest is ours unchanged.
+        assert _without_zero_values_missing_from(json.loads(theirs.stdout), json.loads(ours)) == \
+            _known_to(json.loads(ours), json.loads(theirs.stdout))
+        return
+    if "{{.Labels}}" in args[-1] and older_than(23):
+        # The CLI 20.10 joins a container's labels in Go's map order, a new one each run; later ones sort them.
+        assert _labels_sorted(ours) == _labels_sorted(theirs.stdout)
+        return
+    assert ours == theirs.stdout
+
+
+def _labels_sorted(text):
+    """`text` with each comma-joined list of labels (`tier=web,env=prod`) in sorted order."""
+    return [[",".join(sorted(word.split(","))) if "=" in word else word for word in line.split(" ")]
+            for line in text.splitlines()]
+
+
+def _known_to(document, reference):
+    """`document` without the keys `reference` lacks, at every depth."""
+    if isinstance(document, dict) and isinstance(reference, dict):
+        return {k: _known_to(v, reference[k]) for k, v in document.items() if k in reference}
+    return document
+
+
+def _without_zero_values_missing_from(document, reference):
+    """`document` without the keys `reference` lacks whose values are zero values (0, "", null, [], {})."""
+    if isinstance(document, dict) and isinstance(reference, dict):
+        return {k: _without_zero_values_missing_from(v, reference.get(k)) for k, v in document.items()
+                if k in reference or v not in (0, "", None, [], {}, False)}
+    return document

@@ -1,0 +1,27 @@
+"""The docker CLI on the PATH, which the tests use as a client nobody here wrote.
+
+Debian 12's `docker.io` (what scripts/install installs) is the CLI 20.10; these machines also have
+a newer one. Where the two print different things for the same answer of the daemon, a test asks
+`client_version()` and asserts what that CLI does: never a skip."""
+
+import functools
+import re
+import shutil
+import subprocess
+
+
+@functools.cache
+def client_version():
+    """The version of the docker CLI on the PATH as a tuple, (20, 10, 24) for "20.10.24+dfsg1"."""
+    docker = shutil.which("docker")
+    assert docker is not None, "no docker CLI on the PATH: scripts/install installs Debian's docker.io"
+    # `docker --version` answers without a daemon: "Docker version 20.10.24+dfsg1, build 297e128".
+    line = subprocess.run([docker, "--version"], capture_output=True, text=True, check=True).stdout
+    match = re.match(r"Docker version (\d+)\.(\d+)\.(\d+)", line)
+    assert match, f"unexpected `docker --version`: {line!r}"
+    return tuple(int(part) for part in match.groups())
+
+
+def older_than(*version):
+    """Whether the docker CLI on the PATH is older than `version` (`older_than(23)`)."""
+    return client_version() < version
