@@ -5,6 +5,7 @@ class MinictrError(Exception):
     """Anything a user did or met that deserves one clear line, not a traceback."""
 
     status = 500
+    from_daemon = False  # True when the client got it as the daemon's answer (the CLI says so, as Docker's)
 
 
 class InvalidArgument(MinictrError):
@@ -67,4 +68,6 @@ def status_of(error: BaseException) -> int:
 
 def from_status(status: int, message: str) -> MinictrError:
     """The client's side of the table: an API error response back to an exception."""
-    return _BY_STATUS.get(status, MinictrError)(message)
+    error = _BY_STATUS.get(status, MinictrError)(message)
+    error.from_daemon = True
+    return error

@@ -80,7 +80,7 @@ def test_privileged_holds_every_capability_of_the_kernel(daemon, image):
 def test_an_unknown_capability_fails_the_create_in_one_line(daemon, image):
     result = daemon.cli("run", "--rm", "--cap-add", "NOT_A_CAP", image, "true")
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines() == ['minictr: unknown capability: "NOT_A_CAP"'], result.stderr
+    assert result.stderr.strip().splitlines() == ['Error response from daemon: unknown capability: "NOT_A_CAP"'], result.stderr
     assert daemon.ok("ps", "-a", "-q") == ""
 
 

@@ -25,11 +25,34 @@ def assert_nothing_left(daemon, container_id, pid=None):
         assert not os.path.exists(f"/proc/{pid}")
 
 
-def test_unknown_container(daemon):
-    for args in (["rm", "nosuch"], ["start", "nosuch"], ["kill", "nosuch"], ["inspect", "--type", "container", "nosuch"]):
-        result = daemon.cli(*args)
-        assert one_line(result), (args, result.stderr)
-        assert "nosuch" in result.stderr
+# Every command that names a container, as a user types it with a container that does not exist.
+CONTAINER_COMMANDS = [
+    ["attach", "nosuch"], ["commit", "nosuch"], ["cp", "nosuch:/etc/hostname", "-"], ["cp", "-", "nosuch:/tmp"],
+    ["diff", "nosuch"], ["exec", "nosuch", "true"], ["export", "nosuch"], ["kill", "nosuch"], ["logs", "nosuch"],
+    ["pause", "nosuch"], ["port", "nosuch"], ["rename", "nosuch", "other"], ["restart", "nosuch"], ["rm", "nosuch"],
+    ["start", "nosuch"], ["stats", "--no-stream", "nosuch"], ["stop", "nosuch"], ["top", "nosuch"],
+    ["unpause", "nosuch"], ["update", "--cpus", "1", "nosuch"], ["wait", "nosuch"],
+    ["container", "rm", "nosuch"], ["container", "stop", "nosuch"],
+]
+
+
+def test_a_missing_container_exits_1_with_dockers_line_from_every_command(daemon):
+    for args in CONTAINER_COMMANDS:
+        result = daemon.cli(*args, input="")
+        assert (result.returncode, result.stderr) == (1, "Error response from daemon: No such container: nosuch\n"), args
+    typed = daemon.cli("inspect", "--type", "container", "nosuch")
+    assert (typed.returncode, typed.stdout, typed.stderr) == (
+        1, "[]\n", "Error response from daemon: No such container: nosuch\n")
+    untyped = daemon.cli("inspect", "nosuch")
+    assert (untyped.returncode, untyped.stderr) == (1, "Error: No such object: nosuch\n")
+
+
+def test_run_and_create_exit_125_when_they_fail_themselves(daemon, image):
+    for verb in ("run", "create"):
+        result = daemon.cli(verb, "--volumes-from", "nosuch", image, "true")
+        assert one_line(result) and result.returncode == 125, (verb, result.stderr)
+        assert result.stderr == "Error response from daemon: No such container: nosuch\n"
+    assert daemon.ok("ps", "-a", "-q") == ""
 
 
 def test_name_already_in_use(daemon, image):

@@ -156,13 +156,13 @@ def test_exec_on_a_stopped_container_fails_and_leaves_nothing(daemon, image):
         result = exec_(daemon, "ex-stopped", "true")
         assert result.returncode == 1
         container_id = daemon.ok("inspect", "--type", "container", "ex-stopped").split('"Id": "')[1][:64]
-        assert result.stderr.strip() == f"minictr: container {container_id} is not running"
+        assert result.stderr.strip() == f"Error response from daemon: container {container_id} is not running"
         assert sorted(p.name for p in run_dir.rglob("*")) == before
     finally:
         daemon.ok("rm", "ex-stopped")
     result = exec_(daemon, "no-such-container", "true")
     assert result.returncode == 1
-    assert result.stderr.strip() == "minictr: No such container: no-such-container"
+    assert result.stderr.strip() == "Error response from daemon: No such container: no-such-container"
 
 
 def test_exec_api_inspect_and_errors(daemon, running):

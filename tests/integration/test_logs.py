@@ -198,7 +198,7 @@ def test_none_driver_keeps_no_log_and_logs_says_so(daemon, image):
         assert not any(log_path.parent.glob("*-json.log*"))
         result = daemon.cli("logs", cid)
         assert result.returncode != 0 and "Traceback" not in result.stderr
-        assert result.stderr.strip() == "minictr: configured logging driver does not support reading"
+        assert result.stderr.strip() == "Error response from daemon: configured logging driver does not support reading"
     finally:
         daemon.ok("rm", "-f", cid)
 
@@ -276,5 +276,5 @@ def test_cli_log_opts_rotate_and_a_bad_driver_is_one_line(daemon, image):
     before = daemon.ok("ps", "-a", "-q")
     result = daemon.cli("run", "--log-driver", "syslog", image, "true")
     assert result.returncode == 125 and "Traceback" not in result.stderr
-    assert result.stderr == 'minictr: logging driver "syslog" is not supported: minictr has json-file and none\n'
+    assert result.stderr == 'Error response from daemon: logging driver "syslog" is not supported: minictr has json-file and none\n'
     assert daemon.ok("ps", "-a", "-q") == before

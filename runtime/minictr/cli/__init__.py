@@ -24,8 +24,11 @@ def main(host_commands=None):
 
             run_click(commands=host_commands() if host_commands else ())
     except MinictrError as e:
-        print(f"minictr: {e}", file=sys.stderr)
-        sys.exit(getattr(e, "exit_code", 125))
+        from minictr.cli.context import error_line
+
+        print(error_line(e), file=sys.stderr)
+        # Docker's CLI exits 1 for a failed command; run and create set 125 on theirs (cli/actions.py).
+        sys.exit(getattr(e, "exit_code", 1))
     except BrokenPipeError:
         # The reader of our output went away (`minictr ps | head`): not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -10,6 +10,23 @@ from minictr.client import api_path
 from minictr.errors import InvalidArgument, MinictrError
 
 
+def _exits_125(action):
+    """Docker's run and create exit 125 when they fail themselves (the container's own failures
+    have their codes: 126, 127, or the container's exit status); every other command exits 1."""
+
+    def act(*args, **kwargs):
+        try:
+            return action(*args, **kwargs)
+        except MinictrError as e:
+            if not hasattr(e, "exit_code"):
+                e.exit_code = 125
+            raise
+
+    act.__doc__ = action.__doc__
+    return act
+
+
+@_exits_125
 def run(ctx, name, **options):
     """Create and run a container; exits with its exit code (or prints its id with -d)."""
     client = ctx.client
@@ -26,6 +43,7 @@ def run(ctx, name, **options):
                       condition=condition, sig_proxy=options["sig_proxy"])
 
 
+@_exits_125
 def create(ctx, name, **options):
     """Create a container without starting it; prints its id."""
     echo(_create(ctx, name, options))

@@ -5,6 +5,7 @@ import sys
 import click
 
 from minictr.cli import actions
+from minictr.cli.context import error_line
 from minictr.cli.decorators import pass_ctx
 from minictr.cli.run_options import RUN_SETTINGS, DockerCommand, with_run_options
 from minictr.client import api_path
@@ -152,10 +153,11 @@ def inspect(ctx, format_, size, kind, names):
             try:
                 found.append(ctx.client.get(path, query))
                 break
-            except NotFound:
-                continue
+            except NotFound as e:
+                error = e
         else:
-            missing.append(name)
+            # Docker's words: the daemon's answer for one kind, its own line when it tried them all.
+            missing.append(error_line(error) if kind else f"Error: No such object: {name}")
     if template is not None:
         from minictr.cli.container_format import INSPECT_TYPES
 
@@ -164,8 +166,8 @@ def inspect(ctx, format_, size, kind, names):
         click.echo(json.dumps(found, separators=(",", ":"), ensure_ascii=False))
     else:
         click.echo(dump(found))
-    for name in missing:
-        click.echo(f"minictr: No such object: {name}", err=True)
+    for line in missing:
+        click.echo(line, err=True)
     if missing:
         sys.exit(1)
 

@@ -31,6 +31,14 @@ class Context:
         return self._client
 
 
+def error_line(error):
+    """The line the CLI prints for an error: the daemon's answers in the docker CLI's words
+    (`Error response from daemon: No such container: x`), the CLI's own after `minictr:`."""
+    if error.from_daemon:
+        return f"Error response from daemon: {error}"
+    return f"minictr: {error}"
+
+
 def each(names, action):
     """Docker's way with several names: act on each, report a failure in one line and go on.
     Returns whether all of them went well (the caller exits 1 if not)."""
@@ -41,7 +49,7 @@ def each(names, action):
         try:
             action(name)
         except MinictrError as e:
-            echo(f"minictr: {e}", err=True)
+            echo(error_line(e), err=True)
             failed = True
     return not failed
 
