@@ -16,6 +16,7 @@ async def create_container(req):
     # A host port is checked here, as Docker's create does, not first when the container starts.
     wanted_bindings(body.get("HostConfig") or {}, None)
     containers = req.services.containers
+    await asyncio.to_thread(req.services.embedded_image.provide, body.get("Image"))
     container_id, warnings = await containers.create(body, req.arg("name"))
     return JSONResponse({"Id": container_id, "Warnings": warnings}, 201)
 

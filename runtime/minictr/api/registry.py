@@ -28,6 +28,8 @@ async def pull_image(req):
 
     text = pull_reference(req.arg("fromImage"), req.arg("tag"))
     parsed = references.parse(text, default_tag=False)  # a bad reference: 400, nothing sent
+    if req.services.embedded_image.names(text):
+        return await _pull_embedded(req)
     # No tag in fromImage nor in `tag`: every tag of the repository (the API's meaning; `docker pull -a`).
     all_tags = parsed.tag is None and parsed.digest is None
     platform = req.arg("platform") or None
@@ -42,6 +44,21 @@ async def pull_image(req):
         return puller.pull_all_tags(text, platform) if all_tags else puller.pull(text, platform)
 
     return await progress_response(work, pulled)
+
+
+async def _pull_embedded(req):
+    """`pull busybox-local`: the embedded image comes from its archive, never from a registry."""
+    from minictr.images.embedded import REFERENCE
+
+    imported = await asyncio.to_thread(req.services.embedded_image.provide, REFERENCE)
+    if imported:
+        req.services.events.emit("image", "pull", REFERENCE, {"name": REFERENCE})
+    status = "Downloaded newer image" if imported else "Image is up to date"
+    return StreamResponse(_line({"status": f"Status: {status} for busybox-local:latest"}))
+
+
+async def _line(obj):
+    yield ndjson(obj)
 
 
 async def progress_response(work, on_result):

@@ -18,12 +18,14 @@ defaults, then handed to the services' constructors. No service reads the enviro
 | rootless_warning       |                        | MINICTR_ROOTLESS_WARNING         | ""                           |
 | wrapper_pid            | (with --inner)         | MINICTR_WRAPPER_PID              | 0                            |
 | ns_holder              |                        | MINICTR_NS_HOLDER                | None                         |
+| embedded_image         |                        | MINICTR_EMBEDDED_IMAGE           | <venv>/../share/busybox-local.tar |
 
-The last four (and MINICTR_ROOTLESS) are how the rootless wrapper (rootless.py) tells the daemon
+The four before embedded_image (and MINICTR_ROOTLESS) are how the rootless wrapper (rootless.py) tells the daemon
 proper, which it starts in its namespaces, what it set up: process plumbing, not user settings.
 """
 
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -57,6 +59,7 @@ class DaemonConfig:
     rootless_warning: str = ""
     wrapper_pid: int = 0
     ns_holder: int | None = None
+    embedded_image: str = ""  # the rootfs archive of busybox-local, shared by every daemon (images/embedded.py)
     environ: Mapping = field(default_factory=dict, repr=False, compare=False)  # passed on to the daemon proper
 
     @property
@@ -100,8 +103,15 @@ def build(host=None, data_root=None, inner=False, unavailable_limits=None, insec
         rootless_warning=environ.get("MINICTR_ROOTLESS_WARNING", ""),
         wrapper_pid=int(environ.get("MINICTR_WRAPPER_PID") or 0) if inner else 0,
         ns_holder=int(environ["MINICTR_NS_HOLDER"]) if environ.get("MINICTR_NS_HOLDER", "").isdigit() else None,
+        embedded_image=environ.get("MINICTR_EMBEDDED_IMAGE") or default_embedded_image(),
         environ=environ,
     )
+
+
+def default_embedded_image():
+    """Where scripts/install puts busybox-local's archive: beside the venv minictr runs from
+    (/opt/minictr/venv -> /opt/minictr/share/busybox-local.tar), readable by every user."""
+    return os.path.join(os.path.dirname(sys.prefix), "share", "busybox-local.tar")
 
 
 def _insecure_registries(from_environ, flags):

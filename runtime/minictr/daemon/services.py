@@ -12,6 +12,7 @@ from minictr.daemon.config import DaemonConfig
 from minictr.db import Database
 from minictr.events import Events
 from minictr.images import driver
+from minictr.images.embedded import EmbeddedImage
 from minictr.images.store import SCHEMA as IMAGES_SCHEMA, ImageStore
 from minictr.networks.outbound import Outbound, table_name
 from minictr.networks.ports import ContainerPorts
@@ -34,6 +35,7 @@ class Services:
         self.daemon_id = _daemon_id(data_root)
         self.events = Events()
         self.images = ImageStore(self.db, Path(data_root), rootless)
+        self.embedded_image = EmbeddedImage(self.images, config.embedded_image)
         # overlay2, or a fallback: info and doctor say which
         self.driver = driver.choose(data_root, rootless, config.storage_driver)
         # The containers' records come first: volumes and networks look containers up in them.
