@@ -5,15 +5,20 @@ a newer one. Where the two print different things for the same answer of the dae
 `client_version()` and asserts what that CLI does: never a skip."""
 
 import functools
+import os
 import re
 import shutil
 import subprocess
+
+# The PATH the tests give the docker CLI: the suite's own, so that a run with /usr/bin first tests
+# Debian's 20.10 (a PATH written into a test would pick one CLI for every run).
+PATH = os.environ.get("PATH") or "/usr/local/bin:/usr/bin:/bin"
 
 
 @functools.cache
 def client_version():
     """The version of the docker CLI on the PATH as a tuple, (20, 10, 24) for "20.10.24+dfsg1"."""
-    docker = shutil.which("docker")
+    docker = shutil.which("docker", path=PATH)
     assert docker is not None, "no docker CLI on the PATH: scripts/install installs Debian's docker.io"
     # `docker --version` answers without a daemon: "Docker version 20.10.24+dfsg1, build 297e128".
     line = subprocess.run([docker, "--version"], capture_output=True, text=True, check=True).stdout

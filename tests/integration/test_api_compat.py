@@ -13,6 +13,7 @@ import pytest
 
 from minictr import API_VERSION, MIN_API_VERSION
 
+from tests.integration.dockercli import PATH as DOCKER_PATH
 from .test_docker_cli import docker
 
 
@@ -50,7 +51,7 @@ def docker_env(daemon, env, *args):
     """The docker CLI with extra environment (DOCKER_API_VERSION, DOCKER_BUILDKIT)."""
     docker(daemon, "version", "--format", "{{.Client.Version}}")  # the one check that the CLI is there
     return subprocess.run(["docker", "-H", daemon.host, *args], capture_output=True, text=True, timeout=60,
-                          env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(daemon.top), **env})
+                          env={"PATH": DOCKER_PATH, "HOME": str(daemon.top), **env})
 
 
 def _minor(version):

@@ -5,12 +5,14 @@ import subprocess
 
 import pytest
 
+from tests.integration.dockercli import PATH as DOCKER_PATH
+
 
 def docker(daemon, *args, input=None):
     if shutil.which("docker") is None:
         pytest.skip("no docker CLI on the PATH")
     return subprocess.run(["docker", "-H", daemon.host, *args], capture_output=True, text=True,
-                          timeout=60, input=input, env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(daemon.top)})
+                          timeout=60, input=input, env={"PATH": DOCKER_PATH, "HOME": str(daemon.top)})
 
 
 def test_docker_run_rm_echo(daemon, image):

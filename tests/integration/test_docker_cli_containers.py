@@ -13,6 +13,7 @@ import socket
 import subprocess
 import time
 
+from tests.integration.dockercli import PATH as DOCKER_PATH
 from .conftest import ROOTLESS, cgroup_dir_of, wait_until
 from .test_docker_cli import docker
 from .test_tty import CTRL_P, CTRL_Q, shell_ready, terminals  # noqa: F401 (terminals: a fixture)
@@ -33,7 +34,7 @@ def docker_argv(daemon, *args):
     return ["docker", "-H", daemon.host, *args]
 
 
-DOCKER_ENV_FOR_PTY = {"PATH": "/usr/local/bin:/usr/bin:/bin"}
+DOCKER_ENV_FOR_PTY = {"PATH": DOCKER_PATH}
 
 
 def pty_env(daemon):

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from tests.integration.dockercli import PATH as DOCKER_PATH
 from tests.integration.registry import registry, registry_manifest  # noqa: F401 - fixtures
 from tests.integration.test_docker_cli import docker
 
@@ -30,7 +31,7 @@ def piped(daemon, *args, stdin):
     docker() call in the test: that one is the check that the CLI is there.)"""
     with open(stdin, "rb") as source:
         return subprocess.run(["docker", "-H", daemon.host, *args], stdin=source, capture_output=True, text=True,
-                              timeout=60, env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(daemon.top)})
+                              timeout=60, env={"PATH": DOCKER_PATH, "HOME": str(daemon.top)})
 
 
 def image_id(daemon, ref):
@@ -121,7 +122,7 @@ def test_commit_history_export_and_import(daemon, image, refs, tmp_path):
         assert re.fullmatch(r"sha256:[0-9a-f]{64}", committed)
         assert image_id(daemon, "dki-commit:1") == committed
         exported = subprocess.run(["docker", "-H", daemon.host, "export", "dki-cm-src"], capture_output=True,
-                                  timeout=60, env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(daemon.top)})
+                                  timeout=60, env={"PATH": DOCKER_PATH, "HOME": str(daemon.top)})
         assert exported.returncode == 0, exported.stderr
         assert tarfile.open(fileobj=io.BytesIO(exported.stdout)).extractfile("greeting").read() == b"hello\n"
         archive = tmp_path / "rootfs.tar"
@@ -158,7 +159,7 @@ def test_save_to_stdout_and_load_from_stdin_and_file(daemon, image, refs, tmp_pa
     ok(daemon, "tag", image, "dki-saved:1")
     full = image_id(daemon, image)
     archive = tmp_path / "saved.tar"
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(daemon.top)}
+    env = {"PATH": DOCKER_PATH, "HOME": str(daemon.top)}
     with open(archive, "wb") as out:  # `docker save` to a pipe: the archive on stdout
         saved = subprocess.run(["docker", "-H", daemon.host, "save", "dki-saved:1"], stdout=out,
                                stderr=subprocess.PIPE, env=env, timeout=60)

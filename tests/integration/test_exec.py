@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests.integration.dockercli import PATH as DOCKER_PATH
 from .conftest import ROOTLESS
 
 
@@ -214,7 +215,7 @@ def test_docker_exec(daemon, running):
 
     def docker(*args, input=None):
         return subprocess.run(["docker", "-H", daemon.host, *args], capture_output=True, text=True, timeout=60,
-                              input=input, env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(daemon.top)})
+                              input=input, env={"PATH": DOCKER_PATH, "HOME": str(daemon.top)})
 
     result = docker("exec", name, "hostname")
     assert (result.returncode, result.stdout) == (0, "dockerbox\n"), result.stderr

@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 
+from tests.integration.dockercli import PATH as DOCKER_PATH
 from .conftest import daemon_pid, mounts_of
 
 MARKER = b"the container's own /etc\n"
@@ -294,7 +295,7 @@ def docker(daemon, *args, input=None):
     if shutil.which("docker") is None:
         pytest.skip("no docker CLI on the PATH")
     return subprocess.run(["docker", "-H", daemon.host, *args], capture_output=True, text=True, timeout=60,
-                          input=input, env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(daemon.top)})
+                          input=input, env={"PATH": DOCKER_PATH, "HOME": str(daemon.top)})
 
 
 @BOTH

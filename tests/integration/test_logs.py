@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.dockercli import PATH as DOCKER_PATH
+
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z"
 
 
@@ -43,7 +45,7 @@ def docker(daemon, *args):
     if shutil.which("docker") is None:
         pytest.skip("no docker CLI on the PATH")
     return subprocess.run(["docker", "-H", daemon.host, *args], capture_output=True, text=True, timeout=60,
-                          env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(daemon.top)})
+                          env={"PATH": DOCKER_PATH, "HOME": str(daemon.top)})
 
 
 def test_api_keeps_stdout_and_stderr_apart_in_docker_frames(daemon, image):

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from tests.integration.dockercli import PATH as DOCKER_PATH
 from tests.integration.registry import (  # noqa: F401 - fixtures
     auth_registry, busybox_layer, push_archive, registry, registry_manifest, registry_request,
 )
@@ -103,7 +104,7 @@ def _env(home):
     import sys
 
     home.mkdir(parents=True, exist_ok=True)
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+    return {"PATH": DOCKER_PATH, "HOME": str(home), "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
             "XDG_RUNTIME_DIR": os.environ.get("XDG_RUNTIME_DIR", ""), "DOCKER_CONFIG": str(home / ".docker")}
 
 

@@ -17,6 +17,8 @@ import time
 
 import pytest
 
+from tests.integration.dockercli import PATH as DOCKER_PATH
+
 CTRL_C, CTRL_P, CTRL_Q = b"\x03", b"\x10", b"\x11"
 
 
@@ -275,7 +277,7 @@ def docker_cli(daemon, *args):
 
 
 def test_docker_cli_run_it(daemon, image, terminals):
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(daemon.top)}
+    env = {"PATH": DOCKER_PATH, "HOME": str(daemon.top)}
     t = terminals(docker_cli(daemon, "run", "-it", "--rm", image, "sh"), rows=33, cols=90, env=env)
     shell_ready(t, "docker")
     t.send("tty; stty size\r")
@@ -286,7 +288,7 @@ def test_docker_cli_run_it(daemon, image, terminals):
 
 
 def test_docker_cli_detaches_with_ctrl_p_ctrl_q(daemon, image, terminals):
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(daemon.top)}
+    env = {"PATH": DOCKER_PATH, "HOME": str(daemon.top)}
     t = terminals(docker_cli(daemon, "run", "-it", "--name", "docker-detach", image, "sh"), env=env)
     shell_ready(t, "d")
     t.send(CTRL_P + CTRL_Q)
