@@ -30,3 +30,17 @@ def client_version():
 def older_than(*version):
     """Whether the docker CLI on the PATH is older than `version` (`older_than(23)`)."""
     return client_version() < version
+
+
+# What the CLI 20.10 prints differently from later ones (28 here) for the same answer of the daemon.
+# 23.0 is the release after 20.10: the split is there.
+
+def run_error(message):
+    """The first line `docker run`/`create` prints for an error the daemon answered (20.10 adds a period)."""
+    return f"docker: Error response from daemon: {message}{'.' if older_than(23) else ''}"
+
+
+def not_found(kind, name, message):
+    """The line for a 404 of `inspect`/`rm` of a volume, image or network: 20.10 words it itself
+    (`Error: No such volume: NAME`), later CLIs print the daemon's `message`."""
+    return f"Error: No such {kind}: {name}" if older_than(23) else f"Error response from daemon: {message}"

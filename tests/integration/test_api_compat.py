@@ -13,7 +13,7 @@ import pytest
 
 from minictr import API_VERSION, MIN_API_VERSION
 
-from tests.integration.dockercli import PATH as DOCKER_PATH
+from tests.integration.dockercli import PATH as DOCKER_PATH, not_found, run_error
 from .test_docker_cli import docker
 
 
@@ -227,7 +227,7 @@ def test_docker_run_flags_minictr_would_ignore_fail_clearly(daemon, image, flags
     result = docker(daemon, "run", "--rm", *flags, image, "true")
     assert result.returncode == 125, result.stderr
     # The CLI's own frame around the daemon's line, as against Docker: the line, then its usage hint.
-    assert result.stderr.splitlines()[0] == f"docker: Error response from daemon: {message}", result.stderr
+    assert result.stderr.splitlines()[0] == run_error(message), result.stderr
     assert "Traceback" not in result.stderr
     assert docker(daemon, "ps", "-aq").stdout == before  # nothing created
 
@@ -270,6 +270,23 @@ def test_docker_outputs_as_dockers_own(daemon, image):
                                   f"to reuse that name.\n")
         assert docker(daemon, "inspect", "nosuch").stderr == "Error: No such object: nosuch\n"
         assert docker(daemon, "network", "inspect", "nosuch").stderr == \
-            "Error response from daemon: network nosuch not found\n"
+            not_found("network", "nosuch", "network nosuch not found") + "\n"
     finally:
         docker(daemon, "rm", "-f", "cmp-exit")
+
+
+def test_volume_prune_before_api_1_42_takes_named_volumes_too(daemon):
+    """Docker's router adds all=true for a client older than 1.42 (the docker CLI 20.10 speaks 1.41)."""
+    only_ours = urllib.parse.quote(json.dumps({"label": ["cmp-prune"]}))
+    for name in ("cmp-named", "cmp-anonymous"):
+        labels = {"cmp-prune": ""} | ({"com.docker.volume.anonymous": ""} if name == "cmp-anonymous" else {})
+        assert call(daemon, "POST", "/volumes/create", {"Name": name, "Labels": labels})[0] == 201
+    try:
+        for path in (f"/volumes/prune?filters={only_ours}", f"/v1.42/volumes/prune?filters={only_ours}"):
+            status, _, body = call(daemon, "POST", path)
+            assert status == 200 and body["VolumesDeleted"] in (["cmp-anonymous"], None), (path, body)
+        status, _, body = call(daemon, "POST", f"/v1.41/volumes/prune?filters={only_ours}")
+        assert status == 200 and body["VolumesDeleted"] == ["cmp-named"]
+    finally:
+        for name in ("cmp-named", "cmp-anonymous"):
+            call(daemon, "DELETE", f"/volumes/{name}")

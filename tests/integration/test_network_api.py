@@ -11,7 +11,7 @@ import time
 import pytest
 
 from minictr.errors import Forbidden, InvalidArgument, NotFound
-from tests.integration.dockercli import older_than
+from tests.integration.dockercli import not_found
 
 
 @pytest.fixture
@@ -196,9 +196,8 @@ def test_docker_cli_network_commands(daemon, docker, networks):
     assert predefined.returncode == 1
     assert "bridge is a pre-defined network and cannot be removed" in predefined.stderr
     missing = docker("network", "inspect", "nope-net", ok=False)
-    # The CLI 20.10 words a 404 itself; newer ones print the daemon's message.
-    words = "Error: No such network: nope-net" if older_than(23) else "network nope-net not found"
-    assert missing.returncode == 1 and words in missing.stderr
+    assert missing.returncode == 1
+    assert not_found("network", "nope-net", "network nope-net not found") in missing.stderr
     unsupported = docker("network", "create", "-o", "com.docker.network.driver.mtu=1400", "napi-dk2", ok=False)
     assert unsupported.returncode == 1 and "not supported" in unsupported.stderr
     assert docker("network", "prune", "-f", "--filter", "label=via=docker").stdout.split() == \
