@@ -2,6 +2,7 @@
 (the table in daemon/config.py), and no environment read anywhere else in the daemon's code."""
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,8 @@ TABLE = [
     ({}, {"MINICTR_DEFAULT_BRIDGE": "mct123"}, "default_bridge", "mct123"),
     ({}, {}, "storage_driver", ""),
     ({}, {"MINICTR_STORAGE_DRIVER": "vfs"}, "storage_driver", "vfs"),
+    ({}, {}, "embedded_image", str(Path(sys.prefix).parent / "share" / "busybox-local.tar")),
+    ({}, {"MINICTR_EMBEDDED_IMAGE": "/srv/busybox.tar"}, "embedded_image", "/srv/busybox.tar"),
     ({}, {}, "connect_socket", None),
     ({}, {"MINICTR_CONNECT_SOCKET": "/run/user/1/minictr/connect.sock"}, "connect_socket",
      "/run/user/1/minictr/connect.sock"),

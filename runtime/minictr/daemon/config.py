@@ -14,13 +14,13 @@ defaults, then handed to the services' constructors. No service reads the enviro
 | dns_forward            |                        | MINICTR_DNS_FORWARD (IP[:PORT],…)| None: the host's resolv.conf |
 | default_bridge         |                        | MINICTR_DEFAULT_BRIDGE           | minictr0                     |
 | storage_driver         |                        | MINICTR_STORAGE_DRIVER           | "": tried at start           |
+| embedded_image         |                        | MINICTR_EMBEDDED_IMAGE           | <venv>/../share/busybox-local.tar |
 | connect_socket         |                        | MINICTR_CONNECT_SOCKET           | None                         |
 | rootless_warning       |                        | MINICTR_ROOTLESS_WARNING         | ""                           |
 | wrapper_pid            | (with --inner)         | MINICTR_WRAPPER_PID              | 0                            |
 | ns_holder              |                        | MINICTR_NS_HOLDER                | None                         |
-| embedded_image         |                        | MINICTR_EMBEDDED_IMAGE           | <venv>/../share/busybox-local.tar |
 
-The four before embedded_image (and MINICTR_ROOTLESS) are how the rootless wrapper (rootless.py) tells the daemon
+The last four (and MINICTR_ROOTLESS) are how the rootless wrapper (rootless.py) tells the daemon
 proper, which it starts in its namespaces, what it set up: process plumbing, not user settings.
 """
 
