@@ -5,6 +5,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 import tempfile
@@ -235,7 +236,8 @@ def _check_a_container_runs_and_keeps_its_writes(d: Daemon, busybox_tar, tmp_pat
     # Another user of the container reads its files too (fuse: allow_other).
     assert d.ok("run", "--rm", "-u", "nobody", "whiteouts:1", "cat", "/opq/new") == "new\n"
     # The writes went to the container, not to the image's layers.
-    layers = d.data_root / "image" / "layers"
+    # Read where the daemon sees its data root: its own mount namespace may hold it.
+    layers = getattr(d, "seen_data_root", lambda: d.data_root)() / "image" / "layers"
     assert not list(layers.glob("*/made-here"))
     assert [p.read_text() for p in layers.glob("*/data/keep")] == ["kept\n"]
     # Started again: the container's own writes are still there.
@@ -267,44 +269,59 @@ def test_a_forced_fallback_driver_runs_containers(busybox_tar, tmp_path, driver)
 
 
 if not ROOTLESS:
-    @pytest.fixture
-    def overlay_data_root(tmp_path):
-        """top/data on an overlay mount (as in a CI job inside a container); unmounted afterwards."""
-        top = Path(tempfile.mkdtemp(prefix="minictr-ovl-"))
-        os.chmod(top, 0o755)
-        base = tmp_path / "ovl"
-        for name in ("lower", "upper", "work"):
-            (base / name).mkdir(parents=True)
-        (top / "data").mkdir()
-        subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
-                        f"lowerdir={base}/lower,upperdir={base}/upper,workdir={base}/work", str(top / "data")],
-                       check=True)
-        try:
-            yield top
-        finally:
-            subprocess.run(["umount", "-l", str(top / "data")], check=False)
-            subprocess.run(["rm", "-rf", str(top)], check=False)
+    class _OverlayDriverDaemon(_DriverDaemon):
+        """A daemon whose data root is an overlay mounted in a mount namespace of its own (as in a CI
+        job inside a container); nothing is mounted on the machine, and it goes with the daemon."""
 
-    def test_a_data_root_on_overlayfs_falls_back_to_fuse_overlayfs(overlay_data_root, busybox_tar, tmp_path):
-        d = _DriverDaemon(overlay_data_root, {})
-        try:
-            d.start()
-            _check_a_container_runs_and_keeps_its_writes(d, busybox_tar, tmp_path, "fuse-overlayfs")
-            status = dict(d.client().get("/info")["DriverStatus"])
-            assert status["Backing Filesystem"] == "overlayfs" and "overlayfs does not work" in status["Reason"]
-            doctor = subprocess.run([*daemon_cli_prefix(), "doctor", "--data-root", str(d.data_root)],
-                                    capture_output=True, text=True)
-            assert any(line.startswith("warn  storage driver: fuse-overlayfs") for line in doctor.stdout.splitlines())
-        finally:
+        def __init__(self, top, env, backing):
+            super().__init__(top, env)
+            self.backing = backing
+            self.data_root.mkdir()
+
+        def _argv(self):
+            b = self.backing
+            return ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                    'mount -t overlay overlay -o "$1" "$2" && shift 2 && exec "$@"', "sh",
+                    f"lowerdir={b}/lower,upperdir={b}/upper,workdir={b}/work", str(self.data_root),
+                    *super()._argv()]
+
+        def seen_data_root(self) -> Path:
+            return Path(f"/proc/{daemon_pid(self)}/root{self.data_root}")
+
+    @pytest.fixture
+    def overlay_daemon_of(tmp_path):
+        made = []
+
+        def make(env):
+            top = Path(tempfile.mkdtemp(prefix="minictr-ovl-"))
+            os.chmod(top, 0o755)
+            backing = tmp_path / "ovl"
+            for name in ("lower", "upper", "work"):
+                (backing / name).mkdir(parents=True)
+            made.append(_OverlayDriverDaemon(top, env, backing))
+            return made[-1]
+
+        yield make
+        for d in made:
             d.stop()
+            subprocess.run(["rm", "-rf", str(d.top)], check=False)
+
+    def test_a_data_root_on_overlayfs_falls_back_to_fuse_overlayfs(overlay_daemon_of, busybox_tar, tmp_path):
+        d = overlay_daemon_of({})
+        d.start()
+        _check_a_container_runs_and_keeps_its_writes(d, busybox_tar, tmp_path, "fuse-overlayfs")
+        status = dict(d.client().get("/info")["DriverStatus"])
+        assert status["Backing Filesystem"] == "overlayfs" and "overlayfs does not work" in status["Reason"]
+        doctor = subprocess.run(["nsenter", "-t", str(daemon_pid(d)), "-m", *daemon_cli_prefix(), "doctor",
+                                 "--data-root", str(d.data_root)], capture_output=True, text=True)
+        assert any(line.startswith("warn  storage driver: fuse-overlayfs") for line in doctor.stdout.splitlines())
 
     def test_a_data_root_on_overlayfs_without_fuse_overlayfs_falls_back_to_copies(
-            overlay_data_root, busybox_tar, tmp_path):
+            overlay_daemon_of, busybox_tar, tmp_path):
         bare = tmp_path / "bin"  # a PATH without fuse-overlayfs
         bare.mkdir()
-        d = _DriverDaemon(overlay_data_root, {"PATH": str(bare)})
-        try:
-            d.start()
-            _check_a_container_runs_and_keeps_its_writes(d, busybox_tar, tmp_path, "vfs")
-        finally:
-            d.stop()
+        for tool in ("unshare", "sh", "mount"):  # what the namespace's set-up runs before the daemon
+            (bare / tool).symlink_to(shutil.which(tool))
+        d = overlay_daemon_of({"PATH": str(bare)})
+        d.start()
+        _check_a_container_runs_and_keeps_its_writes(d, busybox_tar, tmp_path, "vfs")
