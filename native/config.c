@@ -253,7 +253,9 @@ static int
 parse_cgroupfs (struct mc_config *cfg, const char *key, const char *const *f,
                 struct mc_error *err)
 {
-  struct mc_cgroupfs fs = { f[0], f[1], strcmp (f[2], "-") == 0 ? NULL : f[2] };
+  /* `-`: no options (a cgroup2 hierarchy beside v1's, mounted for --privileged). */
+  struct mc_cgroupfs fs = { f[0], strcmp (f[1], "-") == 0 ? NULL : f[1],
+                            strcmp (f[2], "-") == 0 ? NULL : f[2] };
 
   if (strcmp (fs.fstype, "cgroup") != 0 && strcmp (fs.fstype, "cgroup2") != 0)
     return mc_error_set (err, EINVAL, "config `%s`: not a cgroup filesystem `%s`", key, f[0]);

@@ -179,6 +179,34 @@ def test_privileged_gets_the_hosts_devices(daemon, image):
     assert "console" not in out.split()
 
 
+def _cgroup_hierarchies(mountinfo):
+    """{directory under /sys/fs/cgroup: (fstype, mount options)} of MOUNTINFO's cgroup hierarchies."""
+    found = {}
+    for line in mountinfo.splitlines():
+        fields, _, after = line.partition(" - ")
+        point, options = fields.split()[4], fields.split()[5].split(",")
+        if after.split()[0] in ("cgroup", "cgroup2") and point.startswith("/sys/fs/cgroup/"):
+            found[point.removeprefix("/sys/fs/cgroup/")] = (after.split()[0], options)
+    return found
+
+
+def test_privileged_sees_every_cgroup_hierarchy_of_the_host_writable(daemon, image):
+    # A CI job's own engine (a minictr, systemd) inside a privileged container needs the host's layout:
+    # on this hybrid host systemd's named hierarchy and the cgroup2 one at unified, beside the v1 controllers.
+    host = _cgroup_hierarchies(mounts_of())
+    out = daemon.ok("run", "--rm", "--privileged", image, "cat", "/proc/self/mountinfo")
+    inside = _cgroup_hierarchies(out)
+    if ROOTLESS:
+        # No cgroup of its own (v1 is never delegated): the container mounts no hierarchy at all.
+        assert inside == {}, out
+        return
+    assert {name: fstype for name, (fstype, _) in inside.items()} == \
+        {name: fstype for name, (fstype, _) in host.items()}, out
+    assert all("rw" in options for _, options in inside.values()), out
+    plain = _cgroup_hierarchies(daemon.ok("run", "--rm", image, "cat", "/proc/self/mountinfo"))
+    assert "unified" not in plain and all("ro" in options for _, options in plain.values()), plain
+
+
 def _image_with_symlink(daemon, busybox_tar, name, target):
     """busybox with /NAME a symlink to TARGET, imported under a new tag."""
     out = io.BytesIO()

@@ -210,9 +210,30 @@ class ContainerFactory:
         return c
 
 
+def _filesystem_of(path):
+    """The type of the filesystem PATH is on (the longest mount point above it in mountinfo)."""
+    path, best, fstype = os.path.realpath(path), "", ""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields, _, after = line.partition(" - ")
+            point = fields.split()[4].replace("\\040", " ")
+            inside = path == point or path.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):
+                best, fstype = point, after.split()[0]
+    return fstype
+
+
+def upper_dir_base():
+    """Where the containers' upper dirs go. The monitor mounts a kernel overlay, which refuses an
+    upper dir on overlayfs (/tmp of a CI container: the daemon falls back to fuse-overlayfs there);
+    these tests check the monitor's own mounts, so on such a /tmp they go to the tmpfs at /dev/shm."""
+    tmp = tempfile.gettempdir()
+    return "/dev/shm" if _filesystem_of(tmp) == "overlay" and os.path.isdir("/dev/shm") else tmp
+
+
 @pytest.fixture
 def containers(busybox_rootfs):
-    base = Path(tempfile.mkdtemp(prefix="minictr-native-"))
+    base = Path(tempfile.mkdtemp(prefix="minictr-native-", dir=upper_dir_base()))
     base.chmod(0o711)  # reachable by a user namespace's root, as the daemon's dirs are
     factory = ContainerFactory(base, busybox_rootfs)
     try:

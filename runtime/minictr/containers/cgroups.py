@@ -99,8 +99,9 @@ class Cgroups:
                 parents.append(os.path.join(point, "minictr"))
         return parents
 
-    def filesystems(self):
-        """Monitor `cgroupfs` entries: the hierarchies of the container's groups, for /sys/fs/cgroup."""
+    def filesystems(self, privileged=False):
+        """Monitor `cgroupfs` entries: the hierarchies of the container's groups, for /sys/fs/cgroup
+        (with PRIVILEGED, every hierarchy of this host's)."""
         if not self.parents:
             return []
         if self.unified:
@@ -110,6 +111,22 @@ class Cgroups:
             if fstype == "cgroup" and os.path.join(point, "minictr") in self.parents:
                 controllers = ",".join(o for o in options if o in _V1_CONTROLLERS + _V1_OTHERS)
                 entries.append(("cgroupfs", "cgroup", controllers, os.path.basename(point)))
+        return entries + (self._other_hierarchies() if privileged else [])
+
+    def _other_hierarchies(self):
+        """The hybrid host's hierarchies that hold no group of a container: systemd's named one and the
+        cgroup2 one beside the v1 controllers. A --privileged container gets them too, as the host has
+        them, so that an engine run inside (a CI job's minictr or systemd) finds this host's layout."""
+        entries = []
+        for point, fstype, options in _mounts():
+            name = os.path.basename(point)
+            if os.path.dirname(point) != CGROUP_ROOT or os.path.join(point, "minictr") in self.parents:
+                continue
+            if fstype == "cgroup2":
+                entries.append(("cgroupfs", "cgroup2", "-", name))
+            elif any(o.startswith("name=") for o in options):
+                kept = [o for o in options if o.startswith("name=") or o in _V1_CONTROLLERS + _V1_OTHERS]
+                entries.append(("cgroupfs", "cgroup", ",".join(kept), name))
         return entries
 
     def groups_of(self, container_id):

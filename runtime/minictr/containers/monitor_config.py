@@ -36,7 +36,7 @@ class MonitorConfig:
         entries += [("arg", a) for a in self._argv(container)]
         entries += [("env", e) for e in config["Env"]]
         entries += [("cgroup", c) for c in container.cgroups]
-        entries += self.cgroups.filesystems()
+        entries += self.cgroups.filesystems(bool(container.host_config.get("Privileged")))
         if container.host_config.get("Init"):
             entries.append(("bind", native.INIT_PATH, INIT_IN_CONTAINER, "ro"))
         entries += [("bind", os.path.join(paths["top"], name), f"/etc/{name}", "rw")
