@@ -268,6 +268,26 @@ def test_a_forced_fallback_driver_runs_containers(busybox_tar, tmp_path, driver)
         subprocess.run(["rm", "-rf", str(d.top)], check=False)
 
 
+def test_fuse_overlayfs_roots_honour_setuid_and_device_nodes(busybox_tar, tmp_path):
+    """fuse-overlayfs mounts nosuid,nodev unless told otherwise: the container's setuid programs and,
+    as root, its --device nodes must work as on overlay2 (a CI container's data root is on overlayfs,
+    where fuse-overlayfs is what runs)."""
+    d = _driver_daemon({"MINICTR_STORAGE_DRIVER": "fuse-overlayfs"})
+    try:
+        d.start()
+        d.ok("import", "--change", 'CMD ["sh"]', str(busybox_tar), "busybox-fuse")
+        root_mount = d.ok("run", "--rm", "busybox-fuse", "sh", "-c", "grep ' / / ' /proc/self/mountinfo")
+        assert "fuse-overlayfs" in root_mount and "nosuid" not in root_mount, root_mount
+        if not ROOTLESS:  # a user namespace's mounts are nodev whatever they ask, as Podman's
+            assert "nodev" not in root_mount, root_mount
+            out = d.ok("run", "--rm", "--device", "/dev/zero:/dev/myzero", "busybox-fuse",
+                       "sh", "-c", "head -c 4 /dev/myzero | od -An -tx1")
+            assert out.split() == ["00", "00", "00", "00"]
+    finally:
+        d.stop()
+        subprocess.run(["rm", "-rf", str(d.top)], check=False)
+
+
 if not ROOTLESS:
     class _OverlayDriverDaemon(_DriverDaemon):
         """A daemon whose data root is an overlay mounted in a mount namespace of its own (as in a CI

@@ -111,8 +111,11 @@ class StorageDriver:
         elif self.name == FUSE_OVERLAYFS:
             self.unmount(top)  # a copy a crash left in the daemon's namespace
             # allow_other: the container's users are not the mounting user (and, rootless,
-            # live in a child user namespace of the daemon's).
-            options = f"lowerdir={':'.join(image.layer_links)},upperdir={upper},workdir={work},allow_other"
+            # live in a child user namespace of the daemon's). suid and dev: libfuse mounts
+            # nosuid,nodev unless told, and a container's setuid programs and its --device nodes
+            # must work as on overlay2 (a user namespace's mount stays nodev whatever it asks).
+            options = (f"lowerdir={':'.join(image.layer_links)},upperdir={upper},workdir={work},allow_other,suid"
+                       + ("" if self.rootless else ",dev"))
             result = subprocess.run([fuse_overlayfs_path() or "fuse-overlayfs", "-o", options, rootfs],
                                     cwd=str(image.link_dir), stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
