@@ -40,6 +40,31 @@ ROOTLESS = os.geteuid() != 0
 os.environ["MINICTR_DEFAULT_BRIDGE"] = "mct" + secrets.token_hex(3)
 _BRIDGES_HANDED_OUT = {os.environ["MINICTR_DEFAULT_BRIDGE"]}
 IMAGE = "busybox-local"
+# A pure cgroup v2 machine (a systemd VM), not a hybrid one like these dev machines (v1 controllers).
+CGROUP_V2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+
+
+def _delegated_controllers():
+    """The v2 controllers that this user may hand to groups of its own: those of its own group when it may
+    write there (systemd's Delegate=yes for user@.service); none on cgroup v1, never delegated to a user."""
+    if not CGROUP_V2:
+        return frozenset()
+    own = Path("/sys/fs/cgroup") / open("/proc/self/cgroup").read().split("0::", 1)[-1].strip().lstrip("/")
+    if not os.access(own, os.W_OK):
+        return frozenset()
+    return frozenset((own / "cgroup.controllers").read_text().split())
+
+
+# Whether the daemons of this run enforce --memory and --pids-limit: as root always; rootless only where
+# the user's cgroup v2 subtree is delegated with those controllers.
+CGROUP_LIMITS = not ROOTLESS or {"memory", "pids"} <= _delegated_controllers()
+
+
+def container_group(pid, controller="memory"):
+    """The directory of the cgroup of process PID that holds CONTROLLER (v1), or of its one group (v2)."""
+    group = cgroup_dir_of(pid, None if CGROUP_V2 else controller)
+    assert group, f"process {pid} has no {controller} cgroup"
+    return Path(group)
 
 
 def _answers(path):

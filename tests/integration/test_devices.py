@@ -13,14 +13,14 @@ import pytest
 
 from minictr.errors import InvalidArgument
 
-from .conftest import IMAGE, ROOTLESS, CgroupV2Daemon, cgroup_dir_of, inspect
+from .conftest import CGROUP_V2, IMAGE, ROOTLESS, CgroupV2Daemon, cgroup_dir_of, inspect
 from .test_docker_cli import docker
 
 
-@pytest.fixture(scope="module", params=["rootless"] if ROOTLESS else ["cgroup v1", "cgroup v2"])
+@pytest.fixture(scope="module", params=["rootless"] if ROOTLESS else ["cgroup v2"] if CGROUP_V2 else ["cgroup v1", "cgroup v2"])
 def daemon(request, daemon, tmp_path_factory):
-    """The session's daemon, and as root also one on cgroup v2 (made for this module)."""
-    if request.param != "cgroup v2":
+    """The session's daemon, and as root on a hybrid machine also one on cgroup v2 (made for this module)."""
+    if request.param != "cgroup v2" or CGROUP_V2:
         yield daemon
         return
     top = tmp_path_factory.mktemp("cgroup-v2-daemon")
@@ -41,16 +41,19 @@ def image(daemon, busybox_tar):
 
 def test_the_container_is_in_the_device_controller_of_its_hierarchy(daemon, image):
     # What makes the runs of this module mean something: seen from the host, the container's group is a
-    # v2 one on the cgroup v2 daemon (confined by its BPF program), a v1 devices one as root otherwise;
-    # rootless on v1, where nothing is delegated, it shares the daemon's group (the kernel refuses mknod).
+    # v2 one on cgroup v2 (as root confined by its BPF program), a v1 devices one as root otherwise;
+    # rootless on v1, where nothing is delegated, it shares the daemon's group; rootless on v2 it has a
+    # group of its own in the user's delegated subtree. Rootless, the kernel refuses mknod anyway.
     created = daemon.ok("run", "-d", "--network", "none", image, "sleep", "30").strip()
     try:
         pid = inspect(daemon, created)["State"]["Pid"]
         groups = dict(line.split(":", 2)[1:] for line in open(f"/proc/{pid}/cgroup").read().splitlines())
-        if ROOTLESS:
+        if ROOTLESS and not CGROUP_V2:
             assert not groups["devices"].endswith(created), groups
+        elif ROOTLESS:
+            assert groups[""].endswith(f"/minictr/{created}"), groups
         else:
-            controller = None if isinstance(daemon, CgroupV2Daemon) else "devices"
+            controller = None if CGROUP_V2 or isinstance(daemon, CgroupV2Daemon) else "devices"
             group = cgroup_dir_of(pid, controller)
             assert group and group.endswith(f"/minictr/{created}") and os.path.isdir(group), groups
     finally:

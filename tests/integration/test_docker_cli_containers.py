@@ -14,7 +14,7 @@ import subprocess
 import time
 
 from tests.integration.dockercli import PATH as DOCKER_PATH, older_than, run_error
-from .conftest import ROOTLESS, cgroup_dir_of, wait_until
+from .conftest import CGROUP_LIMITS, CGROUP_V2, container_group, wait_until
 from .test_docker_cli import docker
 from .test_tty import CTRL_P, CTRL_Q, shell_ready, terminals  # noqa: F401 (terminals: a fixture)
 
@@ -206,29 +206,28 @@ def test_restart_on_failure_counts_up_to_its_maximum(daemon, image):
 
 
 # A skip counts as a failure in CI: each of these two exists only in the mode it applies to (cgroup limits
-# need root on this cgroup v1 host; rootless, a limit is refused), as in test_limits.py.
-def root_only(test):
-    return None if ROOTLESS else test
+# need root, or a delegated cgroup v2 subtree; elsewhere a limit is refused), as in test_limits.py.
+def with_limits(test):
+    return test if CGROUP_LIMITS else None
 
 
-def rootless_only(test):
-    return test if ROOTLESS else None
+def without_limits(test):
+    return None if CGROUP_LIMITS else test
 
 
-@root_only
+@with_limits
 def test_run_memory_sets_the_cgroup_limit(daemon, image):
     ok(daemon, "run", "-d", "--name", "dk-mem", "--memory", "64m", image, "sleep", "300")
     try:
         assert fmt(daemon, "{{.HostConfig.Memory}}", "dk-mem") == str(64 << 20)
-        pid = fmt(daemon, "{{.State.Pid}}", "dk-mem")
-        with open(f"{cgroup_dir_of(pid, 'memory')}/memory.limit_in_bytes") as f:
-            assert int(f.read()) == 64 << 20
+        group = container_group(fmt(daemon, "{{.State.Pid}}", "dk-mem"), "memory")
+        assert int((group / ("memory.max" if CGROUP_V2 else "memory.limit_in_bytes")).read_text()) == 64 << 20
         assert "/ 64MiB" in ok(daemon, "stats", "--no-stream", "--format", "{{.MemUsage}}", "dk-mem")
     finally:
         docker(daemon, "rm", "-f", "dk-mem")
 
 
-@rootless_only
+@without_limits
 def test_run_memory_rootless_is_refused_in_one_line_and_leaves_nothing(daemon, image):
     before = set(os.listdir(daemon.data_root / "containers"))
     result = docker(daemon, "run", "-d", "--name", "dk-mem", "--memory", "64m", image, "true")
