@@ -56,8 +56,14 @@ def _delegated_controllers():
 
 
 # Whether the daemons of this run enforce --memory and --pids-limit: as root always; rootless only where
-# the user's cgroup v2 subtree is delegated with those controllers.
+# the user's cgroup v2 subtree is delegated with those controllers (systemd's default for user@.service
+# is cpu, memory and pids: no cpuset).
 CGROUP_LIMITS = not ROOTLESS or {"memory", "pids"} <= _delegated_controllers()
+
+
+def enforces(controller):
+    """Whether this run's daemons have the cgroup CONTROLLER (cpu, cpuset, memory, pids) for limits."""
+    return not ROOTLESS or controller in _delegated_controllers()
 
 
 def container_group(pid, controller="memory"):

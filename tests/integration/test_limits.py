@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CGROUP_LIMITS, CGROUP_V2, ROOTLESS, Daemon, container_group, inspect, wait_until
+from .conftest import CGROUP_LIMITS, CGROUP_V2, ROOTLESS, Daemon, container_group, enforces, inspect, wait_until
 
 MiB = 1024 * 1024
 
@@ -106,12 +106,14 @@ def test_memory_alone_gets_dockers_default_swap_of_twice_the_memory(daemon, runn
 
 @with_limits
 def test_cpu_limits_are_in_the_containers_cgroup(daemon, running):
-    name = running("--cpus", "0.5", "--cpu-shares", "512", "--cpuset-cpus", "0")
+    # systemd delegates no cpuset to a user (refused then: see the test below).
+    cpuset = ("--cpuset-cpus", "0") if enforces("cpuset") else ()
+    name = running("--cpus", "0.5", "--cpu-shares", "512", *cpuset)
     limits = _limits(daemon, name)
     assert (limits["cfs_period"], limits["cfs_quota"]) == ("100000", "50000")
     # v2 has cpu.weight instead of shares: runc's conversion of 512.
     assert limits.get("weight", limits.get("shares")) == ("20" if CGROUP_V2 else "512")
-    assert limits["cpuset"] == "0"
+    assert limits["cpuset"] == ("0" if cpuset else limits["cpuset"])
     assert inspect(daemon, name)["HostConfig"]["NanoCpus"] == 500_000_000
 
 
@@ -269,6 +271,23 @@ def test_update_api_answers_as_docker_does(daemon, running):
     bad = daemon.cli("update", "--memory", "1m", name)
     assert bad.returncode != 0 and "Minimum memory limit allowed is 6MB" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def cpuset_not_delegated(test):
+    return test if CGROUP_LIMITS and not enforces("cpuset") else None
+
+
+@cpuset_not_delegated
+def test_a_controller_systemd_does_not_delegate_is_refused_by_name(daemon, image):
+    # Rootless on cgroup v2: user@.service delegates cpu, memory and pids by default, not cpuset.
+    before = set(os.listdir(daemon.data_root / "containers"))
+    result = daemon.cli("run", "-d", "--memory", "64m", "--cpuset-cpus", "0", image, "true")
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "cannot enforce --cpuset-cpus:" in lines[0] and "--memory" not in lines[0]
+    assert "cpuset controller is not delegated" in lines[0] and "Delegate=yes" in lines[0]
+    assert set(os.listdir(daemon.data_root / "containers")) == before
 
 
 # ---- bad input: Docker's words, nothing left behind --------------------------------------------
