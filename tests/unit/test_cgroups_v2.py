@@ -1,6 +1,9 @@
 """The cgroup v2 writer, against a fake /sys/fs/cgroup (this machine binds its controllers to v1, so v2
 is only exercised here), and the v1 file names."""
 
+import os
+from pathlib import Path
+
 import pytest
 
 from minictr.containers import cgroups
@@ -53,6 +56,24 @@ def test_v2_limits_go_to_memory_max_swap_max_cpu_max_weight_cpuset_and_pids(v2_r
     assert (group / "cpu.weight").read_text() == "39"  # runc's conversion of 1024 shares
     assert (group / "cpuset.cpus").read_text() == "0-1"
     assert (group / "pids.max").read_text() == "40"
+
+
+def test_the_first_v2_group_below_the_root_is_made_though_the_root_has_no_cpuset_cpus(v2_root, monkeypatch):
+    # The kernel fills a new group with its interface files (cpuset.cpus, empty, when the parent delegates
+    # cpuset); the root group has only cpuset.cpus.effective. minictr/ is made at the first create.
+    made_by_mkdir = os.mkdir
+
+    def kernel_mkdir(path, mode=0o777):
+        made_by_mkdir(path, mode)
+        for name, text in (("cgroup.controllers", "cpuset cpu io memory pids"), ("cgroup.subtree_control", ""),
+                           ("cpuset.cpus", ""), ("cpuset.mems", ""), ("pids.max", "max")):
+            (Path(path) / name).write_text(text)
+
+    monkeypatch.setattr(os, "mkdir", kernel_mkdir)
+    made = cgroups.Cgroups(rootless=False).create("abc", _limits(PidsLimit=5))
+    assert made == [str(v2_root / "minictr" / "abc")]
+    assert (v2_root / "minictr" / "abc" / "pids.max").read_text() == "5"
+    assert (v2_root / "minictr" / "abc" / "cpuset.cpus").read_text() == ""  # the parent's cpus
 
 
 def test_v2_enables_the_controllers_in_the_parents_subtree_control(v2_root):

@@ -343,7 +343,11 @@ def _make_group(path):
         os.mkdir(path, 0o755)
     except FileExistsError:
         return
-    # A v1 cpuset group refuses tasks until it has cpus and mems: inherit the parent's.
+    # A v1 cpuset group refuses tasks until it has cpus and mems: inherit the parent's. Not on v2 (a group
+    # with cgroup.controllers): its empty cpuset.cpus already means the parent's, and the root group has
+    # no cpuset.cpus to copy (the first group made below it failed with ENOENT, seen on Debian 12).
+    if os.path.exists(os.path.join(path, "cgroup.controllers")):
+        return
     for name in ("cpuset.cpus", "cpuset.mems"):
         own = os.path.join(path, name)
         if os.path.exists(own):

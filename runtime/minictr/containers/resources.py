@@ -109,7 +109,8 @@ class Resources:
             return self.cgroups.create(container_id, self.enforceable(cgroup_limits(host_config)),
                                        devices.cgroup_rules(host_config))
         except OSError as e:
-            raise MinictrError(f"cannot set the container's cgroup limits: {e.strerror or e}") from None
+            where = f" ({e.filename})" if e.filename else ""  # which file: ENOENT alone says nothing
+            raise MinictrError(f"cannot set the container's cgroup limits: {e.strerror or e}{where}") from None
 
     def update(self, host_config, body, paths):
         """Merge an update body (POST /containers/{id}/update) into HOST_CONFIG (in place), checked as
