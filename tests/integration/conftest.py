@@ -407,3 +407,26 @@ def alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def on_overlayfs(path) -> bool:
+    """Whether `path` (or its nearest existing parent) is on overlayfs, as /tmp is in a CI container: the
+    kernel refuses an overlay upper dir there, so a daemon falls back to fuse-overlayfs."""
+    path = Path(path)
+    while not path.exists():
+        path = path.parent
+    kind = subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True, check=True)
+    return kind.stdout.strip() == "overlayfs"
+
+
+def expected_storage_driver(data_root) -> str:
+    return "fuse-overlayfs" if on_overlayfs(data_root) else "overlay2"
+
+
+def overlay_backing_dir(prefix: str) -> Path:
+    """A new directory that can hold an overlay's upper and work dirs: under the temporary directory,
+    or on /dev/shm (tmpfs) where that is overlayfs itself."""
+    base = "/dev/shm" if on_overlayfs(tempfile.gettempdir()) else None
+    top = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    os.chmod(top, 0o755)
+    return top

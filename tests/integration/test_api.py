@@ -3,6 +3,8 @@
 import json
 import socket
 
+from .conftest import expected_storage_driver
+
 
 def raw_request(daemon, method, path):
     with socket.socket(socket.AF_UNIX) as sock:
@@ -44,7 +46,7 @@ def test_version_and_info(daemon):
     version = daemon.client().get("/version")
     assert version["ApiVersion"] == "1.43" and version["Os"] == "linux"
     info = daemon.client().get("/info")
-    assert info["Driver"] == "overlay2" and info["DockerRootDir"] == str(daemon.data_root)
+    assert info["Driver"] == expected_storage_driver(daemon.data_root) and info["DockerRootDir"] == str(daemon.data_root)
     assert ("name=rootless" in info["SecurityOptions"]) == (__import__("os").geteuid() != 0)
 
 

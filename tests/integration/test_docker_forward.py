@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+import minictr
+
 from .conftest import IMAGE, REPO, ROOTLESS, Daemon, NetnsDaemon, wait_until
 
 REMOTE_HOST = REPO / "tests" / "integration" / "remote-host"
@@ -285,7 +287,9 @@ def test_a_rootless_daemon_on_this_host_needs_no_jump(docker_host, busybox_tar):
     top = Path(tempfile.mkdtemp(prefix="minictr-rootless-fwd-"))
     d = RootlessNetnsDaemon(top, docker_host.netns)
     try:
-        shutil.copytree(REPO / "runtime", top / "runtime", ignore=shutil.ignore_patterns("__pycache__"))
+        # The minictr under test (a checkout's or the venv's), where the user can read it.
+        shutil.copytree(Path(minictr.__file__).parent, top / "runtime" / "minictr",
+                        ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copy(busybox_tar, top / "busybox.tar")
         (top / "run").mkdir(mode=0o700)
         _sh("chown", "-R", f"{TEST_USER}:", top)

@@ -17,16 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import IMAGE, ROOTLESS, Daemon, daemon_pid, mounts_of
+from .conftest import IMAGE, ROOTLESS, Daemon, daemon_pid, mounts_of, overlay_backing_dir
 
 
 class OverlayDataRootDaemon(Daemon):
-    """A daemon whose data root is an overlay of three directories of `top/backing` (its upper
-    dir, `backing/upper`, is where the data root's files land)."""
+    """A daemon whose data root is an overlay of three directories of `backing` (its upper dir,
+    `backing/upper`, is where the data root's files land)."""
 
-    def __init__(self, top: Path):
+    def __init__(self, top: Path, backing: Path):
         super().__init__(top)
-        self.backing = top / "backing"
+        self.backing = backing
         for name in ("lower", "upper", "work"):
             (self.backing / name).mkdir(parents=True)
         self.data_root.mkdir()
@@ -73,14 +73,16 @@ class OverlayDataRootDaemon(Daemon):
 def overlay_daemon(busybox_tar):
     top = Path(tempfile.mkdtemp(prefix="minictr-ovlroot-"))
     os.chmod(top, 0o755)
-    d = OverlayDataRootDaemon(top)
+    # The overlay's own upper dir cannot be on overlayfs (a CI container's /tmp): tmpfs there.
+    backing = overlay_backing_dir("minictr-ovlroot-backing-")
+    d = OverlayDataRootDaemon(top, backing)
     try:
         d.start()
         d.ok("import", "--change", 'CMD ["sh"]', str(busybox_tar), IMAGE)
         yield d
     finally:
         d.teardown()
-        subprocess.run(["rm", "-rf", str(top)], check=False)
+        subprocess.run(["rm", "-rf", str(top), str(backing)], check=False)
 
 
 def _fuse_overlayfs_processes(d):
