@@ -161,6 +161,7 @@ def test_id_map_helper_with_file_capabilities(tmp_path):
 
 # overlayfs, tried
 
+@pytest.mark.whiteout_fs
 def test_overlay_probe_works_here_and_leaves_nothing(tmp_path):
     result = doctor.overlay_probe(os.geteuid() == 0, str(tmp_path / "data"))
     assert result.status == OK, result.line()

@@ -82,6 +82,7 @@ def test_doctor_names_the_fallback_driver(tmp_path):
     assert without.status == doctor.WARN and without.message.startswith("vfs") and "fuse-overlayfs" in without.fix
 
 
+@pytest.mark.whiteout_fs
 def test_a_whiteout_device_counts_as_a_whiteout(top):
     path = top / "wh"
     os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))

@@ -15,6 +15,8 @@ from minictr.errors import InvalidArgument
 from minictr.images import layers
 from minictr.images.layers import extract_layer
 
+pytestmark = pytest.mark.whiteout_fs
+
 try:
     import zstandard
 except ImportError:

@@ -14,6 +14,8 @@ from minictr.containers.files import _changes_of
 from minictr.images.commit import write_layer_tar
 from minictr.images.overlay_upper import Marker, is_opaque_dir, overlay_marker, same_as_lower
 
+pytestmark = pytest.mark.whiteout_fs
+
 BUSYBOX = b"\x7fELF busybox" * 1000
 
 
