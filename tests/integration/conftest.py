@@ -304,12 +304,22 @@ def net_daemon(request, busybox_tar):
         request.getfixturevalue("image")
         yield request.getfixturevalue("daemon")
         return
-    netns = "mctest-d" + secrets.token_hex(3)
+    with netns_daemon(busybox_tar, "mctest-d") as d:
+        yield d
+
+
+@contextlib.contextmanager
+def netns_daemon(busybox_tar, prefix, prepare=None):
+    """A root daemon in a network namespace made here (lo up), with IMAGE imported; prepare(netns), if
+    given, runs before the daemon starts. Removed on exit with everything in it."""
+    netns = prefix + secrets.token_hex(3)
     top = Path(tempfile.mkdtemp(prefix="minictr-netns-"))
     os.chmod(top, 0o755)
     subprocess.run(["ip", "netns", "add", netns], check=True, capture_output=True)
     d = NetnsDaemon(top, netns)
     try:
+        if prepare:
+            prepare(netns)
         d.ip("link", "set", "lo", "up", check=True)
         d.start()
         d.ok("import", "--change", 'CMD ["sh"]', str(busybox_tar), IMAGE)

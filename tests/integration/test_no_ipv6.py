@@ -6,39 +6,27 @@ Root: a daemon in a network namespace where the test disables IPv6 (the host's o
 Rootless daemons publish through their wrapper in the host's namespace, which only root could give
 IPv6-less here; the probe they use is the same (networks/ports.py, PortPublisher._ipv6_listenable)."""
 
-import os
 import secrets
 import socket
 import subprocess
-import tempfile
-from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import IMAGE, ROOTLESS, NetnsDaemon, in_netns, ipv6_listenable, wait_until
+from tests.integration.conftest import IMAGE, ROOTLESS, in_netns, ipv6_listenable, netns_daemon, wait_until
 from tests.integration.test_ports import HTTPD, assert_published_on_every_address, http_get, refused
+
+
+def _disable_ipv6(netns):
+    for scope in ("all", "default", "lo"):
+        subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-qw", f"net.ipv6.conf.{scope}.disable_ipv6=1"],
+                       check=True, capture_output=True)
+    assert not in_netns(netns, ipv6_listenable)
 
 
 @pytest.fixture
 def daemon_without_ipv6(busybox_tar):
-    netns = "mctest-6" + secrets.token_hex(3)
-    top = Path(tempfile.mkdtemp(prefix="minictr-noipv6-"))
-    os.chmod(top, 0o755)
-    subprocess.run(["ip", "netns", "add", netns], check=True, capture_output=True)
-    d = NetnsDaemon(top, netns)
-    try:
-        for scope in ("all", "default", "lo"):
-            subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-qw", f"net.ipv6.conf.{scope}.disable_ipv6=1"],
-                           check=True, capture_output=True)
-        d.ip("link", "set", "lo", "up", check=True)
-        assert not in_netns(netns, ipv6_listenable)
-        d.start()
-        d.ok("import", "--change", 'CMD ["sh"]', str(busybox_tar), IMAGE)
+    with netns_daemon(busybox_tar, "mctest-6", prepare=_disable_ipv6) as d:
         yield d
-    finally:
-        d.teardown()
-        subprocess.run(["ip", "netns", "del", netns], check=False, capture_output=True)
-        subprocess.run(["rm", "-rf", str(top)], check=False)
 
 
 def _free_port():
