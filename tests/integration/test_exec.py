@@ -187,6 +187,28 @@ def test_exec_api_inspect_and_errors(daemon, running):
         client.get("/exec/nope/json")
 
 
+def test_a_resize_sent_before_the_exec_runs_waits_for_it(daemon, running):
+    """The docker CLI resizes an exec's tty right after asking for its start; Docker's daemon
+    waits for the exec to run instead of refusing, so the shell gets the terminal's size."""
+    import threading
+
+    name = running("ex-early-resize")
+    client = daemon.client()
+    exec_id = client.post(f"/containers/{name}/exec", None,
+                          {"Cmd": ["sh", "-c", "sleep 1; stty size > /tmp/size"], "Tty": True}).json()["Id"]
+    outcome = []
+    resizer = threading.Thread(target=lambda: outcome.append(  # a connection of its own
+        daemon.client().post(f"/exec/{exec_id}/resize", {"h": 27, "w": 81}).status))
+    resizer.start()
+    time.sleep(0.5)  # the resize is waiting now: the exec has not been started
+    assert resizer.is_alive()
+    client.post(f"/exec/{exec_id}/start", None, {"Detach": True, "Tty": True})
+    resizer.join(15)
+    assert outcome == [200]
+    _wait_for(lambda: client.get(f"/exec/{exec_id}/json")["ExitCode"] == 0, what="the exec's exit")
+    assert daemon.ok("exec", name, "cat", "/tmp/size").strip() == "27 81"
+
+
 def test_exec_instances_go_with_their_container(daemon, image):
     daemon.ok("create", "--name", "ex-gone", image, "sleep", "300")
     daemon.ok("start", "ex-gone")

@@ -32,6 +32,7 @@ _FINISHED_KEPT = 256
 # Docker's words for an exec that could not start; its CLI shows them as they are.
 _OCI_PREFIX = "OCI runtime exec failed: exec failed: unable to start container process: "
 _SUN_PATH_MAX = 108
+_RESIZE_WAIT = 10  # seconds, as Docker's daemon waits for an exec to start before resizing it
 
 
 @dataclass
@@ -58,6 +59,7 @@ class ExecInstance:
     run_dir: str = ""
     dir_fd: int = -1  # run_dir, kept open when its socket path is too long to connect to
     finished: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    ready: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # running, or failed to
 
     @property
     def mask(self):
@@ -191,6 +193,7 @@ class ExecService:
             self._fail(instance, 126)
             raise
         instance.pid, instance.monitor_pid, instance.running = monitor.container_pid, monitor.monitor_pid, True
+        instance.ready.set()
         try:
             if attach is not None:
                 await attach.connect(self._connectable(instance, paths["attach"]))
@@ -240,6 +243,7 @@ class ExecService:
     def _fail(self, instance, code):
         instance.running = False
         instance.exit_code = code
+        instance.ready.set()
         instance.finished.set()
         self._remove_run_dir(instance)
 
@@ -294,6 +298,13 @@ class ExecService:
     async def resize(self, exec_id, height, width):
         """POST /exec/{id}/resize: the monitor's control channel sets the exec's pty size."""
         instance = self.get(exec_id)
+        if not instance.ready.is_set():
+            # A client resizes right after its start request, which may still be setting the
+            # exec up: Docker waits up to 10 s for the exec to run rather than refuse the size.
+            try:
+                await asyncio.wait_for(instance.ready.wait(), _RESIZE_WAIT)
+            except TimeoutError:
+                raise Conflict(f"Exec {exec_id} is not running: timeout waiting for exec session ready") from None
         if not instance.running:
             raise Conflict(f"Exec {exec_id} is not running")
         if not instance.tty:
