@@ -1,8 +1,10 @@
 """`minictr run`: a container runs its command in its own namespaces and reports how it ended."""
 
+import json
 import os
 import re
 import stat
+import tarfile
 
 from tests.integration.conftest import ROOTLESS
 
@@ -52,6 +54,26 @@ def test_hostname_is_the_containers(daemon, image):
     inspect = daemon.client().get("/containers/named-host/json")
     assert host == etc_hostname == inspect["Id"][:12]
     daemon.ok("rm", "named-host")
+
+
+def test_an_empty_dockerenv_marks_the_container_as_dockers_does_and_is_not_a_change(daemon, image, tmp_path):
+    # Tools (Testcontainers among them) tell that they run in a container by /.dockerenv.
+    out = daemon.ok("run", "--name", "dockerenv", "--read-only", image, "sh", "-c",
+                    "wc -c < /.dockerenv; touch /x 2>/dev/null || echo read-only")
+    try:
+        assert out.split() == ["0", "read-only"]
+        assert daemon.ok("diff", "dockerenv") == ""
+        daemon.ok("commit", "dockerenv", "dockerenv-img")
+        try:
+            daemon.ok("save", "-o", str(tmp_path / "saved.tar"), "dockerenv-img")
+        finally:
+            daemon.cli("rmi", "dockerenv-img")
+    finally:
+        daemon.cli("rm", "-f", "dockerenv")
+    with tarfile.open(tmp_path / "saved.tar") as saved:
+        layers = json.load(saved.extractfile("manifest.json"))[0]["Layers"]
+        names = [name for layer in layers for name in tarfile.open(fileobj=saved.extractfile(layer)).getnames()]
+    assert names and not [n for n in names if n.lstrip("./") == ".dockerenv"], names
 
 
 def test_user_is_root_inside_or_the_requested_one(daemon, image):

@@ -93,3 +93,6 @@ class Creator:
             f.write(container.config["Hostname"] + "\n")
         with open(os.path.join(top, "hosts"), "w") as f:
             f.write(hosts.hosts_file(container.config["Hostname"]))
+        # Docker's empty /.dockerenv: tools tell that they run in a container by it (Testcontainers
+        # then reaches its containers through the gateway).
+        open(os.path.join(top, "dockerenv"), "w").close()

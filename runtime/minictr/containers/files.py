@@ -38,7 +38,7 @@ MODIFIED, ADDED, DELETED = 0, 1, 2
 # What the monitor creates when the image lacks it (mount points); Docker keeps these
 # in an init layer, so that `docker diff` of a fresh container is empty.
 _PLACEHOLDERS = {"/proc", "/sys", "/dev", "/etc/hostname", "/etc/hosts", "/etc/resolv.conf",
-                 "/sbin/docker-init"}
+                 "/sbin/docker-init", "/.dockerenv"}
 
 
 # ---- the container's root ----------------------------------------------------------------

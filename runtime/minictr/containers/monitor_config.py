@@ -41,6 +41,8 @@ class MonitorConfig:
             entries.append(("bind", native.INIT_PATH, INIT_IN_CONTAINER, "ro"))
         entries += [("bind", os.path.join(paths["top"], name), f"/etc/{name}", "rw")
                     for name in ("hostname", "hosts", "resolv.conf")]
+        if os.path.exists(os.path.join(paths["top"], "dockerenv")):  # not for containers made before it
+            entries.append(("bind", os.path.join(paths["top"], "dockerenv"), "/.dockerenv", "ro"))
         entries += self.mounting.monitor_entries(container)
         entries += devices.monitor_entries(container.host_config)
         entries += self.confinement.monitor_entries(container.host_config)

@@ -32,7 +32,8 @@ from minictr.images.overlay_upper import (WHITEOUT_PREFIX, ExactSize, is_opaque_
 
 LAYER_MEDIA_TYPE = "application/vnd.docker.image.rootfs.diff.tar"
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_PLACEHOLDERS = {"proc", "sys", "dev", "etc/hostname", "etc/hosts", "etc/resolv.conf", "sbin/docker-init"}
+_PLACEHOLDERS = {"proc", "sys", "dev", "etc/hostname", "etc/hosts", "etc/resolv.conf", "sbin/docker-init",
+                 ".dockerenv"}
 
 
 def commit_config(parent: dict, container_config: dict, changes: list[str], overrides: dict | None,
