@@ -88,6 +88,18 @@ def test_kill_sends_the_signal_asked_for(daemon, image):
         daemon.cli("rm", "-f", container_id)
 
 
+def test_kill_returns_once_the_container_has_stopped_so_a_plain_remove_follows(daemon, image):
+    client = daemon.client()
+    for _ in range(5):  # the window between the signal and the exit is short: try more than once
+        container_id = daemon.ok("run", "-d", image, "sleep", "1000").strip()
+        try:
+            client.post(f"/containers/{container_id}/kill")
+            assert client.get(f"/containers/{container_id}/json")["State"]["Status"] == "exited"
+            client.delete(f"/containers/{container_id}")  # no force: a running container is a 409
+        finally:
+            daemon.cli("rm", "-f", container_id)
+
+
 def test_kill_of_a_stopped_container_fails_in_one_line(daemon, image):
     container_id = daemon.ok("create", image, "true").strip()
     try:
