@@ -400,6 +400,14 @@ def inspect(daemon, ref):
     return json.loads(daemon.ok("inspect", "--type", "container", ref))[0]
 
 
+def network_names(daemon):
+    return [network["Name"] for network in daemon.client().get("/networks")]
+
+
+def volume_names(daemon):
+    return [volume["Name"] for volume in daemon.client().get("/volumes")["Volumes"] or []]
+
+
 def wait_until(predicate, timeout=20.0, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from .conftest import IMAGE, ROOTLESS, daemon_pid, in_netns, mounts_of, wait_until
+from .conftest import IMAGE, ROOTLESS, daemon_pid, in_netns, mounts_of, network_names, volume_names, wait_until
 from .test_network_stress import in_daemon_netns, veth_prefix
 
 PAGE = "hello-from-the-volume"
@@ -126,9 +126,9 @@ def test_up_waits_for_the_healthy_service_and_the_project_works(project):
     assert state_of(daemon, client)["Running"], project.compose("logs", "client").stdout
     assert PAGE in project.compose("logs", "--no-color", "client").stdout
     # The project's network and volume exist under the project's name.
-    networks = daemon.ok("network", "ls", "--format", "{{.Name}}").split()
+    networks = network_names(daemon)
     assert f"{project.name}_default" in networks
-    assert f"{project.name}_site" in daemon.ok("volume", "ls", "--format", "{{.Name}}").split()
+    assert f"{project.name}_site" in volume_names(daemon)
     # The published port answers on the host's loopback.
     host, port = project.published("web", 80)
     assert host == "127.0.0.1"
@@ -177,8 +177,8 @@ def test_down_v_leaves_no_container_network_volume_veth_or_mount(project):
     assert len(ids) == 3
     project.compose("down", "-v", "-t", "1")
     assert project.containers() == []
-    assert not [n for n in daemon.ok("network", "ls", "--format", "{{.Name}}").split() if project.name in n]
-    assert not [v for v in daemon.ok("volume", "ls", "--format", "{{.Name}}").split() if project.name in v]
+    assert not [n for n in network_names(daemon) if project.name in n]
+    assert not [v for v in volume_names(daemon) if project.name in v]
     links = in_daemon_netns(daemon, "ip", "-o", "link").stdout if ROOTLESS else daemon.ip("-o", "link").stdout
     assert veth_prefix(daemon) not in links
     mounts = mounts_of(daemon_pid(daemon))
