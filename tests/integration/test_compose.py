@@ -64,8 +64,8 @@ class Project:
         compose = shutil.which("docker-compose")
         assert compose, "no docker-compose: scripts/install --test installs Debian's package"
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(self.directory), "DOCKER_HOST": self.daemon.host,
-               "COMPOSE_PROJECT_NAME": self.name, "COMPOSE_INTERACTIVE_NO_CLI": "1"}
-        result = subprocess.run([compose, "--no-ansi", *args], cwd=self.directory, env=env, capture_output=True,
+               "COMPOSE_PROJECT_NAME": self.name}
+        result = subprocess.run([compose, "--ansi", "never", *args], cwd=self.directory, env=env, capture_output=True,
                                 text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         if check:
             assert result.returncode == 0, (f"docker-compose {' '.join(args)} failed ({result.returncode}):\n"
@@ -139,7 +139,9 @@ def test_exec_and_run_rm_beside_running_services(project):
     project.compose("up", "-d")
     assert project.compose("exec", "-T", "web", "cat", "/www/index.html").stdout.strip() == PAGE
     assert project.compose("exec", "-T", "web", "sh", "-c", "exit 3", check=False).returncode == 3
-    # `run` sends Links to the running services (legacy links, on the project's network).
+    # `run` sends Links to the running services (legacy links, on the project's network), then has the
+    # docker CLI start and attach it (Compose's default; its own attach, COMPOSE_INTERACTIVE_NO_CLI, comes
+    # after the start through dockerpty and loses what the container printed first, with Docker too).
     before = set(project.containers())
     out = project.compose("run", "--rm", "-T", "client", "sh", "-c", GET.format(host="web")).stdout
     assert PAGE in out

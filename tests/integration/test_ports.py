@@ -3,6 +3,7 @@
 container ends (kill -9 included), refused with one line when the port is taken."""
 
 import hashlib
+import json
 import os
 import random
 import shutil
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, ROOTLESS, alive, inspect, ipv6_listenable, wait_until
+from .conftest import IMAGE, REPO, ROOTLESS, alive, inspect, ipv6_listenable, wait_until
 
 HTTPD = "mkdir -p /www && echo hello-ports > /www/index.html && exec httpd -f -p 80 -h /www"
 
@@ -275,3 +276,18 @@ def test_a_service_on_the_containers_loopback_is_not_published(daemon, image):
             urllib.request.urlopen(f"http://127.0.0.1:{inner}/", timeout=5).read()
     finally:
         daemon.ok("rm", "-f", cid)
+
+
+def test_a_container_reaches_a_port_published_on_every_address_through_its_gateway(net_daemon):
+    # As with Docker, root or rootless (whose proxy listens in RootlessKit's namespace too): Testcontainers
+    # run inside a container reaches the containers it starts so.
+    d = net_daemon
+    cid = d.ok("run", "-d", "-p", "80", IMAGE, "sh", "-c", HTTPD).strip()
+    try:
+        port = d.ok("port", cid, "80").split()[0].rpartition(":")[2]
+        gateway = json.loads(d.ok("network", "inspect", "bridge"))[0]["IPAM"]["Config"][0]["Gateway"]
+        fetch = f"for i in $(seq 50); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {gateway} {port} && break; " \
+                "sleep 0.2; done"
+        assert "hello-ports" in d.ok("run", "--rm", IMAGE, "sh", "-c", fetch)
+    finally:
+        d.ok("rm", "-f", cid)

@@ -116,6 +116,7 @@ class _Published:
         self.tasks: list[asyncio.Task] = []
         self.relays: list["_UdpRelay"] = []
         self.netns = -1  # rootless: the container's network namespace, where connections to it are made
+        self.inside: list[tuple[socket.socket, dict]] = []  # rootless: listeners in the daemon's namespace
 
     def add(self, sock, container_port, proto, host_ip):
         self.sockets.append(sock)
@@ -123,7 +124,7 @@ class _Published:
                              "host_port": sock.getsockname()[1]})
 
     def close(self):
-        for sock in self.sockets:
+        for sock in self.sockets + [sock for sock, _ in self.inside]:
             sock.close()
         if self.netns >= 0:
             os.close(self.netns)
@@ -133,9 +134,13 @@ class _Published:
 class PortPublisher:
     """Serves every running container's published ports (one per daemon)."""
 
-    def __init__(self, bind=hostsocket.bind):
+    def __init__(self, bind=hostsocket.bind, inside=False):
         # bind(proto, host_ip, host_port) -> socket; rootless: hostsocket.listen through the wrapper.
         self._bind = bind
+        # Rootless: a port published on every address listens in the daemon's namespace too, where
+        # containers reach it through their gateway, as rootless Docker's proxy listens in RootlessKit's
+        # (Testcontainers inside a container connects to gateway:port).
+        self._inside = inside
         self._published: dict[str, _Published] = {}
 
     async def publish(self, container_id: str, target_ip: str, wanted: list[tuple[int, str, str, int]],
@@ -160,13 +165,29 @@ class PortPublisher:
                     sock = await self._bind_ipv6_too(proto, sock.getsockname()[1], explicit=bool(host_port))
                     if sock is not None:
                         pub.add(sock, container_port, proto, "::")
+            if self._inside:
+                await self._bind_inside(pub)
         except BaseException:
             pub.close()
             raise
-        for sock, entry in zip(pub.sockets, pub.entries):
+        for sock, entry in [*zip(pub.sockets, pub.entries), *pub.inside]:
             self._serve(pub, sock, (target_ip, entry["container_port"]), entry["proto"])
         self._published[container_id] = pub
         return list(pub.entries)
+
+    @staticmethod
+    async def _bind_inside(pub):
+        """The daemon's own 0.0.0.0:port beside each IPv4 any-address entry; a port taken there (by a
+        --network host container) is left to the host's listener alone."""
+        import asyncio
+        for entry in [e for e in pub.entries if e["host_ip"] == "0.0.0.0"]:
+            try:
+                sock = await asyncio.to_thread(hostsocket.bind, entry["proto"], "0.0.0.0", entry["host_port"])
+            except OSError as error:
+                log.debug("port %d/%s in the daemon's namespace: %s", entry["host_port"], entry["proto"], error)
+                continue
+            sock.setblocking(False)
+            pub.inside.append((sock, entry))
 
     async def _ipv6_listenable(self):
         """Whether the host listens on IPv6 at all, as Docker decides it (netutils.IsV6Listenable:
@@ -392,7 +413,7 @@ class ContainerPorts:
 
     def __init__(self, publisher: PortPublisher | None = None, rootless: bool = False,
                  connect_socket: str | None = None, kernel=None):
-        self.publisher = publisher or PortPublisher(host_binder(connect_socket if rootless else None))
+        self.publisher = publisher or PortPublisher(host_binder(connect_socket if rootless else None), inside=rootless)
         self.rootless = rootless
         self.kernel = kernel  # root: the daemon's Outbound, which DNATs local clients
         self._rules = None  # one thread, so that a container's rules come and go in order
