@@ -7,7 +7,11 @@ tests expect is what Docker does. Run as root from the repository:
 
 It starts a dockerd with directories of its own (as /work/shared/PEERS.md says) and a minictr daemon on a
 temporary data root, imports the busybox image the tests use into both (no registry, no Docker Hub),
-and stops both at the end."""
+and stops both at the end.
+
+The clients' scenarios (issue 19) follow: Compose 1.29 with the project of tests/integration/test_compose.py,
+step by step, and testcontainers-python's waits (tests/integration/testcontainers_waits.py) from the host and
+from inside a container with the engine's socket."""
 
 import argparse
 import http.client
@@ -142,6 +146,88 @@ def docker(host, *args):
     return r
 
 
+COMPOSE_PROJECT = "cmpproj"
+# (title, docker-compose arguments, extra environment); run in order in one project directory.
+COMPOSE_STEPS = [
+    ("compose up -d (network, volume, healthcheck, depends_on service_healthy)", ["up", "-d"], {}),
+    ("compose ps", ["ps"], {}),
+    ("compose port web 80", ["port", "web", "80"], {}),
+    ("compose exec -T web", ["exec", "-T", "web", "cat", "/www/index.html"], {}),
+    ("compose run --rm -T client (legacy Links)", ["run", "--rm", "-T", "client", "sh", "-c",
+                                                   "echo first; nc -w 3 web 80 </dev/null >/dev/null; echo reached"], {}),
+    ("compose run --rm -T through dockerpty (COMPOSE_INTERACTIVE_NO_CLI)",
+     ["run", "--rm", "-T", "client", "sh", "-c", "echo first; sleep 1; echo last"], {"COMPOSE_INTERACTIVE_NO_CLI": "1"}),
+    ("compose up -d --scale client=3", ["up", "-d", "--scale", "client=3"], {}),
+    ("compose ps after scale", ["ps", "--services", "--filter", "status=running"], {}),
+    ("compose up -d after a change (recreate)", ["up", "-d"], {"GREETING_CHANGE": "1"}),
+    ("compose exec -T client after recreate", ["exec", "-T", "client", "sh", "-c", "echo $GREETING"], {}),
+    ("compose down -v", ["down", "-v", "-t", "1"], {}),
+]
+
+
+def compose_scenarios(sock, top):
+    """Compose's steps against one engine, then what its project left (containers, networks, volumes)."""
+    sys.path.insert(0, str(REPO))
+    from tests.integration.test_compose import project_file
+
+    work = top / f"compose-{sock.stem}"
+    work.mkdir()
+    results = {}
+    for title, args, extra in COMPOSE_STEPS:
+        extra = dict(extra)
+        greeting = "two" if extra.pop("GREETING_CHANGE", None) else "one"
+        (work / "docker-compose.yml").write_text(json.dumps(project_file(greeting=greeting)))
+        env = {**ENV, "HOME": str(work), "DOCKER_HOST": f"unix://{sock}", "COMPOSE_PROJECT_NAME": COMPOSE_PROJECT,
+               **extra}
+        r = subprocess.run(["docker-compose", "--ansi", "never", *args], cwd=work, env=env, capture_output=True,
+                           text=True, timeout=180, stdin=subprocess.DEVNULL)
+        # Compose's progress lines come in the order its threads finish: sorted.
+        err = "\n".join(sorted(normalise_compose(r.stderr).splitlines()))
+        results[title] = (f"exit {r.returncode}\n" + (f"stdout: {normalise_compose(r.stdout)}\n" if r.stdout.strip() else "")
+                          + (f"stderr: {err}" if err else ""))
+    label = f"label=com.docker.compose.project={COMPOSE_PROJECT}"
+    left = [docker(sock, "ps", "-a", "-q", "--filter", label).stdout.split(),
+            docker(sock, "network", "ls", "-q", "--filter", label).stdout.split(),
+            docker(sock, "volume", "ls", "-q", "--filter", label).stdout.split()]
+    results["compose: left after down -v (containers, networks, volumes)"] = " / ".join(str(len(x)) for x in left)
+    return results
+
+
+def normalise_compose(text):
+    text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:<port>", text)
+    text = re.sub(r"\b[0-9a-f]{12}_", "<id>_", text)
+    text = re.sub(r"(Date|Last-Modified|ETag): .*", r"\1: <…>", text)
+    text = re.sub(r" +", " ", text)  # `compose ps` pads its columns to the longest value
+    return text.strip()
+
+
+def testcontainers_scenarios(sock):
+    """testcontainers-python's waits on the host (docker_host mode) and inside a container with the socket."""
+    script = REPO / "tests" / "integration" / "testcontainers_waits.py"
+    env = {**ENV, "HOME": "/tmp", "DOCKER_HOST": f"unix://{sock}", "TESTCONTAINERS_RYUK_DISABLED": "true",
+           "TESTCONTAINERS_CONNECTION_MODE": "docker_host"}
+    runs = {"testcontainers: waits from the host": [sys.executable, str(script), IMAGE]}
+    venv = sys.prefix
+    mounts = [f"{sock}:/var/run/docker.sock", "/usr:/usr:ro", "/lib:/lib:ro", "/lib64:/lib64:ro",
+              f"{venv}:{venv}:ro", f"{script.parent}:/suite:ro"]
+    runs["testcontainers: waits inside a container with the socket"] = [
+        "docker", "-H", f"unix://{sock}", "run", "--rm", *[o for m in mounts for o in ("-v", m)],
+        "-e", "TESTCONTAINERS_RYUK_DISABLED=true", IMAGE, f"{venv}/bin/python", "/suite/testcontainers_waits.py", IMAGE]
+    results = {}
+    for title, argv in runs.items():
+        r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+        try:
+            seen = json.loads(r.stdout.splitlines()[-1])
+            seen["http"]["port"] = "<port>"
+            seen["http"]["host"] = re.sub(r"^172\.\d+\.0\.1$", "<gateway>", seen["http"]["host"])
+            out = json.dumps(seen, sort_keys=True)
+        except (ValueError, IndexError, KeyError, TypeError):
+            out = (r.stdout + r.stderr).strip().splitlines()[-1:] or [""]
+            out = out[0]
+        results[title] = f"exit {r.returncode}\n{out}"
+    return results
+
+
 def run_engine(sock, api_max):
     results = {}
     for title, argv in SCENARIOS:
@@ -185,7 +271,10 @@ def main():
                 raise SystemExit(f"import into {name}: {r.stderr}")
             version = docker(sock, "version", "--format", "{{.Server.Version}} API {{.Server.APIVersion}}")
             api_max = version.stdout.split()[-1]
-            engines[name] = (version.stdout.strip(), run_engine(sock, api_max))
+            results = run_engine(sock, api_max)
+            results.update(compose_scenarios(sock, top))
+            results.update(testcontainers_scenarios(sock))
+            engines[name] = (version.stdout.strip(), results)
     finally:
         for proc in (minictr, dockerd):
             if proc.poll() is None:
