@@ -163,7 +163,7 @@ def test_a_changed_file_recreates_the_changed_service_only(project):
     web, = project.ids("web")
     old_client, = project.ids("client")
     project.write(greeting="two")
-    project.compose("up", "-d")
+    project.compose("up", "-d", "-t", "1")  # the old client's sleep, as PID 1, ignores SIGTERM
     new_client, = project.ids("client")
     assert new_client != old_client
     assert project.ids("web") == [web], "web did not change and must not be recreated"
