@@ -63,7 +63,7 @@ def test_a_link_on_the_default_bridge_gives_a_hosts_line_and_the_legacy_variable
     info = sleeper(net_daemon, image, target, "-e", "PASSWORD=gordon", "--expose", "6379", "--expose", "53/udp")
     ip, short_id = info["NetworkSettings"]["Networks"]["bridge"]["IPAddress"], info["Id"][:12]
     out = ok(net_daemon, "run", "--name", linker, "--link", f"{target}:my-db", "-e", "MY_DB_ENV_PASSWORD=own",
-             image, "sh", "-c", "cat /etc/hosts; echo ---; env; echo ---; ping -c1 -W2 my-db >/dev/null && echo ping-ok")
+             image, "sh", "-c", "cat /etc/hosts; echo ---; env; echo ---; ping -c1 -W2 my-db >/dev/null && echo ok")
     hosts, env, ping = out.split("---\n")
     # Docker's line: IP ALIAS HOSTNAME NAME, before the container's own.
     assert hosts_line(hosts, "my-db") == f"{ip}\tmy-db {short_id} {target}"
@@ -79,7 +79,7 @@ def test_a_link_on_the_default_bridge_gives_a_hosts_line_and_the_legacy_variable
     assert variables["MY_DB_PORT_53_UDP"] == f"udp://{ip}:53"
     assert variables["MY_DB_ENV_PASSWORD"] == "own"  # the container's own variable wins over the link's
     assert "MY_DB_ENV_PATH" not in variables and "MY_DB_ENV_HOME" not in variables
-    assert ping.strip() == "ping-ok"
+    assert ping.strip() == "ok"
     # The variables are the container's start's, not its config: inspect shows what was asked for.
     assert not [e for e in inspect(net_daemon, linker)["Config"]["Env"] if e.startswith("MY_DB_PORT")]
     # Another container has no such name.

@@ -637,9 +637,9 @@ class NetworkService:
             # Docker's DNSNames: what the network's DNS answers for (user-defined networks only).
             dns_names = list(dict.fromkeys([container.name, *aliases, container.id[:12]])) \
                 if network.user_defined else None
+            links = (json.loads(row["links"]) if row else None) or None
             networks[network.name] = {
-                "IPAMConfig": {"IPv4Address": requested} if requested else None,
-                "Links": (json.loads(row["links"]) if row else None) or None, "Aliases": aliases or None, "MacAddress": row["mac"] if row else "",
+                "IPAMConfig": {"IPv4Address": requested} if requested else None, "Links": links, "Aliases": aliases or None, "MacAddress": row["mac"] if row else "",
                 "DriverOpts": None, "GwPriority": 0, "NetworkID": network.id,
                 "EndpointID": _endpoint_id(network.id, container.id) if ip else "",
                 "Gateway": str(network.gateway) if ip else "", "IPAddress": ip,
