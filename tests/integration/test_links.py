@@ -180,3 +180,17 @@ def test_docker_py_links_on_the_default_bridge_and_on_network_connect(net_daemon
         assert pinged_address(net_daemon, joined.name, "primary") == target_on_network
     finally:
         client.close()
+
+
+def test_minictrs_own_cli_makes_and_removes_links(net_daemon, image, made):
+    target, linker = made("containers", "db"), made("containers", "app")
+    net_daemon.ok("run", "-d", "--name", target, image, "sleep", "300")
+    out = net_daemon.ok("run", "--rm", "--link", f"{target}:db", image, "sh", "-c",
+                        "echo $DB_NAME; grep -cw db /etc/hosts")
+    assert out.split()[0].endswith("/db") and out.split()[1] == "1"
+    net_daemon.ok("create", "--name", linker, "--link", target, image, "true")
+    assert inspect(net_daemon, linker)["HostConfig"]["Links"] == [f"/{target}:/{linker}/{target}"]
+    net_daemon.ok("rm", "-l", f"{linker}/{target}")
+    assert inspect(net_daemon, linker)["HostConfig"]["Links"] is None
+    result = net_daemon.cli("run", "--link", "a:b:c", image, "true")
+    assert result.returncode != 0 and result.stderr.strip().endswith("bad format for links: a:b:c")
