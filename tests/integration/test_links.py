@@ -71,7 +71,7 @@ def test_a_link_on_the_default_bridge_gives_a_hosts_line_and_the_legacy_variable
     assert own_line and hosts.index(hosts_line(hosts, "my-db")) < hosts.index(own_line)
     variables = dict(line.split("=", 1) for line in env.splitlines() if "=" in line)
     assert variables["MY_DB_NAME"] == f"/{linker}/my-db"
-    assert variables["MY_DB_PORT"] == f"tcp://{ip}:6379"
+    assert variables["MY_DB_PORT"] == f"udp://{ip}:53"  # the lowest port, as Docker 20.10 (later: TCP first)
     assert variables["MY_DB_PORT_6379_TCP"] == f"tcp://{ip}:6379"
     assert variables["MY_DB_PORT_6379_TCP_ADDR"] == ip
     assert variables["MY_DB_PORT_6379_TCP_PORT"] == "6379"
@@ -79,6 +79,7 @@ def test_a_link_on_the_default_bridge_gives_a_hosts_line_and_the_legacy_variable
     assert variables["MY_DB_PORT_53_UDP"] == f"udp://{ip}:53"
     assert variables["MY_DB_ENV_PASSWORD"] == "own"  # the container's own variable wins over the link's
     assert "MY_DB_ENV_PATH" not in variables and "MY_DB_ENV_HOME" not in variables
+    assert "MY_DB_ENV_HOSTNAME" not in variables  # Docker's Config.Env has no HOSTNAME, so its links neither
     assert ping.strip() == "ok"
     # The variables are the container's start's, not its config: inspect shows what was asked for.
     assert not [e for e in inspect(net_daemon, linker)["Config"]["Env"] if e.startswith("MY_DB_PORT")]

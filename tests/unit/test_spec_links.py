@@ -49,17 +49,30 @@ def test_one_port_gives_the_variables_docker_gives():
     ]
 
 
-def test_the_main_port_is_the_lowest_tcp_one_and_a_run_of_ports_has_a_start_and_an_end():
+def test_the_main_port_is_the_lowest_of_any_protocol_as_docker_20_10_gives_it():
+    # What Docker 20.10 printed for `--expose 6379 --expose 6380 --expose 53/udp` (env | sort).
+    env = link_environment("/app/db", "172.29.0.2", ["PASSWORD=gordon"], {"6379/tcp": {}, "6380/tcp": {}, "53/udp": {}})
+    assert sorted(env) == [
+        "DB_ENV_PASSWORD=gordon", "DB_NAME=/app/db", "DB_PORT=udp://172.29.0.2:53",
+        "DB_PORT_53_UDP=udp://172.29.0.2:53", "DB_PORT_53_UDP_ADDR=172.29.0.2", "DB_PORT_53_UDP_PORT=53",
+        "DB_PORT_53_UDP_PROTO=udp",
+        "DB_PORT_6379_TCP=tcp://172.29.0.2:6379", "DB_PORT_6379_TCP_ADDR=172.29.0.2", "DB_PORT_6379_TCP_PORT=6379",
+        "DB_PORT_6379_TCP_PROTO=tcp",
+        "DB_PORT_6380_TCP=tcp://172.29.0.2:6380", "DB_PORT_6380_TCP_ADDR=172.29.0.2", "DB_PORT_6380_TCP_PORT=6380",
+        "DB_PORT_6380_TCP_PROTO=tcp",
+    ]
+
+
+def test_a_run_of_three_ports_has_a_start_and_an_end():
     env = dict(e.split("=", 1) for e in link_environment(
-        "/app/docker", "172.0.17.2", None, {"53/udp": {}, "6381/tcp": {}, "6379/tcp": {}, "6380/tcp": {}}))
-    assert env["DOCKER_PORT"] == "tcp://172.0.17.2:6379"
+        "/app/docker", "172.0.17.2", None, {"6381/tcp": {}, "6379/tcp": {}, "6380/tcp": {}, "80/tcp": {}}))
+    assert env["DOCKER_PORT"] == "tcp://172.0.17.2:80"
     assert env["DOCKER_PORT_6379_TCP_START"] == "tcp://172.0.17.2:6379"
     assert env["DOCKER_PORT_6379_TCP_END"] == "tcp://172.0.17.2:6381"
     assert env["DOCKER_PORT_6379_TCP_PORT_START"] == "6379"
     assert env["DOCKER_PORT_6379_TCP_PORT_END"] == "6381"
     assert env["DOCKER_PORT_6380_TCP_ADDR"] == "172.0.17.2"
-    assert env["DOCKER_PORT_53_UDP"] == "udp://172.0.17.2:53"
-    assert "DOCKER_PORT_53_UDP_START" not in env
+    assert "DOCKER_PORT_80_TCP_START" not in env
 
 
 def test_no_exposed_port_gives_no_port_variable():

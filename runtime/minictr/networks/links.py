@@ -8,7 +8,7 @@ Links on a user-defined network are not these: they are names resolved by the ne
 the linking container only (EndpointsConfig.<net>.Links, kept with the endpoint in
 networks/service.py)."""
 
-from minictr.errors import InvalidArgument, MinictrError, NotFound
+from minictr.errors import Conflict, InvalidArgument, MinictrError, NotFound
 from minictr.spec.links import check_links, link_environment
 
 SCHEMA = """
@@ -96,18 +96,23 @@ class Links:
             self.forget(container_id)
 
     def remove(self, link_name):
-        """`rm --link /PARENT/ALIAS`: that link goes; returns the linking container."""
+        """`rm --link /PARENT/ALIAS`: that link goes; returns the linking container. Docker's words:
+        a link name is looked up as a container's name first."""
         parent_name, _, alias = link_name.strip("/").rpartition("/")
         if not parent_name:
-            raise InvalidArgument("Conflict, cannot remove the default link name of the container")
+            self.containers.get(alias)  # NotFound, as for any name
+            raise Conflict("Conflict, cannot remove the default link name of the container")
         try:
             parent = self.containers.get(parent_name)
         except NotFound:
-            raise NotFound(f"Cannot get parent {parent_name} for link name /{parent_name}/{alias}") from None
-        with self.db.transaction() as cur:
-            removed = cur.execute("DELETE FROM links WHERE container_id = ? AND alias = ?", (parent.id, alias))
-        if removed.rowcount == 0:
-            raise NotFound(f"No such container: /{parent.name}/{alias}")
+            parent = None
+        removed = 0
+        if parent is not None:
+            with self.db.transaction() as cur:
+                removed = cur.execute("DELETE FROM links WHERE container_id = ? AND alias = ?",
+                                      (parent.id, alias)).rowcount
+        if not removed:
+            raise NotFound(f"No such container: {link_name.strip('/')}")
         return parent
 
     # ---- what the linking container gets -------------------------------------------------------
@@ -158,6 +163,13 @@ class Links:
             ip = bridge_ip(target.id)
             if not ip:
                 raise MinictrError(f"Cannot link to /{target.name}, as it does not belong to the default network")
-            env += link_environment(f"/{container.name}/{alias}", ip, target.config.get("Env"),
+            env += link_environment(f"/{container.name}/{alias}", ip, _declared_env(target),
                                     target.config.get("ExposedPorts"))
         return env
+
+
+def _declared_env(container):
+    """Config.Env without the HOSTNAME entry minictr puts first: Docker's Config.Env has none (it sets
+    HOSTNAME at the start), so a link of Docker's has no ALIAS_ENV_HOSTNAME."""
+    own_hostname = f"HOSTNAME={container.config.get('Hostname')}"
+    return [entry for entry in container.config.get("Env") or [] if entry != own_hostname]

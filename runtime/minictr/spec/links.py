@@ -1,7 +1,7 @@
 """Legacy container links (`--link NAME[:ALIAS]`) in Docker's words: the parser of what users type,
 used by the CLI and the daemon alike, and the environment variables a link gives the linking
-container on the default bridge (moby's daemon/links: ALIAS_PORT, ALIAS_PORT_80_TCP_ADDR,
-ALIAS_NAME, ALIAS_ENV_VAR …)."""
+container on the default bridge (ALIAS_PORT, ALIAS_PORT_80_TCP_ADDR, ALIAS_NAME, ALIAS_ENV_VAR …, as
+Docker 20.10 sets them: seen side by side with it; later moby sorts TCP ports first)."""
 
 from minictr.errors import InvalidArgument
 
@@ -38,45 +38,58 @@ def env_prefix(alias):
     return alias.rpartition("/")[2].upper().replace("-", "_")
 
 
-def _port_key(port):
-    """TCP ports first, then by number, then by protocol (moby's withTCPPriority)."""
-    number, proto = port
-    return (proto != "tcp", proto if proto != "tcp" else "", number)
-
-
-def _parse_exposed(exposed):
-    ports = []
+def _sorted_ports(exposed):
+    """(number, proto) of Config.ExposedPorts, by number, TCP first among ports of one number (as
+    Docker 20.10 sorts them: its ALIAS_PORT is the lowest port, whatever its protocol)."""
+    ports = set()
     for key in exposed or {}:
         number, _, proto = key.partition("/")
         if number.isdigit():
-            ports.append((int(number), (proto or "tcp").lower()))
-    return sorted(set(ports), key=_port_key)
+            ports.add((int(number), (proto or "tcp").lower()))
+    return sorted(ports, key=lambda port: (port[0], port[1] != "tcp", port[1]))
+
+
+def _run_end(ports, index):
+    """The index of the last port of the run of consecutive numbers that starts at `index` (Docker
+    20.10's nextContiguous, which does not look at protocols)."""
+    value = ports[index][0]
+    for i in range(index + 1, len(ports)):
+        if ports[i][0] > value + 1:
+            return i - 1
+        value += 1
+    return len(ports) - 1
+
+
+def _range_variables(alias, ip, ports):
+    """_START/_END variables for each run of three or more consecutive ports."""
+    env, i = [], 0
+    while i < len(ports):
+        j = _run_end(ports, i)
+        if j <= i + 1:
+            i += 1
+            continue
+        (first, proto), (last, last_proto) = ports[i], ports[j]
+        prefix = f"{alias}_PORT_{first}_{proto.upper()}"
+        end_prefix = f"{alias}_PORT_{first}_{last_proto.upper()}"
+        env += [f"{prefix}_START={proto}://{ip}:{first}", f"{prefix}_ADDR={ip}", f"{prefix}_PROTO={proto}",
+                f"{prefix}_PORT_START={first}", f"{end_prefix}_END={last_proto}://{ip}:{last}",
+                f"{end_prefix}_PORT_END={last}"]
+        i = j + 1
+    return env
 
 
 def link_environment(link_name, target_ip, target_env, exposed_ports):
-    """The variables a link named `link_name` (`/parent/alias`) to a container at `target_ip` gives:
-    `target_env` is the target's Config.Env, `exposed_ports` its Config.ExposedPorts."""
+    """The variables a link named `link_name` (`/parent/alias`) to a container at `target_ip` gives,
+    in Docker 20.10's order: `target_env` is the target's Config.Env, `exposed_ports` its
+    Config.ExposedPorts."""
     alias = env_prefix(link_name)
-    ports = _parse_exposed(exposed_ports)
-    env = []
-    start = end = None
-    for index, (number, proto) in enumerate(ports):
-        if index == 0:
-            start = end = (number, proto)
-            env.append(f"{alias}_PORT={proto}://{target_ip}:{number}")
+    ports = _sorted_ports(exposed_ports)
+    env = [f"{alias}_PORT={ports[0][1]}://{target_ip}:{ports[0][0]}"] if ports else []
+    env += _range_variables(alias, target_ip, ports)
+    for number, proto in ports:
         prefix = f"{alias}_PORT_{number}_{proto.upper()}"
         env += [f"{prefix}={proto}://{target_ip}:{number}", f"{prefix}_ADDR={target_ip}",
                 f"{prefix}_PORT={number}", f"{prefix}_PROTO={proto}"]
-        # A run of consecutive ports of one protocol also gets _START and _END variables.
-        if number == end[0] + 1 and proto == end[1]:
-            end = (number, proto)
-            if index < len(ports) - 1:
-                continue
-        if end != start:
-            prefix = f"{alias}_PORT_{start[0]}_{start[1].upper()}"
-            env += [f"{prefix}_START={start[1]}://{target_ip}:{start[0]}", f"{prefix}_PORT_START={start[0]}",
-                    f"{prefix}_END={end[1]}://{target_ip}:{end[0]}", f"{prefix}_PORT_END={end[0]}"]
-        start = end = (number, proto)
     env.append(f"{alias}_NAME={link_name}")
     for entry in target_env or []:
         name, sep, value = entry.partition("=")
