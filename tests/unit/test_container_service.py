@@ -11,6 +11,7 @@ from minictr.containers.state import State
 from minictr.containers.store import SCHEMA, ContainerStore
 from minictr.db import Database
 from minictr.errors import Conflict, InvalidArgument, NotFound
+from minictr.networks.links import SCHEMA as LINKS_SCHEMA, Links
 
 IMAGE = types.SimpleNamespace(id="sha256:" + "ab" * 32, config={"Cmd": ["sh"], "Env": ["A=1"]}, layer_dirs=[],
                               document={})
@@ -55,8 +56,11 @@ class Volumes:
 
 
 class Networks:
-    def __init__(self):
+    """Endpoints faked; the legacy links are the real ones (networks/links.py), on the same database."""
+
+    def __init__(self, store):
         self.removed = []
+        self.links = Links(store.db, store)
 
     def plan(self, container_id, host_config, networking_config):
         return [container_id]
@@ -72,6 +76,7 @@ class Networks:
 
     def container_removed(self, container_id, wait=True):
         self.removed.append(container_id)
+        self.links.forget(container_id)
 
 
 class Driver:
@@ -81,8 +86,9 @@ class Driver:
 
 @pytest.fixture
 def service(tmp_path):
-    store = ContainerStore(Database(tmp_path / "db", [SCHEMA]), str(tmp_path / "data"), str(tmp_path / "run"), Events())
-    service = ContainerService(store, Images(), Volumes(tmp_path / "volumes"), Networks(), None, Driver(),
+    store = ContainerStore(Database(tmp_path / "db", [SCHEMA, LINKS_SCHEMA]), str(tmp_path / "data"),
+                           str(tmp_path / "run"), Events())
+    service = ContainerService(store, Images(), Volumes(tmp_path / "volumes"), Networks(store), None, Driver(),
                                data_root=str(tmp_path / "data"), rootless=True, uid_ranges=[], gid_ranges=[])
     service.load()
     return service
@@ -152,3 +158,40 @@ def test_a_running_container_is_removed_only_by_force(service):
     with pytest.raises(Conflict, match="container is running"):
         run(service.remove("busy"))
     assert service.running_ids() == {container_id} and service.any_alive()
+
+
+def test_a_legacy_link_is_kept_by_id_and_inspected_as_docker_shows_it(service):
+    run(service.create({"Image": "busybox"}, "db"))
+    run(service.create({"Image": "busybox"}, "cache"))
+    app_id, _ = run(service.create({"Image": "busybox", "HostConfig": {
+        "Links": ["db:database", "cache", "/cache:/other/database"]}}, "app"))
+    # The second link named `database` is ignored (Docker keeps the first); `cache` is its own alias.
+    assert service.inspect(app_id)["HostConfig"]["Links"] == ["/db:/app/database", "/cache:/app/cache"]
+    run(service.rename("db", "store"))
+    assert service.inspect(app_id)["HostConfig"]["Links"] == ["/store:/app/database", "/cache:/app/cache"]
+    run(service.remove("cache"))
+    assert service.inspect(app_id)["HostConfig"]["Links"] == ["/store:/app/database"]
+
+
+def test_a_link_to_a_missing_container_creates_nothing(service):
+    with pytest.raises(InvalidArgument, match="could not get container for ghost: No such container: ghost"):
+        run(service.create({"Image": "busybox", "HostConfig": {"Links": ["ghost:g"]}}, "app"))
+    with pytest.raises(InvalidArgument, match="bad format for links: a:b:c"):
+        run(service.create({"Image": "busybox", "HostConfig": {"Links": ["a:b:c"]}}, "app"))
+    assert service.list(all=True) == []
+    assert service.store.db.query("SELECT * FROM links") == []
+
+
+def test_links_on_a_user_network_are_not_legacy_links(service):
+    run(service.create({"Image": "busybox"}, "db"))
+    app_id, _ = run(service.create({"Image": "busybox", "HostConfig": {
+        "NetworkMode": "appnet", "Links": ["db:database", "absent:x"]}}, "app"))
+    assert service.inspect(app_id)["HostConfig"]["Links"] is None
+
+
+def test_links_conflict_with_the_host_network(service):
+    with pytest.raises(InvalidArgument, match="host type networking can't be used with links"):
+        run(service.create({"Image": "busybox", "HostConfig": {"NetworkMode": "host", "Links": ["x"]}}, "app"))
+    run(service.create({"Image": "busybox", "HostConfig": {"NetworkMode": "host"}}, "hostly"))
+    with pytest.raises(InvalidArgument, match="host type networking can't be used with links"):
+        run(service.create({"Image": "busybox", "HostConfig": {"Links": ["hostly:h"]}}, "app"))

@@ -24,8 +24,11 @@ LEASES = {  # (network, name) -> addresses: what NetworkService.resolve answers
 }
 
 
-def lookup(network_id, name):
-    return LEASES.get((network_id, name), [])
+LINKS = {("127.0.0.1", "cache"): "db"}  # (client, alias) -> name: the client's endpoint links
+
+
+def lookup(network_id, name, client=None):
+    return LEASES.get((network_id, LINKS.get((client, name), name)), [])
 
 
 class Upstream(BaseResolver):
@@ -159,7 +162,7 @@ def test_garbage_gets_formerr_or_nothing():
 
 
 def test_a_broken_lookup_does_not_take_the_server_down():
-    def broken(network_id, name):
+    def broken(network_id, name, client):
         raise RuntimeError("database is locked")
 
     assert ask(dns.Resolver(broken, dns.Forwarder([])), NET_A, "web").header.rcode == RCODE.SERVFAIL
@@ -306,3 +309,18 @@ def test_rootless_forwards_to_a_loopback_resolver_through_the_wrappers_connectio
         assert upstream.queries == [("example.test.", "tcp")]
     finally:
         listener.close()
+
+
+def test_a_link_alias_resolves_only_for_the_container_that_has_the_link(loop_thread, upstream):
+    port = free_port()
+    service = dns.DnsService(lookup, rootless=False, upstreams=[upstream.address], port=port)
+    loop_thread.run(service.start([(NET_B, "127.0.0.1")]))
+    try:
+        # The server asks with the address the query came from (here 127.0.0.1), UDP and TCP alike.
+        assert addresses(udp_query(("127.0.0.1", port), "cache")) == ["10.89.1.2"]
+        assert addresses(tcp_query(("127.0.0.1", port), "cache")) == ["10.89.1.2"]
+    finally:
+        loop_thread.call(service.close)
+    other = dns.Resolver(lookup, dns.Forwarder([upstream.address]))
+    reply = DNSRecord.parse(asyncio.run(other.answer(NET_B, DNSRecord.question("cache").pack(), client="127.0.0.2")))
+    assert reply.header.rcode == RCODE.NXDOMAIN  # forwarded: the alias is no name for anyone else

@@ -135,8 +135,12 @@ async def inspect_container(req):
     return JSONResponse(info)
 
 
-@route("DELETE", "/containers/{id}")
+# `{id*}`: the docker CLI sends `rm --link /PARENT/ALIAS` unquoted (/containers//PARENT/ALIAS).
+@route("DELETE", "/containers/{id*}")
 async def remove_container(req):
+    if req.flag("link"):  # `rm --link /PARENT/ALIAS`: that legacy link goes, no container
+        await asyncio.to_thread(req.services.networks.remove_link, req.params["id"])
+        return EmptyResponse(204)
     await req.services.containers.remove(req.params["id"], force=req.flag("force"), volumes=req.flag("v"))
     return EmptyResponse(204)
 

@@ -120,9 +120,9 @@ def kill(ctx, signal_, containers):
     each_container(containers, lambda ref: ctx.client.post(api_path("/containers/{}/kill", ref), {"signal": signal_}))
 
 
-def rm(ctx, force, containers, volumes=False):
-    each_container(containers, lambda ref: ctx.client.delete(api_path("/containers/{}", ref),
-                                                             {"force": int(force), "v": int(volumes)}))
+def rm(ctx, force, containers, volumes=False, link=False):
+    query = {"force": int(force), "v": int(volumes), **({"link": 1} if link else {})}
+    each_container(containers, lambda ref: ctx.client.delete(api_path("/containers/{}", ref), query))
 
 
 def ps(ctx, all_, filters, format_, last, latest, no_trunc, quiet, size):

@@ -6,11 +6,13 @@ import os
 from minictr.errors import InvalidArgument
 from minictr.spec import devices, mounts, restart
 from minictr.spec.hosts import split_extra_host
+from minictr.spec.links import parse_link
 from minictr.spec.resources import host_config_fields
 
 
 def _network_options(options, host_config, body):
-    """--add-host, --dns into HostConfig; --ip and --network-alias into NetworkingConfig (Docker's)."""
+    """--add-host, --dns, --link into HostConfig; --ip, --network-alias (and --link on a user-defined
+    network, as the docker CLI sends them) into NetworkingConfig."""
     for entry in options.get("add_host") or ():
         if split_extra_host(entry) is None:
             raise InvalidArgument(f"invalid argument \"{entry}\" for \"--add-host\" flag: bad format")
@@ -18,11 +20,19 @@ def _network_options(options, host_config, body):
         host_config["ExtraHosts"] = list(options["add_host"])
     if options.get("dns"):
         host_config["Dns"] = list(options["dns"])
-    if options.get("ip") or options.get("network_alias"):
-        network = "bridge" if options["network"] == "default" else options["network"]
+    links = list(options.get("link") or ())
+    for link in links:
+        parse_link(link)
+    if links:
+        host_config["Links"] = links
+    network = "bridge" if options["network"] == "default" else options["network"]
+    user_defined = network not in ("bridge", "host", "none") and not network.startswith("container:")
+    if options.get("ip") or options.get("network_alias") or (links and user_defined):
         endpoint = {"Aliases": list(options.get("network_alias") or ())}
         if options.get("ip"):
             endpoint["IPAMConfig"] = {"IPv4Address": options["ip"]}
+        if links and user_defined:
+            endpoint["Links"] = links
         body["NetworkingConfig"] = {"EndpointsConfig": {network: endpoint}}
 
 

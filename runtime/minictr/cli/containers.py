@@ -58,11 +58,12 @@ def ps(ctx, all_, filters, format_, last, latest, no_trunc, quiet, size):
 @click.command()
 @click.option("-f", "--force", is_flag=True, help="Kill and remove a running container.")
 @click.option("-v", "--volumes", is_flag=True, help="Remove the anonymous volumes of the container too.")
+@click.option("-l", "--link", is_flag=True, help="Remove the given link (/CONTAINER/ALIAS), not a container.")
 @click.argument("containers", nargs=-1, required=True)
 @pass_ctx
-def rm(ctx, force, volumes, containers):
+def rm(ctx, force, volumes, link, containers):
     """Remove one or more containers."""
-    actions.rm(ctx, force, containers, volumes)
+    actions.rm(ctx, force, containers, volumes, link)
 
 
 @click.command()

@@ -89,12 +89,13 @@ def prune(ctx, force, filters):
 @click.command()
 @click.option("--ip", help="IPv4 address for the container on this network.")
 @click.option("--alias", multiple=True, help="A network-scoped alias for the container.")
+@click.option("--link", multiple=True, help="A link to another container (NAME[:ALIAS]), resolved on this network.")
 @click.argument("network")
 @click.argument("container")
 @pass_ctx
-def connect(ctx, ip, alias, network, container):
+def connect(ctx, ip, alias, link, network, container):
     """Connect a container to a network (live, when it runs)."""
-    endpoint = {"Aliases": list(alias), "IPAMConfig": {"IPv4Address": ip} if ip else None}
+    endpoint = {"Aliases": list(alias), "IPAMConfig": {"IPv4Address": ip} if ip else None, "Links": list(link)}
     ctx.client.post(api_path("/networks/{}/connect", network), body={"Container": container, "EndpointConfig": endpoint})
 
 

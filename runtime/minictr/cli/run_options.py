@@ -32,6 +32,7 @@ RUN_OPTIONS = [
     click.option("--ip", help="IPv4 address on the network (user-defined networks)."),
     click.option("--network-alias", multiple=True, help="A network-scoped alias (user-defined networks)."),
     click.option("--add-host", multiple=True, help="Add a line to /etc/hosts (HOST:IP)."),
+    click.option("--link", multiple=True, help="Add a link to another container (NAME[:ALIAS])."),
     click.option("--dns", multiple=True, help="Set a DNS server of the container."),
     click.option("-p", "--publish", multiple=True,
                  help="Publish a container's port: [IP:][HOST:]CONTAINER[/tcp|/udp] (no HOST: a free port)."),

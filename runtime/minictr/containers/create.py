@@ -51,9 +51,10 @@ class Creator:
             raise InvalidArgument("No command specified")
         mounts = self.mounting.check(config, host_config, image.config or {})
         endpoints = self.networks.plan(container_id, host_config, body.get("NetworkingConfig"))
+        links = self.networks.links.plan(container_id, host_config)
         container = Container(id=container_id, name=name, image_id=image.id, image_ref=body["Image"],
                               config=config, host_config=host_config, created=rfc3339(), state=State.CREATED)
-        seeds = await self._make(container, mounts, endpoints)
+        seeds = await self._make(container, mounts, endpoints, links)
         self.store.add(container)
         if seeds:
             try:
@@ -64,9 +65,9 @@ class Creator:
         self.store.emit(container, "create")
         return container.id, warnings
 
-    async def _make(self, container, mounts, endpoints):
-        """The container's directories, mounts, row and endpoints (all gone again if one fails);
-        returns the volumes to seed."""
+    async def _make(self, container, mounts, endpoints, links):
+        """The container's directories, mounts, row, endpoints and links (all gone again if one
+        fails); returns the volumes to seed."""
         self._make_dirs(container)
         try:
             seeds = await asyncio.to_thread(self.mounting.attach, container, mounts)
@@ -74,6 +75,7 @@ class Creator:
             # container, which its next start drops (and a directory, which it sweeps), never a
             # container without its networks.
             self.networks.record(endpoints)
+            self.networks.links.record(links)
             self.store.insert(container)
             self.networks.write_files(container)
         except Exception:

@@ -34,7 +34,8 @@ class MonitorConfig:
                     ("uid", uid), ("gid", gid)]
         entries += [("group", g) for g in groups]
         entries += [("arg", a) for a in self._argv(container)]
-        entries += [("env", e) for e in config["Env"]]
+        env = _with_link_variables(self.networks.link_environment(container), config["Env"])
+        entries += [("env", e) for e in env]
         entries += [("cgroup", c) for c in container.cgroups]
         entries += self.cgroups.filesystems(bool(container.host_config.get("Privileged")))
         if container.host_config.get("Init"):
@@ -66,6 +67,13 @@ class MonitorConfig:
         if container.host_config.get("Init"):
             argv = [INIT_IN_CONTAINER, "--"] + argv
         return argv
+
+
+def _with_link_variables(link_env, env):
+    """The links' variables first, then the container's own: one of these wins over a link's of
+    the same name, as in Docker."""
+    own = {entry.partition("=")[0] for entry in env}
+    return [entry for entry in link_env if entry.partition("=")[0] not in own] + list(env)
 
 
 def tty_entries(config, host_config):

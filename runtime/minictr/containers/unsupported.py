@@ -28,7 +28,6 @@ HOST_CONFIG = {
     "MemorySwappiness": ("--memory-swappiness", (None, -1)),
     "KernelMemory": ("--kernel-memory", (None, 0)),
     "GroupAdd": ("--group-add", (None, [])),
-    "Links": ("--link", (None, [])),
     "VolumeDriver": ("--volume-driver", (None, "", "local")),
     "Runtime": ("--runtime", (None, "", "minictr")),
     "Isolation": ("--isolation", (None, "", "default")),
@@ -49,7 +48,7 @@ CONFIG = {
 }
 
 # NetworkingConfig.EndpointsConfig.<network> field -> docker flag.
-ENDPOINT = {"MacAddress": "--mac-address", "Links": "--link"}
+ENDPOINT = {"MacAddress": "--mac-address"}
 ENDPOINT_IPAM = {"IPv6Address": "--ip6", "LinkLocalIPs": "--link-local-ip"}
 
 

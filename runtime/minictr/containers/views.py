@@ -40,6 +40,7 @@ class Views:
         document = container_config.inspect(container, self.store.paths(container))
         document["Mounts"] = self.mounting.inspect_entries(container)
         document["NetworkSettings"].update(self.networks.settings(container))
+        document["HostConfig"]["Links"] = self.networks.links.inspect_entries(container)
         if self.ports:
             document["NetworkSettings"].update(self.ports.settings(container))
         if size:

@@ -187,15 +187,17 @@ class Forwarder:
 class Resolver:
     """The answer to one query on one network: from the network's containers, else from upstream.
 
-    `lookup(network_id, name)` returns the addresses (strings) of the container named `name`
-    (its name, an alias or its short id) on that network; `forwarder` has `forward(bytes, tcp)`."""
+    `lookup(network_id, name, client)` returns the addresses (strings) of the container named
+    `name` (its name, an alias or its short id) on that network, as the container at address
+    `client` sees them (its links); `forwarder` has `forward(bytes, tcp)`."""
 
     def __init__(self, lookup, forwarder):
         self.lookup = lookup
         self.forwarder = forwarder
 
-    async def answer(self, network_id, data, tcp=False):
-        """The bytes to send back for the query `data`, or None to drop it (not even a header)."""
+    async def answer(self, network_id, data, tcp=False, client=None):
+        """The bytes to send back for the query `data` from address `client`, or None to drop it
+        (not even a header)."""
         from dnslib import DNSError, DNSRecord, QTYPE, RCODE
 
         try:
@@ -210,7 +212,8 @@ class Resolver:
         name = str(question.qname).rstrip(".")
         if question.qclass == 1 and question.qtype in (QTYPE.A, QTYPE.AAAA, QTYPE.ANY) and name:
             # Names are case-insensitive (RFC 4343): as asked, then lower-case (`WEB` finds `web`).
-            addresses = self._local(network_id, name) or (name != name.lower() and self._local(network_id, name.lower()))
+            addresses = self._local(network_id, name, client) or \
+                (name != name.lower() and self._local(network_id, name.lower(), client))
             if addresses:
                 return _fit(self._local_answer(request, name, question.qtype, addresses), request, tcp)
         answer = await self.forwarder.forward(data, tcp) if self.forwarder.upstreams else None
@@ -218,9 +221,9 @@ class Resolver:
             return _fit(_reply(request, RCODE.SERVFAIL), request, tcp)
         return answer if tcp or len(answer) <= _udp_limit(request) else _fit_bytes(answer, request)
 
-    def _local(self, network_id, name):
+    def _local(self, network_id, name, client):
         try:
-            return list(self.lookup(network_id, name) or [])
+            return list(self.lookup(network_id, name, client) or [])
         except Exception:  # a broken lookup must not take the server down; the query is forwarded
             log.exception("resolve %r on network %s", name, network_id)
             return []
@@ -295,7 +298,7 @@ class _UdpServer(asyncio.DatagramProtocol):
         self.server.spawn(self._answer(data, addr))
 
     async def _answer(self, data, addr):
-        answer = await self.server.resolver.answer(self.server.network_id, data, tcp=False)
+        answer = await self.server.resolver.answer(self.server.network_id, data, tcp=False, client=addr[0])
         if answer is not None and not self.transport.is_closing():
             self.transport.sendto(answer, addr)
 
@@ -353,10 +356,11 @@ class NetworkDnsServer:
     async def _serve_tcp(self, reader, writer):
         task = asyncio.current_task()
         self._tasks.add(task)
+        client = (writer.get_extra_info("peername") or (None,))[0]
         try:
             while True:  # a client may send several queries on one connection (RFC 7766)
                 query = await asyncio.wait_for(_read_tcp_message(reader), 10)
-                answer = await self.resolver.answer(self.network_id, query, tcp=True)
+                answer = await self.resolver.answer(self.network_id, query, tcp=True, client=client)
                 if answer is None:
                     break
                 writer.write(struct.pack("!H", len(answer)) + answer)

@@ -16,7 +16,9 @@ import time
 
 from minictr.errors import Conflict, Forbidden, InvalidArgument, MinictrError, NotFound
 from minictr.networks import ipam
+from minictr.networks.links import SCHEMA as LINKS_SCHEMA, Links
 from minictr.networks.outbound import DEFAULT_BRIDGE
+from minictr.spec.links import check_links
 
 log = logging.getLogger("minictr.networks")
 
@@ -40,9 +42,10 @@ CREATE TABLE IF NOT EXISTS leases (
     mac TEXT NOT NULL DEFAULT '',
     aliases TEXT NOT NULL DEFAULT '[]',
     requested_ip TEXT NOT NULL DEFAULT '',
+    links TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (network_id, container_id)
 );
-"""
+""" + LINKS_SCHEMA
 
 PREDEFINED = ("bridge", "host", "none")
 _SLIRP_DNS = "10.0.2.3"
@@ -71,6 +74,7 @@ class NetworkService:
         self.rootless = rootless
         self.events = events
         self.containers = containers  # the ContainerStore (containers/store.py): names, ids, records, dirs
+        self.links = Links(db, containers)  # legacy links of the default bridge
         # Our veths' names start with `mc` + a tag of this data root, so that two daemons (tests as
         # root) never take each other's links for strays.
         self.veth_prefix = "mc" + hashlib.sha256(os.path.abspath(data_root).encode()).hexdigest()[:3]
@@ -110,6 +114,9 @@ class NetworkService:
 
     def load(self):
         """Predefined networks, and the reconciliation is `reconcile` (after the containers)."""
+        if "links" not in {row["name"] for row in self.db.query("PRAGMA table_info(leases)")}:
+            with self.db.transaction() as cur:  # a table from before links
+                cur.execute("ALTER TABLE leases ADD COLUMN links TEXT NOT NULL DEFAULT '[]'")
         for name in PREDEFINED:
             if self.db.query_one("SELECT id FROM networks WHERE name = ?", (name,)) is None:
                 driver = {"bridge": "bridge", "host": "host", "none": "null"}[name]
@@ -361,13 +368,16 @@ class NetworkService:
         if ip:
             ip = str(ipam.parse_address(ip))
             ipam.lease_address(network.subnet, network.gateway, network.ip_range, set(), ipaddress.ip_address(ip))
-        return (network.id, container_id, json.dumps(aliases), ip)
+        # Links of an endpoint are names its container's DNS queries resolve (`ALIAS` as `NAME`).
+        links = [f"{name}:{alias}" for name, alias in
+                 check_links(wanted.get("Links"), f"EndpointsConfig.{network.name}.Links")]
+        return (network.id, container_id, json.dumps(aliases), ip, json.dumps(links))
 
     def record(self, rows):
         with self.db.transaction() as cur:
-            for network_id, container_id, aliases, ip in rows:
-                cur.execute("INSERT INTO leases (network_id, container_id, aliases, requested_ip) VALUES (?, ?, ?, ?)",
-                            (network_id, container_id, aliases, ip))
+            for network_id, container_id, aliases, ip, links in rows:
+                cur.execute("INSERT INTO leases (network_id, container_id, aliases, requested_ip, links)"
+                            " VALUES (?, ?, ?, ?, ?)", (network_id, container_id, aliases, ip, links))
 
     def monitor_entries(self, container, netns_pid_of):
         """The monitor's `netns` key: `host`, or the netns of another container (`container:X`)."""
@@ -398,6 +408,14 @@ class NetworkService:
             self.container_stopped(container.id)
             raise
         self.write_files(container)
+        # Containers linking to this one see its new address (Docker updates their hosts files too).
+        for parent_id in self.links.linking_to(container.id):
+            try:
+                parent = self.containers.get(parent_id)
+            except MinictrError:
+                continue
+            if parent.state.alive:
+                self.write_files(parent)
 
     def _connect_endpoint(self, network, container, pid, ifname, row):
         from minictr.networks import plumbing
@@ -474,6 +492,7 @@ class NetworkService:
         self.container_stopped(container_id, wait=wait)
         with self.db.transaction() as cur:
             cur.execute("DELETE FROM leases WHERE container_id = ?", (container_id,))
+        self.links.forget(container_id)
 
     def reconcile(self, running):
         """At the daemon's start: leases of containers that are not running are freed, their
@@ -482,6 +501,7 @@ class NetworkService:
         from minictr.networks import plumbing
 
         known = set(self.containers.ids())
+        self.links.forget_all_but(known)
         for row in self.db.query("SELECT DISTINCT container_id FROM leases"):
             if row["container_id"] not in known:
                 self.container_removed(row["container_id"])
@@ -495,7 +515,7 @@ class NetworkService:
 
     # ---- connect / disconnect -------------------------------------------------------------
 
-    def connect(self, ref, container, ip=None, aliases=(), pid=0):
+    def connect(self, ref, container, ip=None, aliases=(), pid=0, links=()):
         """`network connect`: attach; live (a new ethN) when the container runs (`pid`)."""
         network = self.get(ref)
         if network.driver != "bridge":
@@ -510,7 +530,7 @@ class NetworkService:
         if self.db.query_one("SELECT 1 FROM leases WHERE network_id = ? AND container_id = ?",
                              (network.id, container.id)):
             raise Forbidden(f"endpoint with name {container.name} already exists in network {network.name}")
-        wanted = {"Aliases": list(aliases), "IPAMConfig": {"IPv4Address": ip} if ip else None}
+        wanted = {"Aliases": list(aliases), "IPAMConfig": {"IPv4Address": ip} if ip else None, "Links": list(links)}
         row = self._plan_endpoint(network, container.id, wanted)
         self.record([row])
         if pid:
@@ -569,10 +589,15 @@ class NetworkService:
     def _names(self, container, row):
         return [container.name, container.id[:12], *json.loads(row["aliases"])]
 
-    def resolve(self, network_id, name):
-        """Addresses on `network_id` of running containers called `name` (name, alias, short id)."""
+    def resolve(self, network_id, name, client=None):
+        """Addresses on `network_id` of running containers called `name` (name, alias, short id). For
+        the container at address `client`, the links of its endpoint come first: `NAME:ALIAS` makes
+        ALIAS stand for NAME, for that container only (as Docker's per-endpoint aliases)."""
+        rows = self.db.query("SELECT * FROM leases WHERE network_id = ? AND ip != ''", (network_id,))
+        if client:
+            name = _linked_name(rows, client, name)
         found = []
-        for row in self.db.query("SELECT * FROM leases WHERE network_id = ? AND ip != ''", (network_id,)):
+        for row in rows:
             try:
                 container = self.containers.get(row["container_id"])
             except MinictrError:
@@ -580,6 +605,24 @@ class NetworkService:
             if name in self._names(container, row) or (len(name) >= 12 and container.id.startswith(name)):
                 found.append(row["ip"])
         return found
+
+    def bridge_ip(self, container_id):
+        """The container's address on the default bridge ('' when it has none, or does not run)."""
+        row = self.db.query_one("SELECT l.ip FROM leases l JOIN networks n ON n.id = l.network_id "
+                                "WHERE n.name = 'bridge' AND l.container_id = ?", (container_id,))
+        return row["ip"] if row else ""
+
+    def remove_link(self, link_name):
+        """`rm --link /PARENT/ALIAS`: the legacy link goes, and its line from the parent's hosts file."""
+        self.write_files(self.links.remove(link_name))
+
+    def link_environment(self, container):
+        """Before the container starts: the legacy variables of its links (none but on the default
+        bridge). A target that does not run fails the start, in Docker's words."""
+        if self.mode_of(container.host_config) != "bridge":
+            return []
+        self.links.check_startable(container)
+        return self.links.environment(container, self.bridge_ip)
 
     def gateway_addresses(self):
         """{network id: gateway} of every user-defined network (where their DNS server listens)."""
@@ -589,14 +632,15 @@ class NetworkService:
         """Container inspect's NetworkSettings fields (Docker's shape)."""
         networks = {}
         for network, ip, aliases in self.endpoints(container):
-            row = self.db.query_one("SELECT mac, requested_ip FROM leases WHERE network_id = ? AND container_id = ?",
-                                    (network.id, container.id))
+            row = self.db.query_one("SELECT mac, requested_ip, links FROM leases WHERE network_id = ? AND "
+                                    "container_id = ?", (network.id, container.id))
             requested = row["requested_ip"] if row else ""
             # Docker's DNSNames: what the network's DNS answers for (user-defined networks only).
             dns_names = list(dict.fromkeys([container.name, *aliases, container.id[:12]])) \
                 if network.user_defined else None
+            links = (json.loads(row["links"]) if row else None) or None
             networks[network.name] = {
-                "IPAMConfig": {"IPv4Address": requested} if requested else None, "Links": None, "Aliases": aliases or None, "MacAddress": row["mac"] if row else "",
+                "IPAMConfig": {"IPv4Address": requested} if requested else None, "Links": links, "Aliases": aliases or None, "MacAddress": row["mac"] if row else "",
                 "DriverOpts": None, "GwPriority": 0, "NetworkID": network.id,
                 "EndpointID": _endpoint_id(network.id, container.id) if ip else "",
                 "Gateway": str(network.gateway) if ip else "", "IPAddress": ip,
@@ -631,6 +675,8 @@ class NetworkService:
         hostname = container.config["Hostname"]
         lines = [hosts_file(hostname).replace(f"127.0.1.1\t{hostname}\n", "")]
         lines += [extra_host_line(entry) for entry in container.host_config.get("ExtraHosts") or []]
+        if self.bridge_ip(container.id):  # legacy links: on the default bridge only, after --add-host's lines
+            lines += self.links.hosts_lines(container, self.bridge_ip)
         endpoints = [(n, ip, a) for n, ip, a in self.endpoints(container) if ip]
         for network, ip, aliases in endpoints:
             names = [hostname] + ([container.name] if network.user_defined and container.name != hostname else [])
@@ -657,6 +703,17 @@ class NetworkService:
         if host_config.get("DnsOptions"):
             lines.append("options " + " ".join(host_config["DnsOptions"]) + "\n")
         return "".join(lines)
+
+
+def _linked_name(rows, client, name):
+    """The name that `name` stands for in the links of the endpoint at address `client`, or `name`."""
+    for row in rows:
+        if row["ip"] == client:
+            for link in json.loads(row["links"] or "[]"):
+                target, _, alias = link.partition(":")
+                if alias == name:
+                    return target
+    return name
 
 
 def _host_resolvers():
