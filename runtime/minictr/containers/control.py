@@ -23,8 +23,7 @@ class Control:
 
     async def kill(self, ref, signum=signal.SIGKILL):
         """Send a signal to the container's init; the container is then stopped by hand, so its
-        restart policy does not bring it back (as in Docker). SIGKILL returns once the container has
-        stopped, as Docker's kill does: clients remove it right after (Ansible's force_kill)."""
+        restart policy does not bring it back (as in Docker)."""
         container = self.store.get(ref)
         if container.state is State.RESTARTING:
             self.lifecycle.cancel_restart(container, manually_stopped=True)
@@ -34,8 +33,6 @@ class Control:
         self.store.set_state(container, container.state, manually_stopped=True)
         self.store.emit(container, "kill", signal=str(int(signum)))
         self.send_signal(container, signum)
-        if signum == signal.SIGKILL:
-            await self.lifecycle.wait(container.id)
 
     def send_signal(self, container, signum):
         """Signal the container's init (thawing it if paused: a frozen process takes its signal

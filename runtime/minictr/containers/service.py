@@ -117,7 +117,11 @@ class ContainerService:
         return await self.lifecycle.wait(ref, condition)
 
     async def kill(self, ref, signum=signal.SIGKILL):
+        """SIGKILL returns once the container has stopped, as Docker's kill does: clients remove it
+        right after (Ansible's force_kill)."""
         await self.control.kill(ref, signum)
+        if signum == signal.SIGKILL:
+            await self.lifecycle.wait(ref)
 
     async def stop(self, ref, timeout=None, signal_name=None):
         return await self.control.stop(ref, timeout, signal_name)
