@@ -316,14 +316,13 @@ class NetworkService:
             if network.ip_range:
                 entry["IPRange"] = str(network.ip_range)
             config.append(entry)
-        # A user network reports the driver options it was created with (none: they are refused), as
-        # Docker's does: Compose compares them with its file's and recreates a network that differs.
         options = {}
-        if network.driver == "bridge" and not network.user_defined:
-            options = {"com.docker.network.bridge.name": network.bridge,
-                       "com.docker.network.bridge.default_bridge": "true",
-                       "com.docker.network.bridge.enable_icc": "true",
-                       "com.docker.network.bridge.enable_ip_masquerade": "true"}
+        if network.driver == "bridge":
+            options = {"com.docker.network.bridge.name": network.bridge}
+            if not network.user_defined:
+                options.update({"com.docker.network.bridge.default_bridge": "true",
+                                "com.docker.network.bridge.enable_icc": "true",
+                                "com.docker.network.bridge.enable_ip_masquerade": "true"})
         return {"Name": network.name, "Id": network.id, "Created": network.created, "Scope": "local",
                 "Driver": network.driver, "EnableIPv6": False,
                 "IPAM": {"Driver": "default", "Options": None, "Config": config},
