@@ -153,10 +153,11 @@ COMPOSE_STEPS = [
     ("compose ps", ["ps"], {}),
     ("compose port web 80", ["port", "web", "80"], {}),
     ("compose exec -T web", ["exec", "-T", "web", "cat", "/www/index.html"], {}),
-    ("compose run --rm -T client (legacy Links)", ["run", "--rm", "-T", "client", "sh", "-c",
-                                                   "echo first; nc -w 3 web 80 </dev/null >/dev/null; echo reached"], {}),
+    ("compose run --rm -T client (legacy Links)",
+     ["run", "--rm", "-T", "client", "sh", "-c", "echo first; nc -w 3 web 80 </dev/null >/dev/null; echo reached"], {}),
     ("compose run --rm -T through dockerpty (COMPOSE_INTERACTIVE_NO_CLI)",
-     ["run", "--rm", "-T", "client", "sh", "-c", "echo first; sleep 1; echo last"], {"COMPOSE_INTERACTIVE_NO_CLI": "1"}),
+     ["run", "--rm", "-T", "client", "sh", "-c", "echo first; sleep 1; echo last"],
+     {"COMPOSE_INTERACTIVE_NO_CLI": "1"}),
     ("compose up -d --scale client=3", ["up", "-d", "--scale", "client=3"], {}),
     ("compose ps after scale", ["ps", "--services", "--filter", "status=running"], {}),
     ("compose up -d after a change (recreate)", ["up", "-d"], {"GREETING_CHANGE": "1"}),
@@ -183,7 +184,8 @@ def compose_scenarios(sock, top):
                            text=True, timeout=180, stdin=subprocess.DEVNULL)
         # Compose's progress lines come in the order its threads finish: sorted.
         err = "\n".join(sorted(normalise_compose(r.stderr).splitlines()))
-        results[title] = (f"exit {r.returncode}\n" + (f"stdout: {normalise_compose(r.stdout)}\n" if r.stdout.strip() else "")
+        out = normalise_compose(r.stdout)
+        results[title] = (f"exit {r.returncode}\n" + (f"stdout: {out}\n" if out else "")
                           + (f"stderr: {err}" if err else ""))
     label = f"label=com.docker.compose.project={COMPOSE_PROJECT}"
     left = [docker(sock, "ps", "-a", "-q", "--filter", label).stdout.split(),

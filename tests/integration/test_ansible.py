@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 
+from . import dockercli
 from .conftest import IMAGE, in_netns, network_names, volume_names
 
 PAGE = "hello-from-ansible"
@@ -61,11 +62,11 @@ def play(daemon, name, port, out, state="present"):
 
 
 def ansible_playbook(daemon, tmp_path, playbook):
-    binary = shutil.which("ansible-playbook")
+    binary = shutil.which("ansible-playbook", path=dockercli.PATH)
     assert binary, "no ansible-playbook: scripts/install --test installs Debian's ansible"
     path = tmp_path / f"play-{uuid.uuid4().hex[:6]}.yml"
     path.write_text(json.dumps(playbook, indent=1))
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path), "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
+    env = {"PATH": dockercli.PATH, "HOME": str(tmp_path), "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"),
            "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0",
            "ANSIBLE_STDOUT_CALLBACK": "json", "LC_ALL": "C.UTF-8"}
     run = subprocess.run([binary, "-i", "localhost,", str(path)], env=env, capture_output=True, text=True,

@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 
+from . import dockercli
 from .conftest import IMAGE, ROOTLESS, daemon_pid, in_netns, mounts_of, network_names, volume_names, wait_until
 from .test_network_stress import in_daemon_netns, veth_prefix
 
@@ -61,9 +62,10 @@ class Project:
         (self.directory / "docker-compose.yml").write_text(json.dumps(project_file(**changes), indent=1))
 
     def compose(self, *args, check=True, timeout=120):
-        compose = shutil.which("docker-compose")
+        compose = shutil.which("docker-compose", path=dockercli.PATH)
         assert compose, "no docker-compose: scripts/install --test installs Debian's package"
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(self.directory), "DOCKER_HOST": self.daemon.host,
+        # The suite's PATH: Compose runs `run`'s container through the docker CLI found there.
+        env = {"PATH": dockercli.PATH, "HOME": str(self.directory), "DOCKER_HOST": self.daemon.host,
                "COMPOSE_PROJECT_NAME": self.name}
         result = subprocess.run([compose, "--ansi", "never", *args], cwd=self.directory, env=env, capture_output=True,
                                 text=True, timeout=timeout, stdin=subprocess.DEVNULL)
