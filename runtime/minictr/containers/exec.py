@@ -9,11 +9,13 @@ as in Docker, until their container is removed.
 """
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
 import secrets
 import shutil
+import signal
 import struct
 from dataclasses import dataclass, field
 
@@ -24,6 +26,7 @@ from minictr.containers.state import State
 from minictr.containers.users import resolve_user
 from minictr.spec.detach_keys import DEFAULT as DEFAULT_DETACH_KEYS, parse as parse_detach_keys
 from minictr.errors import CommandNotExecutable, CommandNotFound, Conflict, InvalidArgument, MinictrError, NotFound
+from minictr.tasks import spawn
 
 log = logging.getLogger("minictr.exec")
 
@@ -58,6 +61,7 @@ class ExecInstance:
     pidfd: int = -1
     run_dir: str = ""
     dir_fd: int = -1  # run_dir, kept open when its socket path is too long to connect to
+    process_fd: int = -1  # a pidfd of the exec's process, for a probe that may have to be killed
     finished: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     ready: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # running, or failed to
 
@@ -78,7 +82,25 @@ class ExecService:
         container = self.containers.get(ref)
         self._check_running(container)
         self.containers.warm_migration()  # for the start that usually follows at once
+        return self._register(self._instance(container, body)).id
+
+    def create_probe(self, container, argv):
+        """A health probe's exec (moby's daemon/health.go): the container's user, working directory
+        and environment, stdout and stderr for the daemon, no stdin; claimed at once. Cgroup moves
+        are not warmed for it: no user waits for a probe, and the warmer costs CPU while it runs."""
+        self._check_running(container)
+        instance = self._instance(container, {"Cmd": argv, "AttachStdout": True, "AttachStderr": True})
+        instance.started = True
+        return self._register(instance)
+
+    def _register(self, instance):
         self._forget_removed()
+        self._execs[instance.id] = instance
+        self.containers.emit(instance.container, "exec_create: " + " ".join(instance.argv), execID=instance.id)
+        return instance
+
+    def _instance(self, container, body):
+        """A new exec instance from a create body; InvalidArgument for what a user got wrong."""
         cmd = body.get("Cmd")
         if isinstance(cmd, str):
             cmd = [cmd]
@@ -99,9 +121,7 @@ class ExecService:
         if not instance.working_dir.startswith("/"):
             raise InvalidArgument(f"the working directory '{instance.working_dir}' is invalid, "
                                   "it needs to be an absolute path")
-        self._execs[instance.id] = instance
-        self.containers.emit(container, "exec_create: " + " ".join(instance.argv), execID=instance.id)
-        return instance.id
+        return instance
 
     def get(self, exec_id):
         instance = self._execs.get(exec_id)
@@ -164,6 +184,18 @@ class ExecService:
         """Run a claimed exec with no client attached; raises if its command cannot start."""
         await self._run(instance, None)
 
+    async def start_captured(self, instance, capture):
+        """Run a claimed exec whose output goes to `capture` (an OutputCapture) rather than to a
+        client; raises if its command cannot start."""
+        await self._run(instance, capture)
+
+    def kill(self, instance):
+        """SIGKILL a running exec's process (a health probe past its timeout), through the pidfd
+        taken while it waited for its start: never another process that got its pid."""
+        if instance.process_fd >= 0 and instance.running:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(instance.process_fd, signal.SIGKILL)
+
     async def serve(self, instance, reader, writer, early):
         """Run a claimed exec with the hijacked client connection as its stdio (Docker's frames
         without a tty, raw bytes with one); returns when its output has ended."""
@@ -193,6 +225,8 @@ class ExecService:
             self._fail(instance, 126)
             raise
         instance.pid, instance.monitor_pid, instance.running = monitor.container_pid, monitor.monitor_pid, True
+        if isinstance(attach, OutputCapture):
+            instance.process_fd = os.pidfd_open(instance.pid)  # it waits for `start`: it is this process
         instance.ready.set()
         try:
             if attach is not None:
@@ -277,6 +311,9 @@ class ExecService:
 
     @staticmethod
     def _remove_run_dir(instance):
+        if instance.process_fd >= 0:
+            os.close(instance.process_fd)
+            instance.process_fd = -1
         if instance.dir_fd >= 0:
             os.close(instance.dir_fd)
             instance.dir_fd = -1
@@ -316,6 +353,50 @@ class ExecService:
             raise Conflict(f"Exec {exec_id} is not running") from None
         if answer.startswith("error"):
             raise MinictrError(f"cannot resize exec {exec_id}: {answer.split(' ', 2)[-1]}")
+
+
+class OutputCapture:
+    """An exec's stdout and stderr as the daemon keeps a health probe's: combined, the first
+    `limit` bytes (moby's limitedBuffer), `...` appended when more came. Connected to the exec's
+    monitor before its start, as an attach client is, so that nothing is missed."""
+
+    mask = 2 | 4  # stdout and stderr, no stdin
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.kept = bytearray()
+        self.truncated = False
+        self.done = asyncio.Event()  # the output has ended
+
+    async def connect(self, socket_path):
+        try:
+            reader, writer = await asyncio.open_unix_connection(socket_path)
+            writer.write(bytes([self.mask]))
+            await writer.drain()
+        except OSError as e:
+            log.warning("capturing the output of an exec at %s: %s", socket_path, e)
+            self.done.set()
+            return
+        spawn(self._read(reader, writer))
+
+    async def _read(self, reader, writer):
+        try:
+            while True:
+                header = await reader.readexactly(8)  # Docker's frame: stream, 0, 0, 0, length
+                self._keep(await reader.readexactly(int.from_bytes(header[4:], "big")))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            self.done.set()
+
+    def _keep(self, data):
+        room = self.limit - len(self.kept)
+        self.kept += data[:max(room, 0)]
+        self.truncated = self.truncated or len(data) > room
+
+    def text(self):
+        return self.kept.decode(errors="replace") + ("..." if self.truncated else "")
 
 
 def _exec_error(command, error):
