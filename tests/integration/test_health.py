@@ -62,9 +62,9 @@ def test_docker_cli_healthy_in_inspect_ps_and_filters(daemon, image, names):
     assert state["FailingStreak"] == 0
     assert state["Log"][-1]["ExitCode"] == 0 and state["Log"][-1]["Output"] == "fine\n"
     assert ok(daemon, "inspect", "--format", "{{.State.Health.Status}}", healthy).strip() == "healthy"
+    # Docker's JSON leaves the zero fields out.
     assert json.loads(ok(daemon, "inspect", "--format", "{{json .Config.Healthcheck}}", healthy)) == {
-        "Test": ["CMD-SHELL", "echo fine"], "Interval": 200_000_000, "Timeout": 0, "StartPeriod": 0,
-        "StartInterval": 0, "Retries": 0}
+        "Test": ["CMD-SHELL", "echo fine"], "Interval": 200_000_000}
 
     statuses = dict(line.split(" ", 1) for line in
                     ok(daemon, "ps", "--format", "{{.Names}} {{.Status}}").splitlines())
@@ -101,20 +101,25 @@ def test_failing_probes_make_it_unhealthy_after_the_retries(daemon, image, names
 
 
 def test_a_probe_past_its_timeout_is_killed_and_fails(daemon, image, names):
-    name = run(daemon, names, image, "--health-cmd", "echo slow; exec sleep 30", "--health-timeout", "300ms",
+    name = run(daemon, names, image, "--health-cmd", "echo slow; exec sleep 31", "--health-timeout", "300ms",
                *FAST, "--health-retries", "1")
     state = wait_status(daemon, name, "unhealthy")
     entry = state["Log"][0]
     assert entry["ExitCode"] == -1
     assert entry["Output"] == "Health check exceeded timeout (300ms): slow\n"
-    # Killed: no probe is left sleeping in the container.
-    processes = ok(daemon, "exec", name, "ps", "-o", "args")
-    assert "sleep 30" not in processes
+    # Killed: the probes that timed out do not pile up in the container (one may be under way).
+    wait_until(lambda: len(health(daemon, name)["Log"]) >= 3, what="three timed-out probes")
+    processes = ok(daemon, "exec", name, "ps", "-o", "args").splitlines()
+    assert processes.count("sleep 31") <= 1 and "sleep 300" in processes
 
 
 def test_the_start_period_forgives_failures_until_the_first_success(daemon, image, names):
-    name = run(daemon, names, image, "--health-cmd", "test -e /tmp/ready", *FAST, "--health-retries", "1",
-               "--health-start-period", "60s", "--health-start-interval", "100ms")
+    # minictr's CLI: the docker CLI sends --health-start-interval only to an API of 1.44 or later.
+    name = unique("start")
+    names.append(name)
+    daemon.ok("run", "-d", "--name", name, "--health-cmd", "test -e /tmp/ready", "--health-interval", "300ms",
+              "--health-retries", "1", "--health-start-period", "60s", "--health-start-interval", "100ms",
+              image, "sleep", "300")
     wait_until(lambda: len((health(daemon, name) or {}).get("Log") or []) >= 3, what="three failed probes")
     state = health(daemon, name)
     assert state["Status"] == "starting" and state["FailingStreak"] == 0
@@ -146,8 +151,7 @@ def test_an_images_healthcheck_is_kept_by_commit_save_and_load(daemon, image, na
     tagged = unique("img")
     daemon.ok("commit", "--change", "HEALTHCHECK --interval=200ms --retries=2 CMD echo from-image", source, tagged)
     try:
-        expected = {"Test": ["CMD-SHELL", "echo from-image"], "Interval": 200_000_000, "Timeout": 0,
-                    "StartPeriod": 0, "StartInterval": 0, "Retries": 2}
+        expected = {"Test": ["CMD-SHELL", "echo from-image"], "Interval": 200_000_000, "Retries": 2}
         assert json.loads(ok(daemon, "image", "inspect", "--format", "{{json .Config.Healthcheck}}", tagged)) == expected
         archive = tmp_path / "hc.tar"
         ok(daemon, "save", "-o", str(archive), tagged)
@@ -162,7 +166,7 @@ def test_an_images_healthcheck_is_kept_by_commit_save_and_load(daemon, image, na
         assert inspect(daemon, overridden)["Config"]["Healthcheck"] == {**expected, "Timeout": 5_000_000_000}
         # --no-healthcheck: not even the image's.
         disabled = run(daemon, names, tagged, "--no-healthcheck")
-        assert inspect(daemon, disabled)["Config"]["Healthcheck"] == {"Test": ["NONE"]}
+        assert inspect(daemon, disabled)["Config"]["Healthcheck"]["Test"] == ["NONE"]
         time.sleep(0.6)
         assert health(daemon, disabled) is None
         assert "(" not in ok(daemon, "ps", "--filter", f"name={disabled}", "--format", "{{.Status}}")

@@ -81,9 +81,9 @@ def test_the_daemon_accepts_zero_and_the_minimum():
 def test_the_container_overrides_the_image_field_by_field():
     image = {"Test": ["CMD-SHELL", "wget -q localhost"], "Interval": 10 * S, "Retries": 2}
     assert health.merge(None, image) == image
-    assert health.merge({"Test": None, "Interval": 1 * S, "Retries": 0}, image) == {
-        "Test": ["CMD-SHELL", "wget -q localhost"], "Interval": 1 * S, "Timeout": 0, "StartPeriod": 0,
-        "StartInterval": 0, "Retries": 2}
+    # Zero fields are left out, as Docker's JSON (omitempty) shows them.
+    assert health.merge({"Test": None, "Interval": 1 * S, "Timeout": 0, "Retries": 0}, image) == {
+        "Test": ["CMD-SHELL", "wget -q localhost"], "Interval": 1 * S, "Retries": 2}
     assert health.merge({"Test": ["NONE"]}, image)["Test"] == ["NONE"]
     assert health.merge({"Test": ["CMD", "true"]}, None) == {"Test": ["CMD", "true"]}
     assert health.merge(None, None) is None
@@ -102,8 +102,7 @@ def test_probe_commands_and_defaults():
 
 def test_the_healthcheck_instruction():
     assert health.parse_instruction("--interval=5s --retries=2 CMD wget -q localhost || exit 1") == {
-        "Test": ["CMD-SHELL", "wget -q localhost || exit 1"], "Interval": 5 * S, "Timeout": 0, "StartPeriod": 0,
-        "StartInterval": 0, "Retries": 2}
+        "Test": ["CMD-SHELL", "wget -q localhost || exit 1"], "Interval": 5 * S, "Retries": 2}
     assert health.parse_instruction('CMD ["/bin/true"]')["Test"] == ["CMD", "/bin/true"]
     assert health.parse_instruction("none") == {"Test": ["NONE"]}
 

@@ -119,17 +119,18 @@ def check(health):
 def merge(container, image):
     """The container's Healthcheck over the image's, as Docker's create and commit merge them:
     a container's empty Test or zero field takes the image's; None when neither has one."""
-    if not image:
-        return dict(container) if container else None
-    if not container:
-        return dict(image)
-    merged = dict(container)
-    if not merged.get("Test"):
-        merged["Test"] = image.get("Test")
-    for field in DURATIONS + ("Retries",):
+    if not (container or image):
+        return None
+    merged = dict(container or {})
+    for field in FIELDS:
         if not merged.get(field):
-            merged[field] = image.get(field) or 0
-    return merged
+            merged[field] = (image or {}).get(field)
+    return compact(merged)
+
+
+def compact(health):
+    """A Healthcheck as Docker's JSON shows it: its zero fields left out (Go's omitempty)."""
+    return {field: health[field] for field in FIELDS if health.get(field)}
 
 
 def probe_command(health, shell=None):
@@ -186,7 +187,7 @@ def parse_instruction(argument):
         health["Test"] = ["CMD-SHELL", command]
     if not command or argv == []:
         raise InvalidArgument("Missing command after HEALTHCHECK CMD")
-    return health
+    return compact(health)
 
 
 def _instruction_value(name, value):
