@@ -111,7 +111,7 @@ class HealthChecks:
                 self._set(container, {**container.health, "Status": UNHEALTHY})
         self._listener = spawn(self._follow())
 
-    async def close(self):
+    def close(self):
         """At the daemon's stop: no more probes; every unsaved State.Health written."""
         if self._listener is not None:
             self._listener.cancel()
@@ -204,7 +204,11 @@ class HealthChecks:
     async def _probe(self, prober):
         container = prober.container
         config = container.config.get("Healthcheck")
-        result = await run_probe(self.execs, container, prober.argv, spec.settings(config)[1])
+        try:
+            result = await run_probe(self.execs, container, prober.argv, spec.settings(config)[1])
+        except Exception:
+            log.exception("probing %s", container.name)  # a bug: the probes go on all the same
+            result = ProbeResult(time.time_ns(), time.time_ns(), -1, "the daemon could not run the probe")
         if prober.stopped:
             return  # stopped meanwhile: Docker drops the result
         old = container.health["Status"]
@@ -245,7 +249,7 @@ async def run_probe(execs, container, argv, timeout_ns):
     try:
         instance = execs.create_probe(container, argv)
         await execs.start_captured(instance, capture)
-    except MinictrError as e:
+    except (MinictrError, OSError) as e:  # as Docker: a probe that cannot run is a failed one
         return ProbeResult(start, time.time_ns(), -1, str(e))
     try:
         await asyncio.wait_for(instance.finished.wait(), timeout_ns / 1e9)

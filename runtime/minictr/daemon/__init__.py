@@ -44,7 +44,7 @@ async def _serve(config):
     await stop.wait()
     # Containers keep running: their monitors own them, and the next daemon picks them up.
     listener.close()
-    await services.health.close()
+    services.health.close()
     await services.containers.cgroups_settled(timeout=2)
     dns.close()
     await asyncio.to_thread(services.outbound.close)
