@@ -11,6 +11,9 @@ import docker as docker_py
 import pytest
 
 from tests.integration.dockercli import run_error
+from tests.integration.registry import (  # noqa: F401 (fixtures)
+    busybox_layer, docker_archive, image_config, push_archive, registry,
+)
 from .conftest import inspect, wait_until
 from .test_docker_cli import docker
 
@@ -184,6 +187,28 @@ def test_an_images_healthcheck_is_kept_by_commit_save_and_load(daemon, image, na
             daemon.cli("rm", "-f", name)
         names.clear()
         daemon.cli("rmi", tagged)
+
+
+def test_a_pulled_images_healthcheck_is_kept_and_run(daemon, registry, busybox_layer, tmp_path, names):
+    """An image config with a HEALTHCHECK, as a registry serves it (pushed with skopeo)."""
+    from tests.integration.registry import _sha
+
+    document = json.loads(image_config([_sha(busybox_layer)]))
+    document["config"]["Healthcheck"] = {"Test": ["CMD", "echo", "pulled"], "Interval": 200_000_000}
+    archive = docker_archive(tmp_path / "hc.tar", [busybox_layer], config=json.dumps(document).encode())
+    ref = registry.ref(f"health/pulled-{uuid.uuid4().hex[:6]}:1")
+    push_archive(registry, archive, ref.split("/", 1)[1])
+    daemon.ok("pull", ref)
+    try:
+        assert json.loads(ok(daemon, "image", "inspect", "--format", "{{json .Config.Healthcheck}}", ref)) == \
+            document["config"]["Healthcheck"]
+        name = run(daemon, names, ref)
+        assert wait_status(daemon, name, "healthy")["Log"][-1]["Output"] == "pulled\n"
+    finally:
+        for name in list(names):
+            daemon.cli("rm", "-f", name)
+        names.clear()
+        daemon.cli("rmi", ref)
 
 
 def test_docker_py_healthcheck(daemon, image):
