@@ -142,7 +142,7 @@ class HealthChecks:
             if container is not None and container.health is not None:
                 self._watch(container, _started_ns(container))
         elif action == "destroy":
-            self._end(container_id)
+            self._cancel(container_id)  # its row is gone: nothing to write
             self._unsaved.discard(container_id)
 
     def _record(self, container_id):
