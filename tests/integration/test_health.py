@@ -265,3 +265,17 @@ def test_a_daemon_restart_keeps_the_health_and_probes_resume(daemon, image, name
     last = after["Log"][-1]["End"]
     wait_until(lambda: health(daemon, name)["Log"][-1]["End"] > last, what="a probe after the restart")
     assert wait_status(daemon, name, "healthy")["Log"][-1]["Output"] == "alive\n"
+
+
+def test_a_killed_daemon_still_shows_the_last_status_and_probes_again(daemon, image, names):
+    from .test_live_restore import kill_daemon
+
+    name = run(daemon, names, image, "--health-cmd", "echo alive", "--health-interval", "300ms")
+    wait_status(daemon, name, "healthy")
+    kill_daemon(daemon)  # SIGKILL: only what was written at the status changes is left
+    daemon.start()
+    after = health(daemon, name)
+    assert after is not None and after["Status"] in ("starting", "healthy") and after["Log"], after
+    last = after["Log"][-1]["End"]
+    wait_until(lambda: health(daemon, name)["Log"][-1]["End"] > last, what="a probe after the restart")
+    assert wait_status(daemon, name, "healthy")["FailingStreak"] == 0
