@@ -78,30 +78,15 @@ class ExecService:
 
     # ---- create, inspect --------------------------------------------------------------------
 
-    def create(self, ref, body):
-        """POST /containers/{id}/exec: a new exec instance for a running container; returns its id."""
+    def create(self, ref, body, warm=True):
+        """POST /containers/{id}/exec: a new exec instance for a running container; returns its id.
+        WARM: keep cgroup moves fast for the start that usually follows at once (not for a probe:
+        no user waits for it, and the warmer costs CPU while it runs)."""
         container = self.containers.get(ref)
         self._check_running(container)
-        self.containers.warm_migration()  # for the start that usually follows at once
-        return self._register(self._instance(container, body)).id
-
-    def create_probe(self, container, argv):
-        """A health probe's exec (moby's daemon/health.go): the container's user, working directory
-        and environment, stdout and stderr for the daemon, no stdin; claimed at once. Cgroup moves
-        are not warmed for it: no user waits for a probe, and the warmer costs CPU while it runs."""
-        self._check_running(container)
-        instance = self._instance(container, {"Cmd": argv, "AttachStdout": True, "AttachStderr": True})
-        instance.started = True
-        return self._register(instance)
-
-    def _register(self, instance):
+        if warm:
+            self.containers.warm_migration()
         self._forget_removed()
-        self._execs[instance.id] = instance
-        self.containers.emit(instance.container, "exec_create: " + " ".join(instance.argv), execID=instance.id)
-        return instance
-
-    def _instance(self, container, body):
-        """A new exec instance from a create body; InvalidArgument for what a user got wrong."""
         cmd = body.get("Cmd")
         if isinstance(cmd, str):
             cmd = [cmd]
@@ -122,7 +107,15 @@ class ExecService:
         if not instance.working_dir.startswith("/"):
             raise InvalidArgument(f"the working directory '{instance.working_dir}' is invalid, "
                                   "it needs to be an absolute path")
-        return instance
+        self._execs[instance.id] = instance
+        self.containers.emit(container, "exec_create: " + " ".join(instance.argv), execID=instance.id)
+        return instance.id
+
+    def create_probe(self, container, argv):
+        """A health probe's exec (moby's daemon/health.go), claimed: the container's user, working
+        directory and environment, stdout and stderr for the daemon, no stdin."""
+        body = {"Cmd": argv, "AttachStdout": True, "AttachStderr": True}
+        return self.claim(self.create(container.id, body, warm=False))
 
     def get(self, exec_id):
         instance = self._execs.get(exec_id)
