@@ -219,7 +219,6 @@ def test_docker_build_fails_clearly(daemon, tmp_path):
     (["--sysctl", "net.ipv4.ip_forward=1"], "minictr does not support --sysctl (HostConfig.Sysctls)"),
     (["--pid", "host"], "minictr does not support --pid (HostConfig.PidMode)"),
     (["--oom-score-adj", "5"], "minictr does not support --oom-score-adj (HostConfig.OomScoreAdj)"),
-    (["--health-cmd", "true"], "minictr does not support --health-cmd (Healthcheck)"),
     (["--group-add", "10"], "minictr does not support --group-add (HostConfig.GroupAdd)"),
 ])
 def test_docker_run_flags_minictr_would_ignore_fail_clearly(daemon, image, flags, message):

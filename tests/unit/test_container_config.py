@@ -31,6 +31,19 @@ def test_request_entrypoint_drops_the_image_cmd():
     assert (config["Entrypoint"], config["Cmd"]) == (None, ["ls"])
 
 
+def test_the_images_healthcheck_is_merged_field_by_field():
+    image = {**IMAGE, "Healthcheck": {"Test": ["CMD-SHELL", "check"], "Interval": 10_000_000_000, "Retries": 2}}
+    config, _ = merge({"Image": "x"}, image, "f" * 64)
+    assert config["Healthcheck"] == image["Healthcheck"]
+    config, _ = merge({"Image": "x", "Healthcheck": {"Test": [], "Interval": 1_000_000_000, "Timeout": 0}},
+                      image, "f" * 64)
+    assert config["Healthcheck"] == {"Test": ["CMD-SHELL", "check"], "Interval": 1_000_000_000, "Retries": 2}
+    config, _ = merge({"Image": "x"}, IMAGE, "f" * 64)
+    assert "Healthcheck" not in config  # neither has one: Docker's inspect leaves it out
+    with pytest.raises(InvalidArgument, match="^Interval in Healthcheck cannot be less than 1ms$"):
+        merge({"Image": "x", "Healthcheck": {"Test": ["CMD", "true"], "Interval": 1000}}, image, "f" * 64)
+
+
 def test_request_env_overrides_by_key():
     config, _ = merge({"Image": "x", "Env": ["A=2", "B=3"]}, IMAGE, "f" * 64)
     assert "A=2" in config["Env"] and "A=1" not in config["Env"] and "B=3" in config["Env"]

@@ -4,7 +4,7 @@ semantics), and the small files they read. No click here: the fast path uses it 
 import os
 
 from minictr.errors import InvalidArgument
-from minictr.spec import devices, mounts, restart
+from minictr.spec import devices, health, mounts, restart
 from minictr.spec.hosts import split_extra_host
 from minictr.spec.links import parse_link
 from minictr.spec.resources import host_config_fields
@@ -95,6 +95,9 @@ def create_body(options):
                        ("StopTimeout", options["stop_timeout"])):
         if value is not None and value != "":
             body[key] = value
+    healthcheck = health.from_options(options)
+    if healthcheck is not None:
+        body["Healthcheck"] = healthcheck
     if options["entrypoint"] is not None:
         body["Entrypoint"] = [options["entrypoint"]] if options["entrypoint"] else [""]
     return body

@@ -2,7 +2,7 @@
 the JSON views of a container that the API returns."""
 
 from minictr.errors import InvalidArgument
-from minictr.spec import hosts, restart
+from minictr.spec import health, hosts, restart
 from minictr.spec.times import rfc3339_to_unix, since
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -38,6 +38,7 @@ def merge(body, image_config, container_id):
         "StdinOnce": bool(body.get("StdinOnce")),
         "Env": merge_env(image_config.get("Env") or [], body.get("Env") or [], hostname),
         "Cmd": cmd,
+        **_healthcheck(body.get("Healthcheck"), image_config.get("Healthcheck")),
         "Image": body["Image"],
         "Volumes": body.get("Volumes") or image_config.get("Volumes"),
         "WorkingDir": body.get("WorkingDir") or image_config.get("WorkingDir") or "",
@@ -61,6 +62,13 @@ def merge(body, image_config, container_id):
     restart.check(host_config.get("RestartPolicy"), host_config["AutoRemove"])
     hosts.check_extra_hosts(host_config.get("ExtraHosts"))
     return config, host_config
+
+
+def _healthcheck(requested, image):
+    """{"Healthcheck": the request's over the image's} (Docker's merge), or {} when neither has one."""
+    health.check(requested)
+    merged = health.merge(requested, image)
+    return {"Healthcheck": merged} if merged else {}
 
 
 def merge_env(image_env, request_env, hostname):
@@ -96,7 +104,7 @@ def status_text(container):
     """The STATUS column, in Docker's words (`Up 3 minutes`, `Exited (0) 2 seconds ago`)."""
     state = state_string(container)
     if state == "running":
-        return f"Up {since(rfc3339_to_unix(container.started_at))}"
+        return f"Up {since(rfc3339_to_unix(container.started_at))}{_health_suffix(container)}"
     if state == "paused":
         return f"Up {since(rfc3339_to_unix(container.started_at))} (Paused)"
     if state == "restarting":
@@ -108,6 +116,20 @@ def status_text(container):
     if container.started_at.startswith("0001-"):
         return "Created"
     return f"Exited ({container.exit_code}) {since(rfc3339_to_unix(container.finished_at))} ago"
+
+
+def _health_suffix(container):
+    """` (health: starting)`, ` (healthy)`, ` (unhealthy)` after `Up …`, as Docker's State.String."""
+    health = getattr(container, "health", None)
+    if not health:
+        return ""
+    return f" (health: {health['Status']})" if health["Status"] == "starting" else f" ({health['Status']})"
+
+
+def health_status(container):
+    """The container's health for `ps --filter health=`: its Status, or `none` without a healthcheck."""
+    health = getattr(container, "health", None)
+    return health["Status"] if health else "none"
 
 
 def directory_size(top):
@@ -203,6 +225,7 @@ def inspect(container, paths):
             "Error": container.error,
             "StartedAt": container.started_at,
             "FinishedAt": container.finished_at,
+            **({"Health": container.health} if getattr(container, "health", None) else {}),
         },
         "Image": container.image_id,
         "ResolvConfPath": "",

@@ -9,11 +9,13 @@ as in Docker, until their container is removed.
 """
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
 import secrets
 import shutil
+import signal
 import struct
 from dataclasses import dataclass, field
 
@@ -24,6 +26,7 @@ from minictr.containers.state import State
 from minictr.containers.users import resolve_user
 from minictr.spec.detach_keys import DEFAULT as DEFAULT_DETACH_KEYS, parse as parse_detach_keys
 from minictr.errors import CommandNotExecutable, CommandNotFound, Conflict, InvalidArgument, MinictrError, NotFound
+from minictr.tasks import spawn
 
 log = logging.getLogger("minictr.exec")
 
@@ -58,6 +61,7 @@ class ExecInstance:
     pidfd: int = -1
     run_dir: str = ""
     dir_fd: int = -1  # run_dir, kept open when its socket path is too long to connect to
+    process_fd: int = -1  # a pidfd of the exec's process, for a probe that may have to be killed
     finished: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     ready: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # running, or failed to
 
@@ -70,14 +74,18 @@ class ExecService:
     def __init__(self, containers):
         self.containers = containers
         self._execs = {}
+        self._layers = {}  # image id -> its layer directories
 
     # ---- create, inspect --------------------------------------------------------------------
 
-    def create(self, ref, body):
-        """POST /containers/{id}/exec: a new exec instance for a running container; returns its id."""
+    def create(self, ref, body, warm=True):
+        """POST /containers/{id}/exec: a new exec instance for a running container; returns its id.
+        WARM: keep cgroup moves fast for the start that usually follows at once (not for a probe:
+        no user waits for it, and the warmer costs CPU while it runs)."""
         container = self.containers.get(ref)
         self._check_running(container)
-        self.containers.warm_migration()  # for the start that usually follows at once
+        if warm:
+            self.containers.warm_migration()
         self._forget_removed()
         cmd = body.get("Cmd")
         if isinstance(cmd, str):
@@ -102,6 +110,12 @@ class ExecService:
         self._execs[instance.id] = instance
         self.containers.emit(container, "exec_create: " + " ".join(instance.argv), execID=instance.id)
         return instance.id
+
+    def create_probe(self, container, argv):
+        """A health probe's exec (moby's daemon/health.go), claimed: the container's user, working
+        directory and environment, stdout and stderr for the daemon, no stdin."""
+        body = {"Cmd": argv, "AttachStdout": True, "AttachStderr": True}
+        return self.claim(self.create(container.id, body, warm=False))
 
     def get(self, exec_id):
         instance = self._execs.get(exec_id)
@@ -164,6 +178,18 @@ class ExecService:
         """Run a claimed exec with no client attached; raises if its command cannot start."""
         await self._run(instance, None)
 
+    async def start_captured(self, instance, capture):
+        """Run a claimed exec whose output goes to `capture` (an OutputCapture) rather than to a
+        client; raises if its command cannot start."""
+        await self._run(instance, capture)
+
+    def kill(self, instance):
+        """SIGKILL a running exec's process (a health probe past its timeout), through the pidfd
+        taken while it waited for its start: never another process that got its pid."""
+        if instance.process_fd >= 0 and instance.running:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(instance.process_fd, signal.SIGKILL)
+
     async def serve(self, instance, reader, writer, early):
         """Run a claimed exec with the hijacked client connection as its stdio (Docker's frames
         without a tty, raw bytes with one); returns when its output has ended."""
@@ -193,6 +219,8 @@ class ExecService:
             self._fail(instance, 126)
             raise
         instance.pid, instance.monitor_pid, instance.running = monitor.container_pid, monitor.monitor_pid, True
+        if isinstance(attach, OutputCapture):
+            instance.process_fd = os.pidfd_open(instance.pid)  # it waits for `start`: it is this process
         instance.ready.set()
         try:
             if attach is not None:
@@ -215,10 +243,9 @@ class ExecService:
         """The exec's run dir and monitor config; raises MinictrError for what a user got wrong."""
         container = instance.container
         self._check_running(container)
-        image = self.containers.images.resolve(container.image_id)
         top = os.path.join(self.containers.data_dir, container.id)
         user = instance.user or container.config["User"]
-        uid, gid, groups = resolve_user(user, [os.path.join(top, "diff")] + image.layer_dirs)
+        uid, gid, groups = resolve_user(user, [os.path.join(top, "diff")] + self._layer_dirs(container.image_id))
         instance.run_dir = os.path.join(self.containers.run_dir, container.id[:16], "e", instance.id[:12])
         os.makedirs(instance.run_dir, 0o700, exist_ok=True)
         paths = {"config": os.path.join(instance.run_dir, "monitor.conf"),
@@ -239,6 +266,15 @@ class ExecService:
         entries += [("exit", paths["exit"]), ("attach", paths["attach"])]
         write_config(paths["config"], entries)
         return paths
+
+    def _layer_dirs(self, image_id):
+        """An image's layer directories, which never change for its id: looked up once, not at every
+        exec (a container probed every second execs every second)."""
+        if image_id not in self._layers:
+            if len(self._layers) > 256:
+                self._layers.clear()
+            self._layers[image_id] = list(self.containers.images.resolve(image_id).layer_dirs)
+        return self._layers[image_id]
 
     def _fail(self, instance, code):
         instance.running = False
@@ -277,11 +313,14 @@ class ExecService:
 
     @staticmethod
     def _remove_run_dir(instance):
+        if instance.process_fd >= 0:
+            os.close(instance.process_fd)
+            instance.process_fd = -1
         if instance.dir_fd >= 0:
             os.close(instance.dir_fd)
             instance.dir_fd = -1
         if instance.run_dir:
-            shutil.rmtree(instance.run_dir, ignore_errors=True)
+            _remove_run_dir(instance.run_dir)
 
     @staticmethod
     def _connectable(instance, path):
@@ -316,6 +355,63 @@ class ExecService:
             raise Conflict(f"Exec {exec_id} is not running") from None
         if answer.startswith("error"):
             raise MinictrError(f"cannot resize exec {exec_id}: {answer.split(' ', 2)[-1]}")
+
+
+class OutputCapture:
+    """An exec's stdout and stderr as the daemon keeps a health probe's: combined, the first
+    `limit` bytes (moby's limitedBuffer), `...` appended when more came. Connected to the exec's
+    monitor before its start, as an attach client is, so that nothing is missed."""
+
+    mask = 2 | 4  # stdout and stderr, no stdin
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.kept = bytearray()
+        self.truncated = False
+        self.done = asyncio.Event()  # the output has ended
+
+    async def connect(self, socket_path):
+        try:
+            reader, writer = await asyncio.open_unix_connection(socket_path)
+            writer.write(bytes([self.mask]))
+            await writer.drain()
+        except OSError as e:
+            log.warning("capturing the output of an exec at %s: %s", socket_path, e)
+            self.done.set()
+            return
+        spawn(self._read(reader, writer))
+
+    async def _read(self, reader, writer):
+        try:
+            while True:
+                header = await reader.readexactly(8)  # Docker's frame: stream, 0, 0, 0, length
+                self._keep(await reader.readexactly(int.from_bytes(header[4:], "big")))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            self.done.set()
+
+    def _keep(self, data):
+        room = self.limit - len(self.kept)
+        self.kept += data[:max(room, 0)]
+        self.truncated = self.truncated or len(data) > room
+
+    def text(self):
+        return self.kept.decode(errors="replace") + ("..." if self.truncated else "")
+
+
+def _remove_run_dir(path):
+    """An exec's run dir holds the monitor's files only: unlinked by name, cheaper than rmtree's walk."""
+    for name in ("monitor.conf", "attach.sock", "exit"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(path, name))
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _exec_error(command, error):

@@ -1,6 +1,7 @@
 """`docker ps --filter`: the `filters` query of GET /containers/json matched as Docker's daemon
 does it (daemon/list.go); the query's syntax is spec/filters.py's."""
 
+from minictr.containers.config import health_status
 from minictr.errors import InvalidArgument
 from minictr.spec.filters import labels_match, regex_match
 
@@ -82,7 +83,7 @@ class ContainerFilter:
             return False
         if self.images is not None and container.image_id not in self.images:
             return False
-        if f.get("health") and "none" not in f["health"]:
+        if f.get("health") and health_status(container) not in f["health"]:
             return False
         if any(v in ("true", "1") for v in f.get("is-task", [])):
             return False

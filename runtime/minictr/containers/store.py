@@ -48,8 +48,9 @@ CREATE TABLE IF NOT EXISTS containers (
 
 # Columns added after the first release: (name, declaration), added to an older table at load.
 _ADDED_COLUMNS = [("restart_count", "INTEGER NOT NULL DEFAULT 0"), ("manually_stopped", "INTEGER NOT NULL DEFAULT 0"),
-                  ("mounts", "TEXT NOT NULL DEFAULT '[]'"), ("oom_killed", "INTEGER NOT NULL DEFAULT 0")]
-_JSON_COLUMNS = {"config", "host_config", "mounts"}
+                  ("mounts", "TEXT NOT NULL DEFAULT '[]'"), ("oom_killed", "INTEGER NOT NULL DEFAULT 0"),
+                  ("health", "TEXT NOT NULL DEFAULT 'null'")]
+_JSON_COLUMNS = {"config", "host_config", "mounts", "health"}
 
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -74,6 +75,7 @@ class Container:
     manually_stopped: bool = False
     mounts: list = field(default_factory=list)  # resolved mounts (containers/mounts.py)
     oom_killed: bool = False
+    health: dict = None  # State.Health (containers/health.py), None until a healthcheck first ran
     # What lives only as long as this daemon does:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     changed: asyncio.Condition = field(default_factory=asyncio.Condition, repr=False)
@@ -95,7 +97,8 @@ class Container:
                    monitor_pid=row["monitor_pid"], exit_code=row["exit_code"],
                    started_at=row["started_at"], finished_at=row["finished_at"], error=row["error"],
                    restart_count=row["restart_count"], manually_stopped=bool(row["manually_stopped"]),
-                   mounts=json.loads(row["mounts"]), oom_killed=bool(row["oom_killed"]))
+                   mounts=json.loads(row["mounts"]), oom_killed=bool(row["oom_killed"]),
+                   health=json.loads(row["health"]))
 
 
 class ContainerStore:

@@ -42,7 +42,6 @@ HOST_CONFIG = {
 
 # Config (the body's top level) field -> (docker flag, values that mean "not asked for").
 CONFIG = {
-    "Healthcheck": ("--health-cmd", (None, {}, {"Test": None}, {"Test": []}, {"Test": ["NONE"]})),
     "Domainname": ("--domainname", (None, "")),
     "MacAddress": ("--mac-address", (None, "")),
 }

@@ -28,6 +28,7 @@ async def _serve(config):
     services.volumes.load()
     services.networks.load()
     services.containers.load()
+    services.health.resume()
     _reconcile_networks(services)
     await asyncio.to_thread(outbound.install, services.outbound, services.networks)
     running = [services.containers.get(i) for i in services.containers.running_ids()]
@@ -43,6 +44,7 @@ async def _serve(config):
     await stop.wait()
     # Containers keep running: their monitors own them, and the next daemon picks them up.
     listener.close()
+    services.health.close()
     await services.containers.cgroups_settled(timeout=2)
     dns.close()
     await asyncio.to_thread(services.outbound.close)

@@ -34,8 +34,39 @@ def install(loop):
 
 
 def reap_orphans():
-    """Reap the ended children that are not of this process's session; returns their pids."""
+    """Reap the ended children that are not of this process's session; returns their pids.
+
+    The first zombie is peeked at (waitid WNOWAIT) rather than every child's stat read: a daemon
+    with many containers (each monitor is its child) gets a SIGCHLD for every exec and probe."""
     session = os.getsid(0)
+    reaped = []
+    while (pid := _first_zombie()) is not None:
+        try:
+            if pid in reaped or os.getsid(pid) == session or os.waitpid(pid, os.WNOHANG)[0] != pid:
+                break  # one the daemon waits for itself (or a surprise): the others are found by a scan
+        except (ChildProcessError, ProcessLookupError):
+            break
+        reaped.append(pid)
+    else:
+        return _logged(reaped)
+    return _logged(reaped + _reap_scanning(session))
+
+
+def _first_zombie():
+    try:
+        info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return None
+    return info.si_pid if info is not None else None
+
+
+def _logged(reaped):
+    if reaped:
+        log.debug("reaped %s", " ".join(map(str, reaped)))
+    return reaped
+
+
+def _reap_scanning(session):
     reaped = []
     for pid in children_of("self"):
         stat = _stat(pid)
@@ -46,8 +77,6 @@ def reap_orphans():
                 reaped.append(pid)
         except ChildProcessError:
             pass
-    if reaped:
-        log.debug("reaped %s", " ".join(map(str, reaped)))
     return reaped
 
 

@@ -6,6 +6,7 @@ import secrets
 from pathlib import Path
 
 from minictr.containers.exec import ExecService
+from minictr.containers.health import HealthChecks
 from minictr.containers.service import ContainerService
 from minictr.containers.store import SCHEMA as CONTAINERS_SCHEMA, ContainerStore
 from minictr.daemon.config import DaemonConfig
@@ -52,6 +53,7 @@ class Services:
                                            uid_ranges=_identity_map("uid_map"), gid_ranges=_identity_map("gid_map"),
                                            unavailable_limits=config.unavailable_limits)
         self.execs = ExecService(self.containers)
+        self.health = HealthChecks(store, self.execs, self.events)  # probes through the exec service
 
 
 def _daemon_id(data_root):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minictr.errors import InvalidArgument
+from minictr.spec import health
 from minictr.spec import reference as references
 from minictr.spec.times import rfc3339
 from minictr.images.layers import (
@@ -198,6 +199,7 @@ _CHANGE_INSTRUCTIONS = {
     "WORKDIR": _set_single("WorkingDir", "WORKDIR"),
     "USER": _set_single("User", "USER"),
     "STOPSIGNAL": _set_single("StopSignal", "STOPSIGNAL"),
+    "HEALTHCHECK": lambda config, argument: config.__setitem__("Healthcheck", health.parse_instruction(argument)),
 }
 
 

@@ -24,6 +24,7 @@ import tarfile
 import tempfile
 
 from minictr.images import archive
+from minictr.spec import health
 from minictr.spec import reference as references
 from minictr.images.archive import PendingImage
 from minictr.images.layers import extract_layer
@@ -47,7 +48,13 @@ def commit_config(parent: dict, container_config: dict, changes: list[str], over
     for key, value in (overrides or {}).items():
         if value not in (None, "", [], {}):
             config[key] = value
-    config.update(archive.config_from_changes(changes))
+    changed = archive.config_from_changes(changes)
+    config.update(changed)
+    # A new Healthcheck (the body's, a HEALTHCHECK change over it) takes the container's
+    # fields where it has none, as Docker's commit merges it.
+    requested = changed.get("Healthcheck") or (overrides or {}).get("Healthcheck")
+    if requested:
+        config["Healthcheck"] = health.merge(requested, container_config.get("Healthcheck"))
     created = archive.rfc3339_now()
     created_by = " ".join((container_config.get("Entrypoint") or []) + (container_config.get("Cmd") or []))
     entry = {"created": created, "created_by": created_by}
