@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS networks (
     internal INTEGER NOT NULL DEFAULT 0,
     labels TEXT NOT NULL DEFAULT '{}',
     bridge TEXT NOT NULL DEFAULT '',
-    created TEXT NOT NULL
+    created TEXT NOT NULL,
+    attachable INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS leases (
     network_id TEXT NOT NULL REFERENCES networks(id),
@@ -49,6 +50,9 @@ CREATE TABLE IF NOT EXISTS leases (
 
 PREDEFINED = ("bridge", "host", "none")
 _SLIRP_DNS = "10.0.2.3"
+# Columns added after the first release: a data root made before gets them at the daemon's start.
+_ADDED_COLUMNS = (("leases", "links", "TEXT NOT NULL DEFAULT '[]'"),
+                  ("networks", "attachable", "INTEGER NOT NULL DEFAULT 0"))
 _HOOK_NAMES = ("on_network_created", "on_network_removed", "on_container_connected", "on_container_disconnected")
 
 
@@ -59,6 +63,7 @@ class Network:
         self.gateway = ipaddress.ip_address(row["gateway"]) if row["gateway"] else None
         self.ip_range = ipaddress.ip_network(row["ip_range"]) if row["ip_range"] else None
         self.internal = bool(row["internal"])
+        self.attachable = bool(row["attachable"])
         self.labels = json.loads(row["labels"])
         self.bridge = row["bridge"]
         self.created = row["created"]
@@ -114,9 +119,7 @@ class NetworkService:
 
     def load(self):
         """Predefined networks, and the reconciliation is `reconcile` (after the containers)."""
-        if "links" not in {row["name"] for row in self.db.query("PRAGMA table_info(leases)")}:
-            with self.db.transaction() as cur:  # a table from before links
-                cur.execute("ALTER TABLE leases ADD COLUMN links TEXT NOT NULL DEFAULT '[]'")
+        self._add_missing_columns()
         for name in PREDEFINED:
             if self.db.query_one("SELECT id FROM networks WHERE name = ?", (name,)) is None:
                 driver = {"bridge": "bridge", "host": "host", "none": "null"}[name]
@@ -133,6 +136,14 @@ class NetworkService:
                     self._make_bridge(network)
                 except MinictrError as e:
                     log.warning("%s", e)
+
+    def _add_missing_columns(self):
+        present = {table: {row["name"] for row in self.db.query(f"PRAGMA table_info({table})")}
+                   for table in ("networks", "leases")}
+        with self.db.transaction() as cur:
+            for table, name, declaration in _ADDED_COLUMNS:
+                if name not in present[table]:
+                    cur.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
     @staticmethod
     def _make_bridge(network):
@@ -153,14 +164,15 @@ class NetworkService:
             cur.execute("UPDATE networks SET subnet = ?, gateway = ?, bridge = ? WHERE id = ?",
                         (str(subnet), str(gateway), self.default_bridge, bridge.id))
 
-    def _insert(self, name, driver, subnet=None, gateway=None, ip_range=None, internal=False, labels=None):
+    def _insert(self, name, driver, subnet=None, gateway=None, ip_range=None, internal=False, labels=None,
+                attachable=False):
         network_id = secrets.token_hex(32)
         bridge = "" if driver != "bridge" or name == "bridge" else "mcbr-" + network_id[:10]
         with self.db.transaction() as cur:
             cur.execute("INSERT INTO networks (id, name, driver, subnet, gateway, ip_range, internal, labels, bridge,"
-                        " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " created, attachable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (network_id, name, driver, str(subnet or ""), str(gateway or ""), str(ip_range or ""),
-                         int(internal), json.dumps(labels or {}), bridge, _now()))
+                         int(internal), json.dumps(labels or {}), bridge, _now(), int(attachable)))
         return network_id
 
     def _taken_subnets(self):
@@ -188,9 +200,10 @@ class NetworkService:
         return Network(row)
 
     def create(self, name, driver="bridge", subnet=None, gateway=None, ip_range=None, internal=False, labels=None,
-               check_duplicate=True):
+               attachable=False):
         """`network create`: a bridge network (subnet chosen clear of the others and of the host's
-        routes unless given), and its bridge."""
+        routes unless given), and its bridge. `attachable` is only recorded: it lets swarm services'
+        standalone containers join, and every container may join a local network anyway."""
         from minictr.spec.names import check_name
 
         if not name:
@@ -217,7 +230,7 @@ class NetworkService:
                         raise Conflict(f"Pool overlaps with other one on this address space: {subnet} "
                                        f"(network {other.name} has {other.subnet})")
             gateway = ipam.check_config(subnet, gateway, ip_range)
-            network_id = self._insert(name, driver, subnet, gateway, ip_range, internal, labels)
+            network_id = self._insert(name, driver, subnet, gateway, ip_range, internal, labels, attachable)
             network = self.get(network_id)
             try:  # made now, as Docker does: its route keeps other daemons off the subnet
                 self._make_bridge(network)
@@ -326,7 +339,7 @@ class NetworkService:
         return {"Name": network.name, "Id": network.id, "Created": network.created, "Scope": "local",
                 "Driver": network.driver, "EnableIPv6": False,
                 "IPAM": {"Driver": "default", "Options": None, "Config": config},
-                "Internal": network.internal, "Attachable": False, "Ingress": False,
+                "Internal": network.internal, "Attachable": network.attachable, "Ingress": False,
                 "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": containers,
                 "Options": options, "Labels": network.labels}
 
