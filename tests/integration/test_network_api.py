@@ -100,7 +100,7 @@ def test_attachable_is_accepted_and_reported_as_docker_does(daemon, networks):
     assert listed["napi-att"] is True and listed["napi-plain"] is False and listed["bridge"] is False
     networks.append("napi-att-cli")
     daemon.ok("network", "create", "--attachable", "napi-att-cli")
-    assert daemon.ok("network", "inspect", "--format", "{{.Attachable}}", "napi-att-cli").strip() == "true"
+    assert json.loads(daemon.ok("network", "inspect", "napi-att-cli"))[0]["Attachable"] is True
 
 
 def test_swarm_only_fields_are_refused_in_dockers_words(daemon):

@@ -108,7 +108,7 @@ class ExecService:
             raise InvalidArgument(f"the working directory '{instance.working_dir}' is invalid, "
                                   "it needs to be an absolute path")
         self._execs[instance.id] = instance
-        self.containers.emit(container, "exec_create: " + " ".join(instance.argv), execID=instance.id)
+        self.containers.emit(container, "exec_create: " + _event_command(instance.argv), execID=instance.id)
         return instance.id
 
     def create_probe(self, container, argv):
@@ -194,7 +194,9 @@ class ExecService:
         """Run a claimed exec with the hijacked client connection as its stdio (Docker's frames
         without a tty, raw bytes with one); returns when its output has ended."""
         attach = Attach(instance.mask, tty=instance.tty,
-                        detach_keys=parse_detach_keys(instance.detach_keys or DEFAULT_DETACH_KEYS))
+                        detach_keys=parse_detach_keys(instance.detach_keys or DEFAULT_DETACH_KEYS),
+                        on_detach=lambda: self.containers.emit(instance.container, "exec_detach",
+                                                               execID=instance.id))
         try:
             await self._run(instance, attach)
         except MinictrError as e:
@@ -234,7 +236,7 @@ class ExecService:
         except BaseException:
             self._watch_monitor(instance)
             raise
-        self.containers.emit(container, "exec_start: " + " ".join(instance.argv), execID=instance.id)
+        self.containers.emit(container, "exec_start: " + _event_command(instance.argv), execID=instance.id)
         # Watched only once started, so that a command that ends at once dies after its start.
         self._watch_monitor(instance)
         log.debug("exec %s started in %s: pid %d", instance.id[:12], container.id[:12], instance.pid)
@@ -421,3 +423,9 @@ def _exec_error(command, error):
     if error.errno in (errno.EACCES, errno.ENOEXEC):
         return CommandNotExecutable(_OCI_PREFIX + f'exec: "{command}": permission denied: unknown')
     return MinictrError(_OCI_PREFIX + f"{error.strerror}: unknown")
+
+
+def _event_command(argv):
+    """The command in an exec event's Action as Docker's daemon writes it: the program, a space, the
+    arguments joined (so `exec_create: ls ` ends with a space when there are none)."""
+    return argv[0] + " " + " ".join(argv[1:])

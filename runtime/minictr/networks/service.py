@@ -87,17 +87,31 @@ class NetworkService:
         self.hooks = {name: [] for name in _HOOK_NAMES}
         self._lock = threading.Lock()  # leases and subnets: one allocation at a time
         self._unlinking = {}  # veth name -> future of its removal after its container ended
+        # Running containers on `host` or `none` (no lease row): Docker connects them to that
+        # network too, and says so in its events at the start and the end.
+        self._on_predefined = {}  # container id -> Network
         try:
             self._loop = asyncio.get_running_loop()
         except RuntimeError:
             self._loop = None
 
     def _emit(self, *args):
-        """Events are recorded in the event loop's thread; the API calls us from worker threads."""
-        if self._loop is None:
+        """Events are recorded in the event loop's thread; the API calls us from worker threads.
+        From the loop's own thread at once: a container's exit records its network's `disconnect`
+        before its `die`, as Docker does."""
+        try:
+            in_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            in_loop = False
+        if self._loop is None or in_loop:
             self.events.emit(*args)
         else:
             self._loop.call_soon_threadsafe(self.events.emit, *args)
+
+    def _emit_endpoint(self, action, network, container_id):
+        """`network connect`/`disconnect` as Docker's (Actor: the network; the container an attribute)."""
+        self._emit("network", action, network.id, {"container": container_id, "name": network.name,
+                                                   "type": network.driver})
 
     # ---- hooks (for DNS, ports, outbound) -------------------------------------------------
 
@@ -415,10 +429,16 @@ class NetworkService:
         what was made is released and the error raised."""
         try:
             for number, row in enumerate(self._rows_of(container.id)):
-                self._connect_endpoint(self.get(row["network_id"]), container, pid, f"eth{number}", row)
+                network = self.get(row["network_id"])
+                self._connect_endpoint(network, container, pid, f"eth{number}", row)
+                self._emit_endpoint("connect", network, container.id)
         except BaseException:
             self.container_stopped(container.id)
             raise
+        mode = self.mode_of(container.host_config)
+        if mode in PREDEFINED and mode != "bridge":
+            self._on_predefined[container.id] = self.get(mode)
+            self._emit_endpoint("connect", self._on_predefined[container.id], container.id)
         self.write_files(container)
         # Containers linking to this one see its new address (Docker updates their hosts files too).
         for parent_id in self.links.linking_to(container.id):
@@ -478,7 +498,12 @@ class NetworkService:
                 with self.db.transaction() as cur:
                     cur.execute("UPDATE leases SET ip = '', mac = '' WHERE network_id = ? AND container_id = ?",
                                 (row["network_id"], container_id))
-                self._run_hooks("on_container_disconnected", self.get(row["network_id"]), container_id, row["ip"])
+                network = self.get(row["network_id"])
+                self._run_hooks("on_container_disconnected", network, container_id, row["ip"])
+                self._emit_endpoint("disconnect", network, container_id)
+        predefined = self._on_predefined.pop(container_id, None)
+        if predefined is not None:
+            self._emit_endpoint("disconnect", predefined, container_id)
 
     def _unlink_done(self, name, future):
         with self._lock:
@@ -514,6 +539,10 @@ class NetworkService:
 
         known = set(self.containers.ids())
         self.links.forget_all_but(known)
+        for container_id in running:
+            mode = self.mode_of(self.containers.get(container_id).host_config)
+            if mode in PREDEFINED and mode != "bridge":
+                self._on_predefined[container_id] = self.get(mode)
         for row in self.db.query("SELECT DISTINCT container_id FROM leases"):
             if row["container_id"] not in known:
                 self.container_removed(row["container_id"])
@@ -555,8 +584,8 @@ class NetworkService:
                 self._drop(network.id, container.id)
                 raise
             self.write_files(container)
-        self._emit("network", "connect", network.id,
-                         {"container": container.id, "name": network.name, "type": network.driver})
+            # Docker's event comes with the endpoint: a stopped container's is at its next start.
+            self._emit_endpoint("connect", network, container.id)
 
     @staticmethod
     def _free_ifname(pid, number):
@@ -588,8 +617,8 @@ class NetworkService:
             raise InvalidArgument(f"container {container.id} is not connected to network {network.name}")
         self._drop(network.id, container.id)
         self.write_files(container)
-        self._emit("network", "disconnect", network.id,
-                         {"container": container.id, "name": network.name, "type": network.driver})
+        # Docker says so for a stopped container too (and twice for a running one: once here).
+        self._emit_endpoint("disconnect", network, container.id)
 
     # ---- what the others read ----------------------------------------------------------------
 
@@ -672,6 +701,28 @@ class NetworkService:
                             EndpointID=default["EndpointID"], Bridge=self.default_bridge)
         return settings
 
+    def list_settings(self, containers):
+        """{container id: NetworkSettings.Networks} for GET /containers/json, in the list's shape
+        (Docker's container view: no aliases, links or DNS names). Two queries for the whole list:
+        `ps` is measured."""
+        networks = {n.id: n for n in self._all()}
+        by_name = {n.name: n for n in networks.values()}
+        leases = {}
+        for row in self.db.query("SELECT * FROM leases ORDER BY rowid"):
+            leases.setdefault(row["container_id"], []).append(row)
+        answer = {}
+        for container in containers:
+            entries = {}
+            for row in leases.get(container.id, ()):
+                network = networks.get(row["network_id"])
+                if network is not None:
+                    entries[network.name] = _list_endpoint(network, container.id, row)
+            mode = self.mode_of(container.host_config)
+            if mode in ("host", "none") and mode in by_name:
+                entries[mode] = _list_endpoint(by_name[mode], container.id, None)
+            answer[container.id] = entries
+        return answer
+
     # ---- /etc/hosts, /etc/resolv.conf --------------------------------------------------------
 
     def write_files(self, container):
@@ -745,6 +796,17 @@ def _host_resolvers():
 def _write_in_place(path, text):
     with open(path, "w") as f:
         f.write(text)
+
+
+def _list_endpoint(network, container_id, lease):
+    """One network of a container in GET /containers/json; `lease` None for host and none."""
+    ip = lease["ip"] if lease else ""
+    requested = lease["requested_ip"] if lease else ""
+    return {"IPAMConfig": {"IPv4Address": requested} if requested else None, "Links": None, "Aliases": None,
+            "NetworkID": network.id, "EndpointID": _endpoint_id(network.id, container_id) if ip else "",
+            "Gateway": str(network.gateway) if ip else "", "IPAddress": ip,
+            "IPPrefixLen": network.subnet.prefixlen if ip else 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "MacAddress": lease["mac"] if lease else "", "DriverOpts": None}
 
 
 def _endpoint_id(network_id, container_id):
