@@ -95,6 +95,8 @@ def test_attachable_is_accepted_and_reported_as_docker_does(daemon, networks):
     _create(client, networks, "napi-att", Attachable=True, Labels={"com.docker.compose.project": "p"})
     _create(client, networks, "napi-plain")
     assert client.get("/networks/napi-att")["Attachable"] is True
+    # Docker's Options of a user network are its creator's (none): Compose recreates one whose differ.
+    assert client.get("/networks/napi-att")["Options"] == {}
     assert client.get("/networks/napi-plain")["Attachable"] is False
     listed = {n["Name"]: n["Attachable"] for n in client.get("/networks")}
     assert listed["napi-att"] is True and listed["napi-plain"] is False and listed["bridge"] is False

@@ -263,6 +263,9 @@ def test_the_list_shows_ports_of_running_containers_only(daemon, netted):
     ports = _listed(daemon, "ps-netted")["Ports"]
     assert {(p["PrivatePort"], p["Type"], "PublicPort" in p) for p in ports} == {(80, "tcp", False), (81, "tcp", True)}
     assert _listed(daemon, "ps-ended")["Ports"] == []
+    # Inspect too (compose ps reads it there): an empty map, as Docker's daemon/inspect.go makes it.
+    assert json.loads(daemon.ok("inspect", "ps-ended"))[0]["NetworkSettings"]["Ports"] == {}
+    assert set(json.loads(daemon.ok("inspect", "ps-netted"))[0]["NetworkSettings"]["Ports"]) == {"80/tcp", "81/tcp"}
     assert daemon.ok("ps", "-a", "--filter", "name=ps-ended", "--format", "{{.Ports}}") == "\n"
 
 

@@ -44,8 +44,10 @@ class Views:
         document["Mounts"] = self.mounting.inspect_entries(container)
         document["NetworkSettings"].update(self.networks.settings(container))
         document["HostConfig"]["Links"] = self.networks.links.inspect_entries(container)
-        if self.ports:
+        if self.ports and container.state.alive:
             document["NetworkSettings"].update(self.ports.settings(container))
+        else:  # Docker's: the ports go with the network at the exit (and come with it at the start)
+            document["NetworkSettings"]["Ports"] = {}
         if size:
             document.update(self._sizes(container, {}))
         return document

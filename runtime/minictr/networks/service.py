@@ -344,12 +344,13 @@ class NetworkService:
                 entry["IPRange"] = str(network.ip_range)
             config.append(entry)
         options = {}
-        if network.driver == "bridge":
-            options = {"com.docker.network.bridge.name": network.bridge}
-            if not network.user_defined:
-                options.update({"com.docker.network.bridge.default_bridge": "true",
-                                "com.docker.network.bridge.enable_icc": "true",
-                                "com.docker.network.bridge.enable_ip_masquerade": "true"})
+        if network.driver == "bridge" and not network.user_defined:
+            # A user-defined network's Options are what its creator gave (none here), as Docker's:
+            # Compose 1.29 recreates a network whose Options differ from its file's.
+            options = {"com.docker.network.bridge.name": network.bridge,
+                       "com.docker.network.bridge.default_bridge": "true",
+                       "com.docker.network.bridge.enable_icc": "true",
+                       "com.docker.network.bridge.enable_ip_masquerade": "true"}
         return {"Name": network.name, "Id": network.id, "Created": network.created, "Scope": "local",
                 "Driver": network.driver, "EnableIPv6": False,
                 "IPAM": {"Driver": "default", "Options": None, "Config": config},
