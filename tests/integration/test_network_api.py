@@ -236,6 +236,17 @@ def test_docker_cli_network_commands(daemon, docker, networks):
 
 
 @needs_docker
+def test_docker_cli_attachable_and_ingress(daemon, docker, networks):
+    networks.extend(["napi-dka", "napi-dki"])
+    docker("network", "create", "--attachable", "napi-dka")
+    assert docker("network", "inspect", "--format", "{{.Attachable}} {{.Ingress}} {{len .Options}}",
+                  "napi-dka").stdout == "true false 0\n"
+    ingress = docker("network", "create", "--ingress", "napi-dki", ok=False)
+    assert ingress.returncode == 1 and "Ingress network can only be global scope network" in ingress.stderr
+    assert "napi-dki" not in docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+
+
+@needs_docker
 def test_docker_cli_run_on_a_network_connect_and_port(daemon, image, docker, networks):
     networks.extend(["napi-dr", "napi-dr2"])
     docker("network", "create", "--subnet", "10.236.0.0/24", "napi-dr")
