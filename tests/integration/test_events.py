@@ -248,3 +248,18 @@ def test_docker_run_gives_dockers_sequence_to_docker_events(daemon, image):
                      ["network", "connect", "bridge"], ["container", "start", "ev-dkrun"],
                      ["network", "disconnect", "bridge"], ["container", "die", "ev-dkrun"],
                      ["container", "destroy", "ev-dkrun"]]
+
+
+def test_an_exec_whose_command_cannot_run_has_no_exec_die(daemon, image):
+    # moby logs exec_start before its runtime tries the command, and exec_die only for a process that ran.
+    container_id = daemon.ok("run", "-d", image, "sleep", "300").strip()
+    since = f"{time.time():.3f}"
+    try:
+        assert daemon.cli("exec", container_id, "/no/such/command").returncode == 127
+        assert daemon.cli("exec", container_id, "true").returncode == 0
+        until = f"{time.time() + 0.5:.3f}"
+        actions = [action for kind, action, _, _ in _events_of(daemon, container_id, since, until)]
+    finally:
+        daemon.cli("rm", "-f", container_id)
+    assert actions == ["exec_create: /no/such/command ", "exec_start: /no/such/command ",
+                       "exec_create: true ", "exec_start: true ", "exec_die"]
