@@ -141,9 +141,10 @@ def _network_id(daemon, name):
 
 
 def test_a_containers_life_has_dockers_events_in_dockers_order(daemon, image):
-    # moby's order: network connect comes before start (daemon/start.go), disconnect before die
-    # (daemon/monitor.go cleans up, then logs die); stop signals through kill (daemon/stop.go); a
-    # network connect of a running container says so at once; an exec has create, start and die.
+    # Docker 20.10's order (seen with its dockerd here): network connect comes before start, the
+    # disconnects after die (daemon/monitor.go logs die, then cleans up); stop signals through kill
+    # (daemon/stop.go); a network connect of a running container says so at once, its disconnect
+    # twice (moby logs it in two places); an exec has create, start and die.
     ev_net = daemon.ok("network", "create", "ev-net").strip()
     since = f"{time.time() - 0.5:.3f}"
     container_id = daemon.ok("run", "-d", "--name", "ev-order", "--network", "ev-net", image, "sleep", "300").strip()
@@ -160,19 +161,19 @@ def test_a_containers_life_has_dockers_events_in_dockers_order(daemon, image):
         daemon.cli("network", "rm", "ev-net")
     assert [(kind, action) for kind, action, _, _ in events] == [
         ("container", "create"), ("network", "connect"), ("container", "start"),
-        ("network", "connect"), ("network", "disconnect"),
+        ("network", "connect"), ("network", "disconnect"), ("network", "disconnect"),
         ("container", "exec_create: sh -c exit 3"), ("container", "exec_start: sh -c exit 3"),
         ("container", "exec_die"),
-        ("container", "kill"), ("container", "kill"), ("network", "disconnect"), ("container", "die"),
+        ("container", "kill"), ("container", "kill"), ("container", "die"), ("network", "disconnect"),
         ("container", "stop"), ("container", "destroy")]
     networks = [(attributes, actor) for kind, _, attributes, actor in events if kind == "network"]
     on_ev_net = ({"container": container_id, "name": "ev-net", "type": "bridge"}, ev_net)
     on_bridge = ({"container": container_id, "name": "bridge", "type": "bridge"}, _network_id(daemon, "bridge"))
-    assert networks == [on_ev_net, on_bridge, on_bridge, on_ev_net]
-    exec_die = events[7][2]
+    assert networks == [on_ev_net, on_bridge, on_bridge, on_bridge, on_ev_net]
+    exec_die = events[8][2]
     assert exec_die["exitCode"] == "3" and len(exec_die["execID"]) == 64
-    assert events[5][2]["execID"] == events[6][2]["execID"] == exec_die["execID"]
-    assert [events[8][2]["signal"], events[9][2]["signal"]] == ["15", "9"]
+    assert events[6][2]["execID"] == events[7][2]["execID"] == exec_die["execID"]
+    assert [events[9][2]["signal"], events[10][2]["signal"]] == ["15", "9"]
 
 
 def test_a_container_on_host_or_none_is_connected_to_that_network(daemon, image):
@@ -183,7 +184,7 @@ def test_a_container_on_host_or_none_is_connected_to_that_network(daemon, image)
     events = _events_of(daemon, container_id, since, until)
     assert [(kind, action) for kind, action, _, _ in events] == [
         ("container", "create"), ("network", "connect"), ("container", "start"), ("container", "kill"),
-        ("network", "disconnect"), ("container", "die"), ("container", "destroy")]
+        ("container", "die"), ("network", "disconnect"), ("container", "destroy")]
     none = _network_id(daemon, "none")
     assert all(e[2] == {"container": container_id, "name": "none", "type": "null"} and e[3] == none
                for e in events if e[0] == "network")
@@ -246,7 +247,7 @@ def test_docker_run_gives_dockers_sequence_to_docker_events(daemon, image):
              if line.endswith(" ev-dkrun") or line.startswith(("network connect ", "network disconnect "))]
     assert lines == [["container", "create", "ev-dkrun"], ["container", "attach", "ev-dkrun"],
                      ["network", "connect", "bridge"], ["container", "start", "ev-dkrun"],
-                     ["network", "disconnect", "bridge"], ["container", "die", "ev-dkrun"],
+                     ["container", "die", "ev-dkrun"], ["network", "disconnect", "bridge"],
                      ["container", "destroy", "ev-dkrun"]]
 
 

@@ -616,10 +616,14 @@ class NetworkService:
             if force:
                 return
             raise InvalidArgument(f"container {container.id} is not connected to network {network.name}")
+        live = bool(self.db.query_one("SELECT ip FROM leases WHERE network_id = ? AND container_id = ? AND ip != ''",
+                                      (network.id, container.id)))
         self._drop(network.id, container.id)
         self.write_files(container)
-        # Docker says so for a stopped container too (and twice for a running one: once here).
-        self._emit_endpoint("disconnect", network, container.id)
+        # Docker logs it for a stopped container too, and twice for a running one (moby's
+        # disconnectFromNetwork and DisconnectFromNetwork both do: seen with Docker 20.10).
+        for _ in range(2 if live else 1):
+            self._emit_endpoint("disconnect", network, container.id)
 
     # ---- what the others read ----------------------------------------------------------------
 
