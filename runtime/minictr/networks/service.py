@@ -97,8 +97,8 @@ class NetworkService:
 
     def _emit(self, *args):
         """Events are recorded in the event loop's thread; the API calls us from worker threads.
-        From the loop's own thread at once: a container's exit records its network's `disconnect`
-        before its `die`, as Docker does."""
+        From the loop's own thread at once, so that they keep their place among the container's own
+        events (an exit's `disconnect` between its `die` and the `stop` that waited for it)."""
         try:
             in_loop = asyncio.get_running_loop() is self._loop
         except RuntimeError:
