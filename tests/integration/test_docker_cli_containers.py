@@ -44,7 +44,10 @@ def pty_env(daemon):
 def test_version_and_info(daemon):
     version = ok(daemon, "version")
     assert "Server:" in version and "Engine:" in version
-    assert re.search(r"API version:\s+1\.43", version)
+    # From the Engine component's details, as moby's SystemVersion gives them.
+    assert re.search(r"API version:\s+1\.43 \(minimum version 1\.24\)\n", version)
+    server = version.split("Server:")[1]
+    assert re.search(r"OS/Arch:\s+linux/(amd64|arm64)\n", server) and re.search(r"Experimental:\s+false\n", server)
     info = docker(daemon, "info")
     assert info.returncode == 0, info.stderr
     assert "Server Version:" in info.stdout and "Containers:" in info.stdout

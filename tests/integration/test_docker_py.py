@@ -2,6 +2,7 @@
 high-level API, as a test suite built on it would against Docker."""
 
 import io
+import os
 import socket
 import tarfile
 import time
@@ -591,6 +592,17 @@ def test_df(client, image):
     assert isinstance(df["LayersSize"], int)
     assert isinstance(df["Containers"], list)
     assert isinstance(df["Volumes"], list)
+    assert df["BuilderSize"] == 0 and df["BuildCache"] == []  # Docker 20.10's, with no build cache
+
+
+def test_version_has_the_engines_details(client):
+    engine = client.version()["Components"][0]
+    assert engine["Name"] == "Engine"
+    details = engine["Details"]
+    assert details["ApiVersion"] == "1.43" and details["MinAPIVersion"] == "1.24"
+    assert details["Os"] == "linux" and details["Arch"] in ("amd64", "arm64")
+    assert details["KernelVersion"] == os.uname().release and details["Experimental"] == "false"
+    assert {"GitCommit", "GoVersion", "BuildTime"} <= set(details)
 
 
 # --- API details docker-py depends on ---

@@ -24,6 +24,7 @@ def test_commit_keeps_changes_and_deletions_of_a_stopped_container(daemon, image
     daemon.ok("run", "--name", "to-commit", image, "sh", "-c",
               "echo kept > /added && rm /bin/ls && rm -rf /usr/sbin && mkdir /usr/sbin && echo new > /usr/sbin/only"
               " && mkdir -p /srv/sub && echo inner > /srv/sub/file")
+    container_id = inspect(daemon, "to-commit")["Id"]
     image_id = daemon.ok("commit", "-m", "my changes", "-a", "me <me@example.com>", "to-commit", "committed:v1").strip()
     daemon.ok("rm", "to-commit")
     assert image_id.startswith("sha256:")
@@ -36,6 +37,11 @@ def test_commit_keeps_changes_and_deletions_of_a_stopped_container(daemon, image
     assert document["Comment"] == "my changes" and document["Author"] == "me <me@example.com>"
     assert document["RootFS"]["Layers"][:-1] == parent["RootFS"]["Layers"]
     assert len(document["RootFS"]["Layers"]) == len(parent["RootFS"]["Layers"]) + 1
+    # As Docker's commit: the container it came from, and that container's config.
+    assert document["Container"] == container_id
+    assert document["ContainerConfig"]["Cmd"][:2] == ["sh", "-c"]
+    assert document["ContainerConfig"]["Hostname"] == container_id[:12]
+    assert document["ContainerConfig"]["Image"] == image
     daemon.ok("rmi", "committed:v1")
 
 

@@ -78,7 +78,7 @@ def test_errors_have_dockers_status_and_message(daemon, networks):
         client.delete("/networks/nope-net")
     # What minictr does not do is refused, naming it, never ignored; nothing is made.
     for body, message in (({"Options": {"com.docker.network.driver.mtu": "1400"}}, "option 'com.docker.network"),
-                          ({"Attachable": True}, "Attachable"), ({"EnableIPv6": True}, "IPv6"),
+                          ({"ConfigOnly": True}, "ConfigOnly"), ({"EnableIPv6": True}, "IPv6"),
                           ({"IPAM": {"Driver": "other"}}, "IPAM driver 'other'"),
                           ({"IPAM": {"Config": [{"Subnet": "10.232.0.0/24",
                                                  "AuxiliaryAddresses": {"a": "10.232.0.9"}}]}}, "AuxiliaryAddresses"),
@@ -86,6 +86,36 @@ def test_errors_have_dockers_status_and_message(daemon, networks):
         with pytest.raises(InvalidArgument, match=message):
             client.post("/networks/create", body={"Name": "napi-bad", **body})
     assert "napi-bad" not in [n["Name"] for n in client.get("/networks")]
+
+
+def test_attachable_is_accepted_and_reported_as_docker_does(daemon, networks):
+    # Compose 1.29 creates every project network with Attachable: true (a swarm setting that Docker keeps
+    # and reports for a local bridge too).
+    client = daemon.client()
+    _create(client, networks, "napi-att", Attachable=True, Labels={"com.docker.compose.project": "p"})
+    _create(client, networks, "napi-plain")
+    assert client.get("/networks/napi-att")["Attachable"] is True
+    # Docker's Options of a user network are its creator's (none): Compose recreates one whose differ.
+    assert client.get("/networks/napi-att")["Options"] == {}
+    assert client.get("/networks/napi-plain")["Attachable"] is False
+    listed = {n["Name"]: n["Attachable"] for n in client.get("/networks")}
+    assert listed["napi-att"] is True and listed["napi-plain"] is False and listed["bridge"] is False
+    networks.append("napi-att-cli")
+    daemon.ok("network", "create", "--attachable", "napi-att-cli")
+    assert json.loads(daemon.ok("network", "inspect", "napi-att-cli"))[0]["Attachable"] is True
+
+
+def test_swarm_only_fields_are_refused_in_dockers_words(daemon):
+    # What Docker 20.10 answers without a swarm (libnetwork's 403s); nothing is made.
+    client = daemon.client()
+    for body, message in (({"Ingress": True}, "^Ingress network can only be global scope network$"),
+                          ({"Scope": "swarm"}, "^cannot create a swarm scoped network when swarm is not active$"),
+                          ({"ConfigOnly": True, "Attachable": True},
+                           r"^configuration network can only contain network specific fields\. Network operator "
+                           r"fields like \[ ingress \| internal \| attachable \| scope \] are not supported\.$")):
+        with pytest.raises(Forbidden, match=message):
+            client.post("/networks/create", body={"Name": "napi-swarm", **body})
+    assert "napi-swarm" not in [n["Name"] for n in client.get("/networks")]
 
 
 def test_connect_disconnect_and_container_inspect(daemon, image, networks):
@@ -203,6 +233,17 @@ def test_docker_cli_network_commands(daemon, docker, networks):
     assert docker("network", "prune", "-f", "--filter", "label=via=docker").stdout.split() == \
         ["Deleted", "Networks:", "napi-dk"]
     assert "napi-dk" not in docker("network", "ls", "--format", "{{.Name}}").stdout.split()
+
+
+@needs_docker
+def test_docker_cli_attachable_and_ingress(daemon, docker, networks):
+    networks.extend(["napi-dka", "napi-dki"])
+    docker("network", "create", "--attachable", "napi-dka")
+    assert docker("network", "inspect", "--format", "{{.Attachable}} {{.Ingress}} {{len .Options}}",
+                  "napi-dka").stdout == "true false 0\n"
+    ingress = docker("network", "create", "--ingress", "napi-dki", ok=False)
+    assert ingress.returncode == 1 and "Ingress network can only be global scope network" in ingress.stderr
+    assert "napi-dki" not in docker("network", "ls", "--format", "{{.Name}}").stdout.split()
 
 
 @needs_docker

@@ -251,7 +251,7 @@ def test_fifty_containers_on_random_networks_leave_nothing_behind(daemon, image,
     if not ROOTLESS:
         assert table, "the daemon's nft table is missing"
         for net in user_networks:  # one rule set per network's bridge
-            bridge = json.loads(daemon.ok("network", "inspect", net))[0]["Options"]["com.docker.network.bridge.name"]
+            bridge = "mcbr-" + json.loads(daemon.ok("network", "inspect", net))[0]["Id"][:10]  # networks/service.py
             assert f'"{bridge}"' in table, (bridge, table)
     assert veth_prefix(daemon) not in table
     addresses = {ip for p in started for ip in p["ips"].values()}

@@ -214,3 +214,70 @@ def _without_zero_values_missing_from(document, reference):
         return {k: _without_zero_values_missing_from(v, reference.get(k)) for k, v in document.items()
                 if k in reference or v not in (0, "", None, [], {}, False)}
     return document
+
+
+# Docker's list (its container view) has these keys per network, and no aliases, links or DNS names.
+LIST_ENDPOINT_KEYS = {"IPAMConfig", "Links", "Aliases", "NetworkID", "EndpointID", "Gateway", "IPAddress",
+                      "IPPrefixLen", "IPv6Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen", "MacAddress",
+                      "DriverOpts"}
+
+
+@pytest.fixture
+def netted(daemon, image):
+    """`ps-netted` running on network ps-net with a published and an exposed port; `ps-ended`, exited,
+    on the default bridge with an exposed port."""
+    daemon.ok("network", "create", "ps-net")
+    daemon.ok("run", "-d", "--name", "ps-netted", "--network", "ps-net", "--expose", "80", "-p", "127.0.0.1::81",
+              image, "sleep", "300")
+    daemon.ok("run", "--name", "ps-ended", "--expose", "80", image, "true")
+    yield
+    daemon.cli("rm", "-f", "ps-netted", "ps-ended")
+    daemon.cli("network", "rm", "ps-net")
+
+
+def _listed(daemon, name):
+    [summary] = daemon.client().get("/containers/json", {"all": 1, "filters": json.dumps({"name": [f"^{name}$"]})})
+    return summary
+
+
+def test_the_list_has_each_containers_networks_as_inspect_has_them(daemon, netted):
+    # Testcontainers reads the gateway of its container from this list; `ps --format {{.Networks}}` its names.
+    running = _listed(daemon, "ps-netted")["NetworkSettings"]["Networks"]
+    inspected = json.loads(daemon.ok("inspect", "ps-netted"))[0]["NetworkSettings"]["Networks"]
+    assert set(running) == {"ps-net"} and set(running["ps-net"]) == LIST_ENDPOINT_KEYS
+    for key in ("NetworkID", "EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress"):
+        assert running["ps-net"][key] == inspected["ps-net"][key], key
+    assert running["ps-net"]["IPAddress"] and running["ps-net"]["Gateway"] and running["ps-net"]["Aliases"] is None
+    # A stopped container keeps its network, without an address (Docker clears them at the exit).
+    ended = _listed(daemon, "ps-ended")["NetworkSettings"]["Networks"]
+    assert set(ended) == {"bridge"} and ended["bridge"]["NetworkID"] == daemon.client().get("/networks/bridge")["Id"]
+    assert ended["bridge"]["IPAddress"] == "" and ended["bridge"]["EndpointID"] == ""
+    daemon.ok("network", "connect", "bridge", "ps-netted")
+    assert daemon.ok("ps", "--filter", "name=ps-netted", "--format", "{{.Networks}}").strip() == "bridge,ps-net"
+    bridge = _listed(daemon, "ps-netted")["NetworkSettings"]["Networks"]["bridge"]
+    assert bridge["Gateway"] == json.loads(daemon.ok("network", "inspect", "bridge"))[0]["IPAM"]["Config"][0]["Gateway"]
+
+
+def test_the_list_shows_ports_of_running_containers_only(daemon, netted):
+    # Docker drops a container's ports with its network at the exit: `compose ps` shows none for it.
+    ports = _listed(daemon, "ps-netted")["Ports"]
+    assert {(p["PrivatePort"], p["Type"], "PublicPort" in p) for p in ports} == {(80, "tcp", False), (81, "tcp", True)}
+    assert _listed(daemon, "ps-ended")["Ports"] == []
+    # Inspect too (compose ps reads it there): an empty map, as Docker's daemon/inspect.go makes it.
+    assert json.loads(daemon.ok("inspect", "ps-ended"))[0]["NetworkSettings"]["Ports"] == {}
+    assert set(json.loads(daemon.ok("inspect", "ps-netted"))[0]["NetworkSettings"]["Ports"]) == {"80/tcp", "81/tcp"}
+    assert daemon.ok("ps", "-a", "--filter", "name=ps-ended", "--format", "{{.Ports}}") == "\n"
+
+
+@pytest.mark.skipif(DOCKER is None, reason="no docker CLI on the PATH")
+def test_docker_ps_prints_the_networks_and_ports_we_print(daemon, netted):
+    daemon.ok("network", "connect", "bridge", "ps-netted")
+    args = ["ps", "-a", "--filter", "name=ps-", "--format", "{{.Names}} {{.Networks}} [{{.Ports}}]"]
+    theirs = _docker(daemon, *args)
+    assert theirs.returncode == 0, theirs.stderr
+    # The docker CLI joins the names in Go's map order (a new one each run): compared as sets.
+    shown = {line.split()[0]: (set(line.split()[1].split(",")), line.split(" ", 2)[2])
+             for line in theirs.stdout.splitlines()}
+    assert shown["ps-ended"] == ({"bridge"}, "[]")
+    assert shown["ps-netted"][0] == {"bridge", "ps-net"} and "80/tcp" in shown["ps-netted"][1]
+    assert "ps-ended bridge []" in daemon.ok(*args).splitlines()

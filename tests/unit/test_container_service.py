@@ -74,6 +74,9 @@ class Networks:
     def settings(self, container):
         return {"IPAddress": ""}
 
+    def list_settings(self, containers):
+        return {c.id: {} for c in containers}
+
     def container_removed(self, container_id, wait=True):
         self.removed.append(container_id)
         self.links.forget(container_id)

@@ -269,9 +269,13 @@ def test_list_and_inspect_have_the_engine_api_shapes(store):
     assert isinstance(summary["Created"], int) and summary["Labels"] == {"a": "b"}
     assert summary["Size"] == len(b"#!fake\n") + len(b"root:x:0:0::/root:/bin/sh\n")
     inspect = store.inspect(image_id)
-    for key in ("Id", "RepoTags", "RepoDigests", "Parent", "Comment", "Created", "DockerVersion",
-                "Author", "Config", "Architecture", "Os", "Size", "GraphDriver", "RootFS", "Metadata"):
+    for key in ("Id", "RepoTags", "RepoDigests", "Parent", "Comment", "Created", "Container", "ContainerConfig",
+                "DockerVersion", "Author", "Config", "Architecture", "Os", "Size", "GraphDriver", "RootFS", "Metadata"):
         assert key in inspect
+    # An imported image was made by no container: Docker 20.10 shows an empty config, not a missing key.
+    assert inspect["Container"] == ""
+    assert inspect["ContainerConfig"]["Volumes"] is None and inspect["ContainerConfig"]["Cmd"] is None
+    assert inspect["ContainerConfig"]["Hostname"] == "" and inspect["ContainerConfig"]["Tty"] is False
     assert inspect["GraphDriver"]["Name"] == "overlay2"
     assert inspect["Created"].endswith("Z") and "T" in inspect["Created"]
     assert inspect["Metadata"]["LastTagTime"] != "0001-01-01T00:00:00Z"

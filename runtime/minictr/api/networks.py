@@ -7,7 +7,7 @@ import asyncio
 import time
 
 from minictr.api.router import EmptyResponse, JSONResponse, route
-from minictr.errors import InvalidArgument
+from minictr.errors import Forbidden, InvalidArgument
 from minictr.spec.times import until_filter
 
 _PRUNE_FILTERS = {"until", "label", "label!"}
@@ -40,13 +40,7 @@ def _create_arguments(body):
         raise InvalidArgument("IPv6 networks are not supported (EnableIPv6)")
     if body.get("EnableIPv4") is False:
         raise InvalidArgument("networks without IPv4 are not supported (EnableIPv4: false)")
-    for key in ("Ingress", "ConfigOnly", "Attachable"):
-        if body.get(key):
-            raise InvalidArgument(f"{key} networks are not supported (a swarm feature)")
-    if (body.get("ConfigFrom") or {}).get("Network"):
-        raise InvalidArgument("ConfigFrom networks are not supported (a swarm feature)")
-    if body.get("Scope") not in (None, "", "local"):
-        raise InvalidArgument(f"scope {body['Scope']!r} is not supported: networks are local")
+    _check_swarm_fields(body)
     if body.get("Options"):
         raise InvalidArgument(f"network driver option {sorted(body['Options'])[0]!r} is not supported")
     labels = body.get("Labels") or {}
@@ -63,14 +57,35 @@ def _create_arguments(body):
         raise InvalidArgument("IPAM AuxiliaryAddresses are not supported")
     if ":" in (config.get("Subnet") or ""):
         raise InvalidArgument("IPv6 subnets are not supported")
-    return (body.get("Name"), body.get("Driver") or "bridge", config.get("Subnet"), config.get("Gateway"),
-            config.get("IPRange"), bool(body.get("Internal")), labels)
+    # Attachable only matters to swarm services; on a local bridge Docker stores and reports it, and
+    # Compose 1.29 asks for it on every project network.
+    return {"name": body.get("Name"), "driver": body.get("Driver") or "bridge", "subnet": config.get("Subnet"),
+            "gateway": config.get("Gateway"), "ip_range": config.get("IPRange"),
+            "internal": bool(body.get("Internal")), "labels": labels, "attachable": bool(body.get("Attachable"))}
+
+
+def _check_swarm_fields(body):
+    """The fields of swarm networks, refused as Docker 20.10 refuses them without a swarm (libnetwork's
+    words, 403); a configuration-only network, which Docker would keep for ConfigFrom, we do not make."""
+    if body.get("ConfigOnly"):
+        if body.get("Ingress") or body.get("Internal") or body.get("Attachable") or body.get("Scope"):
+            raise Forbidden("configuration network can only contain network specific fields. Network operator "
+                            "fields like [ ingress | internal | attachable | scope ] are not supported.")
+        raise InvalidArgument("configuration-only networks (ConfigOnly) are not supported")
+    if (body.get("ConfigFrom") or {}).get("Network"):
+        raise InvalidArgument("networks made from a configuration network (ConfigFrom) are not supported")
+    if body.get("Scope") == "swarm":
+        raise Forbidden("cannot create a swarm scoped network when swarm is not active")
+    if body.get("Scope") not in (None, "", "local"):
+        raise InvalidArgument(f"scope {body['Scope']!r} is not supported: networks are local")
+    if body.get("Ingress"):
+        raise Forbidden("Ingress network can only be global scope network")
 
 
 @route("POST", "/networks/create")
 async def create_network(req):
     body = await req.json("NetworkCreateRequest")
-    network = await asyncio.to_thread(req.services.networks.create, *_create_arguments(body))
+    network = await asyncio.to_thread(req.services.networks.create, **_create_arguments(body))
     return JSONResponse({"Id": network.id, "Warning": ""}, 201)
 
 

@@ -21,18 +21,19 @@ async def ping(req):
 @route("GET", "/version")
 async def version(req):
     uname = platform.uname()
+    # Docker's fields; GoVersion names the interpreter that runs the daemon (we have no Go).
+    facts = {"GitCommit": "", "GoVersion": f"{platform.python_implementation().lower()}{platform.python_version()}",
+             "Os": "linux", "Arch": _docker_arch(uname.machine), "KernelVersion": uname.release, "BuildTime": ""}
+    # The docker CLI prints the engine's lines from the component's details (moby's SystemVersion).
+    details = {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, **facts, "Experimental": "false"}
     return JSONResponse({
         "Platform": {"Name": "minictr"},
-        "Components": [{"Name": "Engine", "Version": __version__, "Details": {"ApiVersion": API_VERSION}}],
+        "Components": [{"Name": "Engine", "Version": __version__, "Details": details}],
         "Version": __version__,
         "ApiVersion": API_VERSION,
         "MinAPIVersion": MIN_API_VERSION,
-        "GitCommit": "",
-        "GoVersion": "",
-        "Os": "linux",
-        "Arch": _docker_arch(uname.machine),
-        "KernelVersion": uname.release,
-        "BuildTime": "",
+        **facts,
+        "Experimental": False,
     })
 
 
@@ -137,6 +138,7 @@ async def disk_usage(req):
                 answer["Volumes"].append(document)
         if "build-cache" in kinds:
             answer["BuildCache"] = []
+            answer["BuilderSize"] = 0  # Docker 20.10's deprecated total of the build cache; docker-py reads it
         return answer
 
     return JSONResponse(await asyncio.to_thread(gather))

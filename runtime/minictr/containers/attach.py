@@ -33,13 +33,16 @@ class Attaching:
         keys = detach_keys_parse(detach_keys or DEFAULT_DETACH_KEYS)
         attach = Attach((1 if stdin else 0) | (2 if stdout else 0) | (4 if stderr else 0),
                         tty=bool(container.config.get("Tty")), detach_keys=keys,
-                        stdin_once=bool(container.config.get("StdinOnce")))
+                        stdin_once=bool(container.config.get("StdinOnce")),
+                        on_detach=lambda: self.store.emit(container, "detach"))
         if container.state is State.RUNNING:
             spawn(attach.connect(self.store.paths(container)["attach"]))
         elif container.state in (State.CREATED, State.EXITED):
             container.pending_attaches.append(attach)
         else:
             attach.done.set()
+        # Docker's event for every attach, `run -a`/`-it` included: there it comes before the start.
+        self.store.emit(container, "attach")
         return attach
 
     async def resize(self, ref, height, width):
@@ -81,8 +84,9 @@ class Attach:
     container has StdinOnce (an exec always does); if not, Docker ends the attach as with a tty
     (`docker run -di` then `docker attach`: the container keeps its stdin)."""
 
-    def __init__(self, mask, tty=False, detach_keys=b"", stdin_once=True):
+    def __init__(self, mask, tty=False, detach_keys=b"", stdin_once=True, on_detach=None):
         self.mask = mask
+        self.on_detach = on_detach  # called when the client's detach keys end this attach
         self.tty = tty
         self.stdin_once = stdin_once
         self.detach_keys = detach_keys if tty else b""
@@ -149,6 +153,8 @@ class Attach:
                     log.debug("attach: detached by the client's keys")
                     self.detached = True
                     mon_writer.close()
+                    if self.on_detach is not None:
+                        self.on_detach()
                     return
                 data = await reader.read(65536)
             if output.done():

@@ -31,6 +31,11 @@ class Control:
         if not container.state.alive:
             raise Conflict(f"Cannot kill container: {ref}: container {container.id} is not running")
         self.store.set_state(container, container.state, manually_stopped=True)
+        self.signal_with_event(container, signum)
+
+    def signal_with_event(self, container, signum):
+        """Docker's `kill` event, then the signal: `stop` and `rm -f` signal through this as they
+        do in Docker (its killWithSignal), so their events say kill before die."""
         self.store.emit(container, "kill", signal=str(int(signum)))
         self.send_signal(container, signum)
 
@@ -63,11 +68,11 @@ class Control:
             timeout = container.config.get("StopTimeout")
         if timeout is None:
             timeout = DEFAULT_STOP_TIMEOUT
-        self.send_signal(container, signum)
+        self.signal_with_event(container, signum)
         try:
             await asyncio.wait_for(self.lifecycle.wait(container.id), None if timeout < 0 else timeout)
         except asyncio.TimeoutError:
-            self.send_signal(container, signal.SIGKILL)
+            self.signal_with_event(container, signal.SIGKILL)
             await self.lifecycle.wait(container.id)
         self.store.emit(container, "stop")
         return True
@@ -135,7 +140,7 @@ class Control:
                                "stop the container before removing or force remove")
             self.lifecycle.cancel_restart(container)
         if force and container.state.alive:
-            self.send_signal(container, signal.SIGKILL)
+            self.signal_with_event(container, signal.SIGKILL)
             await self.lifecycle.wait(container.id, "not-running")
             self.lifecycle.cancel_restart(container)
         async with container.lock:

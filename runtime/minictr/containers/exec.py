@@ -55,6 +55,7 @@ class ExecInstance:
     privileged: bool = False
     started: bool = False
     running: bool = False
+    never_ran: bool = False  # its command could not be executed: Docker logs no exec_die then
     exit_code: int = None
     pid: int = 0
     monitor_pid: int = 0
@@ -108,7 +109,7 @@ class ExecService:
             raise InvalidArgument(f"the working directory '{instance.working_dir}' is invalid, "
                                   "it needs to be an absolute path")
         self._execs[instance.id] = instance
-        self.containers.emit(container, "exec_create: " + " ".join(instance.argv), execID=instance.id)
+        self.containers.emit(container, "exec_create: " + _event_command(instance.argv), execID=instance.id)
         return instance.id
 
     def create_probe(self, container, argv):
@@ -194,7 +195,9 @@ class ExecService:
         """Run a claimed exec with the hijacked client connection as its stdio (Docker's frames
         without a tty, raw bytes with one); returns when its output has ended."""
         attach = Attach(instance.mask, tty=instance.tty,
-                        detach_keys=parse_detach_keys(instance.detach_keys or DEFAULT_DETACH_KEYS))
+                        detach_keys=parse_detach_keys(instance.detach_keys or DEFAULT_DETACH_KEYS),
+                        on_detach=lambda: self.containers.emit(instance.container, "exec_detach",
+                                                               execID=instance.id))
         try:
             await self._run(instance, attach)
         except MinictrError as e:
@@ -225,16 +228,18 @@ class ExecService:
         try:
             if attach is not None:
                 await attach.connect(self._connectable(instance, paths["attach"]))
+            # Docker logs exec_start before its runtime executes the command, whether it then runs or not.
+            self.containers.emit(container, "exec_start: " + _event_command(instance.argv), execID=instance.id)
             await monitor.start()
         except MonitorError as e:
             # The monitor records 126/127 in the exit file and leaves.
+            instance.never_ran = True
             self._watch_monitor(instance)
             await instance.finished.wait()
             raise _exec_error(instance.argv[0], e) from None
         except BaseException:
             self._watch_monitor(instance)
             raise
-        self.containers.emit(container, "exec_start: " + " ".join(instance.argv), execID=instance.id)
         # Watched only once started, so that a command that ends at once dies after its start.
         self._watch_monitor(instance)
         log.debug("exec %s started in %s: pid %d", instance.id[:12], container.id[:12], instance.pid)
@@ -293,7 +298,7 @@ class ExecService:
         self._read_exit(instance)
         if instance.running:  # the monitor died without a word (killed): Docker's 255 then
             instance.running, instance.exit_code = False, 255
-        if not instance.container.removed:
+        if not instance.container.removed and not instance.never_ran:
             self.containers.emit(instance.container, "exec_die", execID=instance.id,
                                  exitCode=str(instance.exit_code))
         instance.finished.set()
@@ -421,3 +426,9 @@ def _exec_error(command, error):
     if error.errno in (errno.EACCES, errno.ENOEXEC):
         return CommandNotExecutable(_OCI_PREFIX + f'exec: "{command}": permission denied: unknown')
     return MinictrError(_OCI_PREFIX + f"{error.strerror}: unknown")
+
+
+def _event_command(argv):
+    """The command in an exec event's Action as Docker's daemon writes it: the program, a space, the
+    arguments joined (so `exec_create: ls ` ends with a space when there are none)."""
+    return argv[0] + " " + " ".join(argv[1:])

@@ -187,8 +187,8 @@ class Lifecycle:
     def _on_monitor_exit(self, container):
         container.pidfd = unwatch(container.pidfd)
         oom_killed = self.groups.release(container)
-        self._release_network(container)
         if container.removed or container.state is State.REMOVING:
+            self._release_network(container)
             spawn(self.store.notify(container))
             return
         exit_code, finished_ns = self._read_exit_file(container)
@@ -198,6 +198,9 @@ class Lifecycle:
         self.store.set_state(container, state, pid=0, monitor_pid=0, exit_code=exit_code,
                              finished_at=rfc3339(finished_ns), error=container.error, oom_killed=oom_killed)
         self.store.emit(container, "die", exitCode=str(exit_code))
+        # After `die`, as Docker 20.10 logs them (daemon/monitor.go: die, then Cleanup's network
+        # disconnects); still before any waiter runs, so a `wait` finds the ports and addresses freed.
+        self._release_network(container)
         if restart_in is not None:
             self._schedule_restart(container, restart_in)
         elif container.host_config.get("AutoRemove"):

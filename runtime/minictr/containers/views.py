@@ -24,10 +24,13 @@ class Views:
             sorted(self.store.all(), key=lambda c: c.created, reverse=True), container_config.state_string)
         image_sizes = {}
         summaries = []
+        networks = self.networks.list_settings(chosen)
         for container in chosen:
             summary = container_config.summary(container)
             summary["Mounts"] = self.mounting.inspect_entries(container)
-            if self.ports:
+            summary["NetworkSettings"] = {"Networks": networks[container.id]}
+            # Docker lists ports of running containers only: its ports go with the network at the exit.
+            if self.ports and container.state.alive:
                 summary["Ports"] = self.ports.list_entry(container)
             if size:
                 summary.update(self._sizes(container, image_sizes))
@@ -41,8 +44,10 @@ class Views:
         document["Mounts"] = self.mounting.inspect_entries(container)
         document["NetworkSettings"].update(self.networks.settings(container))
         document["HostConfig"]["Links"] = self.networks.links.inspect_entries(container)
-        if self.ports:
+        if self.ports and container.state.alive:
             document["NetworkSettings"].update(self.ports.settings(container))
+        else:  # Docker's: the ports go with the network at the exit (and come with it at the start)
+            document["NetworkSettings"]["Ports"] = {}
         if size:
             document.update(self._sizes(container, {}))
         return document

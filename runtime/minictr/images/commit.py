@@ -66,6 +66,7 @@ def commit_config(parent: dict, container_config: dict, changes: list[str], over
         **({"comment": message} if message else {}),
         "config": config,
         "container": container_id,
+        "container_config": container_config,  # as Docker's commit keeps it: `image inspect`'s ContainerConfig
         "created": created,
         "history": list(parent.get("history") or []) + [entry],
         "os": parent.get("os") or "linux",

@@ -182,7 +182,11 @@ class ImageStore:
             "Parent": "",
             "Comment": document.get("comment", ""),
             "Created": document.get("created", ZERO_TIME),
-            "Container": "",
+            # The container a commit (or Docker's classic build) made the image from, and that
+            # container's config: an image without them (pulled, imported) has Docker's empty config,
+            # never a missing key (Compose 1.29 reads ContainerConfig when it recreates a service).
+            "Container": document.get("container", ""),
+            "ContainerConfig": {**_CONFIG_DEFAULTS, **(document.get("container_config") or {})},
             "DockerVersion": document.get("docker_version", ""),
             "Author": document.get("author", ""),
             "Config": image.config,

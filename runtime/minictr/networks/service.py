@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS networks (
     internal INTEGER NOT NULL DEFAULT 0,
     labels TEXT NOT NULL DEFAULT '{}',
     bridge TEXT NOT NULL DEFAULT '',
-    created TEXT NOT NULL
+    created TEXT NOT NULL,
+    attachable INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS leases (
     network_id TEXT NOT NULL REFERENCES networks(id),
@@ -49,6 +50,9 @@ CREATE TABLE IF NOT EXISTS leases (
 
 PREDEFINED = ("bridge", "host", "none")
 _SLIRP_DNS = "10.0.2.3"
+# Columns added after the first release: a data root made before gets them at the daemon's start.
+_ADDED_COLUMNS = (("leases", "links", "TEXT NOT NULL DEFAULT '[]'"),
+                  ("networks", "attachable", "INTEGER NOT NULL DEFAULT 0"))
 _HOOK_NAMES = ("on_network_created", "on_network_removed", "on_container_connected", "on_container_disconnected")
 
 
@@ -59,6 +63,7 @@ class Network:
         self.gateway = ipaddress.ip_address(row["gateway"]) if row["gateway"] else None
         self.ip_range = ipaddress.ip_network(row["ip_range"]) if row["ip_range"] else None
         self.internal = bool(row["internal"])
+        self.attachable = bool(row["attachable"])
         self.labels = json.loads(row["labels"])
         self.bridge = row["bridge"]
         self.created = row["created"]
@@ -82,17 +87,31 @@ class NetworkService:
         self.hooks = {name: [] for name in _HOOK_NAMES}
         self._lock = threading.Lock()  # leases and subnets: one allocation at a time
         self._unlinking = {}  # veth name -> future of its removal after its container ended
+        # Running containers on `host` or `none` (no lease row): Docker connects them to that
+        # network too, and says so in its events at the start and the end.
+        self._on_predefined = {}  # container id -> Network
         try:
             self._loop = asyncio.get_running_loop()
         except RuntimeError:
             self._loop = None
 
     def _emit(self, *args):
-        """Events are recorded in the event loop's thread; the API calls us from worker threads."""
-        if self._loop is None:
+        """Events are recorded in the event loop's thread; the API calls us from worker threads.
+        From the loop's own thread at once, so that they keep their place among the container's own
+        events (an exit's `disconnect` between its `die` and the `stop` that waited for it)."""
+        try:
+            in_loop = asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            in_loop = False
+        if self._loop is None or in_loop:
             self.events.emit(*args)
         else:
             self._loop.call_soon_threadsafe(self.events.emit, *args)
+
+    def _emit_endpoint(self, action, network, container_id):
+        """`network connect`/`disconnect` as Docker's (Actor: the network; the container an attribute)."""
+        self._emit("network", action, network.id, {"container": container_id, "name": network.name,
+                                                   "type": network.driver})
 
     # ---- hooks (for DNS, ports, outbound) -------------------------------------------------
 
@@ -114,9 +133,7 @@ class NetworkService:
 
     def load(self):
         """Predefined networks, and the reconciliation is `reconcile` (after the containers)."""
-        if "links" not in {row["name"] for row in self.db.query("PRAGMA table_info(leases)")}:
-            with self.db.transaction() as cur:  # a table from before links
-                cur.execute("ALTER TABLE leases ADD COLUMN links TEXT NOT NULL DEFAULT '[]'")
+        self._add_missing_columns()
         for name in PREDEFINED:
             if self.db.query_one("SELECT id FROM networks WHERE name = ?", (name,)) is None:
                 driver = {"bridge": "bridge", "host": "host", "none": "null"}[name]
@@ -133,6 +150,14 @@ class NetworkService:
                     self._make_bridge(network)
                 except MinictrError as e:
                     log.warning("%s", e)
+
+    def _add_missing_columns(self):
+        present = {table: {row["name"] for row in self.db.query(f"PRAGMA table_info({table})")}
+                   for table in ("networks", "leases")}
+        with self.db.transaction() as cur:
+            for table, name, declaration in _ADDED_COLUMNS:
+                if name not in present[table]:
+                    cur.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
     @staticmethod
     def _make_bridge(network):
@@ -153,14 +178,15 @@ class NetworkService:
             cur.execute("UPDATE networks SET subnet = ?, gateway = ?, bridge = ? WHERE id = ?",
                         (str(subnet), str(gateway), self.default_bridge, bridge.id))
 
-    def _insert(self, name, driver, subnet=None, gateway=None, ip_range=None, internal=False, labels=None):
+    def _insert(self, name, driver, subnet=None, gateway=None, ip_range=None, internal=False, labels=None,
+                attachable=False):
         network_id = secrets.token_hex(32)
         bridge = "" if driver != "bridge" or name == "bridge" else "mcbr-" + network_id[:10]
         with self.db.transaction() as cur:
             cur.execute("INSERT INTO networks (id, name, driver, subnet, gateway, ip_range, internal, labels, bridge,"
-                        " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " created, attachable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (network_id, name, driver, str(subnet or ""), str(gateway or ""), str(ip_range or ""),
-                         int(internal), json.dumps(labels or {}), bridge, _now()))
+                         int(internal), json.dumps(labels or {}), bridge, _now(), int(attachable)))
         return network_id
 
     def _taken_subnets(self):
@@ -188,9 +214,10 @@ class NetworkService:
         return Network(row)
 
     def create(self, name, driver="bridge", subnet=None, gateway=None, ip_range=None, internal=False, labels=None,
-               check_duplicate=True):
+               attachable=False):
         """`network create`: a bridge network (subnet chosen clear of the others and of the host's
-        routes unless given), and its bridge."""
+        routes unless given), and its bridge. `attachable` is only recorded: it lets swarm services'
+        standalone containers join, and every container may join a local network anyway."""
         from minictr.spec.names import check_name
 
         if not name:
@@ -217,7 +244,7 @@ class NetworkService:
                         raise Conflict(f"Pool overlaps with other one on this address space: {subnet} "
                                        f"(network {other.name} has {other.subnet})")
             gateway = ipam.check_config(subnet, gateway, ip_range)
-            network_id = self._insert(name, driver, subnet, gateway, ip_range, internal, labels)
+            network_id = self._insert(name, driver, subnet, gateway, ip_range, internal, labels, attachable)
             network = self.get(network_id)
             try:  # made now, as Docker does: its route keeps other daemons off the subnet
                 self._make_bridge(network)
@@ -317,16 +344,17 @@ class NetworkService:
                 entry["IPRange"] = str(network.ip_range)
             config.append(entry)
         options = {}
-        if network.driver == "bridge":
-            options = {"com.docker.network.bridge.name": network.bridge}
-            if not network.user_defined:
-                options.update({"com.docker.network.bridge.default_bridge": "true",
-                                "com.docker.network.bridge.enable_icc": "true",
-                                "com.docker.network.bridge.enable_ip_masquerade": "true"})
+        if network.driver == "bridge" and not network.user_defined:
+            # A user-defined network's Options are what its creator gave (none here), as Docker's:
+            # Compose 1.29 recreates a network whose Options differ from its file's.
+            options = {"com.docker.network.bridge.name": network.bridge,
+                       "com.docker.network.bridge.default_bridge": "true",
+                       "com.docker.network.bridge.enable_icc": "true",
+                       "com.docker.network.bridge.enable_ip_masquerade": "true"}
         return {"Name": network.name, "Id": network.id, "Created": network.created, "Scope": "local",
                 "Driver": network.driver, "EnableIPv6": False,
                 "IPAM": {"Driver": "default", "Options": None, "Config": config},
-                "Internal": network.internal, "Attachable": False, "Ingress": False,
+                "Internal": network.internal, "Attachable": network.attachable, "Ingress": False,
                 "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": containers,
                 "Options": options, "Labels": network.labels}
 
@@ -402,10 +430,16 @@ class NetworkService:
         what was made is released and the error raised."""
         try:
             for number, row in enumerate(self._rows_of(container.id)):
-                self._connect_endpoint(self.get(row["network_id"]), container, pid, f"eth{number}", row)
+                network = self.get(row["network_id"])
+                self._connect_endpoint(network, container, pid, f"eth{number}", row)
+                self._emit_endpoint("connect", network, container.id)
         except BaseException:
             self.container_stopped(container.id)
             raise
+        mode = self.mode_of(container.host_config)
+        if mode in PREDEFINED and mode != "bridge":
+            self._on_predefined[container.id] = self.get(mode)
+            self._emit_endpoint("connect", self._on_predefined[container.id], container.id)
         self.write_files(container)
         # Containers linking to this one see its new address (Docker updates their hosts files too).
         for parent_id in self.links.linking_to(container.id):
@@ -465,7 +499,12 @@ class NetworkService:
                 with self.db.transaction() as cur:
                     cur.execute("UPDATE leases SET ip = '', mac = '' WHERE network_id = ? AND container_id = ?",
                                 (row["network_id"], container_id))
-                self._run_hooks("on_container_disconnected", self.get(row["network_id"]), container_id, row["ip"])
+                network = self.get(row["network_id"])
+                self._run_hooks("on_container_disconnected", network, container_id, row["ip"])
+                self._emit_endpoint("disconnect", network, container_id)
+        predefined = self._on_predefined.pop(container_id, None)
+        if predefined is not None:
+            self._emit_endpoint("disconnect", predefined, container_id)
 
     def _unlink_done(self, name, future):
         with self._lock:
@@ -501,6 +540,10 @@ class NetworkService:
 
         known = set(self.containers.ids())
         self.links.forget_all_but(known)
+        for container_id in running:
+            mode = self.mode_of(self.containers.get(container_id).host_config)
+            if mode in PREDEFINED and mode != "bridge":
+                self._on_predefined[container_id] = self.get(mode)
         for row in self.db.query("SELECT DISTINCT container_id FROM leases"):
             if row["container_id"] not in known:
                 self.container_removed(row["container_id"])
@@ -542,8 +585,8 @@ class NetworkService:
                 self._drop(network.id, container.id)
                 raise
             self.write_files(container)
-        self._emit("network", "connect", network.id,
-                         {"container": container.id, "name": network.name, "type": network.driver})
+            # Docker's event comes with the endpoint: a stopped container's is at its next start.
+            self._emit_endpoint("connect", network, container.id)
 
     @staticmethod
     def _free_ifname(pid, number):
@@ -573,10 +616,14 @@ class NetworkService:
             if force:
                 return
             raise InvalidArgument(f"container {container.id} is not connected to network {network.name}")
+        live = bool(self.db.query_one("SELECT ip FROM leases WHERE network_id = ? AND container_id = ? AND ip != ''",
+                                      (network.id, container.id)))
         self._drop(network.id, container.id)
         self.write_files(container)
-        self._emit("network", "disconnect", network.id,
-                         {"container": container.id, "name": network.name, "type": network.driver})
+        # Docker logs it for a stopped container too, and twice for a running one (moby's
+        # disconnectFromNetwork and DisconnectFromNetwork both do: seen with Docker 20.10).
+        for _ in range(2 if live else 1):
+            self._emit_endpoint("disconnect", network, container.id)
 
     # ---- what the others read ----------------------------------------------------------------
 
@@ -659,6 +706,28 @@ class NetworkService:
                             EndpointID=default["EndpointID"], Bridge=self.default_bridge)
         return settings
 
+    def list_settings(self, containers):
+        """{container id: NetworkSettings.Networks} for GET /containers/json, in the list's shape
+        (Docker's container view: no aliases, links or DNS names). Two queries for the whole list:
+        `ps` is measured."""
+        networks = {n.id: n for n in self._all()}
+        by_name = {n.name: n for n in networks.values()}
+        leases = {}
+        for row in self.db.query("SELECT * FROM leases ORDER BY rowid"):
+            leases.setdefault(row["container_id"], []).append(row)
+        answer = {}
+        for container in containers:
+            entries = {}
+            for row in leases.get(container.id, ()):
+                network = networks.get(row["network_id"])
+                if network is not None:
+                    entries[network.name] = _list_endpoint(network, container.id, row)
+            mode = self.mode_of(container.host_config)
+            if mode in ("host", "none") and mode in by_name:
+                entries[mode] = _list_endpoint(by_name[mode], container.id, None)
+            answer[container.id] = entries
+        return answer
+
     # ---- /etc/hosts, /etc/resolv.conf --------------------------------------------------------
 
     def write_files(self, container):
@@ -732,6 +801,17 @@ def _host_resolvers():
 def _write_in_place(path, text):
     with open(path, "w") as f:
         f.write(text)
+
+
+def _list_endpoint(network, container_id, lease):
+    """One network of a container in GET /containers/json; `lease` None for host and none."""
+    ip = lease["ip"] if lease else ""
+    requested = lease["requested_ip"] if lease else ""
+    return {"IPAMConfig": {"IPv4Address": requested} if requested else None, "Links": None, "Aliases": None,
+            "NetworkID": network.id, "EndpointID": _endpoint_id(network.id, container_id) if ip else "",
+            "Gateway": str(network.gateway) if ip else "", "IPAddress": ip,
+            "IPPrefixLen": network.subnet.prefixlen if ip else 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "MacAddress": lease["mac"] if lease else "", "DriverOpts": None}
 
 
 def _endpoint_id(network_id, container_id):
