@@ -12,7 +12,10 @@ Fixtures (session-scoped; push under names of your own, e.g. "pull/busybox:1", s
   certificate (`auth.token.rootcertbundle`). Basic auth `tester`/`secret` (`auth_registry.username`,
   `.password`) gets the pull/push/delete actions it asks for; a wrong password gets 401 from the token server;
   anonymous requests get `pull` on repositories under `public/` and nothing elsewhere (the registry then answers
-  401). `auth_registry.token_requests` records every token request (dicts: method, account, scopes, granted),
+  401). As a distribution token server, a GET's `scope` parameters are one scope each (an entry holding a space
+  is no scope and grants nothing); a POST's form field lists them separated by spaces (OAuth2). Nothing is
+  granted on the repositories in `auth_registry.token_server.denied` (a set; a user without rights there).
+  `auth_registry.token_requests` records every token request (dicts: method, account, scopes, granted, query),
   e.g. to check that a client reuses its token. `auth_registry.token_lifetime` (seconds, default 300) is read
   per request.
 - `busybox_archive`: a `docker save` tar (manifest.json + repositories + config + layer) of busybox-local,
@@ -138,6 +141,7 @@ class TokenServer:
         self.issuer = issuer
         self.requests = []
         self.lifetime = 300
+        self.denied = set()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -181,7 +185,7 @@ class TokenServer:
                 user, password = None, None
             if scheme.lower() != "basic" or (user, password) != (USERNAME, PASSWORD):
                 self.requests.append({"method": method, "account": user, "scopes": query.get("scope", []),
-                                      "granted": None})
+                                      "granted": None, "query": query})
                 body = json.dumps({"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]}).encode()
                 handler.send_response(401)
                 handler.send_header("Content-Type", "application/json")
@@ -192,9 +196,9 @@ class TokenServer:
             account = user
         access = []
         for scope_list in query.get("scope", []):
-            for scope in scope_list.split(" "):
+            for scope in scope_list.split(" ") if method == "POST" else [scope_list]:
                 kind, name, actions = _parse_scope(scope)
-                if kind != "repository" or not name:
+                if kind != "repository" or not name or any(c.isspace() for c in scope) or name in self.denied:
                     continue
                 if account:
                     granted = [a for a in actions if a in ("pull", "push", "delete", "*")]
@@ -204,7 +208,7 @@ class TokenServer:
                     access.append({"type": "repository", "name": name, "actions": granted})
         lifetime = self.lifetime
         self.requests.append({"method": method, "account": account, "scopes": query.get("scope", []),
-                              "granted": access})
+                              "granted": access, "query": query})
         token = self.issuer.token(account or "", access, lifetime)
         document = {"token": token, "access_token": token, "expires_in": lifetime,
                     "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -1,6 +1,8 @@
 """push: layers, config and manifest to a real registry on loopback, as `docker push` does."""
 
 import json
+import subprocess
+import uuid
 
 import pytest
 
@@ -120,3 +122,109 @@ def test_docker_cli_pushes_through_our_socket(daemon, registry, pulled):
         assert f"2: digest: {digest}" in result.stdout
     finally:
         daemon.ok("rmi", target)
+
+
+# --- a first push to a new repository of a token registry that holds the layers in another -------------
+
+
+def _held_image(daemon, auth_registry, layers, tmp_path):
+    """An image whose layers the token registry holds in a repository `held/…` of its own, pulled from there
+    after a login (so that the store knows where they came from). Returns (held repository, local ref)."""
+    from tests.integration.registry import docker_archive
+
+    held = f"held/{uuid.uuid4().hex[:10]}"
+    push_archive(auth_registry, docker_archive(tmp_path / "held.tar", layers), f"{held}:1")
+    home = tmp_path / "setup"
+    daemon.ok("login", "-u", auth_registry.username, "--password-stdin", auth_registry.host,
+              input=auth_registry.password + "\n", env=_env(home))
+    daemon.ok("pull", auth_registry.ref(f"{held}:1"), env=_env(home))
+    return held, auth_registry.ref(f"{held}:1")
+
+
+def _login_and_push(client, daemon, auth_registry, target, home):
+    """Log in and push as the client does; the push's status lines ("<id>: Mounted from …") and its error."""
+    env = _env(home)
+    if client == "docker-py":
+        import docker
+
+        api = docker.APIClient(base_url="unix://" + str(daemon.socket), timeout=120)
+        try:
+            api.login(auth_registry.username, auth_registry.password, registry=auth_registry.host,
+                      dockercfg_path=str(home / "no-config.json"))
+            repository, tag = target.rsplit(":", 1)
+            events = list(api.push(repository, tag=tag, stream=True, decode=True))
+        finally:
+            api.close()
+        lines = [f"{e.get('id')}: {e['status']}" for e in events if "status" in e]
+        return lines, "; ".join(e["error"] for e in events if "error" in e)
+    def run(*args, input=None):
+        if client == "minictr":
+            return daemon.cli(*args, input=input, env=env, timeout=120)
+        return subprocess.run(["docker", "-H", daemon.host, *args], input=input, capture_output=True, text=True,
+                              env=env, timeout=120)
+
+    login = run("login", "-u", auth_registry.username, "--password-stdin", auth_registry.host,
+                input=auth_registry.password + "\n")
+    assert login.returncode == 0, login.stderr
+    push = run("push", target)
+    return push.stdout.splitlines(), push.stderr.strip() if push.returncode else ""
+
+
+def _pushed_layers_are_there(auth_registry, repository):
+    body, _, _ = registry_manifest(auth_registry, repository, "1")
+    for layer in json.loads(body)["layers"]:
+        status, _, _ = registry_request(auth_registry, "HEAD", f"/v2/{repository}/blobs/{layer['digest']}")
+        assert status == 200, layer
+
+
+def _token_queries_since(auth_registry, start):
+    return [r["query"] for r in auth_registry.token_requests[start:] if r["method"] == "GET"]
+
+
+@pytest.mark.parametrize("client", ["minictr", "docker", "docker-py"])
+def test_first_push_after_login_mounts_the_layers_from_the_repository_holding_them(
+        client, daemon, auth_registry, busybox_layer, tmp_path):
+    from tests.integration.registry import layer_tar
+
+    marker = layer_tar({"held-marker": f"{uuid.uuid4()}\n"})
+    held, source = _held_image(daemon, auth_registry, [busybox_layer, marker], tmp_path)
+    fresh = f"fresh/{client}-{uuid.uuid4().hex[:8]}"
+    target = auth_registry.ref(f"{fresh}:1")
+    daemon.ok("tag", source, target)
+    start = len(auth_registry.token_requests)
+    try:
+        lines, error = _login_and_push(client, daemon, auth_registry, target, tmp_path / client)
+        assert not error, error
+        assert any(line.endswith(f": Mounted from {held}") for line in lines), lines
+        assert not any(line.endswith(": Pushed") for line in lines), lines
+        # Each scope its own parameter, and the account, as Docker asks a token for a mount.
+        queries = _token_queries_since(auth_registry, start)
+        assert any(set(q.get("scope", [])) >= {f"repository:{fresh}:pull,push", f"repository:{held}:pull"}
+                   for q in queries), queries
+        assert all(q.get("account") == [auth_registry.username] for q in queries), queries
+        _pushed_layers_are_there(auth_registry, fresh)
+    finally:
+        daemon.cli("rmi", target, source)
+
+
+@pytest.mark.parametrize("client", ["minictr", "docker"])
+def test_a_mount_the_token_server_refuses_falls_back_to_an_upload(client, daemon, auth_registry, tmp_path):
+    from tests.integration.registry import layer_tar
+
+    # One layer of its own: the only repository that holds it is `held`, where this user has no rights.
+    held, source = _held_image(daemon, auth_registry, [layer_tar({"sealed": f"{uuid.uuid4()}\n"})], tmp_path)
+    fresh = f"fresh/sealed-{client}-{uuid.uuid4().hex[:8]}"
+    target = auth_registry.ref(f"{fresh}:1")
+    daemon.ok("tag", source, target)
+    auth_registry.token_server.denied.add(held)
+    start = len(auth_registry.token_requests)
+    try:
+        lines, error = _login_and_push(client, daemon, auth_registry, target, tmp_path / client)
+        assert not error, error
+        assert any(line.endswith(": Pushed") for line in lines), lines
+        assert not any("Mounted from" in line for line in lines), lines
+        assert any(f"repository:{held}:pull" in q.get("scope", []) for q in _token_queries_since(auth_registry, start))
+        _pushed_layers_are_there(auth_registry, fresh)
+    finally:
+        auth_registry.token_server.denied.discard(held)
+        daemon.cli("rmi", target, source)

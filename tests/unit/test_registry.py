@@ -79,6 +79,8 @@ class FakeRegistry:
         self.scheme = scheme
         self.lifetime = lifetime
         self.token_requests = []
+        self.token_queries = []  # every parameter, repeated ones included
+        self.challenge_scope = None  # a `scope` for the 401's challenge
         self.valid_tokens = set()
         self.seen = []
 
@@ -93,8 +95,9 @@ class FakeRegistry:
             if authorization != "Basic " + base64.b64encode(b"tester:secret").decode():
                 return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="r"'})
         elif authorization.removeprefix("Bearer ") not in self.valid_tokens:
+            scope = f',scope="{self.challenge_scope}"' if self.challenge_scope else ""
             return httpx.Response(401, headers={"WWW-Authenticate":
-                                                'Bearer realm="https://auth.example/token",service="reg"'})
+                                                f'Bearer realm="https://auth.example/token",service="reg"{scope}'})
         if request.url.path == "/v2/":
             return httpx.Response(200, json={})
         if "/manifests/" in request.url.path:
@@ -108,6 +111,7 @@ class FakeRegistry:
 
     def _token(self, request):
         self.token_requests.append(dict(request.url.params.multi_items()))
+        self.token_queries.append(request.url.params.multi_items())
         token = f"token-{len(self.token_requests)}"
         self.valid_tokens.add(token)
         return httpx.Response(200, json={"token": token, "expires_in": self.lifetime})
@@ -161,6 +165,25 @@ def test_credentials_go_to_the_token_server_as_basic_auth():
         client.get_manifest("ns/app", "1")
     token_request = next(r for r in fake.seen if r.url.host == "auth.example")
     assert token_request.headers["authorization"] == "Basic " + base64.b64encode(b"tester:secret").decode()
+
+
+def test_each_scope_of_a_mount_is_its_own_parameter_with_the_account():
+    fake = FakeRegistry()
+    with client_for(fake, Credentials("tester", "secret")) as client:
+        client.request("POST", "new/app", "/v2/new/app/blobs/uploads/", actions=("pull", "push"),
+                       also=("repository:held/base:pull",), params={"mount": MANIFEST_DIGEST, "from": "held/base"})
+    assert fake.token_queries == [[("service", "reg"), ("scope", "repository:new/app:pull,push"),
+                                   ("scope", "repository:held/base:pull"), ("account", "tester")]]
+
+
+def test_the_scopes_a_challenge_lists_with_spaces_are_asked_one_per_parameter():
+    fake = FakeRegistry()
+    # As distribution challenges a mount whose token lacks the source repository.
+    fake.challenge_scope = "repository:new/app:pull,push repository:held/base:pull"
+    with client_for(fake) as client:
+        client.request("POST", "new/app", "/v2/new/app/blobs/uploads/", actions=("pull", "push"))
+    assert fake.token_queries == [[("service", "reg"), ("scope", "repository:new/app:pull,push"),
+                                   ("scope", "repository:held/base:pull")]]
 
 
 def test_basic_auth_registries_get_the_credentials_after_the_challenge():

@@ -6,7 +6,9 @@ tar gzip-compressed once (deterministically, mtime 0) and kept beside it, as
 Docker compresses layers it built or loaded. Before uploading a blob the
 registry is asked whether the repository has it (HEAD); when the image came
 from another repository of the same registry, a cross-repository mount
-(`POST …/uploads/?mount=&from=`) saves the upload. Blobs up to
+(`POST …/uploads/?mount=&from=`, with a token that may also pull FROM) saves
+the upload; a mount the registry refuses (401, 403, anything but 201) falls
+back to a plain upload, as Docker does. Blobs up to
 `chunk_size` go in one PUT (monolithic upload), bigger ones in PATCH chunks
 followed by the closing PUT.
 
@@ -20,7 +22,7 @@ import json
 import tempfile
 
 from minictr.errors import InvalidArgument, NotFound
-from minictr.images.registry import RegistryClient, RegistryError, RegistrySettings, _check_status
+from minictr.images.registry import RegistryClient, RegistryError, RegistrySettings, Unauthorized, _check_status
 from minictr.spec import reference as references
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -145,9 +147,12 @@ class Pusher:
                 return candidate
         for candidate in known + [blob]:
             for source in mount_from:
-                response = client.request("POST", repository, f"/v2/{repository}/blobs/uploads/",
-                                          actions=("pull", "push"),
-                                          params={"mount": candidate["digest"], "from": source})
+                try:
+                    response = client.request("POST", repository, f"/v2/{repository}/blobs/uploads/",
+                                              actions=("pull", "push"), also=(f"repository:{source}:pull",),
+                                              params={"mount": candidate["digest"], "from": source})
+                except Unauthorized:
+                    continue  # the credentials do not reach `source`: the blob is uploaded instead
                 if response.status_code == 201:
                     self.progress.status(f"Mounted from {source}", short)
                     return candidate

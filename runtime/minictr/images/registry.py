@@ -7,8 +7,10 @@ and those the daemon was told are insecure), decided before anything is sent.
 Authentication as Docker does it: a request without credentials, and on 401
 the `WWW-Authenticate` challenge says how — `Basic` (the user's credentials)
 or `Bearer realm=…,service=…,scope=…` (a token from the realm, anonymous or
-with the user's credentials, for `repository:NAME:ACTIONS`). Tokens are kept
-per scope for their lifetime and fetched again on a 401.
+with the user's credentials, for `repository:NAME:ACTIONS`). As the distribution
+token spec and Docker ask, each scope entry is its own `scope` query parameter
+(a challenge's space-separated list is split), with `account=` the user. Tokens
+are kept per set of scopes for their lifetime and fetched again on a 401.
 
 httpx is imported here and only here: the daemon's pull and push paths load
 this module, the CLI never does.
@@ -191,7 +193,7 @@ class RegistryClient:
         self._scheme = None
         self._lock = threading.Lock()
         self._challenge = None  # (scheme, params) of the last 401 from this registry
-        self._tokens = {}  # scope → (token, expiry)
+        self._tokens = {}  # (scope entries) → (token, expiry)
 
     def close(self) -> None:
         self._client.close()
@@ -236,12 +238,13 @@ class RegistryClient:
 
     # --- requests with auth ---
 
-    def request(self, method: str, repository: str | None, path: str, actions=("pull",), *,
+    def request(self, method: str, repository: str | None, path: str, actions=("pull",), *, also=(),
                 headers=None, content=None, params=None, stream=False, url=None):
         """One request to `/v2/…` (or the absolute `url` a registry gave, e.g. an upload's Location),
-        authorised for `repository:<repository>:<actions>`. A 401 fetches a token and retries once.
+        authorised for `repository:<repository>:<actions>` and the scope entries in `also` (a
+        cross-repository mount needs `repository:FROM:pull`). A 401 fetches a token and retries once.
         With stream=True the caller closes the response (`with closing(client.request(...)) as r`)."""
-        scope = f"repository:{repository}:{','.join(actions)}" if repository else ""
+        scope = ((f"repository:{repository}:{','.join(actions)}",) if repository else ()) + tuple(also)
         target = url or f"{self.base_url}{path}"
         for attempt in range(2):
             request = self._client.build_request(method, target, headers={**(headers or {}), **self._auth(scope)},
@@ -267,7 +270,7 @@ class RegistryClient:
                 response.close()
         return response
 
-    def _auth(self, scope: str) -> dict:
+    def _auth(self, scope: tuple) -> dict:
         with self._lock:
             token = self._tokens.get(scope)
             if token is not None and token[1] > time.monotonic():
@@ -281,7 +284,7 @@ class RegistryClient:
             return {"Authorization": f"Bearer {self._fetch_token(challenge[1], scope)}"}
         return {}
 
-    def _answer_challenge(self, header: str, scope: str) -> bool:
+    def _answer_challenge(self, header: str, scope: tuple) -> bool:
         """Learn from a 401's challenge; True when a retry may succeed."""
         for scheme, params in parse_challenges(header):
             if scheme == "bearer" and params.get("realm"):
@@ -302,7 +305,7 @@ class RegistryClient:
         pair = f"{self.credentials.username}:{self.credentials.password}".encode()
         return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
 
-    def _fetch_token(self, params: dict, scope: str) -> str:
+    def _fetch_token(self, params: dict, scope: tuple) -> str:
         if self.credentials.registry_token:
             return self.credentials.registry_token
         realm = params["realm"]
@@ -310,19 +313,17 @@ class RegistryClient:
                 _host_of(realm), self._insecure)):
             raise RegistryError(f"{self.domain}: the token realm {realm} is not HTTPS (plain HTTP only for "
                                 "localhost, 127.0.0.0/8, ::1 and --insecure-registry hosts)")
-        query = {"service": params.get("service", "")} if params.get("service") else {}
-        scopes = [scope] if scope else []
-        if params.get("scope") and params["scope"] not in scopes:
-            scopes.append(params["scope"])
+        scopes = token_scopes(scope, params.get("scope", ""))
         if self.credentials.identity_token:
+            # OAuth2's form: one `scope` field, its entries separated by spaces (RFC 6749, 3.3).
             response = self._client.post(realm, data={
                 "grant_type": "refresh_token", "refresh_token": self.credentials.identity_token,
                 "service": params.get("service", ""), "scope": " ".join(scopes), "client_id": "minictr"})
         else:
-            query_list = list(query.items()) + [("scope", s) for s in scopes]
-            headers = self._basic_header()
             try:
-                response = self._client.get(realm, params=query_list, headers=headers)
+                response = self._client.get(realm, params=token_query(params.get("service", ""), scopes,
+                                                                      self.credentials),
+                                            headers=self._basic_header())
             except self._httpx.HTTPError as error:
                 raise RegistryError(f"{self.domain}: getting a token from {realm}: {_reason(error)}") from None
         if response.status_code in (401, 403):
@@ -424,6 +425,26 @@ class RegistryClient:
     def absolute(self, location: str) -> str:
         """A Location header (maybe relative) as a URL on this registry."""
         return location if re.match(r"https?://", location) else f"{self.base_url}{location}"
+
+
+def token_scopes(wanted, challenged: str) -> list[str]:
+    """The scope entries to ask a token for: the request's, then those of the challenge's `scope`
+    (a registry lists several there separated by spaces) that are not already asked."""
+    scopes = list(wanted)
+    for entry in challenged.split():
+        if entry not in scopes:
+            scopes.append(entry)
+    return scopes
+
+
+def token_query(service: str, scopes, credentials: Credentials) -> list[tuple[str, str]]:
+    """A token request's query as Docker sends it: `service`, one `scope` parameter per entry (a
+    token server reads each as one scope), and `account` when the user gives credentials."""
+    query = [("service", service)] if service else []
+    query += [("scope", entry) for entry in scopes]
+    if credentials.username and credentials.password:
+        query.append(("account", credentials.username))
+    return query
 
 
 def _check_status(response, what: str, expected=(200,)) -> None:
