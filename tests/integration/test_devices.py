@@ -18,9 +18,17 @@ from .test_docker_cli import docker
 
 
 @pytest.fixture(scope="module", params=["rootless"] if ROOTLESS else ["cgroup v2"] if CGROUP_V2 else ["cgroup v1", "cgroup v2"])
-def daemon(request, daemon, tmp_path_factory):
+def hierarchy(request):
+    return request.param
+
+
+# The parameter is `hierarchy`'s, not this fixture's: a parametrized fixture named `daemon` gives its
+# parameter to the session's `daemon` it asks for too, and pytest then tears that one down and makes
+# another, stranding every session fixture that holds the first (rootless, net_daemon).
+@pytest.fixture(scope="module")
+def daemon(hierarchy, daemon, tmp_path_factory):
     """The session's daemon, and as root on a hybrid machine also one on cgroup v2 (made for this module)."""
-    if request.param != "cgroup v2" or CGROUP_V2:
+    if hierarchy != "cgroup v2" or CGROUP_V2:
         yield daemon
         return
     top = tmp_path_factory.mktemp("cgroup-v2-daemon")
