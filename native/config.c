@@ -293,6 +293,7 @@ static const struct mc_config_key keys[] = {
   { "seccomp", 1, parse_seccomp }, { "no_new_privs", 1, parse_flag },
   { "tmpfs", 2, parse_tmpfs },   { "readonly_rootfs", 1, parse_flag },
   { "rlimit", 3, mc_config_parse_rlimit }, { "shm_size", 1, mc_config_parse_shm_size },
+  { "sysctl", 2, mc_config_parse_sysctl }, { "oom_score_adj", 1, mc_config_parse_oom_score_adj },
   { "caps", 1, parse_caps },     { "privileged", 1, parse_flag },
   { "masked_path", 1, parse_list }, { "readonly_path", 1, parse_list },
   { "cgroupfs", 3, parse_cgroupfs },
@@ -419,6 +420,7 @@ mc_config_free (struct mc_config *cfg)
 {
   free (cfg->data);
   free (cfg->rlimits);
+  free (cfg->sysctls);
   free (cfg->lowers);
   free (cfg->uidmaps);
   free (cfg->gidmaps);

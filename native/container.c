@@ -186,7 +186,7 @@ mc_process_finish (const struct mc_config *cfg, const struct mc_stdio *stdio, in
 {
   if (cfg->tty && mc_pty_open_child (*sync_fd, cfg->uid, err) < 0)
     return -1;
-  if (mc_rlimits_apply (cfg, err) < 0)
+  if (mc_rlimits_apply (cfg, err) < 0 || mc_oom_score_adj_apply (cfg, err) < 0)
     return -1;
   if (mc_seccomp_apply_early (cfg, err) < 0)
     return -1;

@@ -104,6 +104,10 @@ struct mc_config
   struct mc_rlimit *rlimits; /* limits.c: `rlimit` keys, set just before execve */
   size_t n_rlimits;
   unsigned long long shm_size; /* bytes of /dev/shm; 0: Docker's 64 MiB */
+  struct mc_sysctl *sysctls; /* limits.c: `sysctl` keys, written to the container's /proc/sys */
+  size_t n_sysctls;
+  bool has_oom_score_adj; /* `oom_score_adj N`: written to /proc/self/oom_score_adj */
+  int oom_score_adj;
   uint64_t caps;   /* `caps`: bounding = permitted = effective (container.c); default Docker's 14 */
   bool privileged; /* `privileged 1`: sysfs read-write, the host's devices in /dev (mounts.c) */
   const char **masked_paths; /* `masked_path`: /dev/null or an empty read-only tmpfs on each */
@@ -131,6 +135,20 @@ int mc_config_parse_rlimit (struct mc_config *cfg, const char *key, const char *
                             struct mc_error *err);
 int mc_config_parse_shm_size (struct mc_config *cfg, const char *key, const char *const *f,
                               struct mc_error *err);
+
+struct mc_sysctl
+{
+  const char *key, *value; /* `net.ipv4.ip_forward`, `1` */
+};
+
+int mc_config_parse_sysctl (struct mc_config *cfg, const char *key, const char *const *f,
+                            struct mc_error *err);
+int mc_config_parse_oom_score_adj (struct mc_config *cfg, const char *key, const char *const *f,
+                                   struct mc_error *err);
+/* After pivot_root, before /proc/sys is made read-only: the container's own /proc/sys. */
+int mc_sysctls_apply (const struct mc_config *cfg, struct mc_error *err);
+/* In the child (init or exec), while it still has its capabilities. */
+int mc_oom_score_adj_apply (const struct mc_config *cfg, struct mc_error *err);
 /* In the child (init or exec) before capabilities are dropped. */
 int mc_rlimits_apply (const struct mc_config *cfg, struct mc_error *err);
 /* /dev/shm's tmpfs mount data into BUF. */

@@ -790,7 +790,7 @@ mc_mounts_setup (const struct mc_config *cfg, struct mc_error *err)
     return -1;
   if (cfg->readonly_rootfs && remount_root_readonly (cfg, err) < 0)
     return -1;
-  if (pivot_into (cfg->rootfs, err) < 0)
+  if (pivot_into (cfg->rootfs, err) < 0 || mc_sysctls_apply (cfg, err) < 0)
     return -1;
   return confine_paths (cfg, err);
 }
