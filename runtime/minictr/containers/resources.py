@@ -135,9 +135,9 @@ class Resources:
             raise InvalidArgument("rootless: net.* sysctls cannot be set in another container's network namespace "
                                   "(it belongs to that container's user namespace)")
         adj, floor = hc.get("OomScoreAdj") or 0, _own_oom_score_adj()
-        if self.rootless and adj < floor:
-            raise InvalidArgument(f"rootless: --oom-score-adj {adj} is below the daemon's own {floor}: "
-                                  f"lowering it needs CAP_SYS_RESOURCE of the host")
+        if adj < floor and (self.rootless or not _has_sys_resource()):
+            raise InvalidArgument(f"--oom-score-adj {adj} is below the daemon's own {floor}: lowering it needs "
+                                  f"CAP_SYS_RESOURCE of the host, which this daemon does not have")
 
     def _v1_memory_settings(self, host_config):
         """Docker's handling of --memory-swappiness and --oom-kill-disable: cgroup v2 has neither,
@@ -212,6 +212,20 @@ def _own_oom_score_adj():
             return int(f.read())
     except (OSError, ValueError):
         return 0
+
+
+CAP_SYS_RESOURCE = 24
+
+
+def _has_sys_resource():
+    """Whether this process has CAP_SYS_RESOURCE (in its own user namespace: a rootless daemon's
+    does not count, the kernel asks for the initial namespace's)."""
+    try:
+        with open("/proc/self/status") as f:
+            effective = next(line for line in f if line.startswith("CapEff:")).split()[1]
+        return bool(int(effective, 16) >> CAP_SYS_RESOURCE & 1)
+    except (OSError, StopIteration, ValueError):
+        return False
 
 
 def _rlimit_text(value):
