@@ -69,6 +69,10 @@ string_slot (struct mc_config *cfg, const char *key)
     { "exit", offsetof (struct mc_config, exit_path) },
     { "attach", offsetof (struct mc_config, attach_path) },
     { "netns", offsetof (struct mc_config, netns) },
+    { "pidns", offsetof (struct mc_config, pidns) },
+    { "ipcns", offsetof (struct mc_config, ipcns) },
+    { "utsns", offsetof (struct mc_config, utsns) },
+    { "cgroupns", offsetof (struct mc_config, cgroupns) },
   };
   for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++)
     if (strcmp (slots[i].name, key) == 0)
@@ -299,6 +303,8 @@ static const struct mc_config_key keys[] = {
   { "cgroupfs", 3, parse_cgroupfs },
   { "lower_dir", 1, parse_string }, { "rootfs_ready", 1, parse_flag },
   { "netns", 1, parse_string },  { "device", 2, parse_device },
+  { "pidns", 1, parse_string },  { "ipcns", 1, parse_string },
+  { "utsns", 1, parse_string },  { "cgroupns", 1, parse_string },
 };
 
 static const struct mc_config_key *

@@ -117,6 +117,9 @@ struct mc_config
   struct mc_cgroupfs *cgroupfs; /* `cgroupfs`: the hierarchies shown under /sys/fs/cgroup */
   size_t n_cgroupfs;
   const char *netns; /* `netns`: `host` (no new network namespace) or a netns path to join */
+  /* `pidns`, `ipcns`: `host` (the monitor's own), or a path to join (`/proc/PID/ns/pid`); `ipcns
+   * none`: a new one without /dev/shm.  `utsns host`, `cgroupns host`: the monitor's own. */
+  const char *pidns, *ipcns, *utsns, *cgroupns;
   struct mc_device *devices; /* `device`: nodes made once the mounts are done (mounts.c) */
   size_t n_devices;
 };

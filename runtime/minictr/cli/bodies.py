@@ -67,6 +67,10 @@ def create_body(options):
         for rule in options["device_cgroup_rule"]:
             devices.parse_rule(rule)
         host_config["DeviceCgroupRules"] = list(options["device_cgroup_rule"])
+    for option, key in (("pid", "PidMode"), ("ipc", "IpcMode"), ("uts", "UTSMode"), ("cgroupns", "CgroupnsMode"),
+                        ("userns", "UsernsMode")):
+        if options.get(option):
+            host_config[key] = options[option]
     if options.get("group_add"):
         host_config["GroupAdd"] = list(options["group_add"])
     if options.get("sysctl"):

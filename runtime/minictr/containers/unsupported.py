@@ -7,10 +7,6 @@ from minictr.errors import InvalidArgument
 # HostConfig field -> (docker flag, values that mean "not asked for").
 HOST_CONFIG = {
     "DeviceRequests": ("--gpus", (None, [])),
-    "IpcMode": ("--ipc", (None, "", "private", "shareable")),
-    "PidMode": ("--pid", (None, "")),
-    "UTSMode": ("--uts", (None, "")),
-    "UsernsMode": ("--userns", (None, "")),
     "CgroupParent": ("--cgroup-parent", (None, "")),
     "BlkioWeight": ("--blkio-weight", (None, 0)),
     "BlkioWeightDevice": ("--blkio-weight-device", (None, [])),
@@ -28,7 +24,6 @@ HOST_CONFIG = {
     "Isolation": ("--isolation", (None, "", "default")),
     "StorageOpt": ("--storage-opt", (None, {})),
     "Annotations": ("--annotation", (None, {})),
-    "CgroupnsMode": ("--cgroupns", (None, "", "private")),  # every container has its own cgroup namespace
     "CpuCount": ("--cpu-count", (None, 0)),
     "CpuPercent": ("--cpu-percent", (None, 0)),
     "IOMaximumIOps": ("--io-maxiops", (None, 0)),
