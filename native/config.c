@@ -124,6 +124,7 @@ parse_flag (struct mc_config *cfg, const char *key, const char *const *f,
             struct mc_error *err)
 {
   bool *flag = strcmp (key, "userns") == 0 ? &cfg->userns
+               : strcmp (key, "userns_host") == 0 ? &cfg->userns_host
                : strcmp (key, "tty") == 0  ? &cfg->tty
                : strcmp (key, "readonly_rootfs") == 0 ? &cfg->readonly_rootfs
                : strcmp (key, "no_new_privs") == 0 ? &cfg->no_new_privs
@@ -303,7 +304,7 @@ static const struct mc_config_key keys[] = {
   { "cgroupfs", 3, parse_cgroupfs },
   { "lower_dir", 1, parse_string }, { "rootfs_ready", 1, parse_flag },
   { "netns", 1, parse_string },  { "device", 2, parse_device },
-  { "pidns", 1, parse_string },  { "ipcns", 1, parse_string },
+  { "userns_host", 1, parse_flag }, { "pidns", 1, parse_string },  { "ipcns", 1, parse_string },
   { "utsns", 1, parse_string },  { "cgroupns", 1, parse_string },
 };
 

@@ -292,7 +292,7 @@ static int
 configure_child (const struct mc_config *cfg, pid_t pid, int sync_fd, int *pty_master,
                  struct mc_error *err)
 {
-  if (cfg->userns)
+  if (cfg->userns && !cfg->userns_host)
     {
       if (write_idmap (pid, "uid_map", cfg->uidmaps, cfg->n_uidmaps, err) < 0
           || write_idmap (pid, "gid_map", cfg->gidmaps, cfg->n_gidmaps, err) < 0)
@@ -339,7 +339,7 @@ clone_flags (const struct mc_config *cfg)
     flags |= CLONE_NEWIPC;
   if (cfg->utsns == NULL)
     flags |= CLONE_NEWUTS;
-  if (cfg->userns)
+  if (cfg->userns && !cfg->userns_host)
     flags |= CLONE_NEWUSER;
   return flags;
 }

@@ -80,6 +80,7 @@ struct mc_config
   const char *lower_dir; /* `lower_dir`: the lowers are names relative to it (image/l) */
   bool rootfs_ready;     /* `rootfs_ready 1`: rootfs is prepared; bound, no overlay */
   bool userns, stdin_pipe;
+  bool userns_host; /* `userns_host 1` (rootless --userns host): the monitor's user namespace, no new one */
   bool tty;                           /* the process's stdio is a pty (pty.c) */
   unsigned int tty_rows, tty_cols;    /* its initial size; 0: the kernel's default */
   struct mc_idmap *uidmaps, *gidmaps;

@@ -60,9 +60,10 @@ class MonitorConfig:
         return entries
 
     def _user_namespace(self, host_config):
-        own = namespaces.in_user_namespace(host_config, self.rootless)
-        entries = [("userns", "1" if own else "0")]
-        if own:
+        entries = [("userns", "1" if self.rootless else "0")]
+        if self.rootless and not namespaces.in_user_namespace(host_config, self.rootless):
+            return entries + [("userns_host", "1")]  # the daemon's user namespace: still not the host's
+        if self.rootless:
             entries += [("uidmap", first, first, count) for first, count in self.uid_ranges]
             entries += [("gidmap", first, first, count) for first, count in self.gid_ranges]
         return entries
