@@ -73,6 +73,7 @@ string_slot (struct mc_config *cfg, const char *key)
     { "ipcns", offsetof (struct mc_config, ipcns) },
     { "utsns", offsetof (struct mc_config, utsns) },
     { "cgroupns", offsetof (struct mc_config, cgroupns) },
+    { "userns_join", offsetof (struct mc_config, userns_join) },
   };
   for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++)
     if (strcmp (slots[i].name, key) == 0)
@@ -306,6 +307,7 @@ static const struct mc_config_key keys[] = {
   { "netns", 1, parse_string },  { "device", 2, parse_device },
   { "userns_host", 1, parse_flag }, { "pidns", 1, parse_string },  { "ipcns", 1, parse_string },
   { "utsns", 1, parse_string },  { "cgroupns", 1, parse_string },
+  { "userns_join", 1, parse_string },
 };
 
 static const struct mc_config_key *

@@ -288,11 +288,19 @@ mc_cgroups_join (const struct mc_config *cfg, pid_t pid, struct mc_error *err)
   return 0;
 }
 
+/* Rootless, a user namespace of the container's own, unless it shares the
+ * daemon's (`userns_host`) or joins another container's (`userns_join`). */
+static bool
+new_user_namespace (const struct mc_config *cfg)
+{
+  return cfg->userns && !cfg->userns_host && cfg->userns_join == NULL;
+}
+
 static int
 configure_child (const struct mc_config *cfg, pid_t pid, int sync_fd, int *pty_master,
                  struct mc_error *err)
 {
-  if (cfg->userns && !cfg->userns_host)
+  if (new_user_namespace (cfg))
     {
       if (write_idmap (pid, "uid_map", cfg->uidmaps, cfg->n_uidmaps, err) < 0
           || write_idmap (pid, "gid_map", cfg->gidmaps, cfg->n_gidmaps, err) < 0)
@@ -339,7 +347,7 @@ clone_flags (const struct mc_config *cfg)
     flags |= CLONE_NEWIPC;
   if (cfg->utsns == NULL)
     flags |= CLONE_NEWUTS;
-  if (cfg->userns && !cfg->userns_host)
+  if (new_user_namespace (cfg))
     flags |= CLONE_NEWUSER;
   return flags;
 }
@@ -352,7 +360,11 @@ mc_container_spawn (const struct mc_config *cfg, const struct mc_stdio *stdio,
   int sv[2];
   pid_t pid;
 
-  if (join_namespace (cfg->netns, CLONE_NEWNET, "net", err) < 0
+  /* The user namespace first: X's other namespaces are then ours to join, and
+   * those the clone makes are owned by it (a procfs of X's PID namespace may
+   * only be mounted from X's user namespace). */
+  if (join_namespace (cfg->userns_join, CLONE_NEWUSER, "user", err) < 0
+      || join_namespace (cfg->netns, CLONE_NEWNET, "net", err) < 0
       || join_namespace (cfg->pidns, CLONE_NEWPID, "pid", err) < 0
       || join_namespace (cfg->ipcns, CLONE_NEWIPC, "ipc", err) < 0)
     return -1;

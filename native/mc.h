@@ -121,6 +121,7 @@ struct mc_config
   /* `pidns`, `ipcns`: `host` (the monitor's own), or a path to join (`/proc/PID/ns/pid`); `ipcns
    * none`: a new one without /dev/shm.  `utsns host`, `cgroupns host`: the monitor's own. */
   const char *pidns, *ipcns, *utsns, *cgroupns;
+  const char *userns_join; /* `userns_join PATH` (rootless --pid container:X): X's user namespace, joined by the monitor */
   struct mc_device *devices; /* `device`: nodes made once the mounts are done (mounts.c) */
   size_t n_devices;
 };

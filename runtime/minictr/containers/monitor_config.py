@@ -33,7 +33,7 @@ class MonitorConfig:
         entries = [("id", container.id)] + root  # rootfs and its layers, as the storage driver makes it
         entries += self._user_namespace(container.host_config)
         entries += self.networks.monitor_entries(container, pid_of)
-        entries += namespaces.monitor_entries(container.host_config, self.containers, pid_of)
+        entries += namespaces.monitor_entries(container.host_config, self.containers, pid_of, self.rootless)
         entries += [("hostname", config["Hostname"]), ("cwd", config["WorkingDir"] or "/"),
                     ("uid", uid), ("gid", gid)]
         entries += [("group", g) for g in groups]
@@ -61,8 +61,10 @@ class MonitorConfig:
 
     def _user_namespace(self, host_config):
         entries = [("userns", "1" if self.rootless else "0")]
-        if self.rootless and not namespaces.in_user_namespace(host_config, self.rootless):
+        if self.rootless and host_config.get("UsernsMode") == "host":
             return entries + [("userns_host", "1")]  # the daemon's user namespace: still not the host's
+        if self.rootless and not namespaces.in_user_namespace(host_config, self.rootless):
+            return entries  # another container's (namespaces.monitor_entries: `userns_join`)
         if self.rootless:
             entries += [("uidmap", first, first, count) for first, count in self.uid_ranges]
             entries += [("gidmap", first, first, count) for first, count in self.gid_ranges]

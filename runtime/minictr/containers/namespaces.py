@@ -48,9 +48,6 @@ def check(body, host_config, containers, rootless):
             other = containers.get(mode.partition(":")[2])  # NotFound: Docker's "No such container"
             if key == "IpcMode" and other.host_config.get("IpcMode") not in SHAREABLE:
                 raise InvalidArgument("non-shareable IPC (hint: use IpcMode:shareable for the donor container)")
-            if key == "PidMode" and rootless:
-                raise InvalidArgument("rootless: --pid container:X is not possible here: the PID namespace of X "
-                                      "belongs to X's user namespace, and /proc cannot be mounted from another")
             continue
         if mode not in modes:
             raise InvalidArgument(f"invalid {kind} mode: {mode}")
@@ -58,10 +55,17 @@ def check(body, host_config, containers, rootless):
         raise InvalidArgument("conflicting options: hostname and the UTS mode")
 
 
-def monitor_entries(host_config, containers, pid_of):
+def monitor_entries(host_config, containers, pid_of, rootless=False):
     """The monitor's namespace keys for HOST_CONFIG; `pid_of(other)` is a running container's pid
     (0: not running: Docker's Conflict)."""
     entries = []
+    pid_mode = host_config.get("PidMode") or ""
+    if rootless and pid_mode.startswith("container:") and host_config.get("UsernsMode") != "host":
+        # X's PID namespace belongs to X's user namespace: only from there may its /proc be mounted,
+        # so the container shares X's user namespace too (the same maps as its own would have).
+        other = containers.get(pid_mode.partition(":")[2])
+        if pid_of(other):
+            entries.append(("userns_join", f"/proc/{pid_of(other)}/ns/user"))
     for key, name, kind in (("PidMode", "pidns", "PID"), ("IpcMode", "ipcns", "IPC")):
         mode = host_config.get(key) or ""
         if mode.startswith("container:"):
@@ -84,5 +88,6 @@ def monitor_entries(host_config, containers, pid_of):
 
 def in_user_namespace(host_config, rootless):
     """Whether the container gets a user namespace of its own: rootless, unless `--userns host`
-    (the daemon's own, as rootless Docker's is RootlessKit's)."""
-    return rootless and host_config.get("UsernsMode") != "host"
+    (the daemon's own, as rootless Docker's is RootlessKit's) or `--pid container:X` (X's)."""
+    return (rootless and host_config.get("UsernsMode") != "host"
+            and not (host_config.get("PidMode") or "").startswith("container:"))
