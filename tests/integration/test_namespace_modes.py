@@ -11,7 +11,7 @@ import docker
 import docker.errors
 import pytest
 
-from .conftest import ROOTLESS, daemon_pid, inspect
+from .conftest import ROOTLESS, daemon_pid, inspect, wait_until
 from .dockercli import run_error
 from .test_docker_cli import docker as docker_cli
 
@@ -69,6 +69,27 @@ def test_pid_host_sees_the_hosts_processes(daemon, running):
     # This test's own process, a host process, is in the container's /proc.
     assert ok(daemon, "exec", name, "cat", f"/proc/{os.getpid()}/comm").strip() == open("/proc/self/comm").read().strip()
     assert inspect(daemon, name)["HostConfig"]["PidMode"] == "host"
+
+
+def _processes_with(argument):
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if argument in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0"):
+                found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def test_removing_a_pid_host_container_leaves_none_of_its_processes(daemon, image):
+    # Without a PID namespace of its own, the init's end does not take its children along.
+    seconds = str(3000 + uuid.uuid4().int % 1000)
+    name = _name("ns")
+    ok(daemon, "run", "-d", "--name", name, "--pid", "host", image, "sh", "-c", f"sleep {seconds} & exec sleep 300")
+    wait_until(lambda: _processes_with(seconds.encode()), what="the container's background process")
+    ok(daemon, "rm", "-f", name)
+    wait_until(lambda: not _processes_with(seconds.encode()), timeout=10, what="the background process gone")
 
 
 def test_pid_container_shares_the_other_containers_processes(daemon, running):
