@@ -154,6 +154,25 @@ def test_sysctls_outside_the_containers_namespaces_are_refused_in_runcs_words(cl
     assert {c.id for c in client.containers.list(all=True)} == before
 
 
+def test_ipc_sysctls_in_another_containers_ipc_namespace(client, image):
+    donor = client.containers.run(image, ["sleep", "300"], detach=True, name=_name("proc"), ipc_mode="shareable")
+    try:
+        if ROOTLESS:
+            with pytest.raises(docker.errors.APIError) as refused:
+                client.containers.create(image, "true", ipc_mode=f"container:{donor.name}",
+                                         sysctls={"kernel.shmmni": "1234"})
+            assert refused.value.explanation == ("rootless: IPC sysctls cannot be set in another container's IPC "
+                                                 "namespace (it belongs to that container's user namespace)")
+            return
+        # As runc does: the value is written into the namespace the container joins, the donor's.
+        output = client.containers.run(image, ["cat", "/proc/sys/kernel/shmmni"], remove=True,
+                                       ipc_mode=f"container:{donor.name}", sysctls={"kernel.shmmni": "1234"})
+        assert output == b"1234\n"
+        assert donor.exec_run(["cat", "/proc/sys/kernel/shmmni"]).output == b"1234\n"
+    finally:
+        donor.remove(force=True)
+
+
 def test_the_docker_cli_refuses_a_host_sysctl_itself(daemon, image):
     result = docker_cli(daemon, "run", "--rm", "--sysctl", "kernel.core_pattern=x", image, "true")
     assert result.returncode == 125

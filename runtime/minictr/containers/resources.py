@@ -130,9 +130,14 @@ class Resources:
         CAP_SYS_RESOURCE) let it set; InvalidArgument in one line otherwise."""
         network_mode = hc.get("NetworkMode") or ""
         sysctls.check(hc.get("Sysctls"), network_mode, hc.get("IpcMode") or "", hc.get("UTSMode") or "")
+        keys = hc.get("Sysctls") or {}
         if self.rootless and network_mode.startswith("container:") and any(
-                key.startswith(sysctls.NET_PREFIX) for key in hc.get("Sysctls") or {}):
+                key.startswith(sysctls.NET_PREFIX) for key in keys):
             raise InvalidArgument("rootless: net.* sysctls cannot be set in another container's network namespace "
+                                  "(it belongs to that container's user namespace)")
+        if self.rootless and (hc.get("IpcMode") or "").startswith("container:") and any(
+                sysctls.is_ipc_key(key) for key in keys):
+            raise InvalidArgument("rootless: IPC sysctls cannot be set in another container's IPC namespace "
                                   "(it belongs to that container's user namespace)")
         adj, floor = hc.get("OomScoreAdj") or 0, _own_oom_score_adj()
         if adj < floor and (self.rootless or not _has_sys_resource()):

@@ -11,13 +11,17 @@ IPC_PREFIX = "fs.mqueue."
 NET_PREFIX = "net."
 
 
+def is_ipc_key(key):
+    return key in IPC_KEYS or key.startswith(IPC_PREFIX)
+
+
 def check(sysctls, network_mode="", ipc_mode="", uts_mode=""):
     """Raise InvalidArgument for the first of SYSCTLS ({key: value}) that this container's namespaces
     (as its HostConfig modes say) do not keep from the host."""
     for key, value in (sysctls or {}).items():
         if not isinstance(value, str):
             raise InvalidArgument(f"sysctl {key!r}: the value must be a string")
-        if key in IPC_KEYS or key.startswith(IPC_PREFIX):
+        if is_ipc_key(key):
             if ipc_mode == "host":
                 raise InvalidArgument(f'sysctl "{key}" not allowed in host ipc namespace')
         elif key.startswith(NET_PREFIX):
