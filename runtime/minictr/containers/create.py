@@ -46,7 +46,7 @@ class Creator:
         config, host_config = container_config.merge(body, image.config, container_id)
         log_settings(host_config)  # refuses a logging driver or option minictr does not have
         self.confinement.check(host_config)
-        namespaces.check(body, host_config, self.store, self.resources.rootless)
+        namespaces.check(body, host_config, self.store)
         warnings = self.resources.check(host_config)
         if not config["Entrypoint"] and not config["Cmd"]:
             raise InvalidArgument("No command specified")

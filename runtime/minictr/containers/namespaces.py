@@ -2,6 +2,8 @@
 at create in Docker's words and turned into the monitor's `pidns`, `ipcns`, `utsns`, `cgroupns` and
 `userns` keys at start. The network's mode is the network service's (`netns`)."""
 
+import os
+
 from minictr.errors import Conflict, InvalidArgument
 
 # HostConfig field -> (what Docker's errors call it, the modes it takes besides container:X).
@@ -31,17 +33,15 @@ def shm_entries(container, top, containers):
 
 
 def _shm_dir(top):
-    import os
-
     path = os.path.join(top, SHM_DIR)
     os.makedirs(path, exist_ok=True)
     os.chmod(path, 0o1777)
     return path
 
 
-def check(body, host_config, containers, rootless):
-    """Raise InvalidArgument (NotFound for a container:X that does not exist) for modes Docker
-    refuses or this host cannot give."""
+def check(body, host_config, containers):
+    """Raise InvalidArgument (NotFound for a container:X that does not exist) for the modes Docker
+    refuses, in its words."""
     for key, (kind, modes) in MODES.items():
         mode = host_config.get(key) or ""
         if key in JOINABLE and mode.startswith("container:"):
