@@ -226,3 +226,9 @@ def test_an_unknown_mode_is_refused(client, image, field, message):
 def test_a_missing_donor_is_not_found(client, image):
     with pytest.raises(docker.errors.NotFound):
         client.containers.create(image, "true", pid_mode="container:no-such-donor")
+
+
+def test_minictr_run_takes_the_same_flags(daemon, image):
+    output = daemon.ok("run", "--rm", "--uts", "host", "--ipc", "none", "--cgroupns", "host", image,
+                       "sh", "-c", "hostname; test -e /dev/shm || echo no-shm; readlink /proc/self/ns/cgroup")
+    assert output.split() == [socket.gethostname(), "no-shm", _own_namespace("cgroup")]

@@ -245,3 +245,10 @@ def test_storage_opt_size_is_refused_with_its_reason(daemon, image):
         "minictr does not support --storage-opt (HostConfig.StorageOpt): minictr's storage drivers "
         "(overlay, fuse-overlayfs, vfs) cannot limit a container's size")
     assert _names(daemon) == before
+
+
+def test_minictr_run_takes_the_same_flags(daemon, image):
+    output = daemon.ok("run", "--rm", "--group-add", "4242", "--oom-score-adj", "200", "--sysctl",
+                       "kernel.shmmni=4321", image, "sh", "-c",
+                       "id -G; cat /proc/self/oom_score_adj /proc/sys/kernel/shmmni")
+    assert output.split() == ["0", "4242", "200", "4321"]
