@@ -191,7 +191,7 @@ def test_memory_swappiness_and_oom_kill_disable_on_cgroup_v1(daemon, running):
     assert host_config["MemorySwappiness"] == 10 and host_config["OomKillDisable"] is True
 
 
-@when(CGROUP_LIMITS)
+@when(CGROUP_LIMITS or CGROUP_V2)  # on v2 discarded with a warning, whatever is delegated
 def test_oom_kill_disable_without_a_memory_limit_warns_as_docker(client, image):
     container = client.api.create_container(image, "true", host_config=client.api.create_host_config(
         oom_kill_disable=True))
@@ -222,7 +222,7 @@ def test_cgroup_v2_discards_them_with_dockers_warnings(busybox_tar, tmp_path_fac
         v2.teardown()
 
 
-@when(not CGROUP_LIMITS)  # no cgroup for the container: rootless on v1
+@when(not CGROUP_LIMITS and not CGROUP_V2)  # no cgroup for the container: rootless on v1
 def test_without_a_memory_cgroup_they_are_refused_in_one_line(daemon, image):
     before = _names(daemon)
     for flag in (("--memory-swappiness", "10"), ("--oom-kill-disable",)):
