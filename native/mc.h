@@ -121,7 +121,8 @@ struct mc_config
   /* `pidns`, `ipcns`: `host` (the monitor's own), or a path to join (`/proc/PID/ns/pid`); `ipcns
    * none`: a new one without /dev/shm.  `utsns host`, `cgroupns host`: the monitor's own. */
   const char *pidns, *ipcns, *utsns, *cgroupns;
-  const char *userns_join; /* `userns_join PATH` (rootless --pid container:X): X's user namespace, joined by the monitor */
+  /* `userns_join PATH` (rootless --pid container:X): X's user namespace, joined by the monitor. */
+  const char *userns_join;
   struct mc_device *devices; /* `device`: nodes made once the mounts are done (mounts.c) */
   size_t n_devices;
 };

@@ -67,7 +67,8 @@ def test_pid_host_sees_the_hosts_processes(daemon, running):
     name = running("--pid", "host")
     assert _namespace_in(daemon, name, "pid") == _own_namespace("pid")
     # This test's own process, a host process, is in the container's /proc.
-    assert ok(daemon, "exec", name, "cat", f"/proc/{os.getpid()}/comm").strip() == open("/proc/self/comm").read().strip()
+    own_comm = open("/proc/self/comm").read().strip()
+    assert ok(daemon, "exec", name, "cat", f"/proc/{os.getpid()}/comm").strip() == own_comm
     assert inspect(daemon, name)["HostConfig"]["PidMode"] == "host"
 
 

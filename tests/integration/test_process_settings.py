@@ -143,7 +143,8 @@ def test_docker_py_sysctls_and_inspect(client, image):
     ({"kernel.core_pattern": "x"}, None, 'sysctl "kernel.core_pattern" is not in a separate kernel namespace'),
     ({"vm.swappiness": "1"}, None, 'sysctl "vm.swappiness" is not in a separate kernel namespace'),
     ({"net.ipv4.ip_forward": "1"}, "host", 'sysctl "net.ipv4.ip_forward" not allowed in host network namespace'),
-    ({"kernel.hostname": "x"}, None, 'sysctl "kernel.hostname" is not allowed as it conflicts with the OCI "hostname" field'),
+    ({"kernel.hostname": "x"}, None,
+     'sysctl "kernel.hostname" is not allowed as it conflicts with the OCI "hostname" field'),
 ])
 def test_sysctls_outside_the_containers_namespaces_are_refused_in_runcs_words(client, image, sysctls, network, message):
     before = {c.id for c in client.containers.list(all=True)}

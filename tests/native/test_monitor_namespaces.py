@@ -16,7 +16,8 @@ def test_each_shared_namespace_is_the_monitors(containers):
     assert shared.exit_code == 0, shared.output
     assert shared.output[1].decode().split() == [_own(n) for n in ("pid", "ipc", "uts", "cgroup")]
     private = containers.run(["sh", "-c", script])
-    assert all(a != b for a, b in zip(private.output[1].decode().split(), [_own(n) for n in ("pid", "ipc", "uts", "cgroup")]))
+    own = [_own(n) for n in ("pid", "ipc", "uts", "cgroup")]
+    assert all(a != b for a, b in zip(private.output[1].decode().split(), own))
 
 
 def test_uts_host_keeps_the_hosts_name(containers):

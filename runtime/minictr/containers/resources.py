@@ -158,8 +158,8 @@ class Resources:
 
     def enforceable(self, limits):
         """LIMITS without those whose controller this machine lacks (the user chose to go on)."""
-        needs = {"memory": "memory", "memory_swappiness": "memory", "oom_kill_disable": "memory", "memory_swap": "swap", "cpu_quota": "cpu", "cpu_period": "cpu",
-                 "cpu_shares": "cpu", "cpuset_cpus": "cpuset", "pids": "pids"}
+        needs = {"memory": "memory", "memory_swappiness": "memory", "oom_kill_disable": "memory", "memory_swap": "swap",
+                 "cpu_quota": "cpu", "cpu_period": "cpu", "cpu_shares": "cpu", "cpuset_cpus": "cpuset", "pids": "pids"}
         return {k: v for k, v in limits.items() if needs[k] in self.cgroups.controllers}
 
     def create_groups(self, container_id, host_config):
