@@ -69,6 +69,11 @@ string_slot (struct mc_config *cfg, const char *key)
     { "exit", offsetof (struct mc_config, exit_path) },
     { "attach", offsetof (struct mc_config, attach_path) },
     { "netns", offsetof (struct mc_config, netns) },
+    { "pidns", offsetof (struct mc_config, pidns) },
+    { "ipcns", offsetof (struct mc_config, ipcns) },
+    { "utsns", offsetof (struct mc_config, utsns) },
+    { "cgroupns", offsetof (struct mc_config, cgroupns) },
+    { "userns_join", offsetof (struct mc_config, userns_join) },
   };
   for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++)
     if (strcmp (slots[i].name, key) == 0)
@@ -120,6 +125,7 @@ parse_flag (struct mc_config *cfg, const char *key, const char *const *f,
             struct mc_error *err)
 {
   bool *flag = strcmp (key, "userns") == 0 ? &cfg->userns
+               : strcmp (key, "userns_host") == 0 ? &cfg->userns_host
                : strcmp (key, "tty") == 0  ? &cfg->tty
                : strcmp (key, "readonly_rootfs") == 0 ? &cfg->readonly_rootfs
                : strcmp (key, "no_new_privs") == 0 ? &cfg->no_new_privs
@@ -293,11 +299,15 @@ static const struct mc_config_key keys[] = {
   { "seccomp", 1, parse_seccomp }, { "no_new_privs", 1, parse_flag },
   { "tmpfs", 2, parse_tmpfs },   { "readonly_rootfs", 1, parse_flag },
   { "rlimit", 3, mc_config_parse_rlimit }, { "shm_size", 1, mc_config_parse_shm_size },
+  { "sysctl", 2, mc_config_parse_sysctl }, { "oom_score_adj", 1, mc_config_parse_oom_score_adj },
   { "caps", 1, parse_caps },     { "privileged", 1, parse_flag },
   { "masked_path", 1, parse_list }, { "readonly_path", 1, parse_list },
   { "cgroupfs", 3, parse_cgroupfs },
   { "lower_dir", 1, parse_string }, { "rootfs_ready", 1, parse_flag },
   { "netns", 1, parse_string },  { "device", 2, parse_device },
+  { "userns_host", 1, parse_flag }, { "pidns", 1, parse_string },  { "ipcns", 1, parse_string },
+  { "utsns", 1, parse_string },  { "cgroupns", 1, parse_string },
+  { "userns_join", 1, parse_string },
 };
 
 static const struct mc_config_key *
@@ -419,6 +429,7 @@ mc_config_free (struct mc_config *cfg)
 {
   free (cfg->data);
   free (cfg->rlimits);
+  free (cfg->sysctls);
   free (cfg->lowers);
   free (cfg->uidmaps);
   free (cfg->gidmaps);

@@ -186,7 +186,7 @@ mc_process_finish (const struct mc_config *cfg, const struct mc_stdio *stdio, in
 {
   if (cfg->tty && mc_pty_open_child (*sync_fd, cfg->uid, err) < 0)
     return -1;
-  if (mc_rlimits_apply (cfg, err) < 0)
+  if (mc_rlimits_apply (cfg, err) < 0 || mc_oom_score_adj_apply (cfg, err) < 0)
     return -1;
   if (mc_seccomp_apply_early (cfg, err) < 0)
     return -1;
@@ -207,11 +207,12 @@ child_setup (const struct mc_config *cfg, const struct mc_stdio *stdio, int *syn
   if (cfg->userns && (setresgid (0, 0, 0) < 0 || setresuid (0, 0, 0) < 0))
     return mc_error_set (err, errno, "setresuid 0 in the user namespace");
   /* After the monitor put us in our cgroups, so that they become our root. */
-  if (unshare (CLONE_NEWCGROUP) < 0)
+  if (cfg->cgroupns == NULL && unshare (CLONE_NEWCGROUP) < 0)
     return mc_error_set (err, errno, "unshare CLONE_NEWCGROUP");
   if (mc_mounts_setup (cfg, err) < 0)
     return -1;
-  if (cfg->hostname && sethostname (cfg->hostname, strlen (cfg->hostname)) < 0)
+  /* `--uts host`: the host's name is not the container's to change. */
+  if (cfg->hostname && cfg->utsns == NULL && sethostname (cfg->hostname, strlen (cfg->hostname)) < 0)
     return mc_error_set (err, errno, "sethostname `%s`", cfg->hostname);
   /* A shared namespace (`netns`) is someone else's: its loopback is up already. */
   if ((cfg->netns == NULL && loopback_up (err) < 0) || enter_cwd (cfg->cwd, err) < 0)
@@ -287,11 +288,19 @@ mc_cgroups_join (const struct mc_config *cfg, pid_t pid, struct mc_error *err)
   return 0;
 }
 
+/* Rootless, a user namespace of the container's own, unless it shares the
+ * daemon's (`userns_host`) or joins another container's (`userns_join`). */
+static bool
+new_user_namespace (const struct mc_config *cfg)
+{
+  return cfg->userns && !cfg->userns_host && cfg->userns_join == NULL;
+}
+
 static int
 configure_child (const struct mc_config *cfg, pid_t pid, int sync_fd, int *pty_master,
                  struct mc_error *err)
 {
-  if (cfg->userns)
+  if (new_user_namespace (cfg))
     {
       if (write_idmap (pid, "uid_map", cfg->uidmaps, cfg->n_uidmaps, err) < 0
           || write_idmap (pid, "gid_map", cfg->gidmaps, cfg->n_gidmaps, err) < 0)
@@ -306,33 +315,58 @@ configure_child (const struct mc_config *cfg, pid_t pid, int sync_fd, int *pty_m
   return mc_sync_expect (sync_fd, MC_SYNC_CREATED, err);
 }
 
-/* `netns PATH` (--network container:X): the monitor joins that namespace itself before the
- * clone, so the child inherits it.  The child could not: in its new user namespace it has no
- * capability over X's network namespace, which X's user namespace owns; the monitor, in the
- * daemon's, has. `netns host`: the monitor's namespace as it is. */
+/* `netns PATH` (--network container:X), `pidns PATH`, `ipcns PATH`: the monitor joins that
+ * namespace itself before the clone, so the child inherits it (a PID namespace: only its
+ * children, which the clone makes).  The child could not: in its new user namespace it has no
+ * capability over X's namespaces, which X's user namespace owns; the monitor, in the daemon's,
+ * has.  `host` (and `none` for IPC): nothing to join. */
 static int
-join_netns (const struct mc_config *cfg, struct mc_error *err)
+join_namespace (const char *path, int type, const char *name, struct mc_error *err)
 {
-  if (cfg->netns == NULL || strcmp (cfg->netns, "host") == 0)
+  if (path == NULL || path[0] != '/')
     return 0;
-  cleanup_fd int fd = open (cfg->netns, O_RDONLY | O_CLOEXEC);
+  cleanup_fd int fd = open (path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return mc_error_set (err, errno, "open `%s`", cfg->netns);
-  if (setns (fd, CLONE_NEWNET) < 0)
-    return mc_error_set (err, errno, "setns net `%s`", cfg->netns);
+    return mc_error_set (err, errno, "open `%s`", path);
+  if (setns (fd, type) < 0)
+    return mc_error_set (err, errno, "setns %s `%s`", name, path);
   return 0;
+}
+
+/* The namespaces the clone makes: all but those the config shares (`host` or a path). */
+static unsigned long
+clone_flags (const struct mc_config *cfg)
+{
+  unsigned long flags = CLONE_NEWNS;
+
+  if (cfg->netns == NULL)
+    flags |= CLONE_NEWNET;
+  if (cfg->pidns == NULL)
+    flags |= CLONE_NEWPID;
+  if (cfg->ipcns == NULL || strcmp (cfg->ipcns, "none") == 0)
+    flags |= CLONE_NEWIPC;
+  if (cfg->utsns == NULL)
+    flags |= CLONE_NEWUTS;
+  if (new_user_namespace (cfg))
+    flags |= CLONE_NEWUSER;
+  return flags;
 }
 
 int
 mc_container_spawn (const struct mc_config *cfg, const struct mc_stdio *stdio,
                     struct mc_container *c, struct mc_error *err)
 {
-  unsigned long flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC
-                        | (cfg->netns == NULL ? CLONE_NEWNET : 0) | (cfg->userns ? CLONE_NEWUSER : 0);
+  unsigned long flags = clone_flags (cfg);
   int sv[2];
   pid_t pid;
 
-  if (join_netns (cfg, err) < 0)
+  /* The user namespace first: X's other namespaces are then ours to join, and
+   * those the clone makes are owned by it (a procfs of X's PID namespace may
+   * only be mounted from X's user namespace). */
+  if (join_namespace (cfg->userns_join, CLONE_NEWUSER, "user", err) < 0
+      || join_namespace (cfg->netns, CLONE_NEWNET, "net", err) < 0
+      || join_namespace (cfg->pidns, CLONE_NEWPID, "pid", err) < 0
+      || join_namespace (cfg->ipcns, CLONE_NEWIPC, "ipc", err) < 0)
     return -1;
 
   c->pty_master = -1;

@@ -77,19 +77,27 @@ same_file (int a, int b)
          && sa.st_ino == sb.st_ino;
 }
 
-/* A container as root has no user namespace of its own: joining our own
- * would fail with EINVAL, so it is left out. */
+/* A namespace the container shares with us is left out: joining our own user
+ * namespace fails with EINVAL (a container as root has none of its own), and
+ * the host's others (--pid/--ipc/--uts/--cgroupns host, rootless) with EPERM
+ * once we are in the container's user namespace.  We are in them already. */
 static int
-skip_own_user_namespace (struct target_ns *t, struct mc_error *err)
+skip_own_namespaces (struct target_ns *t, struct mc_error *err)
 {
-  cleanup_fd int own = open ("/proc/self/ns/user", O_RDONLY | O_CLOEXEC);
+  char path[64];
 
-  if (own < 0)
-    return mc_error_set (err, errno, "open `/proc/self/ns/user`");
-  if (same_file (own, t->fd[NS_USER]))
+  for (int i = 0; i < NS_COUNT; i++)
     {
-      close (t->fd[NS_USER]);
-      t->fd[NS_USER] = -1;
+      snprintf (path, sizeof path, "/proc/self/ns/%s", namespaces[i].name);
+      cleanup_fd int own = open (path, O_RDONLY | O_CLOEXEC);
+
+      if (own < 0)
+        return mc_error_set (err, errno, "open `%s`", path);
+      if (same_file (own, t->fd[i]))
+        {
+          close (t->fd[i]);
+          t->fd[i] = -1;
+        }
     }
   return 0;
 }
@@ -124,7 +132,7 @@ open_namespaces (pid_t pid, struct target_ns *t, struct mc_error *err)
       close_namespaces (t);
       return -1;
     }
-  if (skip_own_user_namespace (t, err) < 0)
+  if (skip_own_namespaces (t, err) < 0)
     {
       close_namespaces (t);
       return -1;
@@ -216,7 +224,7 @@ mc_exec_spawn (const struct mc_config *cfg, const struct mc_stdio *stdio, struct
   if (open_namespaces (cfg->exec_pid, &t, err) < 0)
     return -1;
   /* Only the monitor's future children are affected; it forks nothing else. */
-  if (setns (t.fd[NS_PID], CLONE_NEWPID) < 0)
+  if (t.fd[NS_PID] >= 0 && setns (t.fd[NS_PID], CLONE_NEWPID) < 0)
     {
       mc_error_set (err, errno, "setns pid namespace of %d", cfg->exec_pid);
       close_namespaces (&t);

@@ -1,13 +1,17 @@
 /* A container's process limits that are not cgroups: rlimits (`--ulimit`,
- * applied to the init and to every exec just before execve) and the size of
- * /dev/shm (`--shm-size`).  The cgroup limits are written by the daemon. */
+ * applied to the init and to every exec just before execve), the size of
+ * /dev/shm (`--shm-size`), the namespaced sysctls (`--sysctl`) and the OOM
+ * score adjustment (`--oom-score-adj`).  The cgroup limits are written by the
+ * daemon. */
 #include "mc.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 /* Docker's --ulimit names (go-units), the kernel's resources. */
 static const struct
@@ -109,4 +113,86 @@ mc_shm_options (const struct mc_config *cfg, char *buf, size_t size)
   unsigned long long bytes = cfg->shm_size ? cfg->shm_size : 64ULL << 20;
 
   snprintf (buf, size, "mode=1777,size=%llu", bytes);
+}
+
+/* `sysctl KEY VALUE`: which keys a container may set (those of its own
+ * namespaces) is the daemon's business (spec/sysctls.py); here the key must
+ * only stay inside /proc/sys. */
+int
+mc_config_parse_sysctl (struct mc_config *cfg, const char *key, const char *const *f,
+                        struct mc_error *err)
+{
+  struct mc_sysctl s = { f[0], f[1] };
+  struct mc_sysctl *grown;
+
+  if (f[0][0] == '\0' || f[0][0] == '.' || strchr (f[0], '/') != NULL || strstr (f[0], "..") != NULL)
+    return mc_error_set (err, EINVAL, "config `%s`: bad sysctl name `%s`", key, f[0]);
+  grown = realloc (cfg->sysctls, (cfg->n_sysctls + 1) * sizeof s);
+  if (grown == NULL)
+    return mc_error_set (err, ENOMEM, "realloc config");
+  grown[cfg->n_sysctls++] = s;
+  cfg->sysctls = grown;
+  return 0;
+}
+
+/* `oom_score_adj N`: -1000 to 1000, as the kernel takes it. */
+int
+mc_config_parse_oom_score_adj (struct mc_config *cfg, const char *key, const char *const *f,
+                               struct mc_error *err)
+{
+  char *end = NULL;
+  long v;
+
+  errno = 0;
+  v = strtol (f[0], &end, 10);
+  if (errno != 0 || *f[0] == '\0' || *end != '\0' || v < -1000 || v > 1000)
+    return mc_error_set (err, EINVAL, "config `%s`: `%s` is not in [-1000, 1000]", key, f[0]);
+  cfg->oom_score_adj = (int) v;
+  cfg->has_oom_score_adj = true;
+  return 0;
+}
+
+static int
+write_proc_file (const char *path, const char *value, struct mc_error *err)
+{
+  cleanup_fd int fd = open (path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+  size_t len = strlen (value);
+
+  if (fd < 0)
+    return mc_error_set (err, errno, "open `%s`", path);
+  if (write (fd, value, len) != (ssize_t) len)
+    return mc_error_set (err, errno ? errno : EIO, "write `%s` to `%s`", value, path);
+  return 0;
+}
+
+/* runc's way: dots of the name are the directories of /proc/sys. */
+int
+mc_sysctls_apply (const struct mc_config *cfg, struct mc_error *err)
+{
+  for (size_t i = 0; i < cfg->n_sysctls; i++)
+    {
+      char path[512];
+
+      if (snprintf (path, sizeof path, "/proc/sys/%s", cfg->sysctls[i].key) >= (int) sizeof path)
+        return mc_error_set (err, ENAMETOOLONG, "sysctl `%s`", cfg->sysctls[i].key);
+      for (char *c = path + strlen ("/proc/sys/"); *c; c++)
+        if (*c == '.')
+          *c = '/';
+      if (write_proc_file (path, cfg->sysctls[i].value, err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
+/* Lowering the score below the monitor's needs CAP_SYS_RESOURCE (of the
+ * initial user namespace: a rootless daemon refuses that before the start). */
+int
+mc_oom_score_adj_apply (const struct mc_config *cfg, struct mc_error *err)
+{
+  char value[16];
+
+  if (!cfg->has_oom_score_adj)
+    return 0;
+  snprintf (value, sizeof value, "%d", cfg->oom_score_adj);
+  return write_proc_file ("/proc/self/oom_score_adj", value, err);
 }

@@ -80,6 +80,7 @@ struct mc_config
   const char *lower_dir; /* `lower_dir`: the lowers are names relative to it (image/l) */
   bool rootfs_ready;     /* `rootfs_ready 1`: rootfs is prepared; bound, no overlay */
   bool userns, stdin_pipe;
+  bool userns_host; /* `userns_host 1` (rootless --userns host): the monitor's user namespace, no new one */
   bool tty;                           /* the process's stdio is a pty (pty.c) */
   unsigned int tty_rows, tty_cols;    /* its initial size; 0: the kernel's default */
   struct mc_idmap *uidmaps, *gidmaps;
@@ -104,6 +105,10 @@ struct mc_config
   struct mc_rlimit *rlimits; /* limits.c: `rlimit` keys, set just before execve */
   size_t n_rlimits;
   unsigned long long shm_size; /* bytes of /dev/shm; 0: Docker's 64 MiB */
+  struct mc_sysctl *sysctls; /* limits.c: `sysctl` keys, written to the container's /proc/sys */
+  size_t n_sysctls;
+  bool has_oom_score_adj; /* `oom_score_adj N`: written to /proc/self/oom_score_adj */
+  int oom_score_adj;
   uint64_t caps;   /* `caps`: bounding = permitted = effective (container.c); default Docker's 14 */
   bool privileged; /* `privileged 1`: sysfs read-write, the host's devices in /dev (mounts.c) */
   const char **masked_paths; /* `masked_path`: /dev/null or an empty read-only tmpfs on each */
@@ -113,6 +118,11 @@ struct mc_config
   struct mc_cgroupfs *cgroupfs; /* `cgroupfs`: the hierarchies shown under /sys/fs/cgroup */
   size_t n_cgroupfs;
   const char *netns; /* `netns`: `host` (no new network namespace) or a netns path to join */
+  /* `pidns`, `ipcns`: `host` (the monitor's own), or a path to join (`/proc/PID/ns/pid`); `ipcns
+   * none`: a new one without /dev/shm.  `utsns host`, `cgroupns host`: the monitor's own. */
+  const char *pidns, *ipcns, *utsns, *cgroupns;
+  /* `userns_join PATH` (rootless --pid container:X): X's user namespace, joined by the monitor. */
+  const char *userns_join;
   struct mc_device *devices; /* `device`: nodes made once the mounts are done (mounts.c) */
   size_t n_devices;
 };
@@ -131,6 +141,20 @@ int mc_config_parse_rlimit (struct mc_config *cfg, const char *key, const char *
                             struct mc_error *err);
 int mc_config_parse_shm_size (struct mc_config *cfg, const char *key, const char *const *f,
                               struct mc_error *err);
+
+struct mc_sysctl
+{
+  const char *key, *value; /* `net.ipv4.ip_forward`, `1` */
+};
+
+int mc_config_parse_sysctl (struct mc_config *cfg, const char *key, const char *const *f,
+                            struct mc_error *err);
+int mc_config_parse_oom_score_adj (struct mc_config *cfg, const char *key, const char *const *f,
+                                   struct mc_error *err);
+/* After pivot_root, before /proc/sys is made read-only: the container's own /proc/sys. */
+int mc_sysctls_apply (const struct mc_config *cfg, struct mc_error *err);
+/* In the child (init or exec), while it still has its capabilities. */
+int mc_oom_score_adj_apply (const struct mc_config *cfg, struct mc_error *err);
 /* In the child (init or exec) before capabilities are dropped. */
 int mc_rlimits_apply (const struct mc_config *cfg, struct mc_error *err);
 /* /dev/shm's tmpfs mount data into BUF. */

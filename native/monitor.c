@@ -625,10 +625,52 @@ close_clients (struct monitor *m)
     }
 }
 
+static bool
+shares_host_pids (const struct mc_config *cfg)
+{
+  return cfg->exec_pid <= 0 && cfg->pidns != NULL && strcmp (cfg->pidns, "host") == 0;
+}
+
+/* What a PID namespace's end would have done: every process the container
+ * left (reparented to us, its subreaper) killed and reaped, until none is
+ * left, before the exit file says the container is gone. */
+static void
+kill_orphans (void)
+{
+  char path[64], children[4096];
+  int status;
+
+  for (int round = 0; round < 1000; round++)
+    {
+      ssize_t n = 0;
+      snprintf (path, sizeof path, "/proc/self/task/%d/children", (int) getpid ());
+      cleanup_fd int fd = open (path, O_RDONLY | O_CLOEXEC);
+      if (fd >= 0)
+        n = read (fd, children, sizeof children - 1);
+      children[n > 0 ? n : 0] = '\0';
+      for (char *p = children, *end; *p; p = end)
+        {
+          long pid = strtol (p, &end, 10);
+          if (end == p)
+            break;
+          kill ((pid_t) pid, SIGKILL);
+        }
+      while (waitpid (-1, &status, WNOHANG) > 0)
+        ;
+      if (n <= 0 && waitpid (-1, &status, WNOHANG) < 0 && errno == ECHILD)
+        return;
+      if (n > 0)
+        usleep (1000);
+    }
+}
+
 __attribute__ ((noreturn)) static void
 monitor_finish (struct monitor *m)
 {
   struct mc_error err;
+
+  if (shares_host_pids (&m->cfg))
+    kill_orphans ();
 
   mc_log_flush (m->log_fd, &m->log_out, &err);
   mc_log_flush (m->log_fd, &m->log_err, &err);
@@ -774,7 +816,12 @@ monitor_setup (struct monitor *m, struct mc_error *err)
     {
       m->ctr.on_cloned = announce_cloned;
       m->ctr.on_cloned_arg = m;
-      ret = mc_container_spawn (&m->cfg, &child, &m->ctr, err);
+      /* Without a PID namespace of its own (`pidns host`), the init's end
+       * does not end its descendants: they come to us (kill_orphans). */
+      if (shares_host_pids (&m->cfg) && prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+        ret = mc_error_set (err, errno, "prctl PR_SET_CHILD_SUBREAPER");
+      if (ret == 0)
+        ret = mc_container_spawn (&m->cfg, &child, &m->ctr, err);
     }
   for (int *fd = &child.in; fd <= &child.err; fd++)
     if (*fd >= 0)

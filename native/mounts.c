@@ -473,6 +473,25 @@ make_devices (int rootfd, const struct mc_config *cfg, struct mc_error *err)
   return 0;
 }
 
+/* /dev/shm as Docker makes it for the IPC mode: the container's own tmpfs;
+ * `ipcns host`: the host's /dev/shm bound; `ipcns none`: none at all. */
+static int
+mount_shm (int devfd, const struct mc_config *cfg, const char *options, struct mc_error *err)
+{
+  cleanup_fd int fd = -1;
+
+  if (cfg->ipcns != NULL && strcmp (cfg->ipcns, "none") == 0)
+    return 0;
+  if (cfg->ipcns == NULL || strcmp (cfg->ipcns, "host") != 0)
+    return mount_dev_subdir (devfd, "shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options, err);
+  if (mkdirat (devfd, "shm", 0755) < 0)
+    return mc_error_set (err, errno, "mkdir `/dev/shm`");
+  fd = openat (devfd, "shm", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return mc_error_set (err, errno, "open `/dev/shm`");
+  return bind_on_fd ("/dev/shm", fd, true, false, "/dev/shm", err);
+}
+
 static int
 mount_dev (int rootfd, const struct mc_config *cfg, struct mc_error *err)
 {
@@ -501,12 +520,17 @@ mount_dev (int rootfd, const struct mc_config *cfg, struct mc_error *err)
   if (mount_devpts (devfd, err) < 0)
     return -1;
   mc_shm_options (cfg, shm_options, sizeof shm_options);
-  if (mount_dev_subdir (devfd, "shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, shm_options,
-                        err) < 0)
+  if (mount_shm (devfd, cfg, shm_options, err) < 0)
     return -1;
   if (mount_dev_subdir (devfd, "mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err)
       < 0)
-    return -1;
+    {
+      /* A shared IPC namespace of a user namespace not ours (`--ipc host` rootless): its
+       * queues are not ours to mount; the container goes without /dev/mqueue. */
+      if (!(userns && cfg->ipcns != NULL && (err->errnum == EPERM || err->errnum == EACCES)))
+        return -1;
+      err->errnum = 0;
+    }
   return cfg->privileged ? add_host_devices (devfd, "/dev", userns, 0, err) : 0;
 }
 
@@ -736,6 +760,25 @@ confine_paths (const struct mc_config *cfg, struct mc_error *err)
   return 0;
 }
 
+/* A new procfs; with `pidns host` in a user namespace (rootless `--pid host`)
+ * the kernel refuses one (the host's PID namespace is not ours): the host's
+ * /proc bound instead, as rootless Podman does. */
+static int
+mount_proc (int rootfd, const struct mc_config *cfg, struct mc_error *err)
+{
+  cleanup_fd int fd = -1;
+
+  if (mount_fs (rootfd, "/proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL, err) == 0)
+    return 0;
+  if (!cfg->userns || cfg->pidns == NULL || strcmp (cfg->pidns, "host") != 0
+      || (err->errnum != EPERM && err->errnum != EACCES))
+    return -1;
+  fd = resolve_target (rootfd, "/proc", MC_TARGET_DIR, err);
+  if (fd < 0)
+    return -1;
+  return bind_on_fd ("/proc", fd, true, false, "/proc", err);
+}
+
 /* pivot_root(".", ".") stacks the old root on top of the new one; a lazy
  * unmount of "." then drops it (crun's do_pivot; no temporary directory
  * inside the image is needed). */
@@ -778,7 +821,7 @@ mc_mounts_setup (const struct mc_config *cfg, struct mc_error *err)
   rootfd = open (cfg->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0)
     return mc_error_set (err, errno, "open `%s`", cfg->rootfs);
-  if (mount_fs (rootfd, "/proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, NULL, err) < 0)
+  if (mount_proc (rootfd, cfg, err) < 0)
     return -1;
   if (mount_dev (rootfd, cfg, err) < 0
       || mount_sys (rootfd, cfg, err) < 0)
@@ -790,7 +833,7 @@ mc_mounts_setup (const struct mc_config *cfg, struct mc_error *err)
     return -1;
   if (cfg->readonly_rootfs && remount_root_readonly (cfg, err) < 0)
     return -1;
-  if (pivot_into (cfg->rootfs, err) < 0)
+  if (pivot_into (cfg->rootfs, err) < 0 || mc_sysctls_apply (cfg, err) < 0)
     return -1;
   return confine_paths (cfg, err);
 }

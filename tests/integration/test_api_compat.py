@@ -216,10 +216,11 @@ def test_docker_build_fails_clearly(daemon, tmp_path):
     (["--security-opt", "label=type:svirt_t"], "minictr does not support SELinux: --security-opt label=type:svirt_t (only label=disable is accepted)"),
     (["--security-opt", "apparmor=docker-default"], "minictr does not support AppArmor: --security-opt apparmor=docker-default (only apparmor=unconfined is accepted)"),
     (["--device-read-bps", "/dev/null:1mb"], "minictr does not support --device-read-bps (HostConfig.BlkioDeviceReadBps)"),
-    (["--sysctl", "net.ipv4.ip_forward=1"], "minictr does not support --sysctl (HostConfig.Sysctls)"),
-    (["--pid", "host"], "minictr does not support --pid (HostConfig.PidMode)"),
-    (["--oom-score-adj", "5"], "minictr does not support --oom-score-adj (HostConfig.OomScoreAdj)"),
-    (["--group-add", "10"], "minictr does not support --group-add (HostConfig.GroupAdd)"),
+    (["--blkio-weight", "100"], "minictr does not support --blkio-weight (HostConfig.BlkioWeight)"),
+    (["--memory-reservation", "10m"], "minictr does not support --memory-reservation (HostConfig.MemoryReservation)"),
+    (["--cgroup-parent", "elsewhere"], "minictr does not support --cgroup-parent (HostConfig.CgroupParent)"),
+    (["--storage-opt", "size=1G"], "minictr does not support --storage-opt (HostConfig.StorageOpt): minictr's storage "
+                                   "drivers (overlay, fuse-overlayfs, vfs) cannot limit a container's size"),
 ])
 def test_docker_run_flags_minictr_would_ignore_fail_clearly(daemon, image, flags, message):
     before = docker(daemon, "ps", "-aq").stdout

@@ -67,6 +67,16 @@ def create_body(options):
         for rule in options["device_cgroup_rule"]:
             devices.parse_rule(rule)
         host_config["DeviceCgroupRules"] = list(options["device_cgroup_rule"])
+    for option, key in (("pid", "PidMode"), ("ipc", "IpcMode"), ("uts", "UTSMode"), ("cgroupns", "CgroupnsMode"),
+                        ("userns", "UsernsMode")):
+        if options.get(option):
+            host_config[key] = options[option]
+    if options.get("group_add"):
+        host_config["GroupAdd"] = list(options["group_add"])
+    if options.get("sysctl"):
+        host_config["Sysctls"] = dict(_split_kv(o) for o in options["sysctl"])
+    if options.get("oom_kill_disable"):
+        host_config["OomKillDisable"] = True
     host_config.update(host_config_fields(options))
     volumes = _mount_options(options, host_config)
     exposed_ports = _port_options(options, host_config)

@@ -284,6 +284,10 @@ def limit_files(limits, unified, current_cpu_max=""):
         writes.append(("cpuset.cpus", limits["cpuset_cpus"]))
     if "pids" in limits:
         writes.append(("pids.max", "max" if limits["pids"] < 0 else str(limits["pids"])))
+    if "memory_swappiness" in limits:
+        writes.append(("memory.swappiness", str(limits["memory_swappiness"])))
+    if limits.get("oom_kill_disable"):
+        writes.append(("memory.oom_control", "1"))
     return writes
 
 

@@ -7,7 +7,7 @@ import os
 import secrets
 
 from minictr.containers import config as container_config
-from minictr.containers import unsupported
+from minictr.containers import namespaces, unsupported
 from minictr.containers.logs import log_settings
 from minictr.containers.names import random_name
 from minictr.containers.state import State
@@ -46,6 +46,7 @@ class Creator:
         config, host_config = container_config.merge(body, image.config, container_id)
         log_settings(host_config)  # refuses a logging driver or option minictr does not have
         self.confinement.check(host_config)
+        namespaces.check(body, host_config, self.store)
         warnings = self.resources.check(host_config)
         if not config["Entrypoint"] and not config["Cmd"]:
             raise InvalidArgument("No command specified")

@@ -250,7 +250,8 @@ class ExecService:
         self._check_running(container)
         top = os.path.join(self.containers.data_dir, container.id)
         user = instance.user or container.config["User"]
-        uid, gid, groups = resolve_user(user, [os.path.join(top, "diff")] + self._layer_dirs(container.image_id))
+        uid, gid, groups = resolve_user(user, [os.path.join(top, "diff")] + self._layer_dirs(container.image_id),
+                                        container.host_config.get("GroupAdd"))
         instance.run_dir = os.path.join(self.containers.run_dir, container.id[:16], "e", instance.id[:12])
         os.makedirs(instance.run_dir, 0o700, exist_ok=True)
         paths = {"config": os.path.join(instance.run_dir, "monitor.conf"),

@@ -90,7 +90,8 @@ class Lifecycle:
         self.groups.warm_migration()
         image = await asyncio.to_thread(self.images.resolve, container.image_id)
         paths = self.store.paths(container)
-        user = resolve_user(container.config["User"], [os.path.join(paths["top"], "diff")] + image.layer_dirs)
+        user = resolve_user(container.config["User"], [os.path.join(paths["top"], "diff")] + image.layer_dirs,
+                            container.host_config.get("GroupAdd"))
         os.makedirs(paths["run"], 0o700, exist_ok=True)
         for stale in (paths["exit"], paths["attach"]):
             if os.path.lexists(stale):

@@ -5,6 +5,7 @@ the tty and the log."""
 import os
 
 from minictr import native
+from minictr.containers import namespaces
 from minictr.containers.logs import log_settings, monitor_entries as log_entries
 from minictr.security import devices
 
@@ -12,7 +13,9 @@ INIT_IN_CONTAINER = "/sbin/docker-init"  # where Docker puts its init: scripts l
 
 
 class MonitorConfig:
-    def __init__(self, networks, cgroups, mounting, confinement, resources, rootless, uid_ranges, gid_ranges):
+    def __init__(self, networks, cgroups, mounting, confinement, resources, rootless, uid_ranges, gid_ranges,
+                 containers):
+        self.containers = containers  # the store: the containers whose namespaces one joins
         self.networks = networks
         self.cgroups = cgroups
         self.mounting = mounting
@@ -28,8 +31,9 @@ class MonitorConfig:
         config = container.config
         uid, gid, groups = user
         entries = [("id", container.id)] + root  # rootfs and its layers, as the storage driver makes it
-        entries += self._user_namespace()
+        entries += self._user_namespace(container.host_config)
         entries += self.networks.monitor_entries(container, pid_of)
+        entries += namespaces.monitor_entries(container.host_config, self.containers, pid_of, self.rootless)
         entries += [("hostname", config["Hostname"]), ("cwd", config["WorkingDir"] or "/"),
                     ("uid", uid), ("gid", gid)]
         entries += [("group", g) for g in groups]
@@ -45,6 +49,7 @@ class MonitorConfig:
         if os.path.exists(os.path.join(paths["top"], "dockerenv")):  # not for containers made before it
             entries.append(("bind", os.path.join(paths["top"], "dockerenv"), "/.dockerenv", "ro"))
         entries += self.mounting.monitor_entries(container)
+        entries += namespaces.shm_entries(container, paths["top"], self.containers)
         entries += devices.monitor_entries(container.host_config)
         entries += self.confinement.monitor_entries(container.host_config)
         entries += self.resources.monitor_entries(container.host_config)
@@ -54,8 +59,12 @@ class MonitorConfig:
         entries += [("exit", paths["exit"]), ("attach", paths["attach"])]
         return entries
 
-    def _user_namespace(self):
+    def _user_namespace(self, host_config):
         entries = [("userns", "1" if self.rootless else "0")]
+        if self.rootless and host_config.get("UsernsMode") == "host":
+            return entries + [("userns_host", "1")]  # the daemon's user namespace: still not the host's
+        if self.rootless and not namespaces.in_user_namespace(host_config, self.rootless):
+            return entries  # another container's (namespaces.monitor_entries: `userns_join`)
         if self.rootless:
             entries += [("uidmap", first, first, count) for first, count in self.uid_ranges]
             entries += [("gidmap", first, first, count) for first, count in self.gid_ranges]

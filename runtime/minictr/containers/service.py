@@ -54,7 +54,7 @@ class ContainerService:
         self.creator = Creator(store, images, networks, self.mounting, self.deleter, self.groups,
                                self.confinement, self.resources, lambda ref: container_root(self, ref))
         monitor_config = MonitorConfig(networks, self.cgroups, self.mounting, self.confinement, self.resources,
-                                       rootless, uid_ranges, gid_ranges)
+                                       rootless, uid_ranges, gid_ranges, store)
         self.lifecycle = Lifecycle(store, images, driver, networks, ports, self.groups, self.resources,
                                    self.deleter, monitor_config)
         self.control = Control(store, self.lifecycle, self.deleter, self.groups, self.resources)

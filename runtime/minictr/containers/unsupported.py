@@ -7,14 +7,7 @@ from minictr.errors import InvalidArgument
 # HostConfig field -> (docker flag, values that mean "not asked for").
 HOST_CONFIG = {
     "DeviceRequests": ("--gpus", (None, [])),
-    "IpcMode": ("--ipc", (None, "", "private", "shareable")),
-    "PidMode": ("--pid", (None, "")),
-    "UTSMode": ("--uts", (None, "")),
-    "UsernsMode": ("--userns", (None, "")),
     "CgroupParent": ("--cgroup-parent", (None, "")),
-    "Sysctls": ("--sysctl", (None, {})),
-    "OomKillDisable": ("--oom-kill-disable", (None, False)),
-    "OomScoreAdj": ("--oom-score-adj", (None, 0)),
     "BlkioWeight": ("--blkio-weight", (None, 0)),
     "BlkioWeightDevice": ("--blkio-weight-device", (None, [])),
     "BlkioDeviceReadBps": ("--device-read-bps", (None, [])),
@@ -25,20 +18,20 @@ HOST_CONFIG = {
     "CpuRealtimeRuntime": ("--cpu-rt-runtime", (None, 0)),
     "CpusetMems": ("--cpuset-mems", (None, "")),
     "MemoryReservation": ("--memory-reservation", (None, 0)),
-    "MemorySwappiness": ("--memory-swappiness", (None, -1)),
     "KernelMemory": ("--kernel-memory", (None, 0)),
-    "GroupAdd": ("--group-add", (None, [])),
     "VolumeDriver": ("--volume-driver", (None, "", "local")),
     "Runtime": ("--runtime", (None, "", "minictr")),
     "Isolation": ("--isolation", (None, "", "default")),
     "StorageOpt": ("--storage-opt", (None, {})),
     "Annotations": ("--annotation", (None, {})),
-    "CgroupnsMode": ("--cgroupns", (None, "", "private")),  # every container has its own cgroup namespace
     "CpuCount": ("--cpu-count", (None, 0)),
     "CpuPercent": ("--cpu-percent", (None, 0)),
     "IOMaximumIOps": ("--io-maxiops", (None, 0)),
     "IOMaximumBandwidth": ("--io-maxbandwidth", (None, 0)),
 }
+
+# Why a flag is refused, where the user could expect it to work (Docker has it for some drivers).
+REASONS = {"--storage-opt": "minictr's storage drivers (overlay, fuse-overlayfs, vfs) cannot limit a container's size"}
 
 # Config (the body's top level) field -> (docker flag, values that mean "not asked for").
 CONFIG = {
@@ -58,7 +51,8 @@ def check(body):
         for key, (flag, unset) in fields.items():
             if key in source and source[key] not in unset:
                 where = "HostConfig." + key if source is host_config else key
-                raise InvalidArgument(f"minictr does not support {flag} ({where})")
+                reason = f": {REASONS[flag]}" if flag in REASONS else ""
+                raise InvalidArgument(f"minictr does not support {flag} ({where}){reason}")
     endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
     for network, endpoint in endpoints.items():
         endpoint = endpoint or {}

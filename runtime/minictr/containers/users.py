@@ -19,8 +19,9 @@ def _read_layered(layer_dirs, relpath):
     return []
 
 
-def resolve_user(spec, layer_dirs):
-    """(uid, gid, supplementary gids) for a user spec such as "", "1000", "nobody", "app:staff"."""
+def resolve_user(spec, layer_dirs, group_add=()):
+    """(uid, gid, supplementary gids) for a user spec such as "", "1000", "nobody", "app:staff";
+    GROUP_ADD (HostConfig.GroupAdd, `--group-add`) are more groups, names or numbers."""
     user, _, group = (spec or "0").partition(":")
     passwd = _read_layered(layer_dirs, "etc/passwd")
     groups = _read_layered(layer_dirs, "etc/group")
@@ -29,6 +30,7 @@ def resolve_user(spec, layer_dirs):
         gid = _find_group(group, groups)
     supplementary = [int(g[2]) for g in groups
                      if len(g) >= 4 and name and name in g[3].split(",") and g[2].isdigit()]
+    supplementary += [_added_group(g, groups) for g in group_add or ()]
     return uid, gid, sorted(set(supplementary) - {gid})
 
 
@@ -48,3 +50,15 @@ def _find_group(group, groups):
     if group.isdigit():
         return int(group)
     raise InvalidArgument(f"unable to find group {group}: no matching entries in group file")
+
+
+def _added_group(group, groups):
+    """A --group-add entry: a name of the image's /etc/group, or any number (libcontainer's
+    GetAdditionalGroups, in its words)."""
+    group = str(group)
+    for entry in groups:
+        if len(entry) >= 3 and entry[0] == group and entry[2].isdigit():
+            return int(entry[2])
+    if group.isdigit() and int(group) < 2**32 - 1:
+        return int(group)
+    raise InvalidArgument(f"Unable to find group {group}: no matching entries in group file")

@@ -82,7 +82,8 @@ def host_config_fields(options):
                                ("cpus", "NanoCpus", parse_cpus), ("cpu_shares", "CpuShares", int),
                                ("cpu_quota", "CpuQuota", int), ("cpu_period", "CpuPeriod", int),
                                ("cpuset_cpus", "CpusetCpus", str), ("pids_limit", "PidsLimit", int),
-                               ("shm_size", "ShmSize", parse_bytes)):
+                               ("shm_size", "ShmSize", parse_bytes), ("oom_score_adj", "OomScoreAdj", int),
+                               ("memory_swappiness", "MemorySwappiness", int)):
         value = options.get(option)
         if value is not None and value != "":
             fields[key] = parse(value) if isinstance(value, str) and parse is not str else value
@@ -136,6 +137,11 @@ def check_values(hc, online_cpus, update=False):
                                   f"available: {_cpuset_text(online_cpus)}")
     if (hc.get("ShmSize") or 0) < 0:
         raise InvalidArgument("SHM size can not be less than 0")
+    swappiness = hc.get("MemorySwappiness")
+    if swappiness is not None and swappiness != -1 and not 0 <= swappiness <= 100:
+        raise InvalidArgument(f"Invalid value: {swappiness}, valid memory swappiness range is 0-100")
+    if not -1000 <= (hc.get("OomScoreAdj") or 0) <= 1000:
+        raise InvalidArgument(f"Invalid value {hc['OomScoreAdj']}, range for oom score adj is [-1000, 1000]")
     for ulimit in hc.get("Ulimits") or []:
         if not isinstance(ulimit, dict) or ulimit.get("Name") not in ULIMIT_NAMES:
             raise InvalidArgument(f"invalid ulimit type: {ulimit.get('Name') if isinstance(ulimit, dict) else ulimit}")
