@@ -264,6 +264,27 @@ def test_exec_run_stream_demux(sleeper):
     assert (out, err) == (b"out\n", b"err\n")
 
 
+def test_exec_created_with_a_tty_started_without_one_is_framed(client, sleeper):
+    # docker-py's exec_start sends {"Tty": false} unless told: Docker 20.10 then frames the
+    # tty's output (one stdout stream, \r\n line ends) and docker-py demultiplexes it.
+    command = ["sh", "-c", "echo hello out; echo hello err >&2"]
+    exec_id = client.api.exec_create(sleeper.id, command, tty=True)["Id"]
+    assert client.api.exec_start(exec_id) == b"hello out\r\nhello err\r\n"
+    assert client.api.exec_inspect(exec_id)["ProcessConfig"]["tty"] is True
+
+    exec_id = client.api.exec_create(sleeper.id, command, tty=True)["Id"]
+    sock = client.api.exec_start(exec_id, socket=True)
+    try:
+        frames = list(docker.utils.socket.frames_iter(sock, tty=False))
+    finally:
+        sock.close()
+    assert {stream for stream, _ in frames} == {docker.utils.socket.STDOUT}
+    assert b"".join(data for _, data in frames) == b"hello out\r\nhello err\r\n"
+
+    exec_id = client.api.exec_create(sleeper.id, command, tty=True)["Id"]
+    assert client.api.exec_start(exec_id, tty=True) == b"hello out\r\nhello err\r\n"  # raw, as asked
+
+
 def test_exec_in_a_missing_container_is_not_found(client):
     missing = unique("gone")
     with pytest.raises(docker.errors.NotFound) as error:
