@@ -337,6 +337,21 @@ def test_cp_a_file_both_ways_and_a_directory_out(daemon, image, tmp_path):
         docker(daemon, "rm", "-f", "dk-cp")
 
 
+def test_cp_into_a_volume_of_a_created_container(daemon, image, tmp_path):
+    # The CLI asks HEAD for the destination, then PUTs: both see the container's volume
+    # though it never ran, and the file is there at its start (as Docker's).
+    os.chmod(tmp_path, 0o777)
+    (tmp_path / "in.txt").write_text("copied before the start\n")
+    ok(daemon, "create", "--name", "dk-cp-vol", "-v", "/vol1", image, "cat", "/vol1/in.txt")
+    try:
+        assert ok(daemon, "cp", str(tmp_path / "in.txt"), "dk-cp-vol:/vol1/") == ""
+        ok(daemon, "cp", "dk-cp-vol:/vol1/in.txt", str(tmp_path / "back.txt"))
+        assert (tmp_path / "back.txt").read_text() == "copied before the start\n"
+        assert ok(daemon, "start", "-a", "dk-cp-vol") == "copied before the start\n"
+    finally:
+        docker(daemon, "rm", "-f", "-v", "dk-cp-vol")
+
+
 def test_top_and_stats_no_stream(daemon, image):
     ok(daemon, "run", "-d", "--name", "dk-top", image, "sleep", "300")
     try:

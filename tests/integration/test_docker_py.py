@@ -473,6 +473,47 @@ def test_archive_on_a_stopped_container(client, image):
 
 # --- images ---
 
+def test_archive_into_a_volume_of_a_created_container(client, image):
+    # Docker mounts a container's volumes for archive operations whether it runs or not: the
+    # file is in the volume when the container starts.
+    container_id = client.api.create_container(image, ["cat", "/vol1/in-volume", "/ro/seen"],
+                                               volumes=["/vol1", "/ro"])["Id"]
+    container = client.containers.get(container_id)
+    try:
+        assert container.put_archive("/vol1", _tar({"in-volume": b"put before the start\n"})) is True
+        stream, stat = container.get_archive("/vol1/in-volume")
+        assert stat["name"] == "in-volume" and stat["size"] == 21
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            assert tar.extractfile("in-volume").read() == b"put before the start\n"
+        container.put_archive("/ro", _tar({"seen": b"also\n"}))
+        container.start()
+        assert container.wait(timeout=30)["StatusCode"] == 0
+        assert container.logs() == b"put before the start\nalso\n"
+        # Once stopped, the archive still reads the volume, not the directory under it.
+        stream, _ = container.get_archive("/vol1/in-volume")
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            assert tar.extractfile("in-volume").read() == b"put before the start\n"
+    finally:
+        container.remove(v=True, force=True)
+
+
+def test_archive_into_a_read_only_volume_is_refused_as_docker_words_it(client, image):
+    volume = client.volumes.create(unique("rovol"))
+    container = client.containers.create(image, ["true"], volumes={volume.name: {"bind": "/data", "mode": "ro"}})
+    try:
+        with pytest.raises(docker.errors.APIError) as error:
+            container.put_archive("/data/sub", _tar({"nope": b"x"}))
+        assert error.value.status_code == 400
+        assert error.value.explanation == "mounted volume is marked read-only"
+        assert container.put_archive("/tmp", _tar({"fine": b"x"})) is True  # the root stays writable
+        stream, _ = container.get_archive("/data")
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            assert tar.getnames() == ["data"]
+    finally:
+        container.remove(force=True)
+        volume.remove()
+
+
 def test_images_get_list_tag_remove(client, image):
     img = client.images.get(image)
     assert f"{image}:latest" in img.tags
