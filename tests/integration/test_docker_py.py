@@ -1,6 +1,7 @@
 """docker-py (the `docker` package from PyPI, which nobody here wrote) drives minictr's socket with its
 high-level API, as a test suite built on it would against Docker."""
 
+import contextlib
 import io
 import os
 import socket
@@ -512,6 +513,69 @@ def test_archive_into_a_read_only_volume_is_refused_as_docker_words_it(client, i
     finally:
         container.remove(force=True)
         volume.remove()
+
+
+def test_commit_with_pause_of_a_container_that_exits_meanwhile(client, image):
+    # docker-py's commit asks pause=true: Docker pauses a running container only, and commits
+    # one that exits meanwhile (or has exited) as it is, never a 409 or a 500.
+    committed = []
+    try:
+        for attempt in range(40):
+            container = client.containers.run(image, ["sh", "-c", f"echo {attempt} > /made; sleep 0.{attempt % 6:03d}"],
+                                              detach=True)
+            try:
+                committed.append(container.commit(repository=unique("exiting")))
+                assert committed[-1].attrs["Parent"] == container.attrs["Image"]
+            finally:
+                container.remove(force=True)
+        container = client.containers.run(image, ["sh", "-c", "echo stopped > /made"], detach=True)
+        container.wait(timeout=30)
+        committed.append(container.commit(repository=unique("stopped")))
+        container.remove()
+        assert client.containers.run(committed[-1].id, ["cat", "/made"], remove=True) == b"stopped\n"
+    finally:
+        for done in committed:
+            client.images.remove(done.id, force=True)
+
+
+def test_a_committed_image_has_its_parent_which_rmi_then_keeps(client, image):
+    made = []
+    try:
+        source = client.containers.run(image, ["sh", "-c", "echo 1 > /level"], detach=True)
+        source.wait(timeout=30)
+        parent_tag = unique("parent") + ":1"
+        parent = source.commit(*parent_tag.split(":"))
+        made.append(parent.id)
+        source.remove()
+        assert parent.attrs["Parent"] == client.images.get(image).id
+        source = client.containers.run(parent.id, ["sh", "-c", "echo 2 > /level"], detach=True)
+        source.wait(timeout=30)
+        child = source.commit()
+        made.append(child.id)
+        source.remove()
+        assert child.attrs["Parent"] == parent.id
+        short = parent.id.removeprefix("sha256:")[:12]
+        for force in (False, True):
+            with pytest.raises(docker.errors.APIError) as error:
+                client.images.remove(parent.id, force=force)
+            assert error.value.status_code == 409
+            assert error.value.explanation == (f"conflict: unable to delete {short} (cannot be forced) "
+                                               "- image has dependent child images")
+        # By its tag: untagged only, kept for its child and listed with -a only, as Docker's.
+        assert client.api.remove_image(parent_tag) == [{"Untagged": parent_tag}]
+        assert client.images.get(parent.id).tags == []
+        assert parent.id not in [i.id for i in client.images.list()]
+        assert parent.id in [i.id for i in client.images.list(all=True)]
+        assert parent.id not in [i.id for i in client.images.list(filters={"dangling": True})]
+        # The child's removal takes the parent it left with nothing.
+        deleted = [item.get("Deleted") for item in client.api.remove_image(child.id)]
+        assert child.id in deleted and parent.id in deleted
+        with pytest.raises(docker.errors.ImageNotFound):
+            client.images.get(parent.id)
+    finally:
+        for image_id in reversed(made):
+            with contextlib.suppress(docker.errors.NotFound):
+                client.images.remove(image_id, force=True)
 
 
 def test_images_get_list_tag_remove(client, image):

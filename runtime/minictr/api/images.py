@@ -12,7 +12,7 @@ async def list_images(req):
     from minictr.images.usage import list_images as filtered
 
     filters = parse(req.arg("filters"))
-    return JSONResponse(await asyncio.to_thread(filtered, req.services.images, filters))
+    return JSONResponse(await asyncio.to_thread(filtered, req.services.images, filters, req.flag("all")))
 
 
 @route("GET", "/images/{name*}/json")

@@ -48,6 +48,7 @@ class PendingImage:
     layers: list  # per diff id, bottom first: a StagedLayer, or None when the store has it already
     references: list = field(default_factory=list)  # Reference objects to tag it with
     blobs: list = field(default_factory=list)  # [(diff_id, digest, media_type, size)] kept layer bytes
+    parent: str = ""  # the image a commit made it from
 
     @property
     def id(self) -> str:
