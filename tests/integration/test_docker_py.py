@@ -265,6 +265,24 @@ def test_exec_run_stream_demux(sleeper):
     assert (out, err) == (b"out\n", b"err\n")
 
 
+def test_env_entries_without_a_value_are_kept_as_given_and_unset_in_the_process(client, image):
+    # Docker keeps a bare NAME in Config.Env; its process gets no NAME, not even a default one
+    # (ReplaceOrAppendEnvValues): here HOSTNAME.
+    container = client.containers.run(image, ["sleep", "300"], environment=["Foo", "KEPT=1", "HOSTNAME"],
+                                      detach=True)
+    try:
+        env = container.attrs["Config"]["Env"]
+        assert "Foo" in env and "KEPT=1" in env and "HOSTNAME" in env
+        names = [line.split("=")[0] for line in container.exec_run("env").output.decode().splitlines()]
+        assert "KEPT" in names and "PATH" in names
+        assert "Foo" not in names and "HOSTNAME" not in names
+        names = [line.split("=")[0]
+                 for line in container.exec_run("env", environment=["KEPT", "Bar"]).output.decode().splitlines()]
+        assert "KEPT" not in names and "Bar" not in names and "PATH" in names
+    finally:
+        container.remove(force=True)
+
+
 def test_exec_created_with_a_tty_started_without_one_is_framed(client, sleeper):
     # docker-py's exec_start sends {"Tty": false} unless told: Docker 20.10 then frames the
     # tty's output (one stdout stream, \r\n line ends) and docker-py demultiplexes it.

@@ -19,7 +19,7 @@ import signal
 import struct
 from dataclasses import dataclass, field
 
-from minictr.containers.config import merge_env
+from minictr.containers.config import merge_env, process_env
 from minictr.containers.monitor import Monitor, MonitorError, unwatch, watch_exit, write_config
 from minictr.containers.attach import Attach, monitor_control
 from minictr.containers.state import State
@@ -105,6 +105,7 @@ class ExecService:
             privileged=bool(body.get("Privileged")))
         if instance.tty and "TERM" not in {e.partition("=")[0] for e in instance.env}:
             instance.env.append("TERM=xterm")  # Docker sets it for a tty too
+        instance.env = process_env(instance.env)
         parse_detach_keys(instance.detach_keys or DEFAULT_DETACH_KEYS)  # InvalidArgument now, not at start
         if not instance.working_dir.startswith("/"):
             raise InvalidArgument(f"the working directory '{instance.working_dir}' is invalid, "
