@@ -105,6 +105,13 @@ def test_run_env_workdir_user_entrypoint_name(daemon, image):
         run_error("the working directory 'rel' is invalid, it needs to be an absolute path") + "\n")
     nobody = docker(daemon, "run", "--rm", "-u", "nosuchuser", image, "id")
     assert nobody.returncode == 125 and "unable to find user nosuchuser" in nobody.stderr
+    unknown = docker(daemon, "run", "--rm", "--log-driver", "no-such-driver", image, "true")
+    assert unknown.returncode == 125 and unknown.stderr.startswith(
+        run_error('error looking up logging plugin no-such-driver: plugin "no-such-driver" not found') + "\n")
+    # A bare `-e NAME` the CLI finds no value for reaches the daemon as given: unset in the process.
+    bare = docker(daemon, "run", "--rm", "-e", "DK_UNSET_HERE", "-e", "HOSTNAME", image, "env")
+    assert bare.returncode == 0, bare.stderr
+    assert [line for line in bare.stdout.splitlines() if line.startswith(("DK_UNSET_HERE", "HOSTNAME"))] == []
     assert docker(daemon, "ps", "-a", "-q").stdout == ""
 
 

@@ -596,6 +596,17 @@ def test_a_committed_image_has_its_parent_which_rmi_then_keeps(client, image):
                 client.images.remove(image_id, force=True)
 
 
+def test_unknown_log_driver_and_load_of_a_non_tar_in_dockers_words(client, image):
+    with pytest.raises(docker.errors.APIError) as error:
+        client.containers.create(image, ["true"], log_config=docker.types.LogConfig(type="no-such-driver"))
+    assert error.value.status_code == 400
+    assert error.value.explanation == 'error looking up logging plugin no-such-driver: plugin "no-such-driver" not found'
+    # Docker streams a load's error (200, an errorDetail line): docker-py raises ImageLoadError.
+    with pytest.raises(docker.errors.ImageLoadError) as error:
+        client.images.load(b"not a tar archive" * 100)
+    assert str(error.value) == "Error processing tar file(exit status 1): archive/tar: invalid tar header"
+
+
 def test_images_get_list_tag_remove(client, image):
     img = client.images.get(image)
     assert f"{image}:latest" in img.tags

@@ -238,6 +238,15 @@ def test_save_writes_dockers_archive_that_load_reads_back_with_the_same_id(daemo
     daemon.ok("rmi", "saved-image:v1")
 
 
+def test_load_of_what_is_not_a_tar_fails_in_one_line_quiet_or_not(daemon, tmp_path):
+    garbage = tmp_path / "garbage.tar"
+    garbage.write_bytes(b"<html>no tar here</html>\n" * 40)
+    for quiet in ([], ["-q"]):
+        result = daemon.cli("load", *quiet, "-i", str(garbage))
+        assert _one_line_error(result), result.stderr
+        assert "Error processing tar file(exit status 1): archive/tar: invalid tar header" in result.stderr
+
+
 def test_save_to_stdout_with_several_images(daemon, image, clean_daemon):
     _committed_image(daemon, image, "saved-a")
     saved = subprocess.run(daemon_cli_args(daemon, "save", "saved-a", image), capture_output=True, timeout=60)
