@@ -750,6 +750,20 @@ def test_df(client, image):
     assert df["BuilderSize"] == 0 and df["BuildCache"] == []  # Docker 20.10's, with no build cache
 
 
+def test_swarm_as_a_docker_engine_in_no_swarm(client):
+    # Test suites' clean-up leaves any swarm: Docker in none answers 503, which docker-py takes for done.
+    assert client.api.leave_swarm(force=True) is True
+    with pytest.raises(docker.errors.APIError) as error:
+        client.api.leave_swarm()
+    assert error.value.status_code == 503 and error.value.explanation == "This node is not part of a swarm"
+    with pytest.raises(docker.errors.APIError) as error:
+        client.services.list()
+    assert error.value.status_code == 503 and "This node is not a swarm manager" in error.value.explanation
+    info = client.info()
+    assert info["Swarm"]["LocalNodeState"] == "inactive" and info["Swarm"]["ControlAvailable"] is False
+    assert info["Debug"] is False
+
+
 def test_version_has_the_engines_details(client):
     engine = client.version()["Components"][0]
     assert engine["Name"] == "Engine"
