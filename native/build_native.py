@@ -38,6 +38,8 @@ ffibuilder.cdef(
     int mc_overlay_mount(const char *target, const char *lower_dir, const char *const lowers[],
                          const char *upper, const char *work, bool userxattr, struct mc_error *err);
     int mc_unmount(const char *target, struct mc_error *err);
+    int mc_bind_mount_in_root(int rootfd, const char *source, const char *destination, bool readonly,
+                              struct mc_error *err);
     int mc_mountns_unshare(struct mc_error *err);
     struct mc_seccomp_arg { unsigned int index; int op; uint64_t value, value_two; };
     struct mc_seccomp_rule { const char *name; uint32_t action; unsigned int n_args;

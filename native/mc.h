@@ -235,6 +235,8 @@ int mc_open_in_root (int rootfd, const char *path, int flags, int *fd, struct mc
 int mc_overlay_mount (const char *target, const char *lower_dir, const char *const lowers[],
                       const char *upper, const char *work, bool userxattr, struct mc_error *err);
 int mc_unmount (const char *target, struct mc_error *err);
+int mc_bind_mount_in_root (int rootfd, const char *source, const char *destination, bool readonly,
+                           struct mc_error *err);
 int mc_mountns_unshare (struct mc_error *err);
 
 /* ---- forward.c: published ports, socket to socket in a thread per direction (daemon only) ---- */

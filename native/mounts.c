@@ -868,6 +868,25 @@ mc_unmount (const char *target, struct mc_error *err)
   return 0;
 }
 
+/* A container's volume or bind SOURCE (read-only if asked) on DESTINATION
+ * inside ROOTFD, the mount point created if the root lacks it, as the start
+ * does: for archive operations on a container that is not running, which
+ * Docker runs with the container's volumes mounted (its mountVolumes). */
+int
+mc_bind_mount_in_root (int rootfd, const char *source, const char *destination, bool readonly,
+                       struct mc_error *err)
+{
+  struct stat st;
+
+  if (stat (source, &st) < 0)
+    return mc_error_set (err, errno, "stat `%s`", source);
+  cleanup_fd int fd = resolve_target (rootfd, destination,
+                                      S_ISDIR (st.st_mode) ? MC_TARGET_DIR : MC_TARGET_FILE, err);
+  if (fd < 0)
+    return -1;
+  return bind_on_fd (source, fd, true, readonly, destination, err);
+}
+
 /* The root daemon's own mount namespace: the overlays it mounts for cp and
  * export must never show on the host, and vanish with the daemon.  rslave,
  * not rprivate: mounts the host makes later still reach the daemon.  Must run

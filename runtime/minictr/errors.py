@@ -32,6 +32,12 @@ class NotSupported(MinictrError):
     status = 501
 
 
+class Unavailable(MinictrError):
+    """Docker's 503 for a part of the engine that is not running here (swarm, never joined)."""
+
+    status = 503
+
+
 class DaemonUnavailable(MinictrError):
     """The CLI could not reach a daemon, nor start one."""
 

@@ -17,17 +17,19 @@ def _host_commands():
     import click
 
     @click.command()
+    @click.option("-H", "--host", help="unix://PATH to listen on, as dockerd -H (default: the client's -H, "
+                                       "MINICTR_HOST, or the default socket).")
     @click.option("--data-root", help="Where images and containers are kept.")
     @click.option("--unavailable-limits", type=click.Choice(["refuse", "warn"]), envvar="MINICTR_UNAVAILABLE_LIMITS",
                   help="A limit this machine cannot enforce: refuse the container (default) or warn and run without.")
     @click.option("--insecure-registry", multiple=True, metavar="HOST[:PORT]",
                   help="A registry that may be reached over plain HTTP (repeatable; loopback ones always may).")
     @click.pass_context
-    def daemon(click_ctx, data_root, unavailable_limits, insecure_registry):
+    def daemon(click_ctx, host, data_root, unavailable_limits, insecure_registry):
         """Run the daemon in the foreground (rootless when started by an ordinary user)."""
         from minictr.daemon import run
 
-        sys.exit(run(click_ctx.obj.host, data_root, unavailable_limits=unavailable_limits,
+        sys.exit(run(host or click_ctx.obj.host, data_root, unavailable_limits=unavailable_limits,
                      insecure_registries=insecure_registry))
 
     @click.command()

@@ -91,6 +91,14 @@ def unmount(target: str) -> None:
     _check(lib.mc_unmount(os.fsencode(target), err), err)
 
 
+def bind_mount_in_root(root_fd: int, source: str, destination: str, readonly: bool) -> None:
+    """rbind `source` (read-only if asked) on `destination` resolved inside `root_fd` (a
+    container's `/`), creating the mount point if missing."""
+    err = ffi.new("struct mc_error *")
+    _check(lib.mc_bind_mount_in_root(root_fd, os.fsencode(source), os.fsencode(destination), readonly, err),
+           err)
+
+
 def unshare_mount_namespace() -> None:
     """A mount namespace of our own, `/` rslave in it. Call before any thread is started."""
     err = ffi.new("struct mc_error *")

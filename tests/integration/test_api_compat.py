@@ -180,9 +180,8 @@ def test_unknown_endpoint_or_wrong_method_is_404_naming_it(daemon, method, path)
 
 
 @pytest.mark.parametrize("method,path,feature", [
-    ("POST", "/swarm/init", "swarm"), ("GET", "/v1.43/swarm", "swarm"), ("GET", "/nodes", "swarm nodes"),
-    ("GET", "/services", "swarm services"), ("GET", "/tasks", "swarm tasks"), ("GET", "/secrets", "swarm secrets"),
-    ("GET", "/configs", "swarm configs"), ("GET", "/plugins", "plugins"), ("POST", "/build", "build"),
+    ("POST", "/swarm/init", "swarm"), ("POST", "/v1.43/swarm/join", "swarm"),
+    ("GET", "/plugins", "plugins"), ("POST", "/build", "build"),
     ("GET", "/distribution/busybox/json", "distribution"), ("POST", "/session", "session"),
 ])
 def test_unsupported_sections_answer_501_naming_the_feature(daemon, method, path, feature):
@@ -192,11 +191,42 @@ def test_unsupported_sections_answer_501_naming_the_feature(daemon, method, path
     assert body == {"message": f"minictr does not support {feature}: {bare}"}
 
 
+@pytest.mark.parametrize("method,path,message", [
+    ("POST", "/swarm/leave?force=1", "This node is not part of a swarm"),
+    *[(method, path, 'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect '
+                     'this node to swarm and try again.')
+      for method, path in [("GET", "/v1.43/swarm"), ("GET", "/nodes"), ("GET", "/services"), ("GET", "/tasks"),
+                           ("GET", "/secrets"), ("POST", "/configs/create"), ("GET", "/services/x/logs")]],
+])
+def test_swarm_endpoints_answer_as_a_docker_engine_in_no_swarm(daemon, method, path, message):
+    # moby's daemon/cluster: errNoSwarm for leave, errNoManager for the rest, both 503.
+    status, _, body = call(daemon, method, path)
+    assert (status, body) == (503, {"message": message})
+
+
+@pytest.mark.parametrize("args,line", [
+    (["swarm", "leave", "--force"], "Error response from daemon: This node is not part of a swarm"),
+    (["node", "ls"], 'Error response from daemon: This node is not a swarm manager. Use "docker swarm init" or '
+                     '"docker swarm join" to connect this node to swarm and try again.'),
+])
+def test_docker_cli_swarm_commands_fail_as_with_docker_in_no_swarm(daemon, args, line):
+    result = docker(daemon, *args)
+    assert result.returncode == 1
+    assert result.stderr.strip() == line
+
+
+def test_info_says_debug_and_an_inactive_swarm(daemon):
+    status, _, body = call(daemon, "GET", "/info")
+    assert status == 200
+    assert body["Debug"] is False
+    assert body["Swarm"] == {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
+                             "Error": "", "RemoteManagers": None}
+    assert docker(daemon, "info", "--format", "{{.Swarm.LocalNodeState}} {{.Debug}}").stdout == "inactive false\n"
+
+
 @pytest.mark.parametrize("args,feature", [
     (["swarm", "init"], "swarm"),
     (["plugin", "ls"], "plugins"),
-    (["node", "ls"], "swarm nodes"),
-    (["secret", "ls"], "swarm secrets"),
 ])
 def test_docker_cli_unsupported_commands_fail_with_one_clear_line(daemon, args, feature):
     result = docker(daemon, *args)

@@ -139,3 +139,31 @@ def test_commands_racing_to_start_the_daemon_all_work_with_one_daemon(top):
         for pid in _daemons_on(top / "data"):
             os.kill(pid, signal.SIGTERM)
         wait_until(lambda: not _daemons_on(top / "data"), what="the daemons to stop")
+
+
+class _DaemonListeningAsDockerd(Daemon):
+    """Started as dockerd is: the socket given to the daemon command itself (`daemon -H unix://PATH`)."""
+
+    flag = "-H"
+
+    def _argv(self):
+        return [sys.executable, "-m", "minictr", "daemon", self.flag, self.host, "--data-root", str(self.data_root)]
+
+
+@pytest.mark.parametrize("flag", ["-H", "--host"])
+def test_daemon_takes_its_socket_as_dockerd_does(top, flag):
+    from tests.integration.dockercli import PATH as DOCKER_PATH
+
+    own = _DaemonListeningAsDockerd(top)
+    own.flag = flag
+    own.start()
+    try:
+        assert own.socket.exists()
+        version = subprocess.run(["docker", "-H", own.host, "version", "--format", "{{.Server.Os}}"],
+                                 capture_output=True, text=True, timeout=30,
+                                 env={"PATH": DOCKER_PATH, "HOME": str(top)})
+        assert version.returncode == 0, version.stderr
+        assert version.stdout == "linux\n"
+    finally:
+        own.teardown()
+    assert not alive(own.process.pid)

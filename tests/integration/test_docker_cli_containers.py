@@ -105,6 +105,13 @@ def test_run_env_workdir_user_entrypoint_name(daemon, image):
         run_error("the working directory 'rel' is invalid, it needs to be an absolute path") + "\n")
     nobody = docker(daemon, "run", "--rm", "-u", "nosuchuser", image, "id")
     assert nobody.returncode == 125 and "unable to find user nosuchuser" in nobody.stderr
+    unknown = docker(daemon, "run", "--rm", "--log-driver", "no-such-driver", image, "true")
+    assert unknown.returncode == 125 and unknown.stderr.startswith(
+        run_error('error looking up logging plugin no-such-driver: plugin "no-such-driver" not found') + "\n")
+    # A bare `-e NAME` the CLI finds no value for reaches the daemon as given: unset in the process.
+    bare = docker(daemon, "run", "--rm", "-e", "DK_UNSET_HERE", "-e", "HOSTNAME", image, "env")
+    assert bare.returncode == 0, bare.stderr
+    assert [line for line in bare.stdout.splitlines() if line.startswith(("DK_UNSET_HERE", "HOSTNAME"))] == []
     assert docker(daemon, "ps", "-a", "-q").stdout == ""
 
 
@@ -335,6 +342,21 @@ def test_cp_a_file_both_ways_and_a_directory_out(daemon, image, tmp_path):
         assert not (tmp_path / "x").exists()
     finally:
         docker(daemon, "rm", "-f", "dk-cp")
+
+
+def test_cp_into_a_volume_of_a_created_container(daemon, image, tmp_path):
+    # The CLI asks HEAD for the destination, then PUTs: both see the container's volume
+    # though it never ran, and the file is there at its start (as Docker's).
+    os.chmod(tmp_path, 0o777)
+    (tmp_path / "in.txt").write_text("copied before the start\n")
+    ok(daemon, "create", "--name", "dk-cp-vol", "-v", "/vol1", image, "cat", "/vol1/in.txt")
+    try:
+        assert ok(daemon, "cp", str(tmp_path / "in.txt"), "dk-cp-vol:/vol1/") == ""
+        ok(daemon, "cp", "dk-cp-vol:/vol1/in.txt", str(tmp_path / "back.txt"))
+        assert (tmp_path / "back.txt").read_text() == "copied before the start\n"
+        assert ok(daemon, "start", "-a", "dk-cp-vol") == "copied before the start\n"
+    finally:
+        docker(daemon, "rm", "-f", "-v", "dk-cp-vol")
 
 
 def test_top_and_stats_no_stream(daemon, image):

@@ -114,8 +114,10 @@ def test_history_shows_each_step_newest_first(daemon, image):
         image_id = _image(daemon, "with-history")["Id"]
         assert top.startswith(image_id.removeprefix("sha256:")[:12])
         assert "added x" in top and 'sh -c echo x > /x' in top and "2B" in top
-        assert lines[2].startswith("<missing>") and "Imported from -" in lines[2]
-        assert daemon.ok("history", "-q", "--no-trunc", "with-history").splitlines() == [image_id, "<missing>"]
+        # The step below is the parent's, named by its id as Docker names a commit's parent.
+        parent_id = _image(daemon, image)["Id"]
+        assert lines[2].startswith(parent_id.removeprefix("sha256:")[:12]) and "Imported from -" in lines[2]
+        assert daemon.ok("history", "-q", "--no-trunc", "with-history").splitlines() == [image_id, parent_id]
         as_json = [json.loads(line) for line in daemon.ok("history", "--format", "json", "with-history").splitlines()]
         assert as_json[0]["Comment"] == "added x" and as_json[0]["Size"] == "2B"
         assert daemon.ok("history", "--format", "{{.Comment}}", "with-history") == "added x\nImported from -\n"
@@ -234,6 +236,15 @@ def test_save_writes_dockers_archive_that_load_reads_back_with_the_same_id(daemo
     assert clean_daemon.ok("run", "--rm", "saved-image:v1") == "saved\n"
     assert clean_daemon.cli("run", "--rm", "saved-image:v1", "test", "-e", "/bin/ls").returncode == 1
     daemon.ok("rmi", "saved-image:v1")
+
+
+def test_load_of_what_is_not_a_tar_fails_in_one_line_quiet_or_not(daemon, tmp_path):
+    garbage = tmp_path / "garbage.tar"
+    garbage.write_bytes(b"<html>no tar here</html>\n" * 40)
+    for quiet in ([], ["-q"]):
+        result = daemon.cli("load", *quiet, "-i", str(garbage))
+        assert _one_line_error(result), result.stderr
+        assert "Error processing tar file(exit status 1): archive/tar: invalid tar header" in result.stderr
 
 
 def test_save_to_stdout_with_several_images(daemon, image, clean_daemon):

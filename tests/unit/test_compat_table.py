@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from minictr.api import router
-from minictr.api import containers, exec, images, networks, system, volumes  # noqa: F401 (register routes)
+from minictr.api import containers, exec, images, networks, swarm, system, volumes  # noqa: F401 (register routes)
 from minictr.cli.run_options import RUN_OPTIONS
 from minictr.containers import unsupported
 from minictr.errors import InvalidArgument

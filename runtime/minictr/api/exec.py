@@ -16,8 +16,12 @@ async def start_exec(req):
     execs = req.services.execs
     # Checked before the hijack, so that these errors still answer as JSON.
     instance = execs.claim(req.params["id"])
-    if body.get("Tty") is not None:
-        instance.tty = instance.tty or bool(body["Tty"])
+    start_tty = body.get("Tty")
+    if start_tty is not None:
+        instance.tty = instance.tty or bool(start_tty)
+    # The start request's Tty decides the framing, as in Docker 20.10: docker-py's exec_start sends
+    # {"Tty": false} for an exec created with a tty, and then reads 8-byte frames.
+    instance.framed = not (instance.tty if start_tty is None else bool(start_tty))
     if body.get("ConsoleSize"):
         instance.console_size = body["ConsoleSize"]
     if body.get("Detach"):
@@ -27,7 +31,7 @@ async def start_exec(req):
     async def run(reader, writer, early):
         await execs.serve(instance, reader, writer, early)
 
-    return HijackResponse(run, stream_content_type(req, instance.tty))
+    return HijackResponse(run, stream_content_type(req, not instance.framed))
 
 
 @route("GET", "/exec/{id}/json")

@@ -3,7 +3,7 @@
 import asyncio
 
 from minictr.api.router import JSONResponse, StreamResponse, ndjson, route, spool_body
-from minictr.errors import InvalidArgument
+from minictr.errors import InvalidArgument, MinictrError
 
 
 @route("GET", "/images/json")
@@ -12,7 +12,7 @@ async def list_images(req):
     from minictr.images.usage import list_images as filtered
 
     filters = parse(req.arg("filters"))
-    return JSONResponse(await asyncio.to_thread(filtered, req.services.images, filters))
+    return JSONResponse(await asyncio.to_thread(filtered, req.services.images, filters, req.flag("all")))
 
 
 @route("GET", "/images/{name*}/json")
@@ -65,6 +65,9 @@ async def load_images(req):
     spool = await spool_body(req)
     try:
         loaded = await asyncio.to_thread(req.services.images.load, spool)
+    except MinictrError as e:
+        # Docker answers 200 and streams the error (docker-py raises ImageLoadError from it).
+        return StreamResponse(_once({"errorDetail": {"message": str(e)}, "error": str(e)}))
     finally:
         spool.close()
     for name in loaded:

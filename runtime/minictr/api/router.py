@@ -12,10 +12,9 @@ _VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(?=/)")
 
 # Sections of the Docker Engine API minictr does not implement: any path under them answers 501
 # naming the feature (docs/compat.md lists them; tests/unit/test_compat_table.py keeps both true).
+# (The swarm's sections answer as a Docker engine in no swarm: api/swarm.py.)
 UNSUPPORTED = {
-    "swarm": "swarm", "nodes": "swarm nodes", "services": "swarm services", "tasks": "swarm tasks",
-    "secrets": "swarm secrets", "configs": "swarm configs", "plugins": "plugins", "build": "build",
-    "distribution": "distribution", "session": "session", "grpc": "grpc",
+    "plugins": "plugins", "build": "build", "distribution": "distribution", "session": "session", "grpc": "grpc",
 }
 
 
@@ -30,6 +29,7 @@ UNSUPPORTED_ENDPOINTS = [
     ("GET", re.compile(r"^/images/search$"), "image search"),
     ("GET", re.compile(r"^/containers/[^/]+/attach/ws$"), "attach over websocket"),
     ("PUT", re.compile(r"^/volumes/[^/]+$"), "cluster volumes"),
+    ("POST", re.compile(r"^/swarm/(init|join)$"), "swarm"),
 ]
 
 

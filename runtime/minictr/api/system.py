@@ -5,6 +5,7 @@ import platform
 
 from minictr import API_VERSION, MIN_API_VERSION, __version__
 from minictr.api.router import JSONResponse, TextResponse, route
+from minictr.api.swarm import swarm_info
 from minictr.errors import NotFound
 
 
@@ -69,6 +70,8 @@ async def info(req):
         "Runtimes": {"minictr": {"path": "minictr-monitor"}},
         "DefaultRuntime": "minictr",
         "LiveRestoreEnabled": True,
+        "Debug": services.config.debug,
+        "Swarm": swarm_info(),
         "Warnings": services.warnings,
     })
 

@@ -72,7 +72,7 @@ def load(ctx, file, quiet):
     """Load images from a `docker save` archive or an OCI image layout tar."""
     with _open_input(file) as stream:
         for line in ctx.client.stream("POST", "/images/load", {"quiet": int(quiet)}, stream).json_lines():
-            if not quiet:
+            if not quiet or "error" in line:  # the daemon streams a load's error, as Docker's
                 _echo_progress(line)
 
 

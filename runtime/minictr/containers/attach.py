@@ -7,6 +7,7 @@ meanwhile already connects it to the monitor's attach socket and no output is lo
 import asyncio
 import errno
 import logging
+import struct
 
 from minictr.containers.state import State
 from minictr.spec.detach_keys import DEFAULT as DEFAULT_DETACH_KEYS
@@ -84,8 +85,11 @@ class Attach:
     container has StdinOnce (an exec always does); if not, Docker ends the attach as with a tty
     (`docker run -di` then `docker attach`: the container keeps its stdin)."""
 
-    def __init__(self, mask, tty=False, detach_keys=b"", stdin_once=True, on_detach=None):
+    def __init__(self, mask, tty=False, detach_keys=b"", stdin_once=True, on_detach=None,
+                 frame_tty_output=False):
         self.mask = mask
+        # An exec with a tty started with {"Tty": false}: its raw output goes out as stdout frames.
+        self.frame_tty_output = frame_tty_output
         self.on_detach = on_detach  # called when the client's detach keys end this attach
         self.tty = tty
         self.stdin_once = stdin_once
@@ -127,12 +131,13 @@ class Attach:
             mon_writer.close()
             self.done.set()
 
-    @staticmethod
-    async def _pump_output(mon_reader, writer):
+    async def _pump_output(self, mon_reader, writer):
         total = 0
         try:
             while data := await mon_reader.read(65536):
                 total += len(data)
+                if self.frame_tty_output:
+                    writer.write(struct.pack(">BxxxI", 1, len(data)))
                 writer.write(data)
                 await writer.drain()
         except ConnectionError:

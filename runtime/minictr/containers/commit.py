@@ -34,7 +34,8 @@ async def commit(store, control, images, ref, *, reference, changes, overrides, 
             await control.pause(container.id)
             paused_here = True
         except Conflict:
-            _remove_marker(marker)  # no freezer here (rootless without delegated cgroups): read the live dir
+            # It exited meanwhile, or no freezer here (rootless without delegated cgroups): the dir as it is.
+            _remove_marker(marker)
     try:
         async with container.lock:
             if container.removed or container.state is State.REMOVING:
@@ -46,7 +47,9 @@ async def commit(store, control, images, ref, *, reference, changes, overrides, 
                 overrides=overrides, message=message, author=author, reference=reference)
     finally:
         if paused_here:
-            await control.unpause(container.id)
+            # Not paused any more when it exited meanwhile: Docker commits a stopped one as it is.
+            with contextlib.suppress(Conflict):
+                await control.unpause(container.id)
             _remove_marker(marker)
     try:
         return await asyncio.to_thread(staged.store, images)

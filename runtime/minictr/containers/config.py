@@ -72,14 +72,19 @@ def _healthcheck(requested, image):
 
 
 def merge_env(image_env, request_env, hostname):
-    """Docker's order: PATH default, image env, then the request's, a later key replacing an earlier."""
+    """Docker's order: PATH default, image env, then the request's, a later key replacing an earlier.
+    A bare `NAME` (the CLI found no value for `-e NAME`) is kept as given, as Docker's Config.Env
+    keeps it, in place of the NAME before it; process_env leaves it out."""
     merged = {}
     for entry in [f"HOSTNAME={hostname}", DEFAULT_PATH, *image_env, *request_env]:
-        key, sep, _ = entry.partition("=")
-        # A bare `NAME` reaching the daemon (the CLI found no value for `-e NAME`) is dropped.
-        if sep:
-            merged[key] = entry
+        merged[entry.partition("=")[0]] = entry
     return list(merged.values())
+
+
+def process_env(env):
+    """The environment a process gets from a Config.Env: without its bare `NAME` entries, which
+    unset NAME (Docker's ReplaceOrAppendEnvValues; runc would refuse them)."""
+    return [entry for entry in env if "=" in entry]
 
 
 def _command(config):

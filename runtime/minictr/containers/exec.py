@@ -19,7 +19,7 @@ import signal
 import struct
 from dataclasses import dataclass, field
 
-from minictr.containers.config import merge_env
+from minictr.containers.config import merge_env, process_env
 from minictr.containers.monitor import Monitor, MonitorError, unwatch, watch_exit, write_config
 from minictr.containers.attach import Attach, monitor_control
 from minictr.containers.state import State
@@ -53,6 +53,7 @@ class ExecInstance:
     console_size: list = None
     detach_keys: str = ""
     privileged: bool = False
+    framed: bool = None  # the output in Docker's 8-byte frames; set by the start request
     started: bool = False
     running: bool = False
     never_ran: bool = False  # its command could not be executed: Docker logs no exec_die then
@@ -104,6 +105,7 @@ class ExecService:
             privileged=bool(body.get("Privileged")))
         if instance.tty and "TERM" not in {e.partition("=")[0] for e in instance.env}:
             instance.env.append("TERM=xterm")  # Docker sets it for a tty too
+        instance.env = process_env(instance.env)
         parse_detach_keys(instance.detach_keys or DEFAULT_DETACH_KEYS)  # InvalidArgument now, not at start
         if not instance.working_dir.startswith("/"):
             raise InvalidArgument(f"the working directory '{instance.working_dir}' is invalid, "
@@ -193,8 +195,9 @@ class ExecService:
 
     async def serve(self, instance, reader, writer, early):
         """Run a claimed exec with the hijacked client connection as its stdio (Docker's frames
-        without a tty, raw bytes with one); returns when its output has ended."""
-        attach = Attach(instance.mask, tty=instance.tty,
+        when `instance.framed`, raw bytes if not); returns when its output has ended."""
+        framed = not instance.tty if instance.framed is None else instance.framed
+        attach = Attach(instance.mask, tty=instance.tty, frame_tty_output=framed and instance.tty,
                         detach_keys=parse_detach_keys(instance.detach_keys or DEFAULT_DETACH_KEYS),
                         on_detach=lambda: self.containers.emit(instance.container, "exec_detach",
                                                                execID=instance.id))
@@ -203,7 +206,7 @@ class ExecService:
         except MinictrError as e:
             # Docker writes the reason into the stream (the CLI prints it), then ends it.
             message = f"{e}\r\n".encode()
-            writer.write(message if instance.tty else struct.pack(">BxxxI", 2, len(message)) + message)
+            writer.write(struct.pack(">BxxxI", 2, len(message)) + message if framed else message)
             await writer.drain()
             writer.close()
             return

@@ -44,8 +44,10 @@ _PLACEHOLDERS = {"/proc", "/sys", "/dev", "/etc/hostname", "/etc/hosts", "/etc/r
 # ---- the container's root ----------------------------------------------------------------
 
 @contextlib.asynccontextmanager
-async def container_root(service, ref):
-    """An O_PATH fd on the container's `/` for the duration of the block (see the module's doc)."""
+async def container_root(service, ref, with_volumes=False):
+    """An O_PATH fd on the container's `/` for the duration of the block (see the module's doc);
+    `with_volumes`: its volumes and binds mounted on it when it is not running (the archive
+    endpoints; not export, whose tar has none, nor the seeding of a new volume)."""
     container = service.get(ref)
     await container.lock.acquire()
     locked = True
@@ -61,7 +63,7 @@ async def container_root(service, ref):
             finally:
                 os.close(root_fd)
             return
-        root_fd, mount_point = await asyncio.to_thread(_mount_overlay, service, container)
+        root_fd, mount_point = await asyncio.to_thread(_mount_overlay, service, container, with_volumes)
         try:
             yield root_fd
         finally:
@@ -78,19 +80,44 @@ def _check_not_removed(container):
         raise Conflict(f"removal of container {container.name} is already in progress")
 
 
-def _mount_overlay(service, container):
+def _mount_overlay(service, container, with_volumes):
+    """The container's root, with its volumes and binds on it if asked, as Docker mounts them
+    for an archive operation on a container that is not running: a file put into a volume of
+    a created container is there when it starts. Returns (fd on the root, (top, mounted))."""
     image = service.images.resolve(container.image_id)
     top = os.path.join(service.data_dir, container.id)
     service.driver.mount(image, top)  # the storage driver's root (vfs: the copy itself, no mount)
+    root_fd, mounted = -1, []
     try:
-        return os.open(os.path.join(top, "rootfs"), os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC), top
+        root_fd = os.open(os.path.join(top, "rootfs"), os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        for source, destination, readonly in service.mounting.archive_binds(container) if with_volumes else ():
+            try:
+                native.bind_mount_in_root(root_fd, source, destination, readonly)
+            except OSError as e:
+                raise MinictrError(f"mounting {destination} of container {container.name}: {e.strerror}") from None
+            mounted.append(_mounted_path(root_fd, destination))
+        return root_fd, (top, mounted)
     except BaseException:
-        service.driver.unmount(top)
+        _unmount_overlay(service, root_fd, (top, mounted))
         raise
 
 
-def _unmount_overlay(service, root_fd, top):
-    os.close(root_fd)
+def _mounted_path(root_fd, destination):
+    """Where a bind just mounted at `destination` is on the host, as the kernel resolved it
+    inside the root (never by following the container's symlinks again)."""
+    fd = native.open_in_root(root_fd, destination, os.O_PATH)
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
+
+
+def _unmount_overlay(service, root_fd, mount_point):
+    top, mounted = mount_point
+    if root_fd >= 0:
+        os.close(root_fd)
+    for path in reversed(mounted):
+        native.unmount(path)
     service.driver.unmount(top)
 
 
@@ -206,7 +233,7 @@ def encode_path_stat(path_stat):
 
 async def stat_path(service, ref, path):
     """HEAD /containers/{id}/archive: the stat of `path` (its last component not followed)."""
-    async with container_root(service, ref) as root_fd:
+    async with container_root(service, ref, with_volumes=True) as root_fd:
         return await asyncio.to_thread(_stat_path, root_fd, path, ref)
 
 
@@ -226,7 +253,7 @@ async def archive_path(service, ref, path):
     path_stat = await stat_path(service, ref, path)
 
     async def chunks():
-        async with container_root(service, ref) as root_fd:
+        async with container_root(service, ref, with_volumes=True) as root_fd:
             async for chunk in thread_stream(lambda out: _write_archive(root_fd, path, ref, out)):
                 yield chunk
 
@@ -254,11 +281,20 @@ def _write_archive(root_fd, path, ref, out):
 async def extract_to_dir(service, ref, path, spool, no_overwrite_dir_non_dir=False, copy_uid_gid=False):
     """PUT /containers/{id}/archive: extract the tar in `spool` into directory `path`
     (followed, as Docker does, when it is a symlink to a directory)."""
+    _check_not_read_only_mount(service.get(ref), _absolute(path))
     owner = None
     if copy_uid_gid:
         owner = await asyncio.to_thread(_container_user, service, service.get(ref))
-    async with container_root(service, ref) as root_fd:
+    async with container_root(service, ref, with_volumes=True) as root_fd:
         await asyncio.to_thread(_extract, service, root_fd, path, ref, spool, no_overwrite_dir_non_dir, owner)
+
+
+def _check_not_read_only_mount(container, abs_path):
+    """Docker's checkIfPathIsInAVolume: a put into a read-only volume or bind is refused up front."""
+    inside = [m for m in container.mounts if m["type"] in ("volume", "bind")
+              and posixpath.relpath(abs_path, m["destination"]).split("/")[0] != ".."]
+    if inside and not max(inside, key=lambda m: len(m["destination"]))["rw"]:
+        raise InvalidArgument("mounted volume is marked read-only")
 
 
 def _container_user(service, container):

@@ -77,5 +77,10 @@ class ContainerGroups:
         if freezer_file is None:
             raise Conflict("pause is not supported here: the container has no freezer cgroup "
                            "(rootless needs cgroup v2 with delegation; see `minictr info`)")
-        if not freeze(freezer_file, frozen):
+        try:
+            settled = freeze(freezer_file, frozen)
+        except FileNotFoundError:
+            # Its group went away between the look-up and the write: the container has just exited.
+            raise Conflict(f"Container {container.id} is not running") from None
+        if not settled:
             raise MinictrError(f"the freezer of container {container.name} did not settle")

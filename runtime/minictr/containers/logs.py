@@ -34,6 +34,11 @@ class LogsNotSupported(MinictrError):
 # ---- the logging driver's settings ---------------------------------------------------------
 
 
+# The drivers built into Docker 20.10 on Linux (daemon/logdrivers_linux.go).
+_DOCKER_LOG_DRIVERS = {"awslogs", "fluentd", "gcplogs", "gelf", "journald", "json-file", "local", "logentries",
+                       "none", "splunk", "syslog"}
+
+
 @dataclass(frozen=True)
 class LogSettings:
     driver: str
@@ -48,6 +53,9 @@ def log_settings(host_config):
     options = log_config.get("Config") or {}
     if driver == NONE:
         return LogSettings(NONE)
+    if driver not in _DOCKER_LOG_DRIVERS:
+        # Docker 20.10 looks an unknown name up as a logging plugin, and words its absence so.
+        raise InvalidArgument(f'error looking up logging plugin {driver}: plugin "{driver}" not found')
     if driver != JSON_FILE:
         raise InvalidArgument(f'logging driver "{driver}" is not supported: minictr has json-file and none')
     for key in options:

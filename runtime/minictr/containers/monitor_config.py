@@ -6,6 +6,7 @@ import os
 
 from minictr import native
 from minictr.containers import namespaces
+from minictr.containers.config import process_env
 from minictr.containers.logs import log_settings, monitor_entries as log_entries
 from minictr.security import devices
 
@@ -39,6 +40,7 @@ class MonitorConfig:
         entries += [("group", g) for g in groups]
         entries += [("arg", a) for a in self._argv(container)]
         env = _with_link_variables(self.networks.link_environment(container), config["Env"])
+        env = process_env(env)
         entries += [("env", e) for e in env]
         entries += [("cgroup", c) for c in container.cgroups]
         entries += self.cgroups.filesystems(bool(container.host_config.get("Privileged")))

@@ -121,6 +121,20 @@ class Mounting:
             entries.append(("readonly_rootfs", "1"))
         return entries
 
+    def archive_binds(self, container):
+        """(source, destination, readonly) of the container's binds and volumes, parents first:
+        what Docker mounts for an archive operation on a container that is not running (a
+        tmpfs volume has no files then, and is left out)."""
+        binds = []
+        for mount in container_mounts.by_depth(container.mounts):
+            if mount["type"] == "bind":
+                binds.append((mount["source"], mount["destination"], not mount["rw"]))
+            elif mount["type"] == "volume":
+                kind, source, _ = self.volumes.mount_source(self.volumes.get(mount["name"]))
+                if kind == "bind":
+                    binds.append((source, mount["destination"], not mount["rw"]))
+        return binds
+
     def _volume_entry(self, mount, access):
         kind, source, options = self.volumes.mount_source(self.volumes.get(mount["name"]))
         if kind == "tmpfs":

@@ -8,6 +8,7 @@ transaction (or discards).
 
 import hashlib
 import json
+import os
 import platform
 import posixpath
 import re
@@ -48,6 +49,7 @@ class PendingImage:
     layers: list  # per diff id, bottom first: a StagedLayer, or None when the store has it already
     references: list = field(default_factory=list)  # Reference objects to tag it with
     blobs: list = field(default_factory=list)  # [(diff_id, digest, media_type, size)] kept layer bytes
+    parent: str = ""  # the image a commit made it from
 
     @property
     def id(self) -> str:
@@ -217,7 +219,7 @@ def read_load(stream, tmp_dir: Path, layers_dir: Path, *, rootless: bool, has_la
         try:
             archive = tarfile.open(fileobj=spooled, mode="r:")
         except tarfile.ReadError:
-            raise InvalidArgument("the input is not a tar archive") from None
+            raise InvalidArgument(_not_a_tar_to_load(spooled)) from None
         with archive:
             reader = _ArchiveReader(archive, layers_dir, rootless, has_layer, max_size, blobs)
             try:
@@ -232,6 +234,17 @@ def read_load(stream, tmp_dir: Path, layers_dir: Path, *, rootless: bool, has_la
                 "the archive has neither manifest.json nor index.json: "
                 "it is not a docker save archive or an OCI image layout"
             )
+
+
+def _not_a_tar_to_load(spooled) -> str:
+    """Docker 20.10's words for a `load` of what is not a tar: its re-executed untar's exit, and
+    what Go's archive/tar says of the first 512-byte block (short: unexpected EOF). An empty
+    input is no tar either here (Docker fails later, on a missing file of its temporary dir)."""
+    size = spooled.seek(0, os.SEEK_END)
+    if size == 0:
+        return "the input is not a tar archive: it is empty"
+    reason = "unexpected EOF" if size < 512 else "archive/tar: invalid tar header"
+    return f"Error processing tar file(exit status 1): {reason}"
 
 
 class _seekable:

@@ -267,6 +267,7 @@ def stage_commit(store, upper: str, image, container_config: dict, container_id:
         config_bytes = commit_config(image.document, container_config, changes, overrides, message, author,
                                      container_id, layer.diff_id)
         pending = PendingImage(config_bytes, [None] * len(image.layer_dirs) + [layer], tags)
+        pending.parent = image.id  # Docker's Parent: the store keeps it, the image's config does not
         tar_file.seek(0)
         return StagedImage(pending, tar_file, layer)
     except BaseException:

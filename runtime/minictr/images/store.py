@@ -60,7 +60,12 @@ CREATE TABLE IF NOT EXISTS image_digests (
     digest TEXT NOT NULL,
     PRIMARY KEY (repository, digest)
 );
-CREATE INDEX IF NOT EXISTS image_digests_by_image ON image_digests(image_id)
+CREATE INDEX IF NOT EXISTS image_digests_by_image ON image_digests(image_id);
+CREATE TABLE IF NOT EXISTS image_parents (
+    image_id TEXT PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+    parent TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS image_parents_by_parent ON image_parents(parent)
 """
 
 GRAPH_DRIVER = "overlay2"
@@ -179,7 +184,7 @@ class ImageStore:
             "Id": image_id,
             "RepoTags": tags,
             "RepoDigests": digests,
-            "Parent": "",
+            "Parent": self.parent(image_id),
             "Comment": document.get("comment", ""),
             "Created": document.get("created", ZERO_TIME),
             # The container a commit (or Docker's classic build) made the image from, and that
@@ -207,37 +212,70 @@ class ImageStore:
 
         An image a container uses (`in_use(image_id)`) is refused unless forced;
         forced, its references go but the image and its layers stay, since the
-        container still runs on them. Layers no image uses any more are deleted.
+        container still runs on them. An image with child images (commit's) is only
+        untagged, and refused by id, even forced, as Docker. Layers no image uses any more
+        are deleted, and so are the parents a deleted image leaves with no reference, child
+        or container (Docker's rmi prunes them).
         `in_use` is called with the store's lock held: it must not call back into the store."""
         with self._lock:
             image_id, matched = self._find(name)
-            refs = self._references(image_id)
-            short = image_id.removeprefix("sha256:")[:12]
-            if matched is not None:
-                doomed = [matched] + _orphaned_digest_references(matched, refs)
-                if len(refs) > len(doomed):
-                    return self._untag(image_id, doomed)
-                user = in_use(image_id)
-                if user:
-                    if not force:
-                        # Docker names the container (its short id) when in_use gives it.
-                        who = f"container {user[:12]}" if isinstance(user, str) else "a container"
-                        raise Conflict(
-                            f'conflict: unable to remove repository reference "{name}" (must force) '
-                            f"- {who} is using its referenced image {short}"
-                        )
-                    return self._untag(image_id, refs)
-                return self._delete(image_id, refs)
-            if in_use(image_id) and not force:
-                raise Conflict(f"conflict: unable to delete {short} (must be forced) - image is being used by a container")
-            repositories = {references.parse(ref, default_tag=False).name for ref in refs}
-            if len(repositories) > 1 and not force:
-                raise Conflict(
-                    f"conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories"
-                )
-            if in_use(image_id):
+            parent = self.parent(image_id)
+            result = self._remove(image_id, matched, name, force, in_use)
+            if {"Deleted": image_id} in result:
+                result += self._prune_parents(parent, in_use)
+            return result
+
+    def _remove(self, image_id: str, matched: str | None, name: str, force: bool, in_use) -> list[dict]:
+        refs = self._references(image_id)
+        short = image_id.removeprefix("sha256:")[:12]
+        has_children = bool(self._children(image_id))
+        if matched is not None:
+            doomed = [matched] + _orphaned_digest_references(matched, refs)
+            if len(refs) > len(doomed):
+                return self._untag(image_id, doomed)
+            user = in_use(image_id)
+            if user:
+                if not force:
+                    # Docker names the container (its short id) when in_use gives it.
+                    who = f"container {user[:12]}" if isinstance(user, str) else "a container"
+                    raise Conflict(
+                        f'conflict: unable to remove repository reference "{name}" (must force) '
+                        f"- {who} is using its referenced image {short}"
+                    )
                 return self._untag(image_id, refs)
+            if has_children:
+                return self._untag(image_id, refs)  # Docker keeps it, untagged, for its children
             return self._delete(image_id, refs)
+        if has_children:
+            raise Conflict(f"conflict: unable to delete {short} (cannot be forced) - image has dependent child images")
+        if in_use(image_id) and not force:
+            raise Conflict(f"conflict: unable to delete {short} (must be forced) - image is being used by a container")
+        repositories = {references.parse(ref, default_tag=False).name for ref in refs}
+        if len(repositories) > 1 and not force:
+            raise Conflict(
+                f"conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories"
+            )
+        if in_use(image_id):
+            return self._untag(image_id, refs)
+        return self._delete(image_id, refs)
+
+    def _prune_parents(self, image_id: str, in_use) -> list[dict]:
+        result = []
+        while (image_id and self.db.query("SELECT 1 FROM images WHERE id = ?", (image_id,))
+               and not self._references(image_id) and not self._children(image_id) and not in_use(image_id)):
+            parent = self.parent(image_id)
+            result += self._delete(image_id, [])
+            image_id = parent
+        return result
+
+    def parent(self, image_id: str) -> str:
+        """The image a commit made `image_id` from (Docker's Parent), or ''."""
+        rows = self.db.query("SELECT parent FROM image_parents WHERE image_id = ?", (image_id,))
+        return rows[0]["parent"] if rows else ""
+
+    def _children(self, image_id: str) -> list[str]:
+        return [row["image_id"] for row in self.db.query("SELECT image_id FROM image_parents WHERE parent = ?",
+                                                          (image_id,))]
 
     # --- commit and delete: one transaction each ---
 
@@ -262,6 +300,9 @@ class ImageStore:
                     created.append(config_path)
                 with self.db.transaction() as cur:
                     self._record(cur, image_id, document, diff_ids, pending.layers)
+                    if getattr(pending, "parent", ""):
+                        cur.execute("INSERT OR IGNORE INTO image_parents (image_id, parent) VALUES (?, ?)",
+                                    (image_id, pending.parent))
                     for ref in pending.references:
                         self._tag(cur, image_id, ref)
                     # remote_blobs: digests a registry holds a layer as, whose bytes were not fetched (the layer
@@ -382,7 +423,7 @@ class ImageStore:
         size = self._size(image_id)
         return {
             "Id": image_id,
-            "ParentId": "",
+            "ParentId": self.parent(image_id),
             "RepoTags": tags,
             "RepoDigests": digests,
             "Created": _unix_time(document.get("created")),

@@ -13,8 +13,9 @@ PRUNE_FILTERS = {"dangling", "until", "label", "label!"}
 def history(store, name: str) -> list[dict]:
     """GET /images/{name}/history: one entry per history step, newest first, as Docker's
     ({Id, Created, CreatedBy, Tags, Size, Comment}); steps that made a layer carry its size.
-    Only the image itself has an id here: the steps below it show `<missing>`, as Docker
-    shows them for images pulled or loaded without their parents."""
+    The image itself and its parents (commit's) name the steps from the top, one each, as
+    Docker's; the steps below show `<missing>`, as Docker shows them for images pulled or
+    loaded without their parents."""
     image = store.resolve(name)
     document = image.document
     diff_ids = document["rootfs"]["diff_ids"]
@@ -32,19 +33,25 @@ def history(store, name: str) -> list[dict]:
                         "CreatedBy": step.get("created_by", ""), "Tags": None, "Size": size,
                         "Comment": step.get("comment", "")})
     entries.reverse()
-    if entries:
-        tags, _ = store._repo_tags_and_digests(image.id)
-        entries[0].update(Id=image.id, Tags=tags or None)
+    image_id = image.id
+    for entry in entries:
+        tags, _ = store._repo_tags_and_digests(image_id)
+        entry.update(Id=image_id, Tags=tags or None)
+        image_id = store.parent(image_id)
+        if not image_id:
+            break
     return entries
 
 
 LIST_FILTERS = {"dangling", "label", "label!", "before", "since", "reference", "until"}
 
 
-def list_images(store, filters: dict) -> list[dict]:
+def list_images(store, filters: dict, all_images: bool = False) -> list[dict]:
     """GET /images/json with Docker's `filters`: dangling, label, label!, before, since, until and
     reference (a path.Match pattern on the familiar `name:tag` or name; only the matching RepoTags
-    and RepoDigests stay, and an image none matches is left out)."""
+    and RepoDigests stay, and an image none matches is left out). Without `all_images`, an
+    untagged image with child images (a commit's parent, untagged since) is left out, as Docker's
+    intermediate images; `dangling` never counts it."""
     unknown = set(filters) - LIST_FILTERS
     if unknown:
         raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
@@ -54,7 +61,12 @@ def list_images(store, filters: dict) -> list[dict]:
     since = max((_created(store, ref) for ref in filters.get("since", [])), default=None)
     patterns = [_path_pattern(p) for p in filters.get("reference", [])]
     selected = []
-    for summary in store.list_images():
+    summaries = store.list_images()
+    parents = {summary["ParentId"] for summary in summaries}
+    for summary in summaries:
+        intermediate = not summary["RepoTags"] and not summary["RepoDigests"] and summary["Id"] in parents
+        if intermediate and (not all_images or dangling is not None):
+            continue
         if dangling is not None and bool(summary["RepoTags"]) == dangling:
             continue
         if until is not None and summary["Created"] >= until:
