@@ -28,10 +28,14 @@
 #include <unistd.h>
 
 #define SYNC_FD 3
-/* A client this far behind is dropped: it must not grow the monitor without bound, nor slow the
- * container or the other clients.  Generous, because the daemon relays every attach and may lag
- * a moment behind a flooding container when the machine is busy. */
+/* A client this far behind is dropped: it must not grow the monitor without bound. */
 #define CLIENT_MAX_BUFFERED (16 * 1024 * 1024)
+/* While a running container's attached client is this far behind, its output waits (the
+ * container's writes block, as behind Docker's attach): a busy machine's slow reader loses
+ * nothing.  A client that takes nothing for CLIENT_STALL_NS is dropped instead, so that a
+ * reader that stopped for good does not hold the container. */
+#define OUTPUT_HIGH_WATER (4 * 1024 * 1024)
+#define CLIENT_STALL_NS (10LL * 1000000000LL)
 
 enum attach_mask
 {
@@ -50,6 +54,7 @@ struct client
   size_t ctl_len;
   char *out;
   size_t out_len, out_cap;
+  long long progress_ns; /* when it last took bytes (or connected) */
 };
 
 struct monitor
@@ -123,6 +128,8 @@ set_nonblock (int fd, struct mc_error *err)
   return 0;
 }
 
+static long long now_ns (void);
+
 static void
 client_drop (struct monitor *m, size_t i)
 {
@@ -145,6 +152,7 @@ client_flush (struct client *c)
         return errno == EAGAIN ? 0 : -1;
       memmove (c->out, c->out + n, c->out_len - (size_t) n);
       c->out_len -= (size_t) n;
+      c->progress_ns = now_ns ();
     }
   return 0;
 }
@@ -219,7 +227,7 @@ client_accept (struct monitor *m)
       return;
     }
   m->clients = grown;
-  m->clients[m->n_clients++] = (struct client) { .fd = fd, .mask = -1 };
+  m->clients[m->n_clients++] = (struct client) { .fd = fd, .mask = -1, .progress_ns = now_ns () };
 }
 
 static void
@@ -518,14 +526,36 @@ client_events (const struct monitor *m, const struct client *c)
   return ev;
 }
 
+/* Whether the container's output waits for an attached client that is far behind. */
+static bool
+output_held (const struct monitor *m)
+{
+  if (m->exited)
+    return false; /* what is left in the pipes is read to the end, as before */
+  for (size_t i = 0; i < m->n_clients; i++)
+    if (m->clients[i].out_len > OUTPUT_HIGH_WATER)
+      return true;
+  return false;
+}
+
+static void
+drop_stalled_clients (struct monitor *m)
+{
+  long long now = now_ns ();
+
+  for (size_t i = m->n_clients; i-- > 0;)
+    if (m->clients[i].out_len > OUTPUT_HIGH_WATER && now - m->clients[i].progress_ns > CLIENT_STALL_NS)
+      client_drop (m, i);
+}
+
 static size_t
-fill_pollfds (const struct monitor *m, struct pollfd *p)
+fill_pollfds (const struct monitor *m, struct pollfd *p, bool held)
 {
   p[SLOT_SIGNAL] = (struct pollfd) { .fd = m->sig_fd, .events = POLLIN };
   p[SLOT_SYNC] = (struct pollfd) { .fd = m->sync_fd, .events = POLLIN };
   p[SLOT_LISTEN] = (struct pollfd) { .fd = m->listen_fd, .events = POLLIN };
-  p[SLOT_STDOUT] = (struct pollfd) { .fd = m->out_fd, .events = POLLIN };
-  p[SLOT_STDERR] = (struct pollfd) { .fd = m->err_fd, .events = POLLIN };
+  p[SLOT_STDOUT] = (struct pollfd) { .fd = held ? -1 : m->out_fd, .events = POLLIN };
+  p[SLOT_STDERR] = (struct pollfd) { .fd = held ? -1 : m->err_fd, .events = POLLIN };
   p[SLOT_STDIN] = (struct pollfd) { .fd = m->stdin_len ? m->in_fd : -1, .events = POLLOUT };
   for (size_t i = 0; i < m->n_clients; i++)
     {
@@ -557,14 +587,20 @@ static int
 monitor_poll_once (struct monitor *m)
 {
   struct pollfd p[SLOT_CLIENTS + m->n_clients];
-  size_t n = fill_pollfds (m, p);
+  bool held = output_held (m);
+  size_t n = fill_pollfds (m, p, held);
   size_t n_clients = m->n_clients;
   /* Once init is gone the others in its PID namespace die with it and the
    * pipes reach EOF at once; the timeout only guards against the unforeseen. */
-  int ret = poll (p, n, m->exited ? 2000 : -1);
+  int ret = poll (p, n, m->exited ? 2000 : held ? 1000 : -1);
 
   if (ret < 0 && errno == EINTR)
     return 0;
+  if (ret == 0 && held)
+    {
+      drop_stalled_clients (m);
+      return 0;
+    }
   if (ret <= 0)
     {
       /* Cannot watch the container any more: end it rather than lose it. */
@@ -580,6 +616,8 @@ monitor_poll_once (struct monitor *m)
   if (p[SLOT_STDIN].revents)
     stdin_write (m);
   handle_clients (m, p + SLOT_CLIENTS, n_clients);
+  if (held)
+    drop_stalled_clients (m);
   if (p[SLOT_LISTEN].revents)
     client_accept (m);
   if (p[SLOT_SYNC].revents)

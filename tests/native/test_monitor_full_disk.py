@@ -4,6 +4,7 @@ as Docker's json-file driver drops them, and attached clients still get every by
 import os
 import re
 import socket
+import struct
 import threading
 import time
 from pathlib import Path
@@ -54,4 +55,42 @@ def test_a_flood_on_a_full_disk_keeps_the_monitor_small_and_attach_served(contai
     assert c.wait_exit()[0] == 137
     assert c.log_lines_dropped() > 10 * 1024 * 1024 / 42  # every line the flood wrote
     reader.join(10)
+    client.close()
+
+
+FLOOD_BYTES = 40 * 1024 * 1024  # ten times what the monitor keeps for a client before the output waits
+
+
+def stdout_bytes(client: socket.socket, timeout=60.0) -> int:
+    """The stdout payload of the multiplexed frames an attached client reads until EOF."""
+    client.settimeout(timeout)
+    chunks = []
+    while chunk := client.recv(1 << 20):
+        chunks.append(chunk)
+    data, offset, total = b"".join(chunks), 0, 0
+    while offset < len(data):
+        stream, length = struct.unpack_from(">BxxxI", data, offset)
+        total += length if stream == 1 else 0
+        offset += 8 + length
+    return total
+
+
+def test_a_reader_that_pauses_gets_every_byte_while_the_container_waits(containers):
+    # A busy machine's attach client (the daemon relaying to a docker CLI) may fall far behind for a
+    # moment: the container's writes wait for it, as behind Docker's attach, and it loses nothing.
+    c = containers.create(["sh", "-c", f"yes | head -c {FLOOD_BYTES}"], prepare_upper=log_on_a_full_disk)
+    client = c.attach(2)
+    assert c.start() == "started\n"
+    time.sleep(3)
+    assert not c.exit_path.exists(), "the container ran on past a reader 4 MB behind"
+    assert stdout_bytes(client) == FLOOD_BYTES
+    assert c.wait_exit()[0] == 0
+    client.close()
+
+
+def test_a_reader_that_stopped_for_good_is_dropped_and_the_container_goes_on(containers):
+    c = containers.create(["sh", "-c", f"yes | head -c {FLOOD_BYTES}"], prepare_upper=log_on_a_full_disk)
+    client = c.attach(2)  # and never read
+    assert c.start() == "started\n"
+    assert c.wait_exit(timeout=60)[0] == 0
     client.close()
