@@ -77,7 +77,11 @@ def test_errors_have_dockers_status_and_message(daemon, networks):
     with pytest.raises(NotFound, match="^network nope-net not found$"):
         client.delete("/networks/nope-net")
     # What minictr does not do is refused, naming it, never ignored; nothing is made.
-    for body, message in (({"Options": {"com.docker.network.driver.mtu": "1400"}}, "option 'com.docker.network"),
+    for body, message in (({"Options": {"com.docker.network.bridge.enable_icc": "false"}},
+                           "^network driver option 'com.docker.network.bridge.enable_icc' is not supported$"),
+                          ({"Options": {"com.docker.network.driver.mtu": "big"}}, "'big' for com.docker.network.driver.mtu"),
+                          ({"Options": {"com.docker.network.driver.mtu": "40"}}, "^invalid MTU 40 "),
+                          ({"Options": {"com.docker.network.bridge.enable_ip_masquerade": "maybe"}}, "not a boolean"),
                           ({"ConfigOnly": True}, "ConfigOnly"), ({"EnableIPv6": True}, "IPv6"),
                           ({"IPAM": {"Driver": "other"}}, "IPAM driver 'other'"),
                           ({"IPAM": {"Config": [{"Subnet": "10.232.0.0/24",
@@ -228,7 +232,7 @@ def test_docker_cli_network_commands(daemon, docker, networks):
     missing = docker("network", "inspect", "nope-net", ok=False)
     assert missing.returncode == 1
     assert not_found("network", "nope-net", "network nope-net not found") in missing.stderr
-    unsupported = docker("network", "create", "-o", "com.docker.network.driver.mtu=1400", "napi-dk2", ok=False)
+    unsupported = docker("network", "create", "-o", "com.docker.network.bridge.enable_icc=false", "napi-dk2", ok=False)
     assert unsupported.returncode == 1 and "not supported" in unsupported.stderr
     assert docker("network", "prune", "-f", "--filter", "label=via=docker").stdout.split() == \
         ["Deleted", "Networks:", "napi-dk"]
@@ -269,3 +273,31 @@ def test_docker_cli_run_on_a_network_connect_and_port(daemon, image, docker, net
         docker("network", "disconnect", "-f", "napi-dr2", "napi-dctr")
     finally:
         daemon.cli("rm", "-f", "napi-dctr")
+
+
+def test_bridge_driver_options_mtu_and_reported_as_given(daemon, image, networks):
+    # docker-py's create_network(options=...) sends them as Options; inspect reports only those, and keys
+    # the bridge driver does not know are kept and otherwise ignored, as Docker's bridge driver does.
+    client = daemon.client()
+    options = {"com.docker.network.driver.mtu": "1400", "com.docker.network.bridge.enable_ip_masquerade": "false",
+               "com.example.note": "kept"}
+    _create(client, networks, "napi-opts", Options=options)
+    assert client.get("/networks/napi-opts")["Options"] == options
+    assert [n["Options"] for n in client.get("/networks") if n["Name"] == "napi-opts"] == [options]
+    # The container's interface has the MTU (the bridge and the host's end too: no fragment lost on the way).
+    result = daemon.cli("run", "--rm", "--network", "napi-opts", image, "cat", "/sys/class/net/eth0/mtu")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1400"
+
+
+@needs_docker
+def test_docker_cli_network_create_with_driver_options(daemon, image, docker, networks):
+    networks.append("napi-dko")
+    docker("network", "create", "-o", "com.docker.network.driver.mtu=1280", "--opt",
+           "com.docker.network.bridge.enable_ip_masquerade=false", "napi-dko")
+    assert json.loads(docker("network", "inspect", "--format", "{{json .Options}}", "napi-dko").stdout) == \
+        {"com.docker.network.driver.mtu": "1280", "com.docker.network.bridge.enable_ip_masquerade": "false"}
+    assert docker("run", "--rm", "--network", "napi-dko", image, "cat", "/sys/class/net/eth0/mtu").stdout == "1280\n"
+    bad = docker("network", "create", "-o", "com.docker.network.driver.mtu=1x", "napi-dko2", ok=False)
+    assert bad.returncode == 1 and "invalid value '1x' for com.docker.network.driver.mtu" in bad.stderr
+    assert "napi-dko2" not in docker("network", "ls", "--format", "{{.Name}}").stdout.split()

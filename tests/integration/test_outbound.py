@@ -142,6 +142,25 @@ def test_internal_network_gets_no_outbound(outside):
         d.ok("network", "rm", name)
 
 
+def test_network_without_ip_masquerade_is_not_masqueraded(outside):
+    # com.docker.network.bridge.enable_ip_masquerade=false: the containers' packets leave with their own
+    # address, which the remote has no route back to, so no answer; the network's rules say so.
+    d, remote, in_netns = outside
+    name = f"mct-out-m{uuid.uuid4().hex[:6]}"
+    d.ok("network", "create", "-o", "com.docker.network.bridge.enable_ip_masquerade=false", name)
+    try:
+        result = _wget(d, remote, "--network", name)
+        assert result.returncode != 0, f"a network without masquerade got an answer: {result.stdout}"
+        rules = _rules(in_netns, d)
+        assert f"ip saddr {_subnet(d, name)}" not in rules and f'iifname "{_bridge(d, name)}" accept' in rules
+    finally:
+        d.ok("network", "rm", name)
+
+
+def _bridge(d, network):
+    return "mcbr-" + json.loads(d.ok("network", "inspect", network))[0]["Id"][:10]
+
+
 def test_outbound_after_a_daemon_restart(outside):
     d, remote, in_netns = outside
     if ROOTLESS:

@@ -17,7 +17,7 @@ def test_table_is_named_after_the_default_bridge():
 
 
 def test_ruleset_names_only_its_own_table():
-    script = outbound.ruleset({"mcbr-1": ("10.1.0.0/24", False)}, "minictr-mctab")
+    script = outbound.ruleset({"mcbr-1": ("10.1.0.0/24", False, True)}, "minictr-mctab")
     tables = set(re.findall(r"table inet (\S+)", script))
     assert tables == {"minictr-mctab"}
     assert "flush" not in script
@@ -34,8 +34,8 @@ def test_close_of_one_outbound_leaves_the_others_table(monkeypatch):
     monkeypatch.setattr(outbound.filter_forward, "sync",
                         lambda chain, bridges, chains: synced.append((chain, bridges)) or ([], []))
     first, second = outbound.Outbound("minictr-mcta"), outbound.Outbound("minictr-mctb")
-    first.restore({"mcta": ("172.17.0.0/16", False)})
-    second.restore({"mctb": ("172.18.0.0/16", False)})
+    first.restore({"mcta": ("172.17.0.0/16", False, True)})
+    second.restore({"mctb": ("172.18.0.0/16", False, True)})
     assert synced == [("MINICTR-FWD-mcta", {"mcta": False}), ("MINICTR-FWD-mctb", {"mctb": False})]
     scripts.clear()
     synced.clear()
@@ -52,7 +52,7 @@ def test_filter_forward_is_synced_when_bridges_change_not_for_each_published_por
     monkeypatch.setattr(outbound.filter_forward, "sync",
                         lambda chain, bridges, chains: synced.append(dict(bridges)) or ([], []))
     out = outbound.Outbound()
-    out.restore({"minictr0": ("172.17.0.0/16", False)})
+    out.restore({"minictr0": ("172.17.0.0/16", False, True)})
     out.publish("c1", [("0.0.0.0", 8080, "172.17.0.2", 80)])
     out.add("mcbr-1", "10.9.0.0/24", internal=True)
     out.remove("mcbr-1")
@@ -61,8 +61,8 @@ def test_filter_forward_is_synced_when_bridges_change_not_for_each_published_por
 
 
 def test_bridges_are_isolated_from_each_other_before_any_accept():
-    script = outbound.ruleset({"mcbr-a": ("10.1.0.0/24", False), "mcbr-b": ("10.2.0.0/24", False),
-                               "mcbr-c": ("10.3.0.0/24", True)}, "minictr-x")
+    script = outbound.ruleset({"mcbr-a": ("10.1.0.0/24", False, True), "mcbr-b": ("10.2.0.0/24", False, True),
+                               "mcbr-c": ("10.3.0.0/24", True, True)}, "minictr-x")
     forward = script.split("chain forward {")[1].splitlines()
     drops = [line.strip() for line in forward if "} drop" in line]
     assert drops == ['iifname "mcbr-a" oifname { "mcbr-b", "mcbr-c" } drop',
@@ -71,11 +71,11 @@ def test_bridges_are_isolated_from_each_other_before_any_accept():
     first_accept = next(i for i, line in enumerate(forward) if "accept" in line and "policy" not in line)
     assert max(forward.index("    " + d) for d in drops) < first_accept
     # One bridge alone: nothing to isolate it from.
-    assert "} drop" not in outbound.ruleset({"mcbr-a": ("10.1.0.0/24", False)})
+    assert "} drop" not in outbound.ruleset({"mcbr-a": ("10.1.0.0/24", False, True)})
 
 
 def test_published_ports_dnat_local_clients_one_address_before_any():
-    script = outbound.ruleset({"mct1": ("10.0.0.0/24", False)}, "minictr-mct1",
+    script = outbound.ruleset({"mct1": ("10.0.0.0/24", False, True)}, "minictr-mct1",
                               [("0.0.0.0", 8080, "10.0.0.2", 80, True), ("127.0.0.1", 8081, "10.0.0.3", 80, True)])
     output = script[script.index("chain output"):script.index("chain postrouting")]
     assert output.index("ip daddr 127.0.0.1 tcp dport 8081 dnat ip to 10.0.0.3:80") < \
@@ -85,6 +85,13 @@ def test_published_ports_dnat_local_clients_one_address_before_any():
 
 
 def test_without_route_localnet_loopback_clients_are_left_to_the_listener():
-    script = outbound.ruleset({"mct1": ("10.0.0.0/24", False)}, "minictr-mct1",
+    script = outbound.ruleset({"mct1": ("10.0.0.0/24", False, True)}, "minictr-mct1",
                               [("0.0.0.0", 8080, "10.0.0.2", 80, False)])
     assert "ip saddr != 127.0.0.0/8 fib daddr type local tcp dport 8080 dnat ip to 10.0.0.2:80" in script
+
+
+def test_a_bridge_without_ip_masquerade_is_forwarded_but_not_masqueraded():
+    # com.docker.network.bridge.enable_ip_masquerade=false: Docker routes the subnet out as it is.
+    script = outbound.ruleset({"mcbr-a": ("10.1.0.0/24", False, False), "mcbr-b": ("10.2.0.0/24", False, True)})
+    assert "ip saddr 10.1.0.0/24" not in script and 'ip saddr 10.2.0.0/24 oifname != "mcbr-b" masquerade' in script
+    assert 'iifname "mcbr-a" accept' in script

@@ -41,8 +41,6 @@ def _create_arguments(body):
     if body.get("EnableIPv4") is False:
         raise InvalidArgument("networks without IPv4 are not supported (EnableIPv4: false)")
     _check_swarm_fields(body)
-    if body.get("Options"):
-        raise InvalidArgument(f"network driver option {sorted(body['Options'])[0]!r} is not supported")
     labels = body.get("Labels") or {}
     ipam = body.get("IPAM") or {}
     if ipam.get("Driver") not in (None, "", "default"):
@@ -61,7 +59,8 @@ def _create_arguments(body):
     # Compose 1.29 asks for it on every project network.
     return {"name": body.get("Name"), "driver": body.get("Driver") or "bridge", "subnet": config.get("Subnet"),
             "gateway": config.get("Gateway"), "ip_range": config.get("IPRange"),
-            "internal": bool(body.get("Internal")), "labels": labels, "attachable": bool(body.get("Attachable"))}
+            "internal": bool(body.get("Internal")), "labels": labels, "attachable": bool(body.get("Attachable")),
+            "options": body.get("Options") or {}}
 
 
 def _check_swarm_fields(body):

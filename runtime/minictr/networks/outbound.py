@@ -14,7 +14,7 @@ outside this daemon's own table is touched, but for the jump from iptables' filt
 For each bridge, first: iifname BRIDGE oifname { every other bridge of this daemon } drop (networks
 are isolated from each other, as Docker's DOCKER-ISOLATION chains do). Then
 for each non-internal bridge (name, IPv4 subnet):
-  postrouting (nat): ip saddr SUBNET oifname != BRIDGE masquerade
+  postrouting (nat): ip saddr SUBNET oifname != BRIDGE masquerade (not with enable_ip_masquerade=false)
   forward (filter):  iifname BRIDGE accept; oifname BRIDGE ct state established,related accept
 For each internal bridge: forward drops what comes in on it and goes out elsewhere, and what
 goes out on it from elsewhere (Docker's --internal).
@@ -89,7 +89,7 @@ def table_name(default_bridge=DEFAULT_BRIDGE):
 def ruleset(bridges, table=TABLE, published=()):
     """The nft script that makes `inet TABLE` hold exactly the rules for `bridges` and `published`.
 
-    bridges: {name: (subnet, internal)}. Without bridges the script deletes the table.
+    bridges: {name: (subnet, internal, masquerade)}. Without bridges the script deletes the table.
     published: (host_ip, host_port, container_ip, container_port, from_loopback) of TCP ports for
     local clients; without from_loopback (no route_localnet on the bridge), 127.0.0.1's clients are
     left to the daemon's listener.
@@ -100,7 +100,7 @@ def ruleset(bridges, table=TABLE, published=()):
     nat, isolation, forward, raw = [], [], [], []
     names = sorted(bridges)
     for name in names:
-        subnet, internal = bridges[name]
+        subnet, internal, masquerade = bridges[name]
         net = ipaddress.ip_network(subnet, strict=False)
         if net.version != 4:
             continue
@@ -115,7 +115,8 @@ def ruleset(bridges, table=TABLE, published=()):
             forward.append(f"iifname {q} oifname != {q} drop")
             forward.append(f"oifname {q} iifname != {q} drop")
         else:
-            nat.append(f"ip saddr {net} oifname != {q} masquerade")
+            if masquerade:  # com.docker.network.bridge.enable_ip_masquerade=false: routed as they are
+                nat.append(f"ip saddr {net} oifname != {q} masquerade")
             forward.append(f"iifname {q} accept")
             forward.append(f"oifname {q} ct state established,related accept")
     body = [f"table {FAMILY} {table} {{",
@@ -218,20 +219,21 @@ class Outbound:
             return dict(self._bridges)
 
     def restore(self, bridges):
-        """At the daemon's start: exactly these bridges ({name: (subnet, internal)}); a crash's table is replaced."""
+        """At the daemon's start: exactly these bridges ({name: (subnet, internal, masquerade)}); a crash's table
+        is replaced."""
         with self._lock:
             self._bridges = dict(bridges)
             self._apply()
 
-    def add(self, bridge, subnet, internal=False):
+    def add(self, bridge, subnet, internal=False, masquerade=True):
         """A bridge came (or its network is used again): idempotent."""
         ipaddress.ip_network(subnet, strict=False)
         _quote(bridge)
         with self._lock:
-            if self._bridges.get(bridge) == (subnet, internal):
+            if self._bridges.get(bridge) == (subnet, internal, masquerade):
                 return
             previous = self._bridges.get(bridge)
-            self._bridges[bridge] = (subnet, internal)
+            self._bridges[bridge] = (subnet, internal, masquerade)
             try:
                 self._apply()
             except BaseException:
@@ -260,7 +262,7 @@ class Outbound:
 
     def _bridge_of(self, ip):
         address = ipaddress.ip_address(ip)
-        return next((bridge for bridge, (subnet, _) in self._bridges.items()
+        return next((bridge for bridge, (subnet, *_) in self._bridges.items()
                      if address in ipaddress.ip_network(subnet, strict=False)), None)
 
     def close(self):
@@ -274,13 +276,13 @@ class Outbound:
                 log.warning("%s", e)
 
     def _apply(self):
-        if any(not internal for _, internal in self._bridges.values()):
+        if any(not internal for _, internal, _ in self._bridges.values()):
             _enable_forwarding()
         localnet = {bridge: _route_localnet(bridge) for bridge in self._bridges}
         published = [(*port, localnet.get(self._bridge_of(port[2]), False))
                      for ports in self._published.values() for port in ports]
         _run_nft(ruleset(self._bridges, self.table, published))
-        forward = {bridge: internal for bridge, (_, internal) in self._bridges.items()}
+        forward = {bridge: internal for bridge, (_, internal, _) in self._bridges.items()}
         if forward != self._forward_synced:
             self._sync_filter_forward(forward)
 
@@ -310,7 +312,7 @@ class Outbound:
 def _entry(network):
     if network.driver != "bridge" or not network.bridge or network.subnet is None:
         return None
-    return network.bridge, (str(network.subnet), network.internal)
+    return network.bridge, (str(network.subnet), network.internal, network.masquerade)
 
 
 def install(outbound, networks):

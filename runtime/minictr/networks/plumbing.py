@@ -121,10 +121,11 @@ def bridge_subnet(name):
 
 
 @_off_loop
-def ensure_bridge(name, gateway, prefixlen):
-    """A bridge `name` with the gateway's address, up. Made if missing; its address added if not there."""
+def ensure_bridge(name, gateway, prefixlen, mtu=None):
+    """A bridge `name` with the gateway's address, up (and `mtu`, when given). Made if missing; its
+    address added if not there."""
     with _iproute() as ipr:
-        _ensure_bridge(ipr, name, gateway, prefixlen)
+        _ensure_bridge(ipr, name, gateway, prefixlen, mtu)
 
 
 # Bridges this process has made sure of (name, gateway, prefixlen): attach() only checks that they
@@ -132,7 +133,7 @@ def ensure_bridge(name, gateway, prefixlen):
 _bridges_ensured = set()
 
 
-def _ensure_bridge(ipr, name, gateway, prefixlen):
+def _ensure_bridge(ipr, name, gateway, prefixlen, mtu=None):
     """ensure_bridge with an open socket; returns the bridge's index."""
     index = ipr.link_lookup(ifname=name)
     if not index:
@@ -150,7 +151,8 @@ def _ensure_bridge(ipr, name, gateway, prefixlen):
     present = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(family=2, index=index)}
     if str(gateway) not in present:
         ipr.addr("add", index=index, address=str(gateway), prefixlen=prefixlen)
-    ipr.link("set", index=index, state="up")
+    # An MTU set on the bridge stays (the kernel otherwise follows its smallest port's).
+    ipr.link("set", index=index, state="up", **({"mtu": mtu} if mtu else {}))
     _bridges_ensured.add((name, str(gateway), prefixlen))
     return index
 
@@ -185,12 +187,12 @@ def links_with_prefix(prefix):
 
 
 @_off_loop
-def attach(bridge, host_name, pid, ifname, address, prefixlen, mac, gateway, bridge_gateway=None):
+def attach(bridge, host_name, pid, ifname, address, prefixlen, mac, gateway, bridge_gateway=None, mtu=None):
     """A veth pair: `host_name` on `bridge`, its peer made in the netns of process `pid` as
     `ifname` with `address`/`prefixlen` and `mac`, up, with a default route via `gateway` (None:
     no route, an --internal network). With `bridge_gateway`, the bridge is first made sure of
-    (ensure_bridge(bridge, bridge_gateway, prefixlen)) on the same socket. On failure nothing is
-    left (the host end is deleted; its peer goes with it).
+    (ensure_bridge(bridge, bridge_gateway, prefixlen, mtu)) on the same socket. `mtu` (None: the
+    kernel's) is both ends'. On failure nothing is left (the host end is deleted; its peer goes with it).
 
     One netlink request makes the pair, puts the host end on the bridge and up, and creates the
     peer directly in the container's namespace with its name and MAC: moving a link between
@@ -199,11 +201,11 @@ def attach(bridge, host_name, pid, ifname, address, prefixlen, mac, gateway, bri
         master = ipr.link_lookup(ifname=bridge)
         if bridge_gateway is not None and (not master or
                                            (bridge, str(bridge_gateway), prefixlen) not in _bridges_ensured):
-            master = [_ensure_bridge(ipr, bridge, bridge_gateway, prefixlen)]
+            master = [_ensure_bridge(ipr, bridge, bridge_gateway, prefixlen, mtu)]
         ipr.link("add", ifname=host_name, kind="veth", master=master[0], state="up",
-                 peer={"ifname": ifname, "address": mac, "net_ns_pid": pid})
+                 peer={"ifname": ifname, "address": mac, "net_ns_pid": pid}, **({"mtu": mtu} if mtu else {}))
         try:
-            _in_container_ns(pid, lambda: _configure(ifname, address, prefixlen, gateway), netlink=False)
+            _in_container_ns(pid, lambda: _configure(ifname, address, prefixlen, gateway, mtu), netlink=False)
         except BaseException:
             remove_link(host_name)
             raise
@@ -214,6 +216,7 @@ def attach(bridge, host_name, pid, ifname, address, prefixlen, mac, gateway, bri
 _RTM_NEWLINK, _RTM_NEWADDR, _RTM_NEWROUTE = 16, 20, 24
 _NLM_F_REQUEST, _NLM_F_ACK, _NLM_F_EXCL, _NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
 _IFF_UP = 0x1
+_IFLA_MTU = 4
 
 
 def _rtattr(kind, payload):
@@ -223,9 +226,9 @@ def _rtattr(kind, payload):
     return struct.pack("HH", length, kind) + payload + b"\0" * (-length % 4)
 
 
-def _configure(ifname, address, prefixlen, gateway):
-    """In the container's namespace (the calling thread's): `address`/`prefixlen` on `ifname`, up,
-    and a default route via `gateway` unless there is one (None: none)."""
+def _configure(ifname, address, prefixlen, gateway, mtu=None):
+    """In the container's namespace (the calling thread's): `address`/`prefixlen` on `ifname`, up
+    (with `mtu` when given), and a default route via `gateway` unless there is one (None: none)."""
     import socket
     import struct
 
@@ -236,7 +239,8 @@ def _configure(ifname, address, prefixlen, gateway):
          struct.pack("BBBBI", socket.AF_INET, prefixlen, 0, 0, index) + _rtattr(2, addr) + _rtattr(1, addr)
          + _rtattr(4, ipaddress.ip_network(f"{address}/{prefixlen}", strict=False).broadcast_address.packed)),
         (_RTM_NEWLINK, 0,  # ifinfomsg: family, type, index, flags, change
-         struct.pack("BxHiII", socket.AF_UNSPEC, 0, index, _IFF_UP, _IFF_UP)),
+         struct.pack("BxHiII", socket.AF_UNSPEC, 0, index, _IFF_UP, _IFF_UP)
+         + (_rtattr(_IFLA_MTU, struct.pack("I", mtu)) if mtu else b"")),
     ]
     if gateway is not None:  # rtmsg: family, dst_len, src_len, tos, table main, proto boot, scope universe, unicast
         bodies.append((_RTM_NEWROUTE, _NLM_F_CREATE | _NLM_F_EXCL,

@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS networks (
     labels TEXT NOT NULL DEFAULT '{}',
     bridge TEXT NOT NULL DEFAULT '',
     created TEXT NOT NULL,
-    attachable INTEGER NOT NULL DEFAULT 0
+    attachable INTEGER NOT NULL DEFAULT 0,
+    options TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS leases (
     network_id TEXT NOT NULL REFERENCES networks(id),
@@ -52,7 +53,18 @@ PREDEFINED = ("bridge", "host", "none")
 _SLIRP_DNS = "10.0.2.3"
 # Columns added after the first release: a data root made before gets them at the daemon's start.
 _ADDED_COLUMNS = (("leases", "links", "TEXT NOT NULL DEFAULT '[]'"),
-                  ("networks", "attachable", "INTEGER NOT NULL DEFAULT 0"))
+                  ("networks", "attachable", "INTEGER NOT NULL DEFAULT 0"),
+                  ("networks", "options", "TEXT NOT NULL DEFAULT '{}'"))
+# The bridge driver's options (Options of NetworkCreate) that minictr does; the rest of Docker's
+# bridge options are refused naming them, and keys the bridge driver does not know Docker ignores
+# (and reports), as we do.
+MTU_OPTION = "com.docker.network.driver.mtu"
+MASQUERADE_OPTION = "com.docker.network.bridge.enable_ip_masquerade"
+_REFUSED_OPTIONS = ("com.docker.network.bridge.name", "com.docker.network.bridge.enable_icc",
+                    "com.docker.network.bridge.host_binding_ipv4", "com.docker.network.bridge.default_bridge",
+                    "com.docker.network.bridge.inhibit_ipv4", "com.docker.network.bridge.gateway_mode_ipv4",
+                    "com.docker.network.container_iface_prefix", "com.docker.network.enable_ipv6")
+_BOOLS = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": False}  # Go's ParseBool
 _HOOK_NAMES = ("on_network_created", "on_network_removed", "on_container_connected", "on_container_disconnected")
 
 
@@ -65,12 +77,38 @@ class Network:
         self.internal = bool(row["internal"])
         self.attachable = bool(row["attachable"])
         self.labels = json.loads(row["labels"])
+        self.options = json.loads(row["options"])
         self.bridge = row["bridge"]
         self.created = row["created"]
 
     @property
     def user_defined(self):
         return self.name not in PREDEFINED
+
+    @property
+    def mtu(self):
+        """The MTU of the bridge and its veths (None: the kernel's)."""
+        return int(self.options[MTU_OPTION]) if self.options.get(MTU_OPTION, "0") != "0" else None
+
+    @property
+    def masquerade(self):
+        return _BOOLS[self.options.get(MASQUERADE_OPTION, "true").lower()]
+
+
+def check_options(options):
+    """The bridge driver's Options as Docker checks them; a refused or malformed one is a 400 naming it."""
+    for key, value in options.items():
+        if key in _REFUSED_OPTIONS:
+            raise InvalidArgument(f"network driver option {key!r} is not supported")
+        if key == MASQUERADE_OPTION and value.lower() not in _BOOLS:
+            raise InvalidArgument(f"invalid value {value!r} for {key}: not a boolean")
+        if key == MTU_OPTION:
+            try:
+                mtu = int(value)
+            except ValueError:
+                raise InvalidArgument(f"invalid value {value!r} for {key}: not an integer") from None
+            if mtu and not 68 <= mtu <= 65535:
+                raise InvalidArgument(f"invalid MTU {value} ({key}): must be between 68 and 65535")
 
 
 class NetworkService:
@@ -164,7 +202,7 @@ class NetworkService:
         from minictr.networks import plumbing
 
         try:
-            plumbing.ensure_bridge(network.bridge, network.gateway, network.subnet.prefixlen)
+            plumbing.ensure_bridge(network.bridge, network.gateway, network.subnet.prefixlen, network.mtu)
         except Exception as e:
             raise MinictrError(f"making the bridge {network.bridge} of network {network.name}: {e}") from None
 
@@ -179,14 +217,15 @@ class NetworkService:
                         (str(subnet), str(gateway), self.default_bridge, bridge.id))
 
     def _insert(self, name, driver, subnet=None, gateway=None, ip_range=None, internal=False, labels=None,
-                attachable=False):
+                attachable=False, options=None):
         network_id = secrets.token_hex(32)
         bridge = "" if driver != "bridge" or name == "bridge" else "mcbr-" + network_id[:10]
         with self.db.transaction() as cur:
             cur.execute("INSERT INTO networks (id, name, driver, subnet, gateway, ip_range, internal, labels, bridge,"
-                        " created, attachable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " created, attachable, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (network_id, name, driver, str(subnet or ""), str(gateway or ""), str(ip_range or ""),
-                         int(internal), json.dumps(labels or {}), bridge, _now(), int(attachable)))
+                         int(internal), json.dumps(labels or {}), bridge, _now(), int(attachable),
+                         json.dumps(options or {})))
         return network_id
 
     def _taken_subnets(self):
@@ -214,7 +253,7 @@ class NetworkService:
         return Network(row)
 
     def create(self, name, driver="bridge", subnet=None, gateway=None, ip_range=None, internal=False, labels=None,
-               attachable=False):
+               attachable=False, options=None):
         """`network create`: a bridge network (subnet chosen clear of the others and of the host's
         routes unless given), and its bridge. `attachable` is only recorded: it lets swarm services'
         standalone containers join, and every container may join a local network anyway."""
@@ -230,6 +269,7 @@ class NetworkService:
             raise Forbidden(f"operation is not permitted on predefined {name} network ")
         if self.db.query_one("SELECT id FROM networks WHERE name = ?", (name,)):
             raise Conflict(f"network with name {name} already exists")
+        check_options(options or {})
         subnet = ipam.parse_subnet(subnet) if subnet else None
         gateway = ipam.parse_address(gateway, "gateway") if gateway else None
         ip_range = ipam.parse_subnet(ip_range) if ip_range else None
@@ -244,7 +284,7 @@ class NetworkService:
                         raise Conflict(f"Pool overlaps with other one on this address space: {subnet} "
                                        f"(network {other.name} has {other.subnet})")
             gateway = ipam.check_config(subnet, gateway, ip_range)
-            network_id = self._insert(name, driver, subnet, gateway, ip_range, internal, labels, attachable)
+            network_id = self._insert(name, driver, subnet, gateway, ip_range, internal, labels, attachable, options)
             network = self.get(network_id)
             try:  # made now, as Docker does: its route keeps other daemons off the subnet
                 self._make_bridge(network)
@@ -343,9 +383,9 @@ class NetworkService:
             if network.ip_range:
                 entry["IPRange"] = str(network.ip_range)
             config.append(entry)
-        options = {}
+        options = network.options
         if network.driver == "bridge" and not network.user_defined:
-            # A user-defined network's Options are what its creator gave (none here), as Docker's:
+            # A user-defined network's Options are what its creator gave (only those), as Docker's:
             # Compose 1.29 recreates a network whose Options differ from its file's.
             options = {"com.docker.network.bridge.name": network.bridge,
                        "com.docker.network.bridge.default_bridge": "true",
@@ -465,7 +505,7 @@ class NetworkService:
         self._unlinked(self._veth_name(container.id, network.id))  # a restart: the last run's veth gone first
         plumbing.attach(network.bridge, self._veth_name(container.id, network.id), pid, ifname, ip,
                         network.subnet.prefixlen, mac, None if network.internal else network.gateway,
-                        bridge_gateway=network.gateway)
+                        bridge_gateway=network.gateway, mtu=network.mtu)
         self._run_hooks("on_container_connected", network, container.id, str(ip), self._names(container, row))
 
     def _veth_name(self, container_id, network_id):
