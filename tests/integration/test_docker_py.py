@@ -719,6 +719,25 @@ def test_networks_connect_disconnect_prune(client, image):
         client.networks.get(network.id)
 
 
+def test_network_labels_check_duplicate_and_options(client, image):
+    name = unique("lbl")
+    network = client.networks.create(name, check_duplicate=True, labels={"dpy": name, "tier": "db"},
+                                     options={"com.docker.network.driver.mtu": "1300"})
+    try:
+        assert network.attrs["Labels"] == {"dpy": name, "tier": "db"}
+        assert network.attrs["Options"] == {"com.docker.network.driver.mtu": "1300"}
+        assert [n.name for n in client.networks.list(filters={"label": ["tier=db", f"dpy={name}"]})] == [name]
+        assert client.networks.list(filters={"label": f"dpy={name}-other"}) == []
+        with pytest.raises(docker.errors.APIError) as duplicate:
+            client.networks.create(name, check_duplicate=True)
+        assert duplicate.value.status_code == 409
+        assert duplicate.value.explanation == f"network with name {name} already exists"
+        assert client.containers.run(image, ["cat", "/sys/class/net/eth0/mtu"], network=name,
+                                     remove=True) == b"1300\n"
+    finally:
+        network.remove()
+
+
 def test_network_remove(client):
     network = client.networks.create(unique("gone"))
     network.remove()
