@@ -79,17 +79,40 @@ def test_errors_have_dockers_status_and_message(daemon, networks):
     # What minictr does not do is refused, naming it, never ignored; nothing is made.
     for body, message in (({"Options": {"com.docker.network.bridge.enable_icc": "false"}},
                            "^network driver option 'com.docker.network.bridge.enable_icc' is not supported$"),
-                          ({"Options": {"com.docker.network.driver.mtu": "big"}}, "'big' for com.docker.network.driver.mtu"),
+                          ({"Options": {"com.docker.network.driver.mtu": "big"}},
+                           "'big' for com.docker.network.driver.mtu"),
                           ({"Options": {"com.docker.network.driver.mtu": "40"}}, "^invalid MTU 40 "),
                           ({"Options": {"com.docker.network.bridge.enable_ip_masquerade": "maybe"}}, "not a boolean"),
                           ({"ConfigOnly": True}, "ConfigOnly"), ({"EnableIPv6": True}, "IPv6"),
                           ({"IPAM": {"Driver": "other"}}, "IPAM driver 'other'"),
-                          ({"IPAM": {"Config": [{"Subnet": "10.232.0.0/24",
-                                                 "AuxiliaryAddresses": {"a": "10.232.0.9"}}]}}, "AuxiliaryAddresses"),
                           ({"Driver": "overlay"}, "overlay"), ({"Name": ""}, "name")):
         with pytest.raises(InvalidArgument, match=message):
             client.post("/networks/create", body={"Name": "napi-bad", **body})
     assert "napi-bad" not in [n["Name"] for n in client.get("/networks")]
+
+
+def test_auxiliary_addresses_are_reserved(daemon, image, networks):
+    client = daemon.client()
+    aux = {"router": "10.232.0.2", "printer": "10.232.0.3"}
+    _create(client, networks, "napi-aux", IPAM={"Config": [{"Subnet": "10.232.0.0/29", "AuxiliaryAddresses": aux}]})
+    assert client.get("/networks/napi-aux")["IPAM"]["Config"] == \
+        [{"Subnet": "10.232.0.0/29", "Gateway": "10.232.0.1", "AuxiliaryAddresses": aux}]
+    # Never handed out: the first container gets the next free address, and none may ask for one.
+    result = daemon.cli("run", "--rm", "--network", "napi-aux", image, "ip", "-4", "-o", "addr", "show", "eth0")
+    assert result.returncode == 0 and " 10.232.0.4/29 " in result.stdout, result.stdout + result.stderr
+    taken = daemon.cli("run", "--rm", "--network", "napi-aux", "--ip", "10.232.0.3", image, "true")
+    assert taken.returncode != 0 and "Address already in use: 10.232.0.3" in taken.stderr
+    # libnetwork's checks, in its words; nothing is made.
+    for aux, error, message in (({"a": "10.99.0.9"}, Forbidden,
+                                 r"^auxiliary address: \(a:10\.99\.0\.9\) must belong to the master pool: "
+                                 r"10\.233\.0\.0/24$"),
+                                ({"a": "nope"}, InvalidArgument,
+                                 r"^non parsable secondary ip address \(a:nope\) passed for network napi-aux2$"),
+                                ({"gw": "10.233.0.1"}, InvalidArgument, r"\(gw:10\.233\.0\.1\): Address already in use$")):
+        with pytest.raises(error, match=message):
+            client.post("/networks/create", body={"Name": "napi-aux2", "IPAM": {
+                "Config": [{"Subnet": "10.233.0.0/24", "AuxiliaryAddresses": aux}]}})
+    assert "napi-aux2" not in [n["Name"] for n in client.get("/networks")]
 
 
 def test_attachable_is_accepted_and_reported_as_docker_does(daemon, networks):
@@ -288,6 +311,20 @@ def test_bridge_driver_options_mtu_and_reported_as_given(daemon, image, networks
     result = daemon.cli("run", "--rm", "--network", "napi-opts", image, "cat", "/sys/class/net/eth0/mtu")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "1400"
+
+
+@needs_docker
+def test_docker_cli_network_create_with_aux_address(daemon, image, docker, networks):
+    networks.append("napi-dkx")
+    docker("network", "create", "--subnet", "10.234.0.0/24", "--aux-address", "host=10.234.0.2", "napi-dkx")
+    assert docker("network", "inspect", "--format", "{{range .IPAM.Config}}{{json .AuxiliaryAddresses}}{{end}}",
+                  "napi-dkx").stdout == '{"host":"10.234.0.2"}\n'
+    fmt = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
+    try:
+        docker("run", "-d", "--name", "napi-dkxc", "--network", "napi-dkx", image, "sleep", "300")
+        assert docker("inspect", "--format", fmt, "napi-dkxc").stdout == "10.234.0.3\n"
+    finally:
+        daemon.cli("rm", "-f", "napi-dkxc")
 
 
 @needs_docker

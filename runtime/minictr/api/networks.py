@@ -51,8 +51,6 @@ def _create_arguments(body):
     if len(config) > 1:
         raise InvalidArgument("only one IPAM configuration per network is supported")
     config = config[0] or {}
-    if config.get("AuxiliaryAddresses"):
-        raise InvalidArgument("IPAM AuxiliaryAddresses are not supported")
     if ":" in (config.get("Subnet") or ""):
         raise InvalidArgument("IPv6 subnets are not supported")
     # Attachable only matters to swarm services; on a local bridge Docker stores and reports it, and
@@ -60,7 +58,7 @@ def _create_arguments(body):
     return {"name": body.get("Name"), "driver": body.get("Driver") or "bridge", "subnet": config.get("Subnet"),
             "gateway": config.get("Gateway"), "ip_range": config.get("IPRange"),
             "internal": bool(body.get("Internal")), "labels": labels, "attachable": bool(body.get("Attachable")),
-            "options": body.get("Options") or {}}
+            "options": body.get("Options") or {}, "aux_addresses": config.get("AuxiliaryAddresses") or {}}
 
 
 def _check_swarm_fields(body):

@@ -15,17 +15,20 @@ from minictr.client import api_path
 @click.option("--subnet", help="Subnet in CIDR format (chosen clear of the others when not given).")
 @click.option("--gateway", help="Gateway address of the subnet (default: its first address).")
 @click.option("--ip-range", help="Allocate container addresses from this sub-range.")
+@click.option("--aux-address", multiple=True, help="Reserve an address of the subnet (NAME=IP): never given out.")
 @click.option("--internal", is_flag=True, help="No route out of the network.")
 @click.option("--attachable", is_flag=True, help="Recorded, as Docker does (a swarm setting).")
 @click.option("--label", multiple=True, help="Set metadata on the network (KEY=VALUE).")
 @click.option("-o", "--opt", multiple=True, help="Set a driver option (KEY=VALUE), e.g. com.docker.network.driver.mtu.")
 @click.argument("name")
 @pass_ctx
-def create(ctx, driver, subnet, gateway, ip_range, internal, attachable, label, opt, name):
+def create(ctx, driver, subnet, gateway, ip_range, aux_address, internal, attachable, label, opt, name):
     """Create a network."""
-    ipam = {k: v for k, v in {"Subnet": subnet, "Gateway": gateway, "IPRange": ip_range}.items() if v}
+    ipam = {k: v for k, v in {"Subnet": subnet, "Gateway": gateway, "IPRange": ip_range,
+                              "AuxiliaryAddresses": _pairs(aux_address, "opt")}.items() if v}
     body = {"Name": name, "Driver": driver, "Internal": internal, "Attachable": attachable,
-            "Labels": _pairs(label, "label"), "Options": _pairs(opt, "opt"), "IPAM": {"Driver": "default", "Config": [ipam] if ipam else []}}
+            "Labels": _pairs(label, "label"), "Options": _pairs(opt, "opt"),
+            "IPAM": {"Driver": "default", "Config": [ipam] if ipam else []}}
     click.echo(ctx.client.post("/networks/create", body=body).json()["Id"])
 
 

@@ -3,7 +3,7 @@ addresses for endpoints (leases; the table lives in networks/service.py)."""
 
 import ipaddress
 
-from minictr.errors import InvalidArgument
+from minictr.errors import Forbidden, InvalidArgument
 
 # Docker's default address pools: 172.17-31.0.0/16, then 192.168.0.0/20 steps.
 _POOLS = ([ipaddress.ip_network(f"172.{n}.0.0/16") for n in range(17, 32)]
@@ -54,6 +54,25 @@ def check_config(subnet, gateway, ip_range):
     if ip_range is not None and not ip_range.subnet_of(subnet):
         raise InvalidArgument(f"no matching subnet for range {ip_range}")
     return gateway
+
+
+def check_aux_addresses(subnet, gateway, aux, network_name):
+    """IPAM AuxiliaryAddresses ({name: address}) as libnetwork checks them: each in the subnet, none
+    taken twice or by the gateway. They are reserved: never handed to a container."""
+    reserved, taken = {}, {subnet.network_address, subnet.broadcast_address, gateway}
+    for name, text in aux.items():
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            raise InvalidArgument(f"non parsable secondary ip address ({name}:{text}) passed for network "
+                                  f"{network_name}") from None
+        if address not in subnet:
+            raise Forbidden(f"auxiliary address: ({name}:{text}) must belong to the master pool: {subnet}")
+        if address in taken:
+            raise InvalidArgument(f"failed to allocate secondary ip address ({name}:{text}): Address already in use")
+        taken.add(address)
+        reserved[name] = str(address)
+    return reserved
 
 
 def lease_address(subnet, gateway, ip_range, used, wanted=None):

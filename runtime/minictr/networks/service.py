@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS networks (
     bridge TEXT NOT NULL DEFAULT '',
     created TEXT NOT NULL,
     attachable INTEGER NOT NULL DEFAULT 0,
-    options TEXT NOT NULL DEFAULT '{}'
+    options TEXT NOT NULL DEFAULT '{}',
+    aux_addresses TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS leases (
     network_id TEXT NOT NULL REFERENCES networks(id),
@@ -54,7 +55,8 @@ _SLIRP_DNS = "10.0.2.3"
 # Columns added after the first release: a data root made before gets them at the daemon's start.
 _ADDED_COLUMNS = (("leases", "links", "TEXT NOT NULL DEFAULT '[]'"),
                   ("networks", "attachable", "INTEGER NOT NULL DEFAULT 0"),
-                  ("networks", "options", "TEXT NOT NULL DEFAULT '{}'"))
+                  ("networks", "options", "TEXT NOT NULL DEFAULT '{}'"),
+                  ("networks", "aux_addresses", "TEXT NOT NULL DEFAULT '{}'"))
 # The bridge driver's options (Options of NetworkCreate) that minictr does; the rest of Docker's
 # bridge options are refused naming them, and keys the bridge driver does not know Docker ignores
 # (and reports), as we do.
@@ -78,6 +80,7 @@ class Network:
         self.attachable = bool(row["attachable"])
         self.labels = json.loads(row["labels"])
         self.options = json.loads(row["options"])
+        self.aux_addresses = json.loads(row["aux_addresses"])  # IPAM AuxiliaryAddresses: {name: address}
         self.bridge = row["bridge"]
         self.created = row["created"]
 
@@ -217,15 +220,15 @@ class NetworkService:
                         (str(subnet), str(gateway), self.default_bridge, bridge.id))
 
     def _insert(self, name, driver, subnet=None, gateway=None, ip_range=None, internal=False, labels=None,
-                attachable=False, options=None):
+                attachable=False, options=None, aux_addresses=None):
         network_id = secrets.token_hex(32)
         bridge = "" if driver != "bridge" or name == "bridge" else "mcbr-" + network_id[:10]
         with self.db.transaction() as cur:
             cur.execute("INSERT INTO networks (id, name, driver, subnet, gateway, ip_range, internal, labels, bridge,"
-                        " created, attachable, options) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " created, attachable, options, aux_addresses) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (network_id, name, driver, str(subnet or ""), str(gateway or ""), str(ip_range or ""),
                          int(internal), json.dumps(labels or {}), bridge, _now(), int(attachable),
-                         json.dumps(options or {})))
+                         json.dumps(options or {}), json.dumps(aux_addresses or {})))
         return network_id
 
     def _taken_subnets(self):
@@ -253,7 +256,7 @@ class NetworkService:
         return Network(row)
 
     def create(self, name, driver="bridge", subnet=None, gateway=None, ip_range=None, internal=False, labels=None,
-               attachable=False, options=None):
+               attachable=False, options=None, aux_addresses=None):
         """`network create`: a bridge network (subnet chosen clear of the others and of the host's
         routes unless given), and its bridge. `attachable` is only recorded: it lets swarm services'
         standalone containers join, and every container may join a local network anyway."""
@@ -273,8 +276,8 @@ class NetworkService:
         subnet = ipam.parse_subnet(subnet) if subnet else None
         gateway = ipam.parse_address(gateway, "gateway") if gateway else None
         ip_range = ipam.parse_subnet(ip_range) if ip_range else None
-        if subnet is None and (gateway or ip_range):
-            raise InvalidArgument("--gateway and --ip-range need --subnet")
+        if subnet is None and (gateway or ip_range or aux_addresses):
+            raise InvalidArgument("--gateway, --ip-range and --aux-address need --subnet")
         with self._lock:
             if subnet is None:
                 subnet = ipam.allocate_subnet(self._taken_subnets())
@@ -284,7 +287,9 @@ class NetworkService:
                         raise Conflict(f"Pool overlaps with other one on this address space: {subnet} "
                                        f"(network {other.name} has {other.subnet})")
             gateway = ipam.check_config(subnet, gateway, ip_range)
-            network_id = self._insert(name, driver, subnet, gateway, ip_range, internal, labels, attachable, options)
+            aux_addresses = ipam.check_aux_addresses(subnet, gateway, aux_addresses or {}, name)
+            network_id = self._insert(name, driver, subnet, gateway, ip_range, internal, labels, attachable, options,
+                                      aux_addresses)
             network = self.get(network_id)
             try:  # made now, as Docker does: its route keeps other daemons off the subnet
                 self._make_bridge(network)
@@ -382,6 +387,8 @@ class NetworkService:
             entry = {"Subnet": str(network.subnet), "Gateway": str(network.gateway)}
             if network.ip_range:
                 entry["IPRange"] = str(network.ip_range)
+            if network.aux_addresses:
+                entry["AuxiliaryAddresses"] = network.aux_addresses
             config.append(entry)
         options = network.options
         if network.driver == "bridge" and not network.user_defined:
@@ -434,7 +441,8 @@ class NetworkService:
                                   "defined networks")
         if ip:
             ip = str(ipam.parse_address(ip))
-            ipam.lease_address(network.subnet, network.gateway, network.ip_range, set(), ipaddress.ip_address(ip))
+            ipam.lease_address(network.subnet, network.gateway, network.ip_range, set(network.aux_addresses.values()),
+                               ipaddress.ip_address(ip))
         # Links of an endpoint are names its container's DNS queries resolve (`ALIAS` as `NAME`).
         links = [f"{name}:{alias}" for name, alias in
                  check_links(wanted.get("Links"), f"EndpointsConfig.{network.name}.Links")]
@@ -496,6 +504,7 @@ class NetworkService:
         with self._lock:
             used = {r["ip"] for r in self.db.query("SELECT ip FROM leases WHERE network_id = ? AND ip != ''",
                                                    (network.id,))}
+            used |= set(network.aux_addresses.values())  # reserved by the network's creator
             wanted = ipaddress.ip_address(row["requested_ip"]) if row["requested_ip"] else None
             ip = ipam.lease_address(network.subnet, network.gateway, network.ip_range, used, wanted)
             mac = ipam.mac_for(ip)
