@@ -719,7 +719,7 @@ def test_networks_connect_disconnect_prune(client, image):
         client.networks.get(network.id)
 
 
-def test_network_labels_check_duplicate_and_options(client, image):
+def test_network_labels_check_duplicate_options_and_mac_address(client, image):
     name = unique("lbl")
     network = client.networks.create(name, check_duplicate=True, labels={"dpy": name, "tier": "db"},
                                      options={"com.docker.network.driver.mtu": "1300"})
@@ -734,6 +734,9 @@ def test_network_labels_check_duplicate_and_options(client, image):
         assert duplicate.value.explanation == f"network with name {name} already exists"
         assert client.containers.run(image, ["cat", "/sys/class/net/eth0/mtu"], network=name,
                                      remove=True) == b"1300\n"
+        # docker-py's mac_address is Config.MacAddress (API 1.43): the endpoint's address.
+        assert client.containers.run(image, ["cat", "/sys/class/net/eth0/address"], network=name,
+                                     mac_address="02:42:0a:00:00:be", remove=True) == b"02:42:0a:00:00:be\n"
     finally:
         network.remove()
 

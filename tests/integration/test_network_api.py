@@ -11,7 +11,7 @@ import time
 import pytest
 
 from minictr.errors import Forbidden, InvalidArgument, NotFound
-from tests.integration.dockercli import not_found
+from tests.integration.dockercli import not_found, older_than
 
 
 @pytest.fixture
@@ -108,11 +108,45 @@ def test_auxiliary_addresses_are_reserved(daemon, image, networks):
                                  r"10\.233\.0\.0/24$"),
                                 ({"a": "nope"}, InvalidArgument,
                                  r"^non parsable secondary ip address \(a:nope\) passed for network napi-aux2$"),
-                                ({"gw": "10.233.0.1"}, InvalidArgument, r"\(gw:10\.233\.0\.1\): Address already in use$")):
+                                ({"gw": "10.233.0.1"}, InvalidArgument,
+                                 r"\(gw:10\.233\.0\.1\): Address already in use$")):
         with pytest.raises(error, match=message):
             client.post("/networks/create", body={"Name": "napi-aux2", "IPAM": {
                 "Config": [{"Subnet": "10.233.0.0/24", "AuxiliaryAddresses": aux}]}})
     assert "napi-aux2" not in [n["Name"] for n in client.get("/networks")]
+
+
+def test_mac_address_of_the_container_and_of_an_endpoint(daemon, image, networks):
+    client = daemon.client()
+    _create(client, networks, "napi-mac")
+    _create(client, networks, "napi-mac2")
+    # API 1.43: --mac-address is Config.MacAddress (the network's endpoint); an endpoint may have its own.
+    created = client.post("/containers/create", {"name": "napi-macc"}, body={
+        "Image": image, "Cmd": ["sleep", "300"], "MacAddress": "02:42:AC:1F:00:99",
+        "HostConfig": {"NetworkMode": "napi-mac"}})
+    assert created.status == 201
+    try:
+        assert client.post("/containers/napi-macc/start").status == 204
+        assert client.post("/networks/napi-mac2/connect", body={
+            "Container": "napi-macc", "EndpointConfig": {"MacAddress": "02:42:ac:1f:00:aa"}}).status == 200
+        result = daemon.cli("exec", "napi-macc", "cat", "/sys/class/net/eth0/address", "/sys/class/net/eth1/address")
+        assert result.stdout.split() == ["02:42:ac:1f:00:99", "02:42:ac:1f:00:aa"], result.stderr
+        networks_of = client.get("/containers/napi-macc/json")["NetworkSettings"]["Networks"]
+        assert {name: n["MacAddress"] for name, n in networks_of.items()} == \
+            {"napi-mac": "02:42:ac:1f:00:99", "napi-mac2": "02:42:ac:1f:00:aa"}
+        assert client.get("/networks/napi-mac")["Containers"][created.json()["Id"]]["MacAddress"] == "02:42:ac:1f:00:99"
+        # The same after a restart (the address is the container's, not its run's).
+        daemon.ok("restart", "-t", "0", "napi-macc")
+        assert daemon.ok("exec", "napi-macc", "cat", "/sys/class/net/eth0/address").strip() == "02:42:ac:1f:00:99"
+    finally:
+        daemon.cli("rm", "-f", "napi-macc")
+    for body, message in (({"MacAddress": "zz:00"}, "^zz:00 is not a valid mac address$"),
+                          ({"MacAddress": "03:00:00:00:00:01"}, "multicast"),
+                          ({"MacAddress": "02:00:00:00:00:01", "HostConfig": {"NetworkMode": "host"}},
+                           "^conflicting options: mac-address and the network mode$")):
+        with pytest.raises(InvalidArgument, match=message):
+            client.post("/containers/create", {"name": "napi-macbad"}, body={"Image": image, "Cmd": ["true"], **body})
+    assert daemon.cli("inspect", "napi-macbad").returncode != 0
 
 
 def test_attachable_is_accepted_and_reported_as_docker_does(daemon, networks):
@@ -325,6 +359,23 @@ def test_docker_cli_network_create_with_aux_address(daemon, image, docker, netwo
         assert docker("inspect", "--format", fmt, "napi-dkxc").stdout == "10.234.0.3\n"
     finally:
         daemon.cli("rm", "-f", "napi-dkxc")
+
+
+@needs_docker
+def test_docker_cli_run_with_mac_address(daemon, image, docker, networks):
+    networks.append("napi-dkm")
+    docker("network", "create", "napi-dkm")
+    for network, mac in (("default", "02:42:0a:00:00:ab"), ("napi-dkm", "02:42:0a:00:00:ac")):
+        run = docker("run", "--rm", "--network", network, "--mac-address", mac, image,
+                     "cat", "/sys/class/net/eth0/address", ok=older_than(25))
+        if older_than(25):
+            assert run.stdout == mac + "\n"
+        else:  # later CLIs send it in the endpoint, an API 1.44 field, and refuse it themselves against our 1.43
+            assert '"specify mac-address per network" requires API version 1.44' in run.stderr
+    on_host = docker("run", "--rm", "--network", "host", "--mac-address", "02:42:0a:00:00:ab", image, "true", ok=False)
+    assert on_host.returncode != 0
+    if older_than(25):
+        assert "conflicting options: mac-address and the network mode" in on_host.stderr
 
 
 @needs_docker

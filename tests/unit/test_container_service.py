@@ -62,7 +62,7 @@ class Networks:
         self.removed = []
         self.links = Links(store.db, store)
 
-    def plan(self, container_id, host_config, networking_config):
+    def plan(self, container_id, host_config, networking_config, mac_address=None):
         return [container_id]
 
     def record(self, endpoints):

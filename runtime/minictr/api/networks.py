@@ -154,13 +154,12 @@ async def connect_network(req):
     ipam = endpoint.get("IPAMConfig") or {}
     if ipam.get("IPv6Address") or ipam.get("LinkLocalIPs"):
         raise InvalidArgument("IPv6 and link-local addresses are not supported (IPAMConfig)")
-    for key in ("DriverOpts", "MacAddress"):
-        if endpoint.get(key):
-            raise InvalidArgument(f"EndpointConfig.{key} is not supported on network connect")
+    if endpoint.get("DriverOpts"):
+        raise InvalidArgument("EndpointConfig.DriverOpts is not supported on network connect")
     async with container.lock:
         await asyncio.to_thread(req.services.networks.connect, req.params["id"], container,
                                 ipam.get("IPv4Address") or None, endpoint.get("Aliases") or [],
-                                _running_pid(container), endpoint.get("Links") or [])
+                                _running_pid(container), endpoint.get("Links") or [], endpoint.get("MacAddress"))
     return EmptyResponse(200)
 
 

@@ -34,6 +34,8 @@ def _network_options(options, host_config, body):
         if links and user_defined:
             endpoint["Links"] = links
         body["NetworkingConfig"] = {"EndpointsConfig": {network: endpoint}}
+    if options.get("mac_address"):
+        body["MacAddress"] = options["mac_address"]  # as the docker CLI sends it to API 1.43
 
 
 def create_body(options):

@@ -51,7 +51,7 @@ class Creator:
         if not config["Entrypoint"] and not config["Cmd"]:
             raise InvalidArgument("No command specified")
         mounts = self.mounting.check(config, host_config, image.config or {})
-        endpoints = self.networks.plan(container_id, host_config, body.get("NetworkingConfig"))
+        endpoints = self.networks.plan(container_id, host_config, body.get("NetworkingConfig"), body.get("MacAddress"))
         links = self.networks.links.plan(container_id, host_config)
         container = Container(id=container_id, name=name, image_id=image.id, image_ref=body["Image"],
                               config=config, host_config=host_config, created=rfc3339(), state=State.CREATED)

@@ -36,11 +36,10 @@ REASONS = {"--storage-opt": "minictr's storage drivers (overlay, fuse-overlayfs,
 # Config (the body's top level) field -> (docker flag, values that mean "not asked for").
 CONFIG = {
     "Domainname": ("--domainname", (None, "")),
-    "MacAddress": ("--mac-address", (None, "")),
 }
 
 # NetworkingConfig.EndpointsConfig.<network> field -> docker flag.
-ENDPOINT = {"MacAddress": "--mac-address"}
+ENDPOINT = {}
 ENDPOINT_IPAM = {"IPv6Address": "--ip6", "LinkLocalIPs": "--link-local-ip"}
 
 

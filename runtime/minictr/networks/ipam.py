@@ -89,6 +89,19 @@ def lease_address(subnet, gateway, ip_range, used, wanted=None):
     raise InvalidArgument(f"no available IPv4 addresses on the network's subnet {subnet}")
 
 
+def parse_mac(text):
+    """A MAC address as given (`--mac-address`, EndpointsConfig.MacAddress), in the kernel's form; one that no
+    interface can have (not 6 bytes, multicast) is refused."""
+    import re
+
+    parts = re.split(r"[:-]", text.strip())
+    if len(parts) != 6 or not all(re.fullmatch(r"[0-9a-fA-F]{2}", p) for p in parts):
+        raise InvalidArgument(f"{text} is not a valid mac address")
+    if int(parts[0], 16) & 1:
+        raise InvalidArgument(f"{text} is not a valid mac address: a multicast address cannot be an interface's")
+    return ":".join(parts).lower()
+
+
 def mac_for(address):
     """Docker's MAC for an address: 02:42 then the four bytes of the IPv4 address."""
     return "02:42:" + ":".join(f"{b:02x}" for b in address.packed)

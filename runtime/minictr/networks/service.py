@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS leases (
     aliases TEXT NOT NULL DEFAULT '[]',
     requested_ip TEXT NOT NULL DEFAULT '',
     links TEXT NOT NULL DEFAULT '[]',
+    requested_mac TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (network_id, container_id)
 );
 """ + LINKS_SCHEMA
@@ -56,7 +57,8 @@ _SLIRP_DNS = "10.0.2.3"
 _ADDED_COLUMNS = (("leases", "links", "TEXT NOT NULL DEFAULT '[]'"),
                   ("networks", "attachable", "INTEGER NOT NULL DEFAULT 0"),
                   ("networks", "options", "TEXT NOT NULL DEFAULT '{}'"),
-                  ("networks", "aux_addresses", "TEXT NOT NULL DEFAULT '{}'"))
+                  ("networks", "aux_addresses", "TEXT NOT NULL DEFAULT '{}'"),
+                  ("leases", "requested_mac", "TEXT NOT NULL DEFAULT ''"))
 # The bridge driver's options (Options of NetworkCreate) that minictr does; the rest of Docker's
 # bridge options are refused naming them, and keys the bridge driver does not know Docker ignores
 # (and reports), as we do.
@@ -412,10 +414,14 @@ class NetworkService:
         mode = host_config.get("NetworkMode") or "default"
         return "bridge" if mode == "default" else mode
 
-    def plan(self, container_id, host_config, networking_config):
-        """At create: check --network and the endpoints asked for, and record them (no address yet)."""
+    def plan(self, container_id, host_config, networking_config, mac_address=None):
+        """At create: check --network and the endpoints asked for, and record them (no address yet).
+        `mac_address` (Config.MacAddress, --mac-address) is the network's endpoint's unless it has its own."""
         mode = self.mode_of(host_config)
         endpoints = (networking_config or {}).get("EndpointsConfig") or {}
+        if (mac_address or any((e or {}).get("MacAddress") for e in endpoints.values())) and \
+                (mode in ("host", "none") or mode.startswith("container:")):
+            raise InvalidArgument("conflicting options: mac-address and the network mode")
         if mode.startswith("container:"):
             self.containers.get(mode.partition(":")[2])  # NotFound if missing
             return []
@@ -430,6 +436,8 @@ class NetworkService:
         if network.driver != "bridge":
             raise InvalidArgument(f"invalid network mode {mode}")
         wanted = endpoints.get(mode) or endpoints.get(network.name) or endpoints.get(network.id) or {}
+        if mac_address and not wanted.get("MacAddress"):
+            wanted = dict(wanted, MacAddress=mac_address)
         return [self._plan_endpoint(network, container_id, wanted)]
 
     def _plan_endpoint(self, network, container_id, wanted):
@@ -446,13 +454,14 @@ class NetworkService:
         # Links of an endpoint are names its container's DNS queries resolve (`ALIAS` as `NAME`).
         links = [f"{name}:{alias}" for name, alias in
                  check_links(wanted.get("Links"), f"EndpointsConfig.{network.name}.Links")]
-        return (network.id, container_id, json.dumps(aliases), ip, json.dumps(links))
+        mac = ipam.parse_mac(wanted["MacAddress"]) if wanted.get("MacAddress") else ""
+        return (network.id, container_id, json.dumps(aliases), ip, json.dumps(links), mac)
 
     def record(self, rows):
         with self.db.transaction() as cur:
-            for network_id, container_id, aliases, ip, links in rows:
-                cur.execute("INSERT INTO leases (network_id, container_id, aliases, requested_ip, links)"
-                            " VALUES (?, ?, ?, ?, ?)", (network_id, container_id, aliases, ip, links))
+            for network_id, container_id, aliases, ip, links, mac in rows:
+                cur.execute("INSERT INTO leases (network_id, container_id, aliases, requested_ip, links, requested_mac)"
+                            " VALUES (?, ?, ?, ?, ?, ?)", (network_id, container_id, aliases, ip, links, mac))
 
     def monitor_entries(self, container, netns_pid_of):
         """The monitor's `netns` key: `host`, or the netns of another container (`container:X`)."""
@@ -507,7 +516,7 @@ class NetworkService:
             used |= set(network.aux_addresses.values())  # reserved by the network's creator
             wanted = ipaddress.ip_address(row["requested_ip"]) if row["requested_ip"] else None
             ip = ipam.lease_address(network.subnet, network.gateway, network.ip_range, used, wanted)
-            mac = ipam.mac_for(ip)
+            mac = row["requested_mac"] or ipam.mac_for(ip)
             with self.db.transaction() as cur:
                 cur.execute("UPDATE leases SET ip = ?, mac = ? WHERE network_id = ? AND container_id = ?",
                             (str(ip), mac, network.id, container.id))
@@ -606,7 +615,7 @@ class NetworkService:
 
     # ---- connect / disconnect -------------------------------------------------------------
 
-    def connect(self, ref, container, ip=None, aliases=(), pid=0, links=()):
+    def connect(self, ref, container, ip=None, aliases=(), pid=0, links=(), mac=None):
         """`network connect`: attach; live (a new ethN) when the container runs (`pid`)."""
         network = self.get(ref)
         if network.driver != "bridge":
@@ -621,7 +630,8 @@ class NetworkService:
         if self.db.query_one("SELECT 1 FROM leases WHERE network_id = ? AND container_id = ?",
                              (network.id, container.id)):
             raise Forbidden(f"endpoint with name {container.name} already exists in network {network.name}")
-        wanted = {"Aliases": list(aliases), "IPAMConfig": {"IPv4Address": ip} if ip else None, "Links": list(links)}
+        wanted = {"Aliases": list(aliases), "IPAMConfig": {"IPv4Address": ip} if ip else None, "Links": list(links),
+                  "MacAddress": mac}
         row = self._plan_endpoint(network, container.id, wanted)
         self.record([row])
         if pid:
