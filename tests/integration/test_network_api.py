@@ -149,6 +149,34 @@ def test_mac_address_of_the_container_and_of_an_endpoint(daemon, image, networks
     assert daemon.cli("inspect", "napi-macbad").returncode != 0
 
 
+def test_link_local_ips_are_added_to_the_interface(daemon, image, networks):
+    client = daemon.client()
+    _create(client, networks, "napi-ll")
+    _create(client, networks, "napi-ll2")
+    created = client.post("/containers/create", {"name": "napi-llc"}, body={
+        "Image": image, "Cmd": ["sleep", "300"], "HostConfig": {"NetworkMode": "napi-ll"},
+        "NetworkingConfig": {"EndpointsConfig": {"napi-ll": {"IPAMConfig": {"LinkLocalIPs": ["169.254.10.10"]}}}}})
+    assert created.status == 201
+    try:
+        assert client.post("/containers/napi-llc/start").status == 204
+        endpoint = {"IPAMConfig": {"LinkLocalIPs": ["169.254.20.20"]}}
+        assert client.post("/networks/napi-ll2/connect", body={"Container": "napi-llc",
+                                                               "EndpointConfig": endpoint}).status == 200
+        for ifname, address in (("eth0", "169.254.10.10/32"), ("eth1", "169.254.20.20/32")):
+            shown = daemon.ok("exec", "napi-llc", "ip", "-4", "-o", "addr", "show", ifname)
+            assert f" {address} " in shown, shown
+        networks_of = client.get("/containers/napi-llc/json")["NetworkSettings"]["Networks"]
+        assert networks_of["napi-ll"]["IPAMConfig"] == {"LinkLocalIPs": ["169.254.10.10"]}
+        assert networks_of["napi-ll2"]["IPAMConfig"] == {"LinkLocalIPs": ["169.254.20.20"]}
+    finally:
+        daemon.cli("rm", "-f", "napi-llc")
+    with pytest.raises(InvalidArgument, match="^invalid link-local IP address: nope$"):
+        client.post("/containers/create", {"name": "napi-llbad"}, body={
+            "Image": image, "Cmd": ["true"], "HostConfig": {"NetworkMode": "napi-ll"},
+            "NetworkingConfig": {"EndpointsConfig": {"napi-ll": {"IPAMConfig": {"LinkLocalIPs": ["nope"]}}}}})
+    assert daemon.cli("inspect", "napi-llbad").returncode != 0
+
+
 def test_attachable_is_accepted_and_reported_as_docker_does(daemon, networks):
     # Compose 1.29 creates every project network with Attachable: true (a swarm setting that Docker keeps
     # and reports for a local bridge too).
@@ -376,6 +404,15 @@ def test_docker_cli_run_with_mac_address(daemon, image, docker, networks):
     assert on_host.returncode != 0
     if older_than(25):
         assert "conflicting options: mac-address and the network mode" in on_host.stderr
+
+
+@needs_docker
+def test_docker_cli_run_with_link_local_ip(daemon, image, docker, networks):
+    networks.append("napi-dkl")
+    docker("network", "create", "napi-dkl")
+    shown = docker("run", "--rm", "--network", "napi-dkl", "--link-local-ip", "169.254.30.30", image,
+                   "ip", "-4", "-o", "addr", "show", "eth0").stdout
+    assert " 169.254.30.30/32 " in shown, shown
 
 
 @needs_docker

@@ -152,14 +152,15 @@ async def connect_network(req):
     container = _container(req, body)
     endpoint = body.get("EndpointConfig") or {}
     ipam = endpoint.get("IPAMConfig") or {}
-    if ipam.get("IPv6Address") or ipam.get("LinkLocalIPs"):
-        raise InvalidArgument("IPv6 and link-local addresses are not supported (IPAMConfig)")
+    if ipam.get("IPv6Address"):
+        raise InvalidArgument("IPv6 addresses are not supported (IPAMConfig)")
     if endpoint.get("DriverOpts"):
         raise InvalidArgument("EndpointConfig.DriverOpts is not supported on network connect")
     async with container.lock:
         await asyncio.to_thread(req.services.networks.connect, req.params["id"], container,
                                 ipam.get("IPv4Address") or None, endpoint.get("Aliases") or [],
-                                _running_pid(container), endpoint.get("Links") or [], endpoint.get("MacAddress"))
+                                _running_pid(container), endpoint.get("Links") or [], endpoint.get("MacAddress"),
+                                ipam.get("LinkLocalIPs") or [])
     return EmptyResponse(200)
 
 

@@ -27,10 +27,11 @@ def _network_options(options, host_config, body):
         host_config["Links"] = links
     network = "bridge" if options["network"] == "default" else options["network"]
     user_defined = network not in ("bridge", "host", "none") and not network.startswith("container:")
-    if options.get("ip") or options.get("network_alias") or (links and user_defined):
+    if options.get("ip") or options.get("link_local_ip") or options.get("network_alias") or (links and user_defined):
         endpoint = {"Aliases": list(options.get("network_alias") or ())}
-        if options.get("ip"):
-            endpoint["IPAMConfig"] = {"IPv4Address": options["ip"]}
+        if options.get("ip") or options.get("link_local_ip"):
+            endpoint["IPAMConfig"] = {"IPv4Address": options.get("ip") or "",
+                                      "LinkLocalIPs": list(options.get("link_local_ip") or ())}
         if links and user_defined:
             endpoint["Links"] = links
         body["NetworkingConfig"] = {"EndpointsConfig": {network: endpoint}}

@@ -30,6 +30,7 @@ RUN_OPTIONS = [
     click.option("--network", "--net", "network", default="default",
                  help="Network: bridge (default), a network's name, none, host, or container:NAME."),
     click.option("--ip", help="IPv4 address on the network (user-defined networks)."),
+    click.option("--link-local-ip", multiple=True, help="Extra address of the container's interface on the network."),
     click.option("--mac-address", help="MAC address of the container's interface on the network."),
     click.option("--network-alias", multiple=True, help="A network-scoped alias (user-defined networks)."),
     click.option("--add-host", multiple=True, help="Add a line to /etc/hosts (HOST:IP)."),

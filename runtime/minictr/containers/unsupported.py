@@ -40,7 +40,7 @@ CONFIG = {
 
 # NetworkingConfig.EndpointsConfig.<network> field -> docker flag.
 ENDPOINT = {}
-ENDPOINT_IPAM = {"IPv6Address": "--ip6", "LinkLocalIPs": "--link-local-ip"}
+ENDPOINT_IPAM = {"IPv6Address": "--ip6"}
 
 
 def check(body):

@@ -102,6 +102,20 @@ def parse_mac(text):
     return ":".join(parts).lower()
 
 
+def parse_link_local(texts):
+    """--link-local-ip (EndpointIPAMConfig.LinkLocalIPs): addresses added to the container's interface."""
+    addresses = []
+    for text in texts:
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            address = None
+        if address is None or address.is_unspecified:
+            raise InvalidArgument(f"invalid link-local IP address: {text}")
+        addresses.append(str(address))
+    return addresses
+
+
 def mac_for(address):
     """Docker's MAC for an address: 02:42 then the four bytes of the IPv4 address."""
     return "02:42:" + ":".join(f"{b:02x}" for b in address.packed)

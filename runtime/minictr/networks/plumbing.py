@@ -187,12 +187,14 @@ def links_with_prefix(prefix):
 
 
 @_off_loop
-def attach(bridge, host_name, pid, ifname, address, prefixlen, mac, gateway, bridge_gateway=None, mtu=None):
+def attach(bridge, host_name, pid, ifname, address, prefixlen, mac, gateway, bridge_gateway=None, mtu=None,
+           extra_addresses=()):
     """A veth pair: `host_name` on `bridge`, its peer made in the netns of process `pid` as
     `ifname` with `address`/`prefixlen` and `mac`, up, with a default route via `gateway` (None:
     no route, an --internal network). With `bridge_gateway`, the bridge is first made sure of
     (ensure_bridge(bridge, bridge_gateway, prefixlen, mtu)) on the same socket. `mtu` (None: the
-    kernel's) is both ends'. On failure nothing is left (the host end is deleted; its peer goes with it).
+    kernel's) is both ends'. `extra_addresses` (--link-local-ip) go on `ifname` too, each alone (/32, /128).
+    On failure nothing is left (the host end is deleted; its peer goes with it).
 
     One netlink request makes the pair, puts the host end on the bridge and up, and creates the
     peer directly in the container's namespace with its name and MAC: moving a link between
@@ -205,7 +207,8 @@ def attach(bridge, host_name, pid, ifname, address, prefixlen, mac, gateway, bri
         ipr.link("add", ifname=host_name, kind="veth", master=master[0], state="up",
                  peer={"ifname": ifname, "address": mac, "net_ns_pid": pid}, **({"mtu": mtu} if mtu else {}))
         try:
-            _in_container_ns(pid, lambda: _configure(ifname, address, prefixlen, gateway, mtu), netlink=False)
+            _in_container_ns(pid, lambda: _configure(ifname, address, prefixlen, gateway, mtu, extra_addresses),
+                             netlink=False)
         except BaseException:
             remove_link(host_name)
             raise
@@ -226,9 +229,10 @@ def _rtattr(kind, payload):
     return struct.pack("HH", length, kind) + payload + b"\0" * (-length % 4)
 
 
-def _configure(ifname, address, prefixlen, gateway, mtu=None):
-    """In the container's namespace (the calling thread's): `address`/`prefixlen` on `ifname`, up
-    (with `mtu` when given), and a default route via `gateway` unless there is one (None: none)."""
+def _configure(ifname, address, prefixlen, gateway, mtu=None, extra_addresses=()):
+    """In the container's namespace (the calling thread's): `address`/`prefixlen` and `extra_addresses`
+    on `ifname`, up (with `mtu` when given), and a default route via `gateway` unless there is one
+    (None: none)."""
     import socket
     import struct
 
@@ -242,6 +246,11 @@ def _configure(ifname, address, prefixlen, gateway, mtu=None):
          struct.pack("BxHiII", socket.AF_UNSPEC, 0, index, _IFF_UP, _IFF_UP)
          + (_rtattr(_IFLA_MTU, struct.pack("I", mtu)) if mtu else b"")),
     ]
+    for extra in map(ipaddress.ip_address, extra_addresses):
+        family = socket.AF_INET if extra.version == 4 else socket.AF_INET6
+        bodies.append((_RTM_NEWADDR, _NLM_F_CREATE | _NLM_F_EXCL,
+                       struct.pack("BBBBI", family, extra.max_prefixlen, 0, 0, index)
+                       + _rtattr(2, extra.packed) + _rtattr(1, extra.packed)))
     if gateway is not None:  # rtmsg: family, dst_len, src_len, tos, table main, proto boot, scope universe, unicast
         bodies.append((_RTM_NEWROUTE, _NLM_F_CREATE | _NLM_F_EXCL,
                        struct.pack("BBBBBBBBI", socket.AF_INET, 0, 0, 0, 254, 3, 0, 1, 0)

@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS leases (
     requested_ip TEXT NOT NULL DEFAULT '',
     links TEXT NOT NULL DEFAULT '[]',
     requested_mac TEXT NOT NULL DEFAULT '',
+    link_local_ips TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (network_id, container_id)
 );
 """ + LINKS_SCHEMA
@@ -58,7 +59,8 @@ _ADDED_COLUMNS = (("leases", "links", "TEXT NOT NULL DEFAULT '[]'"),
                   ("networks", "attachable", "INTEGER NOT NULL DEFAULT 0"),
                   ("networks", "options", "TEXT NOT NULL DEFAULT '{}'"),
                   ("networks", "aux_addresses", "TEXT NOT NULL DEFAULT '{}'"),
-                  ("leases", "requested_mac", "TEXT NOT NULL DEFAULT ''"))
+                  ("leases", "requested_mac", "TEXT NOT NULL DEFAULT ''"),
+                  ("leases", "link_local_ips", "TEXT NOT NULL DEFAULT '[]'"))
 # The bridge driver's options (Options of NetworkCreate) that minictr does; the rest of Docker's
 # bridge options are refused naming them, and keys the bridge driver does not know Docker ignores
 # (and reports), as we do.
@@ -455,13 +457,14 @@ class NetworkService:
         links = [f"{name}:{alias}" for name, alias in
                  check_links(wanted.get("Links"), f"EndpointsConfig.{network.name}.Links")]
         mac = ipam.parse_mac(wanted["MacAddress"]) if wanted.get("MacAddress") else ""
-        return (network.id, container_id, json.dumps(aliases), ip, json.dumps(links), mac)
+        link_local = ipam.parse_link_local((wanted.get("IPAMConfig") or {}).get("LinkLocalIPs") or [])
+        return (network.id, container_id, json.dumps(aliases), ip, json.dumps(links), mac, json.dumps(link_local))
 
     def record(self, rows):
         with self.db.transaction() as cur:
-            for network_id, container_id, aliases, ip, links, mac in rows:
-                cur.execute("INSERT INTO leases (network_id, container_id, aliases, requested_ip, links, requested_mac)"
-                            " VALUES (?, ?, ?, ?, ?, ?)", (network_id, container_id, aliases, ip, links, mac))
+            for row in rows:
+                cur.execute("INSERT INTO leases (network_id, container_id, aliases, requested_ip, links, requested_mac,"
+                            " link_local_ips) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
 
     def monitor_entries(self, container, netns_pid_of):
         """The monitor's `netns` key: `host`, or the netns of another container (`container:X`)."""
@@ -523,7 +526,8 @@ class NetworkService:
         self._unlinked(self._veth_name(container.id, network.id))  # a restart: the last run's veth gone first
         plumbing.attach(network.bridge, self._veth_name(container.id, network.id), pid, ifname, ip,
                         network.subnet.prefixlen, mac, None if network.internal else network.gateway,
-                        bridge_gateway=network.gateway, mtu=network.mtu)
+                        bridge_gateway=network.gateway, mtu=network.mtu,
+                        extra_addresses=json.loads(row["link_local_ips"]))
         self._run_hooks("on_container_connected", network, container.id, str(ip), self._names(container, row))
 
     def _veth_name(self, container_id, network_id):
@@ -615,7 +619,7 @@ class NetworkService:
 
     # ---- connect / disconnect -------------------------------------------------------------
 
-    def connect(self, ref, container, ip=None, aliases=(), pid=0, links=(), mac=None):
+    def connect(self, ref, container, ip=None, aliases=(), pid=0, links=(), mac=None, link_local=()):
         """`network connect`: attach; live (a new ethN) when the container runs (`pid`)."""
         network = self.get(ref)
         if network.driver != "bridge":
@@ -630,8 +634,8 @@ class NetworkService:
         if self.db.query_one("SELECT 1 FROM leases WHERE network_id = ? AND container_id = ?",
                              (network.id, container.id)):
             raise Forbidden(f"endpoint with name {container.name} already exists in network {network.name}")
-        wanted = {"Aliases": list(aliases), "IPAMConfig": {"IPv4Address": ip} if ip else None, "Links": list(links),
-                  "MacAddress": mac}
+        wanted = {"Aliases": list(aliases), "IPAMConfig": {"IPv4Address": ip, "LinkLocalIPs": list(link_local)},
+                  "Links": list(links), "MacAddress": mac}
         row = self._plan_endpoint(network, container.id, wanted)
         self.record([row])
         if pid:
@@ -737,15 +741,15 @@ class NetworkService:
         """Container inspect's NetworkSettings fields (Docker's shape)."""
         networks = {}
         for network, ip, aliases in self.endpoints(container):
-            row = self.db.query_one("SELECT mac, requested_ip, links FROM leases WHERE network_id = ? AND "
-                                    "container_id = ?", (network.id, container.id))
-            requested = row["requested_ip"] if row else ""
+            row = self.db.query_one("SELECT mac, requested_ip, links, link_local_ips FROM leases WHERE network_id = ? "
+                                    "AND container_id = ?", (network.id, container.id))
             # Docker's DNSNames: what the network's DNS answers for (user-defined networks only).
             dns_names = list(dict.fromkeys([container.name, *aliases, container.id[:12]])) \
                 if network.user_defined else None
             links = (json.loads(row["links"]) if row else None) or None
             networks[network.name] = {
-                "IPAMConfig": {"IPv4Address": requested} if requested else None, "Links": links, "Aliases": aliases or None, "MacAddress": row["mac"] if row else "",
+                "IPAMConfig": _ipam_config(row), "Links": links, "Aliases": aliases or None,
+                "MacAddress": row["mac"] if row else "",
                 "DriverOpts": None, "GwPriority": 0, "NetworkID": network.id,
                 "EndpointID": _endpoint_id(network.id, container.id) if ip else "",
                 "Gateway": str(network.gateway) if ip else "", "IPAddress": ip,
@@ -862,11 +866,20 @@ def _write_in_place(path, text):
         f.write(text)
 
 
+def _ipam_config(lease):
+    """An endpoint's IPAMConfig as asked at create or connect (Docker's: only what was given; else null)."""
+    config = {}
+    if lease and lease["requested_ip"]:
+        config["IPv4Address"] = lease["requested_ip"]
+    if lease and json.loads(lease["link_local_ips"]):
+        config["LinkLocalIPs"] = json.loads(lease["link_local_ips"])
+    return config or None
+
+
 def _list_endpoint(network, container_id, lease):
     """One network of a container in GET /containers/json; `lease` None for host and none."""
     ip = lease["ip"] if lease else ""
-    requested = lease["requested_ip"] if lease else ""
-    return {"IPAMConfig": {"IPv4Address": requested} if requested else None, "Links": None, "Aliases": None,
+    return {"IPAMConfig": _ipam_config(lease), "Links": None, "Aliases": None,
             "NetworkID": network.id, "EndpointID": _endpoint_id(network.id, container_id) if ip else "",
             "Gateway": str(network.gateway) if ip else "", "IPAddress": ip,
             "IPPrefixLen": network.subnet.prefixlen if ip else 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
