@@ -177,6 +177,26 @@ def test_link_local_ips_are_added_to_the_interface(daemon, image, networks):
     assert daemon.cli("inspect", "napi-llbad").returncode != 0
 
 
+def test_internal_network_as_docker_means_it(daemon, image, networks):
+    # Docker's --internal: containers on it reach each other, but it gives no gateway, so no default route
+    # and no published port (a container only on internal networks publishes nothing; `docker port` is empty).
+    client = daemon.client()
+    _create(client, networks, "napi-int", Internal=True)
+    try:
+        daemon.ok("run", "-d", "--name", "napi-int1", "--network", "napi-int", "-p", "127.0.0.1::80", image,
+                  "sleep", "300")
+        ping = daemon.cli("run", "--rm", "--network", "napi-int", image, "ping", "-c", "1", "-W", "5", "napi-int1")
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+        routes = daemon.ok("exec", "napi-int1", "ip", "route").splitlines()
+        assert routes and not [r for r in routes if r.startswith("default")], routes
+        settings = client.get("/containers/napi-int1/json")["NetworkSettings"]
+        assert settings["Networks"]["napi-int"]["Gateway"] == "" and settings["Networks"]["napi-int"]["IPAddress"]
+        assert settings["Ports"] == {"80/tcp": None}
+        assert daemon.ok("port", "napi-int1").strip() == ""
+    finally:
+        daemon.cli("rm", "-f", "napi-int1")
+
+
 def test_attachable_is_accepted_and_reported_as_docker_does(daemon, networks):
     # Compose 1.29 creates every project network with Attachable: true (a swarm setting that Docker keeps
     # and reports for a local bridge too).

@@ -299,7 +299,7 @@ def test_container_ports_publish_exposed_ports_for_a_running_container():
                       {"ExposedPorts": {"80/tcp": {}}}, CTR)
     assert config["ExposedPorts"] == {"80/tcp": {}, "81/tcp": {}}
     container = SimpleNamespace(id=CTR, name="web", config=config, host_config={"PublishAllPorts": True})
-    settings = {"Networks": {"bridge": {"IPAddress": "127.0.0.1"}}}
+    settings = {"Networks": {"bridge": {"IPAddress": "127.0.0.1", "Gateway": "127.0.0.254"}}}
 
     async def scenario():
         container_ports = ports.ContainerPorts(ports.PortPublisher())

@@ -434,14 +434,17 @@ class ContainerPorts:
             log.warning("published ports of %s for local clients through the daemon: %s", container_id[:12], e)
 
     async def container_started(self, container, network_settings: dict) -> None:
-        """Publish the container's ports to its first network address (from NetworkService.settings)."""
+        """Publish the container's ports to its first network address with a gateway (from
+        NetworkService.settings): as Docker's, an --internal network's endpoint has none, and a container
+        only on such networks publishes nothing (nothing from outside reaches it)."""
         wanted = wanted_bindings(container.host_config, container.config.get("ExposedPorts"))
         if not wanted:
             return
         ip = next((n.get("IPAddress") for n in (network_settings.get("Networks") or {}).values()
-                   if n.get("IPAddress")), "")
-        if not ip:  # --network none/host/container:: Docker discards them too
-            log.info("%s: published ports discarded: the container has no bridge address", container.id[:12])
+                   if n.get("IPAddress") and n.get("Gateway")), "")
+        if not ip:  # --network none/host/container: or only --internal networks: Docker discards them too
+            log.info("%s: published ports discarded: the container has no bridge address with a way out",
+                     container.id[:12])
             return
         try:
             entries = await self.publisher.publish(container.id, ip, wanted,

@@ -752,7 +752,8 @@ class NetworkService:
                 "MacAddress": row["mac"] if row else "",
                 "DriverOpts": None, "GwPriority": 0, "NetworkID": network.id,
                 "EndpointID": _endpoint_id(network.id, container.id) if ip else "",
-                "Gateway": str(network.gateway) if ip else "", "IPAddress": ip,
+                # An --internal network gives its endpoints no gateway (Docker's bridge driver sets none).
+                "Gateway": str(network.gateway) if ip and not network.internal else "", "IPAddress": ip,
                 "IPPrefixLen": network.subnet.prefixlen if ip else 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
                 "GlobalIPv6PrefixLen": 0, "DNSNames": dns_names}
         mode = self.mode_of(container.host_config)
