@@ -77,8 +77,8 @@ def test_errors_have_dockers_status_and_message(daemon, networks):
     with pytest.raises(NotFound, match="^network nope-net not found$"):
         client.delete("/networks/nope-net")
     # What minictr does not do is refused, naming it, never ignored; nothing is made.
-    for body, message in (({"Options": {"com.docker.network.bridge.enable_icc": "false"}},
-                           "^network driver option 'com.docker.network.bridge.enable_icc' is not supported$"),
+    for body, message in (({"Options": {"com.docker.network.bridge.name": "br-mine"}},
+                           "^network driver option 'com.docker.network.bridge.name' is not supported$"),
                           ({"Options": {"com.docker.network.driver.mtu": "big"}},
                            "'big' for com.docker.network.driver.mtu"),
                           ({"Options": {"com.docker.network.driver.mtu": "40"}}, "^invalid MTU 40 "),
@@ -195,6 +195,21 @@ def test_internal_network_as_docker_means_it(daemon, image, networks):
         assert daemon.ok("port", "napi-int1").strip() == ""
     finally:
         daemon.cli("rm", "-f", "napi-int1")
+
+
+def test_without_icc_containers_reach_the_gateway_but_not_each_other(daemon, image, networks):
+    client = daemon.client()
+    _create(client, networks, "napi-noicc", Options={"com.docker.network.bridge.enable_icc": "false"},
+            IPAM={"Config": [{"Subnet": "10.230.0.0/24"}]})
+    try:
+        daemon.ok("run", "-d", "--name", "napi-noicc1", "--network", "napi-noicc", image, "sleep", "300")
+        # The name still resolves (DNS is the gateway's), the gateway answers, the other container does not.
+        script = ("ping -c 1 -W 2 10.230.0.1 && ! ping -c 1 -W 2 napi-noicc1 && "
+                  "nslookup napi-noicc1 | grep -q 10.230.0.2")
+        probe = daemon.cli("run", "--rm", "--network", "napi-noicc", image, "sh", "-c", script)
+        assert probe.returncode == 0, probe.stdout + probe.stderr
+    finally:
+        daemon.cli("rm", "-f", "napi-noicc1")
 
 
 def test_attachable_is_accepted_and_reported_as_docker_does(daemon, networks):
@@ -337,7 +352,7 @@ def test_docker_cli_network_commands(daemon, docker, networks):
     missing = docker("network", "inspect", "nope-net", ok=False)
     assert missing.returncode == 1
     assert not_found("network", "nope-net", "network nope-net not found") in missing.stderr
-    unsupported = docker("network", "create", "-o", "com.docker.network.bridge.enable_icc=false", "napi-dk2", ok=False)
+    unsupported = docker("network", "create", "-o", "com.docker.network.bridge.name=br-mine", "napi-dk2", ok=False)
     assert unsupported.returncode == 1 and "not supported" in unsupported.stderr
     assert docker("network", "prune", "-f", "--filter", "label=via=docker").stdout.split() == \
         ["Deleted", "Networks:", "napi-dk"]

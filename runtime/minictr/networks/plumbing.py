@@ -188,12 +188,14 @@ def links_with_prefix(prefix):
 
 @_off_loop
 def attach(bridge, host_name, pid, ifname, address, prefixlen, mac, gateway, bridge_gateway=None, mtu=None,
-           extra_addresses=()):
+           extra_addresses=(), isolated=False):
     """A veth pair: `host_name` on `bridge`, its peer made in the netns of process `pid` as
     `ifname` with `address`/`prefixlen` and `mac`, up, with a default route via `gateway` (None:
     no route, an --internal network). With `bridge_gateway`, the bridge is first made sure of
     (ensure_bridge(bridge, bridge_gateway, prefixlen, mtu)) on the same socket. `mtu` (None: the
     kernel's) is both ends'. `extra_addresses` (--link-local-ip) go on `ifname` too, each alone (/32, /128).
+    An `isolated` port (enable_icc=false) reaches the bridge (gateway, DNS) and what it routes to,
+    never another isolated port: the kernel's bridge port isolation, no netfilter needed.
     On failure nothing is left (the host end is deleted; its peer goes with it).
 
     One netlink request makes the pair, puts the host end on the bridge and up, and creates the
@@ -207,6 +209,8 @@ def attach(bridge, host_name, pid, ifname, address, prefixlen, mac, gateway, bri
         ipr.link("add", ifname=host_name, kind="veth", master=master[0], state="up",
                  peer={"ifname": ifname, "address": mac, "net_ns_pid": pid}, **({"mtu": mtu} if mtu else {}))
         try:
+            if isolated:
+                ipr.brport("set", index=ipr.link_lookup(ifname=host_name)[0], isolated=1)
             _in_container_ns(pid, lambda: _configure(ifname, address, prefixlen, gateway, mtu, extra_addresses),
                              netlink=False)
         except BaseException:

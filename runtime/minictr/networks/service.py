@@ -66,7 +66,8 @@ _ADDED_COLUMNS = (("leases", "links", "TEXT NOT NULL DEFAULT '[]'"),
 # (and reports), as we do.
 MTU_OPTION = "com.docker.network.driver.mtu"
 MASQUERADE_OPTION = "com.docker.network.bridge.enable_ip_masquerade"
-_REFUSED_OPTIONS = ("com.docker.network.bridge.name", "com.docker.network.bridge.enable_icc",
+ICC_OPTION = "com.docker.network.bridge.enable_icc"
+_REFUSED_OPTIONS = ("com.docker.network.bridge.name",
                     "com.docker.network.bridge.host_binding_ipv4", "com.docker.network.bridge.default_bridge",
                     "com.docker.network.bridge.inhibit_ipv4", "com.docker.network.bridge.gateway_mode_ipv4",
                     "com.docker.network.container_iface_prefix", "com.docker.network.enable_ipv6")
@@ -101,13 +102,18 @@ class Network:
     def masquerade(self):
         return _BOOLS[self.options.get(MASQUERADE_OPTION, "true").lower()]
 
+    @property
+    def icc(self):
+        """Whether containers on the network reach each other (enable_icc; false: isolated bridge ports)."""
+        return _BOOLS[self.options.get(ICC_OPTION, "true").lower()]
+
 
 def check_options(options):
     """The bridge driver's Options as Docker checks them; a refused or malformed one is a 400 naming it."""
     for key, value in options.items():
         if key in _REFUSED_OPTIONS:
             raise InvalidArgument(f"network driver option {key!r} is not supported")
-        if key == MASQUERADE_OPTION and value.lower() not in _BOOLS:
+        if key in (MASQUERADE_OPTION, ICC_OPTION) and value.lower() not in _BOOLS:
             raise InvalidArgument(f"invalid value {value!r} for {key}: not a boolean")
         if key == MTU_OPTION:
             try:
@@ -527,7 +533,7 @@ class NetworkService:
         plumbing.attach(network.bridge, self._veth_name(container.id, network.id), pid, ifname, ip,
                         network.subnet.prefixlen, mac, None if network.internal else network.gateway,
                         bridge_gateway=network.gateway, mtu=network.mtu,
-                        extra_addresses=json.loads(row["link_local_ips"]))
+                        extra_addresses=json.loads(row["link_local_ips"]), isolated=not network.icc)
         self._run_hooks("on_container_connected", network, container.id, str(ip), self._names(container, row))
 
     def _veth_name(self, container_id, network_id):
