@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import urllib.request
 
 import pytest
 
@@ -210,6 +211,32 @@ def test_without_icc_containers_reach_the_gateway_but_not_each_other(daemon, ima
         assert probe.returncode == 0, probe.stdout + probe.stderr
     finally:
         daemon.cli("rm", "-f", "napi-noicc1")
+
+
+def test_host_binding_ipv4_is_the_default_host_address_of_published_ports(daemon, image, networks):
+    client = daemon.client()
+    _create(client, networks, "napi-hb", Options={"com.docker.network.bridge.host_binding_ipv4": "127.0.0.1"})
+    try:
+        daemon.ok("run", "-d", "--name", "napi-hb1", "--network", "napi-hb", "-p", "80", "-p", "0.0.0.0::81",
+                  image, "sh", "-c", "mkdir /w && echo bound > /w/index.html && exec httpd -f -p 80 -h /w")
+        ports = client.get("/containers/napi-hb1/json")["NetworkSettings"]["Ports"]
+        # Only the binding that names no address takes the network's (and no [::] beside it).
+        assert [b["HostIp"] for b in ports["80/tcp"]] == ["127.0.0.1"]
+        assert [b["HostIp"] for b in ports["81/tcp"]] == ["0.0.0.0"]
+        url = f"http://127.0.0.1:{ports['80/tcp'][0]['HostPort']}/index.html"
+        body = None
+        for _ in range(50):  # httpd starts after the container does
+            try:
+                body = urllib.request.urlopen(url, timeout=5).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert body == b"bound\n"
+    finally:
+        daemon.cli("rm", "-f", "napi-hb1")
+    with pytest.raises(InvalidArgument, match="not an IPv4 address"):
+        client.post("/networks/create", body={"Name": "napi-hb2", "Options": {
+            "com.docker.network.bridge.host_binding_ipv4": "localhost"}})
 
 
 def test_attachable_is_accepted_and_reported_as_docker_does(daemon, networks):

@@ -47,7 +47,8 @@ class Services:
         # also DNATs the host's own clients of a published port (rootless, ports are bound outside).
         self.outbound = Outbound(table_name(config.default_bridge))
         self.ports = ContainerPorts(rootless=rootless, connect_socket=config.connect_socket,
-                                    kernel=None if rootless else self.outbound)
+                                    kernel=None if rootless else self.outbound,
+                                    default_binding_ip=self.networks.default_binding_ip)
         self.containers = ContainerService(store, self.images, self.volumes, self.networks, self.ports, self.driver,
                                            data_root=data_root, rootless=rootless,
                                            uid_ranges=_identity_map("uid_map"), gid_ranges=_identity_map("gid_map"),

@@ -412,10 +412,12 @@ class ContainerPorts:
     """
 
     def __init__(self, publisher: PortPublisher | None = None, rootless: bool = False,
-                 connect_socket: str | None = None, kernel=None):
+                 connect_socket: str | None = None, kernel=None, default_binding_ip=None):
         self.publisher = publisher or PortPublisher(host_binder(connect_socket if rootless else None), inside=rootless)
         self.rootless = rootless
         self.kernel = kernel  # root: the daemon's Outbound, which DNATs local clients
+        # network id -> host address of bindings that name none (its host_binding_ipv4 option, '': all)
+        self.default_binding_ip = default_binding_ip or (lambda network_id: "")
         self._rules = None  # one thread, so that a container's rules come and go in order
 
     def _kernel_forwarding(self, container_id, ports):
@@ -440,12 +442,16 @@ class ContainerPorts:
         wanted = wanted_bindings(container.host_config, container.config.get("ExposedPorts"))
         if not wanted:
             return
-        ip = next((n.get("IPAddress") for n in (network_settings.get("Networks") or {}).values()
-                   if n.get("IPAddress") and n.get("Gateway")), "")
+        endpoint = next((n for n in (network_settings.get("Networks") or {}).values()
+                         if n.get("IPAddress") and n.get("Gateway")), {})
+        ip = endpoint.get("IPAddress", "")
         if not ip:  # --network none/host/container: or only --internal networks: Docker discards them too
             log.info("%s: published ports discarded: the container has no bridge address with a way out",
                      container.id[:12])
             return
+        default_ip = self.default_binding_ip(endpoint.get("NetworkID", ""))
+        if default_ip:
+            wanted = [(port, proto, host_ip or default_ip, host_port) for port, proto, host_ip, host_port in wanted]
         try:
             entries = await self.publisher.publish(container.id, ip, wanted,
                                                    inside_pid=container.pid if self.rootless else 0)

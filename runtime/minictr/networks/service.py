@@ -67,8 +67,8 @@ _ADDED_COLUMNS = (("leases", "links", "TEXT NOT NULL DEFAULT '[]'"),
 MTU_OPTION = "com.docker.network.driver.mtu"
 MASQUERADE_OPTION = "com.docker.network.bridge.enable_ip_masquerade"
 ICC_OPTION = "com.docker.network.bridge.enable_icc"
-_REFUSED_OPTIONS = ("com.docker.network.bridge.name",
-                    "com.docker.network.bridge.host_binding_ipv4", "com.docker.network.bridge.default_bridge",
+HOST_BINDING_OPTION = "com.docker.network.bridge.host_binding_ipv4"
+_REFUSED_OPTIONS = ("com.docker.network.bridge.name", "com.docker.network.bridge.default_bridge",
                     "com.docker.network.bridge.inhibit_ipv4", "com.docker.network.bridge.gateway_mode_ipv4",
                     "com.docker.network.container_iface_prefix", "com.docker.network.enable_ipv6")
 _BOOLS = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": False}  # Go's ParseBool
@@ -115,6 +115,11 @@ def check_options(options):
             raise InvalidArgument(f"network driver option {key!r} is not supported")
         if key in (MASQUERADE_OPTION, ICC_OPTION) and value.lower() not in _BOOLS:
             raise InvalidArgument(f"invalid value {value!r} for {key}: not a boolean")
+        if key == HOST_BINDING_OPTION:
+            try:
+                ipaddress.IPv4Address(value)
+            except ValueError:
+                raise InvalidArgument(f"invalid value {value!r} for {key}: not an IPv4 address") from None
         if key == MTU_OPTION:
             try:
                 mtu = int(value)
@@ -720,6 +725,13 @@ class NetworkService:
             if name in self._names(container, row) or (len(name) >= 12 and container.id.startswith(name)):
                 found.append(row["ip"])
         return found
+
+    def default_binding_ip(self, network_id):
+        """The host address of the network's published ports that name none (host_binding_ipv4; '': every one)."""
+        try:
+            return self.get(network_id).options.get(HOST_BINDING_OPTION, "")
+        except NotFound:
+            return ""
 
     def bridge_ip(self, container_id):
         """The container's address on the default bridge ('' when it has none, or does not run)."""
