@@ -78,8 +78,9 @@ def test_errors_have_dockers_status_and_message(daemon, networks):
     with pytest.raises(NotFound, match="^network nope-net not found$"):
         client.delete("/networks/nope-net")
     # What minictr does not do is refused, naming it, never ignored; nothing is made.
-    for body, message in (({"Options": {"com.docker.network.bridge.name": "br-mine"}},
-                           "^network driver option 'com.docker.network.bridge.name' is not supported$"),
+    for body, message in (({"Options": {"com.docker.network.bridge.default_bridge": "true"}},
+                           "^network driver option 'com.docker.network.bridge.default_bridge' is not supported$"),
+                          ({"Options": {"com.docker.network.bridge.name": "br mine!"}}, "an interface name of"),
                           ({"Options": {"com.docker.network.driver.mtu": "big"}},
                            "'big' for com.docker.network.driver.mtu"),
                           ({"Options": {"com.docker.network.driver.mtu": "40"}}, "^invalid MTU 40 "),
@@ -239,6 +240,19 @@ def test_host_binding_ipv4_is_the_default_host_address_of_published_ports(daemon
             "com.docker.network.bridge.host_binding_ipv4": "localhost"}})
 
 
+def test_bridge_name_taken_by_an_interface_or_a_network_is_refused(daemon, networks):
+    client = daemon.client()
+    # `lo` exists wherever the daemon runs: minictr never takes over (nor removes) an interface it did not make.
+    with pytest.raises(Exception, match="an interface named lo exists") as taken:
+        client.post("/networks/create", body={"Name": "napi-brlo", "Options": {"com.docker.network.bridge.name": "lo"}})
+    assert taken.value.status == 409
+    _create(client, networks, "napi-brn", Options={"com.docker.network.bridge.name": "mcnapi-brn"})
+    with pytest.raises(Exception, match="conflicts with network napi-brn: networks have same bridge name"):
+        client.post("/networks/create", body={"Name": "napi-brn2",
+                                              "Options": {"com.docker.network.bridge.name": "mcnapi-brn"}})
+    assert not {"napi-brlo", "napi-brn2"} & {n["Name"] for n in client.get("/networks")}
+
+
 def test_attachable_is_accepted_and_reported_as_docker_does(daemon, networks):
     # Compose 1.29 creates every project network with Attachable: true (a swarm setting that Docker keeps
     # and reports for a local bridge too).
@@ -379,7 +393,8 @@ def test_docker_cli_network_commands(daemon, docker, networks):
     missing = docker("network", "inspect", "nope-net", ok=False)
     assert missing.returncode == 1
     assert not_found("network", "nope-net", "network nope-net not found") in missing.stderr
-    unsupported = docker("network", "create", "-o", "com.docker.network.bridge.name=br-mine", "napi-dk2", ok=False)
+    unsupported = docker("network", "create", "-o", "com.docker.network.bridge.default_bridge=true", "napi-dk2",
+                         ok=False)
     assert unsupported.returncode == 1 and "not supported" in unsupported.stderr
     assert docker("network", "prune", "-f", "--filter", "label=via=docker").stdout.split() == \
         ["Deleted", "Networks:", "napi-dk"]

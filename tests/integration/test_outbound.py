@@ -157,6 +157,23 @@ def test_network_without_ip_masquerade_is_not_masqueraded(outside):
         d.ok("network", "rm", name)
 
 
+def test_bridge_name_option_names_the_bridge(outside):
+    # com.docker.network.bridge.name: the bridge (in the daemon's namespace, rootless too) has that name, its
+    # rules follow it, and it goes with the network.
+    d, remote, in_netns = outside
+    name = f"mct-out-b{uuid.uuid4().hex[:6]}"
+    bridge = f"mcb{uuid.uuid4().hex[:8]}"
+    d.ok("network", "create", "-o", f"com.docker.network.bridge.name={bridge}", name)
+    try:
+        assert in_netns("ip", "link", "show", bridge).returncode == 0
+        assert f'oifname != "{bridge}" masquerade' in _rules(in_netns, d)
+        result = _wget(d, remote, "--network", name)
+        assert result.returncode == 0, f"{result.stderr}\n{d.log_tail()}"
+    finally:
+        d.ok("network", "rm", name)
+    assert in_netns("ip", "link", "show", bridge).returncode != 0, "the named bridge outlived its network"
+
+
 def _bridge(d, network):
     return "mcbr-" + json.loads(d.ok("network", "inspect", network))[0]["Id"][:10]
 

@@ -10,6 +10,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -68,7 +69,9 @@ MTU_OPTION = "com.docker.network.driver.mtu"
 MASQUERADE_OPTION = "com.docker.network.bridge.enable_ip_masquerade"
 ICC_OPTION = "com.docker.network.bridge.enable_icc"
 HOST_BINDING_OPTION = "com.docker.network.bridge.host_binding_ipv4"
-_REFUSED_OPTIONS = ("com.docker.network.bridge.name", "com.docker.network.bridge.default_bridge",
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+_BRIDGE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")  # an interface name safe in nft and iptables rules
+_REFUSED_OPTIONS = ("com.docker.network.bridge.default_bridge",
                     "com.docker.network.bridge.inhibit_ipv4", "com.docker.network.bridge.gateway_mode_ipv4",
                     "com.docker.network.container_iface_prefix", "com.docker.network.enable_ipv6")
 _BOOLS = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": False}  # Go's ParseBool
@@ -115,6 +118,9 @@ def check_options(options):
             raise InvalidArgument(f"network driver option {key!r} is not supported")
         if key in (MASQUERADE_OPTION, ICC_OPTION) and value.lower() not in _BOOLS:
             raise InvalidArgument(f"invalid value {value!r} for {key}: not a boolean")
+        if key == BRIDGE_NAME_OPTION and not _BRIDGE_NAME.fullmatch(value):
+            raise InvalidArgument(f"invalid value {value!r} for {key}: an interface name of 1 to 15 letters, "
+                                  "digits, '_', '.' or '-'")
         if key == HOST_BINDING_OPTION:
             try:
                 ipaddress.IPv4Address(value)
@@ -237,7 +243,8 @@ class NetworkService:
     def _insert(self, name, driver, subnet=None, gateway=None, ip_range=None, internal=False, labels=None,
                 attachable=False, options=None, aux_addresses=None):
         network_id = secrets.token_hex(32)
-        bridge = "" if driver != "bridge" or name == "bridge" else "mcbr-" + network_id[:10]
+        bridge = "" if driver != "bridge" or name == "bridge" else \
+            (options or {}).get(BRIDGE_NAME_OPTION) or "mcbr-" + network_id[:10]
         with self.db.transaction() as cur:
             cur.execute("INSERT INTO networks (id, name, driver, subnet, gateway, ip_range, internal, labels, bridge,"
                         " created, attachable, options, aux_addresses) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -294,6 +301,7 @@ class NetworkService:
         if subnet is None and (gateway or ip_range or aux_addresses):
             raise InvalidArgument("--gateway, --ip-range and --aux-address need --subnet")
         with self._lock:
+            self._check_bridge_name(name, (options or {}).get(BRIDGE_NAME_OPTION))
             if subnet is None:
                 subnet = ipam.allocate_subnet(self._taken_subnets())
             else:
@@ -318,6 +326,21 @@ class NetworkService:
         self._emit("network", "create", network.id, {"name": name, "type": driver})
         self._run_hooks("on_network_created", network)
         return network
+
+    def _check_bridge_name(self, name, bridge):
+        """A bridge name given (com.docker.network.bridge.name) is no other network's and no interface's
+        yet: minictr makes the bridge and deletes it with the network, so it never takes one over."""
+        from minictr.networks import plumbing
+
+        if not bridge:
+            return
+        for other in self._all():
+            if other.bridge == bridge:
+                raise Conflict(f"cannot create network {name}: conflicts with network {other.name}: networks "
+                               "have same bridge name")
+        if bridge in plumbing.links_with_prefix(bridge):
+            raise Conflict(f"cannot create network {name}: an interface named {bridge} exists; minictr makes the "
+                           "network's bridge itself (and removes it with the network), so it takes no existing one")
 
     def list(self, filters=None):
         """`network ls`: filters driver, id, label, name, type (builtin|custom), dangling."""
