@@ -14,7 +14,8 @@ import docker
 import pytest
 
 from tests.integration.dockercli import PATH as DOCKER_PATH
-from tests.integration.conftest import IMAGE
+from tests.integration.conftest import IMAGE, ROOTLESS, ipv6_listenable
+from tests.integration.test_ports import HTTPD, free_port, http_get
 
 
 def docker_cli(daemon, *args):
@@ -30,6 +31,14 @@ def docker_ok(daemon, *args):
 
 def random_ula_subnet():
     return ipaddress.ip_network((b"\xfd" + secrets.token_bytes(5) + bytes(10), 64))
+
+
+@pytest.fixture(autouse=True)
+def ipv6_in_the_daemons_namespace():
+    """As root the daemon's namespace is the host's: one with IPv6 disabled refuses these networks
+    (test_no_ipv6.py); rootless, the daemon's namespace is its own, IPv6 on."""
+    if not ROOTLESS and not ipv6_listenable():
+        pytest.skip("IPv6 is disabled in this host's network namespace")
 
 
 @pytest.fixture
@@ -170,3 +179,32 @@ def test_docker_py_ipam_pool_with_an_ipv6_subnet_and_gateway(client, daemon):
         assert f"default via {subnet[9]} dev eth0" in out.decode()
     finally:
         net.remove()
+
+
+def test_a_port_published_from_an_ipv6_network_is_served_on_both_families(daemon, network):
+    name, _ = network
+    port = free_port()
+    cid = docker_ok(daemon, "run", "-d", "--network", name, "-p", f"{port}:80", IMAGE, "sh", "-c", HTTPD).strip()
+    assert http_get("127.0.0.1", port) == "hello-ports\n"
+    # On [::] too where the host's namespace has IPv6 (the rootless daemon's own may have it where
+    # the host's does not: test_no_ipv6.py has the host without it).
+    ipv6 = ipv6_listenable()
+    if ipv6:
+        assert http_get("[::1]", port) == "hello-ports\n"
+    assert docker_ok(daemon, "port", cid, "80").split() == [f"0.0.0.0:{port}"] + ([f"[::]:{port}"] if ipv6 else [])
+
+
+def test_network_connect_ip6_gives_a_running_container_a_second_dual_stack_interface(daemon, network):
+    name, subnet = network
+    cid = docker_ok(daemon, "run", "-d", IMAGE, "sleep", "600").strip()
+    try:
+        wanted = subnet[0x77]
+        docker_ok(daemon, "network", "connect", "--ip6", str(wanted), name, cid)
+        inside = docker_ok(daemon, "exec", cid, "ip", "-6", "addr", "show", "dev", "eth1")
+        assert f"inet6 {wanted}/64" in inside
+        endpoint = json.loads(docker_ok(daemon, "inspect", cid))[0]["NetworkSettings"]["Networks"][name]
+        assert (endpoint["GlobalIPv6Address"], endpoint["IPv6Gateway"]) == (str(wanted), str(subnet[1]))
+        # The gateway answers over IPv6 through the new interface.
+        docker_ok(daemon, "exec", cid, "ping", "-6", "-c", "1", "-W", "5", str(subnet[1]))
+    finally:
+        docker_cli(daemon, "rm", "-f", cid)
