@@ -210,3 +210,21 @@ def test_network_connect_ip6_gives_a_running_container_a_second_dual_stack_inter
         docker_ok(daemon, "exec", cid, "ping", "-6", "-c", "1", "-W", "5", str(subnet[1]))
     finally:
         docker_cli(daemon, "rm", "-f", cid)
+
+
+def test_an_ipv6_network_works_again_after_a_daemon_restart(clean_daemon, busybox_tar):
+    # Rootless, the daemon's namespace (and every bridge in it) is new after a restart: the bridge
+    # comes back with its IPv6 gateway too.
+    d = clean_daemon
+    d.ok("import", "--change", 'CMD ["sh"]', str(busybox_tar), IMAGE)
+    name, subnet = "v6r-" + secrets.token_hex(4), random_ula_subnet()
+    docker_ok(d, "network", "create", "--ipv6", "--subnet", str(subnet), name)
+    d.stop()
+    d.start()
+    try:
+        assert json.loads(docker_ok(d, "network", "inspect", name))[0]["EnableIPv6"] is True
+        out = docker_ok(d, "run", "--rm", "--network", name, IMAGE, "sh", "-c",
+                        f"ip -6 route show default && ping -6 -c 1 -W 5 {subnet[1]}")
+        assert f"default via {subnet[1]} dev eth0" in out and "1 packets received" in out, out
+    finally:
+        docker_cli(d, "network", "rm", name)
