@@ -92,8 +92,8 @@ def test_inspect_shows_the_ipv6_address_prefix_and_gateway(daemon, network):
     assert endpoint["GlobalIPv6PrefixLen"] == 64
     assert endpoint["IPv6Gateway"] == str(subnet[1])
     assert endpoint["IPAddress"]  # dual-stack: the IPv4 address too
-    shown = docker_ok(daemon, "inspect", "-f", f"{{{{(index .NetworkSettings.Networks \"{name}\").GlobalIPv6Address}}}}",
-                      cid).strip()
+    template = f"{{{{(index .NetworkSettings.Networks \"{name}\").GlobalIPv6Address}}}}"
+    shown = docker_ok(daemon, "inspect", "-f", template, cid).strip()
     assert shown == str(address)
     members = json.loads(docker_ok(daemon, "network", "inspect", name))[0]["Containers"]
     assert members[cid]["IPv6Address"] == f"{address}/64"

@@ -57,8 +57,10 @@ _SLIRP_DNS = "10.0.2.3"
 # Columns added after the first release: a data root made before gets them at the daemon's start.
 _ADDED_COLUMNS = (("leases", "links", "TEXT NOT NULL DEFAULT '[]'"),
                   ("networks", "attachable", "INTEGER NOT NULL DEFAULT 0"),
-                  ("networks", "subnet6", "TEXT NOT NULL DEFAULT ''"), ("networks", "gateway6", "TEXT NOT NULL DEFAULT ''"),
-                  ("leases", "ip6", "TEXT NOT NULL DEFAULT ''"), ("leases", "requested_ip6", "TEXT NOT NULL DEFAULT ''"))
+                  ("networks", "subnet6", "TEXT NOT NULL DEFAULT ''"),
+                  ("networks", "gateway6", "TEXT NOT NULL DEFAULT ''"),
+                  ("leases", "ip6", "TEXT NOT NULL DEFAULT ''"),
+                  ("leases", "requested_ip6", "TEXT NOT NULL DEFAULT ''"))
 _HOOK_NAMES = ("on_network_created", "on_network_removed", "on_container_connected", "on_container_disconnected")
 
 
@@ -547,7 +549,8 @@ class NetworkService:
                     future.add_done_callback(lambda f, name=name: self._unlink_done(name, f))
             if row["ip"]:
                 with self.db.transaction() as cur:
-                    cur.execute("UPDATE leases SET ip = '', mac = '', ip6 = '' WHERE network_id = ? AND container_id = ?",
+                    cur.execute("UPDATE leases SET ip = '', mac = '', ip6 = '' WHERE network_id = ? "
+                                "AND container_id = ?",
                                 (row["network_id"], container_id))
                 network = self.get(row["network_id"])
                 self._run_hooks("on_container_disconnected", network, container_id, row["ip"])
