@@ -99,6 +99,10 @@ def test_inspect_shows_the_ipv6_address_prefix_and_gateway(daemon, network):
     assert members[cid]["IPv6Address"] == f"{address}/64"
     inside = docker_ok(daemon, "exec", cid, "ip", "-6", "addr", "show", "dev", "eth0")
     assert f"inet6 {address}/64" in inside
+    hosts = docker_ok(daemon, "exec", cid, "cat", "/etc/hosts").splitlines()
+    names = [line.split("\t")[1] for line in hosts if line.split("\t")[0] == endpoint["IPAddress"]]
+    assert names and names[0].startswith(cid[:12]), hosts
+    assert f"{address}\t{names[0]}" in hosts, hosts  # the same names as its IPv4 address's line
 
 
 def test_ip6_gives_the_container_that_address(daemon, network):

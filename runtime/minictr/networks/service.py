@@ -803,10 +803,19 @@ class NetworkService:
         endpoints = [(n, ip, a) for n, ip, a in self.endpoints(container) if ip]
         for network, ip, aliases in endpoints:
             names = [hostname] + ([container.name] if network.user_defined and container.name != hostname else [])
-            lines.append(f"{ip}\t{' '.join(names + [a for a in aliases if a not in names])}\n")
+            names = " ".join(names + [a for a in aliases if a not in names])
+            # A dual-stack endpoint's IPv6 address too, with the same names (as Docker's hosts file).
+            for address in (ip, self._ip6_of(network.id, container.id)):
+                if address:
+                    lines.append(f"{address}\t{names}\n")
         if not endpoints:
             lines.append(f"127.0.1.1\t{hostname}\n")
         return "".join(lines)
+
+    def _ip6_of(self, network_id, container_id):
+        row = self.db.query_one("SELECT ip6 FROM leases WHERE network_id = ? AND container_id = ?",
+                                (network_id, container_id))
+        return row["ip6"] if row else ""
 
     def resolv_conf(self, container):
         host_config = container.host_config
