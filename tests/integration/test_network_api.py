@@ -78,7 +78,7 @@ def test_errors_have_dockers_status_and_message(daemon, networks):
         client.delete("/networks/nope-net")
     # What minictr does not do is refused, naming it, never ignored; nothing is made.
     for body, message in (({"Options": {"com.docker.network.driver.mtu": "1400"}}, "option 'com.docker.network"),
-                          ({"ConfigOnly": True}, "ConfigOnly"), ({"EnableIPv6": True}, "IPv6"),
+                          ({"ConfigOnly": True}, "ConfigOnly"), ({"EnableIPv4": False}, "without IPv4"),
                           ({"IPAM": {"Driver": "other"}}, "IPAM driver 'other'"),
                           ({"IPAM": {"Config": [{"Subnet": "10.232.0.0/24",
                                                  "AuxiliaryAddresses": {"a": "10.232.0.9"}}]}}, "AuxiliaryAddresses"),

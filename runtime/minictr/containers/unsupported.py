@@ -41,7 +41,7 @@ CONFIG = {
 
 # NetworkingConfig.EndpointsConfig.<network> field -> docker flag.
 ENDPOINT = {"MacAddress": "--mac-address"}
-ENDPOINT_IPAM = {"IPv6Address": "--ip6", "LinkLocalIPs": "--link-local-ip"}
+ENDPOINT_IPAM = {"LinkLocalIPs": "--link-local-ip"}
 
 
 def check(body):

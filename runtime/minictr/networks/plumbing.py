@@ -121,18 +121,19 @@ def bridge_subnet(name):
 
 
 @_off_loop
-def ensure_bridge(name, gateway, prefixlen):
-    """A bridge `name` with the gateway's address, up. Made if missing; its address added if not there."""
+def ensure_bridge(name, gateway, prefixlen, gateway6=None):
+    """A bridge `name` with the gateway's address (and `gateway6`: (IPv6 gateway, prefix length) of a
+    dual-stack network), up. Made if missing; its addresses added if not there."""
     with _iproute() as ipr:
-        _ensure_bridge(ipr, name, gateway, prefixlen)
+        _ensure_bridge(ipr, name, gateway, prefixlen, gateway6)
 
 
-# Bridges this process has made sure of (name, gateway, prefixlen): attach() only checks that they
+# Bridges this process has made sure of (name, gateway, prefixlen, gateway6): attach() only checks that they
 # still exist (one lookup) instead of reading their addresses on every container start.
 _bridges_ensured = set()
 
 
-def _ensure_bridge(ipr, name, gateway, prefixlen):
+def _ensure_bridge(ipr, name, gateway, prefixlen, gateway6=None):
     """ensure_bridge with an open socket; returns the bridge's index."""
     index = ipr.link_lookup(ifname=name)
     if not index:
@@ -150,8 +151,14 @@ def _ensure_bridge(ipr, name, gateway, prefixlen):
     present = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(family=2, index=index)}
     if str(gateway) not in present:
         ipr.addr("add", index=index, address=str(gateway), prefixlen=prefixlen)
+    if gateway6 is not None:
+        present6 = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(family=10, index=index)}
+        if str(gateway6[0]) not in present6:
+            # No duplicate address detection: the subnet is ours, and an address still tentative
+            # (≈ 1 s) would leave the first container's default route without its gateway.
+            ipr.addr("add", index=index, address=str(gateway6[0]), prefixlen=gateway6[1], flags=_IFA_F_NODAD)
     ipr.link("set", index=index, state="up")
-    _bridges_ensured.add((name, str(gateway), prefixlen))
+    _bridges_ensured.add((name, str(gateway), prefixlen, _key6(gateway6)))
     return index
 
 
@@ -185,11 +192,13 @@ def links_with_prefix(prefix):
 
 
 @_off_loop
-def attach(bridge, host_name, pid, ifname, address, prefixlen, mac, gateway, bridge_gateway=None):
+def attach(bridge, host_name, pid, ifname, address, prefixlen, mac, gateway, bridge_gateway=None, v6=None,
+           bridge_gateway6=None):
     """A veth pair: `host_name` on `bridge`, its peer made in the netns of process `pid` as
     `ifname` with `address`/`prefixlen` and `mac`, up, with a default route via `gateway` (None:
     no route, an --internal network). With `bridge_gateway`, the bridge is first made sure of
-    (ensure_bridge(bridge, bridge_gateway, prefixlen)) on the same socket. On failure nothing is
+    (ensure_bridge(bridge, bridge_gateway, prefixlen, bridge_gateway6)) on the same socket. `v6`:
+    (IPv6 address, prefix length, gateway or None) of a dual-stack endpoint. On failure nothing is
     left (the host end is deleted; its peer goes with it).
 
     One netlink request makes the pair, puts the host end on the bridge and up, and creates the
@@ -197,13 +206,13 @@ def attach(bridge, host_name, pid, ifname, address, prefixlen, mac, gateway, bri
     namespaces afterwards costs ≈ 18 ms here, more than everything else together."""
     with _iproute() as ipr:
         master = ipr.link_lookup(ifname=bridge)
-        if bridge_gateway is not None and (not master or
-                                           (bridge, str(bridge_gateway), prefixlen) not in _bridges_ensured):
-            master = [_ensure_bridge(ipr, bridge, bridge_gateway, prefixlen)]
+        if bridge_gateway is not None and (not master or (bridge, str(bridge_gateway), prefixlen,
+                                                          _key6(bridge_gateway6)) not in _bridges_ensured):
+            master = [_ensure_bridge(ipr, bridge, bridge_gateway, prefixlen, bridge_gateway6)]
         ipr.link("add", ifname=host_name, kind="veth", master=master[0], state="up",
                  peer={"ifname": ifname, "address": mac, "net_ns_pid": pid})
         try:
-            _in_container_ns(pid, lambda: _configure(ifname, address, prefixlen, gateway), netlink=False)
+            _in_container_ns(pid, lambda: _configure(ifname, address, prefixlen, gateway, v6), netlink=False)
         except BaseException:
             remove_link(host_name)
             raise
@@ -214,6 +223,11 @@ def attach(bridge, host_name, pid, ifname, address, prefixlen, mac, gateway, bri
 _RTM_NEWLINK, _RTM_NEWADDR, _RTM_NEWROUTE = 16, 20, 24
 _NLM_F_REQUEST, _NLM_F_ACK, _NLM_F_EXCL, _NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
 _IFF_UP = 0x1
+_IFA_F_NODAD = 0x2
+
+
+def _key6(gateway6):
+    return (str(gateway6[0]), gateway6[1]) if gateway6 else None
 
 
 def _rtattr(kind, payload):
@@ -223,9 +237,10 @@ def _rtattr(kind, payload):
     return struct.pack("HH", length, kind) + payload + b"\0" * (-length % 4)
 
 
-def _configure(ifname, address, prefixlen, gateway):
+def _configure(ifname, address, prefixlen, gateway, v6=None):
     """In the container's namespace (the calling thread's): `address`/`prefixlen` on `ifname`, up,
-    and a default route via `gateway` unless there is one (None: none)."""
+    and a default route via `gateway` unless there is one (None: none). `v6`: (address, prefix
+    length, gateway or None), the same for IPv6, once the link is up."""
     import socket
     import struct
 
@@ -242,6 +257,8 @@ def _configure(ifname, address, prefixlen, gateway):
         bodies.append((_RTM_NEWROUTE, _NLM_F_CREATE | _NLM_F_EXCL,
                        struct.pack("BBBBBBBBI", socket.AF_INET, 0, 0, 0, 254, 3, 0, 1, 0)
                        + _rtattr(5, ipaddress.ip_address(str(gateway)).packed) + _rtattr(4, struct.pack("I", index))))
+    if v6 is not None:
+        bodies += _ipv6_requests(index, *v6)
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE) as nl:
         nl.bind((0, 0))
         message = b""
@@ -261,6 +278,21 @@ def _configure(ifname, address, prefixlen, gateway):
                     if code and not (code == errno.EEXIST and bodies[seq - 1][0] == _RTM_NEWROUTE):
                         raise OSError(code, f"configuring {ifname}: {os.strerror(code)}")
                 offset += (length + 3) & ~3
+
+
+def _ipv6_requests(index, address, prefixlen, gateway):
+    """RTM_NEWADDR (without duplicate address detection: see _ensure_bridge) and a default route."""
+    import socket
+    import struct
+
+    packed = ipaddress.ip_address(str(address)).packed
+    bodies = [(_RTM_NEWADDR, _NLM_F_CREATE | _NLM_F_EXCL,
+               struct.pack("BBBBI", socket.AF_INET6, prefixlen, _IFA_F_NODAD, 0, index) + _rtattr(1, packed))]
+    if gateway is not None:
+        bodies.append((_RTM_NEWROUTE, _NLM_F_CREATE | _NLM_F_EXCL,
+                       struct.pack("BBBBBBBBI", socket.AF_INET6, 0, 0, 0, 254, 3, 0, 1, 0)
+                       + _rtattr(5, ipaddress.ip_address(str(gateway)).packed) + _rtattr(4, struct.pack("I", index))))
+    return bodies
 
 
 @_off_loop
