@@ -64,6 +64,19 @@ SCENARIOS = [
     ("node ls (swarm)", ["node", "ls"]),
     ("run --security-opt label=type:x (no SELinux)", ["run", "--rm", "--security-opt", "label=type:svirt_t", IMAGE, "true"]),
     ("run --device (not in minictr)", ["run", "--rm", "--device", "/dev/null:/dev/xnull", IMAGE, "true"]),
+    ("network create --ipv6 --subnet (both families)",
+     ["network", "create", "--ipv6", "--subnet", "10.123.45.0/24", "--subnet", "fd8c:7:8:9::/64", "cmp-v6"]),
+    ("network inspect: an IPv6 network", ["network", "inspect", "-f", "{{.EnableIPv6}} {{range .IPAM.Config}}"
+                                          "{{.Subnet}} {{.Gateway}} {{end}}", "cmp-v6"]),
+    ("run --ip6: address and default route", ["run", "--rm", "--network", "cmp-v6", "--ip6", "fd8c:7:8:9::42", IMAGE,
+                                              "sh", "-c", "ip -6 addr show dev eth0 scope global | awk '/inet6/{print $2}';"
+                                              " ip -6 route show default"]),
+    ("run: an IPv6 network's inspect fields", ["run", "-d", "--name", "cmp-v6c", "--network", "cmp-v6", "--ip6",
+                                               "fd8c:7:8:9::43", IMAGE, "sleep", "100"]),
+    ("inspect: GlobalIPv6Address, prefix, IPv6Gateway",
+     ["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.GlobalIPv6Address}} {{.GlobalIPv6PrefixLen}} "
+      "{{.IPv6Gateway}} {{.IPAMConfig.IPv6Address}}{{end}}", "cmp-v6c"]),
+    ("network create --ipv6 without an IPv6 subnet", ["network", "create", "--ipv6", "cmp-v6b"]),
 ]
 
 # (title, method, path, extra headers): raw HTTP on the socket.
@@ -239,7 +252,8 @@ def run_engine(sock, api_max):
         results[title] = f"exit {r.returncode}\n" + (f"stdout: {out}\n" if out else "") + (f"stderr: {err}" if err else "")
     for title, method, path, headers in REQUESTS:
         results["API " + title] = normalise(request(sock, method, path, headers), api_max)
-    docker(sock, "rm", "-f", "cmp-exit", "cmp-up")
+    docker(sock, "rm", "-f", "cmp-exit", "cmp-up", "cmp-v6c")
+    docker(sock, "network", "rm", "cmp-v6", "cmp-v6b")
     docker(sock, "volume", "rm", "-f", "cmp-vol")
     return results
 

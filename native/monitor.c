@@ -31,11 +31,12 @@
 /* A client this far behind is dropped: it must not grow the monitor without bound. */
 #define CLIENT_MAX_BUFFERED (16 * 1024 * 1024)
 /* While a running container's attached client is this far behind, its output waits (the
- * container's writes block, as behind Docker's attach): a busy machine's slow reader loses
- * nothing.  A client that takes nothing for CLIENT_STALL_NS is dropped instead, so that a
- * reader that stopped for good does not hold the container. */
+ * container's writes block): a reader that a busy machine slows loses nothing.  A client that
+ * takes nothing for CLIENT_STALL_NS meanwhile is dropped, so that one that stopped reading
+ * holds the container and the other clients only that long. */
 #define OUTPUT_HIGH_WATER (4 * 1024 * 1024)
-#define CLIENT_STALL_NS (10LL * 1000000000LL)
+#define CLIENT_STALL_NS (1000LL * 1000000LL)
+#define HELD_POLL_MS 100
 
 enum attach_mask
 {
@@ -592,7 +593,7 @@ monitor_poll_once (struct monitor *m)
   size_t n_clients = m->n_clients;
   /* Once init is gone the others in its PID namespace die with it and the
    * pipes reach EOF at once; the timeout only guards against the unforeseen. */
-  int ret = poll (p, n, m->exited ? 2000 : held ? 1000 : -1);
+  int ret = poll (p, n, m->exited ? 2000 : held ? HELD_POLL_MS : -1);
 
   if (ret < 0 && errno == EINTR)
     return 0;

@@ -85,7 +85,10 @@ def test_errors_have_dockers_status_and_message(daemon, networks):
                            "'big' for com.docker.network.driver.mtu"),
                           ({"Options": {"com.docker.network.driver.mtu": "40"}}, "^invalid MTU 40 "),
                           ({"Options": {"com.docker.network.bridge.enable_ip_masquerade": "maybe"}}, "not a boolean"),
-                          ({"ConfigOnly": True}, "ConfigOnly"), ({"EnableIPv6": True}, "IPv6"),
+                          ({"EnableIPv6": True, "IPAM": {"Config": [{"Subnet": "fd00:232::/64",
+                                                                     "AuxiliaryAddresses": {"a": "fd00:232::9"}}]}},
+                           "AuxiliaryAddresses of an IPv6 subnet"),
+                          ({"ConfigOnly": True}, "ConfigOnly"), ({"EnableIPv4": False}, "without IPv4"),
                           ({"IPAM": {"Driver": "other"}}, "IPAM driver 'other'"),
                           ({"Driver": "overlay"}, "overlay"), ({"Name": ""}, "name")):
         with pytest.raises(InvalidArgument, match=message):

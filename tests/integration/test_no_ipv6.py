@@ -13,6 +13,7 @@ import subprocess
 import pytest
 
 from tests.integration.conftest import IMAGE, ROOTLESS, in_netns, ipv6_listenable, netns_daemon, wait_until
+from tests.integration.test_ipv6_networks import docker_cli, random_ula_subnet
 from tests.integration.test_ports import HTTPD, assert_published_on_every_address, http_get, refused
 
 
@@ -85,7 +86,21 @@ def test_containers_on_a_user_network_find_each_other_by_name(daemon_without_ipv
         d.cli("network", "rm", network)
 
 
+def test_an_ipv6_network_is_refused_in_one_line_and_nothing_made(daemon_without_ipv6):
+    d = daemon_without_ipv6
+    before = d.ok("network", "ls", "-q").split()
+    name = "nov6" + secrets.token_hex(3)
+    for args in (["--ipv6"], ["--ipv6", "--subnet", str(random_ula_subnet())]):
+        result = docker_cli(d, "network", "create", *args, name)
+        assert result.returncode == 1
+        assert result.stderr == ("Error response from daemon: cannot create an IPv6 network: IPv6 is disabled on "
+                                 "this host (net.ipv6.conf.all.disable_ipv6=1)\n")
+    assert d.ok("network", "ls", "-q").split() == before
+    assert not [line for line in d.ip("-o", "link", "show", "type", "bridge").stdout.splitlines() if "mcbr-" in line]
+
+
 if ROOTLESS:
     del test_a_port_published_on_every_address_is_on_0_0_0_0_only_and_served
     del test_publish_all_and_udp_show_no_ipv6_entry
     del test_containers_on_a_user_network_find_each_other_by_name
+    del test_an_ipv6_network_is_refused_in_one_line_and_nothing_made

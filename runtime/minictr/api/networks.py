@@ -36,8 +36,6 @@ async def list_networks(req):
 
 def _create_arguments(body):
     """NetworkCreate's body (its types checked) as the service's arguments; what we do not do is a 400."""
-    if body.get("EnableIPv6"):
-        raise InvalidArgument("IPv6 networks are not supported (EnableIPv6)")
     if body.get("EnableIPv4") is False:
         raise InvalidArgument("networks without IPv4 are not supported (EnableIPv4: false)")
     _check_swarm_fields(body)
@@ -47,18 +45,31 @@ def _create_arguments(body):
         raise InvalidArgument(f"IPAM driver {ipam['Driver']!r} is not supported (only \"default\")")
     if ipam.get("Options"):
         raise InvalidArgument(f"IPAM option {sorted(ipam['Options'])[0]!r} is not supported")
-    config = ipam.get("Config") or [{}]
-    if len(config) > 1:
-        raise InvalidArgument("only one IPAM configuration per network is supported")
-    config = config[0] or {}
-    if ":" in (config.get("Subnet") or ""):
-        raise InvalidArgument("IPv6 subnets are not supported")
+    config, config6 = _ipam_configs(ipam.get("Config") or [])
     # Attachable only matters to swarm services; on a local bridge Docker stores and reports it, and
     # Compose 1.29 asks for it on every project network.
     return {"name": body.get("Name"), "driver": body.get("Driver") or "bridge", "subnet": config.get("Subnet"),
             "gateway": config.get("Gateway"), "ip_range": config.get("IPRange"),
             "internal": bool(body.get("Internal")), "labels": labels, "attachable": bool(body.get("Attachable")),
-            "options": body.get("Options") or {}, "aux_addresses": config.get("AuxiliaryAddresses") or {}}
+            "options": body.get("Options") or {}, "aux_addresses": config.get("AuxiliaryAddresses") or {},
+            "ipv6": bool(body.get("EnableIPv6")), "subnet6": config6.get("Subnet"), "gateway6": config6.get("Gateway")}
+
+
+def _ipam_configs(entries):
+    """IPAM.Config -> (the IPv4 entry, the IPv6 entry), {} for one not given: one of each at most,
+    told apart by their subnet (`docker network create --subnet A --subnet B`)."""
+    chosen = {4: {}, 6: {}}
+    for entry in entries:
+        entry = entry or {}
+        version = 6 if ":" in (entry.get("Subnet") or entry.get("Gateway") or "") else 4
+        if chosen[version]:
+            raise InvalidArgument(f"only one IPv{version} IPAM configuration per network is supported")
+        if version == 6 and entry.get("IPRange"):
+            raise InvalidArgument("an IPv6 IPRange is not supported")
+        if version == 6 and entry.get("AuxiliaryAddresses"):
+            raise InvalidArgument("IPAM AuxiliaryAddresses of an IPv6 subnet are not supported")
+        chosen[version] = entry
+    return chosen[4], chosen[6]
 
 
 def _check_swarm_fields(body):
@@ -152,15 +163,13 @@ async def connect_network(req):
     container = _container(req, body)
     endpoint = body.get("EndpointConfig") or {}
     ipam = endpoint.get("IPAMConfig") or {}
-    if ipam.get("IPv6Address"):
-        raise InvalidArgument("IPv6 addresses are not supported (IPAMConfig)")
     if endpoint.get("DriverOpts"):
         raise InvalidArgument("EndpointConfig.DriverOpts is not supported on network connect")
     async with container.lock:
         await asyncio.to_thread(req.services.networks.connect, req.params["id"], container,
                                 ipam.get("IPv4Address") or None, endpoint.get("Aliases") or [],
                                 _running_pid(container), endpoint.get("Links") or [], endpoint.get("MacAddress"),
-                                ipam.get("LinkLocalIPs") or [])
+                                ipam.get("LinkLocalIPs") or [], ipam.get("IPv6Address") or None)
     return EmptyResponse(200)
 
 

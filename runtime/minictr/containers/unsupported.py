@@ -40,7 +40,7 @@ CONFIG = {
 
 # NetworkingConfig.EndpointsConfig.<network> field -> docker flag.
 ENDPOINT = {}
-ENDPOINT_IPAM = {"IPv6Address": "--ip6"}
+ENDPOINT_IPAM = {}
 
 
 def check(body):

@@ -2,6 +2,7 @@
 addresses for endpoints (leases; the table lives in networks/service.py)."""
 
 import ipaddress
+import secrets
 
 from minictr.errors import Forbidden, InvalidArgument
 
@@ -12,28 +13,39 @@ _POOLS = ([ipaddress.ip_network(f"172.{n}.0.0/16") for n in range(17, 32)]
 SLIRP_SUBNET = ipaddress.ip_network("10.0.2.0/24")
 
 
-def parse_subnet(text):
+def parse_subnet(text, version=4):
     try:
         subnet = ipaddress.ip_network(text, strict=False)
     except ValueError:
         raise InvalidArgument(f"invalid subnet {text}") from None
-    if subnet.version != 4:
-        raise InvalidArgument(f"invalid subnet {text}: only IPv4 networks are supported")
+    if subnet.version != version:
+        raise InvalidArgument(f"invalid subnet {text}: an IPv{version} subnet is expected here")
     if str(subnet) != text.strip():
         raise InvalidArgument(f"invalid subnet {text}: it should be {subnet}")
-    if subnet.prefixlen > 30:
+    if subnet.max_prefixlen - subnet.prefixlen < 2:
         raise InvalidArgument(f"invalid subnet {text}: too small for a gateway and a container")
     return subnet
 
 
-def parse_address(text, what="IP address"):
+def parse_address(text, what="IP address", version=4):
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
         raise InvalidArgument(f"invalid {what} {text}") from None
-    if address.version != 4:
-        raise InvalidArgument(f"invalid {what} {text}: only IPv4 is supported")
+    if address.version != version:
+        raise InvalidArgument(f"invalid {what} {text}: an IPv{version} address is expected here")
     return address
+
+
+def generate_ula_subnet(taken):
+    """A /64 of a random Unique Local Address prefix (RFC 4193: fd00::/8, 40 random bits), as Docker
+    27 gives an IPv6 network created without a subnet; Docker 20.10 refuses instead (its default
+    pools are IPv4 only). Random bits make two daemons' (or hosts') networks differ."""
+    for _ in range(16):
+        subnet = ipaddress.ip_network((b"\xfd" + secrets.token_bytes(5) + bytes(10), 64))
+        if not any(subnet.overlaps(t) for t in taken if t.version == 6):
+            return subnet
+    raise InvalidArgument("could not find an available, non-overlapping IPv6 address pool")
 
 
 def allocate_subnet(taken):
@@ -86,7 +98,7 @@ def lease_address(subnet, gateway, ip_range, used, wanted=None):
     for address in (ip_range or subnet).hosts():
         if address != gateway and str(address) not in used and address != subnet.broadcast_address:
             return address
-    raise InvalidArgument(f"no available IPv4 addresses on the network's subnet {subnet}")
+    raise InvalidArgument(f"no available IPv{subnet.version} addresses on the network's subnet {subnet}")
 
 
 def parse_mac(text):

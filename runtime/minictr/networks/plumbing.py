@@ -121,19 +121,19 @@ def bridge_subnet(name):
 
 
 @_off_loop
-def ensure_bridge(name, gateway, prefixlen, mtu=None):
-    """A bridge `name` with the gateway's address, up (and `mtu`, when given). Made if missing; its
-    address added if not there."""
+def ensure_bridge(name, gateway, prefixlen, gateway6=None, mtu=None):
+    """A bridge `name` with the gateway's address (and `gateway6`: (IPv6 gateway, prefix length) of a
+    dual-stack network), up (and `mtu`, when given). Made if missing; its addresses added if not there."""
     with _iproute() as ipr:
-        _ensure_bridge(ipr, name, gateway, prefixlen, mtu)
+        _ensure_bridge(ipr, name, gateway, prefixlen, gateway6, mtu)
 
 
-# Bridges this process has made sure of (name, gateway, prefixlen): attach() only checks that they
+# Bridges this process has made sure of (name, gateway, prefixlen, gateway6): attach() only checks that they
 # still exist (one lookup) instead of reading their addresses on every container start.
 _bridges_ensured = set()
 
 
-def _ensure_bridge(ipr, name, gateway, prefixlen, mtu=None):
+def _ensure_bridge(ipr, name, gateway, prefixlen, gateway6=None, mtu=None):
     """ensure_bridge with an open socket; returns the bridge's index."""
     index = ipr.link_lookup(ifname=name)
     if not index:
@@ -151,9 +151,15 @@ def _ensure_bridge(ipr, name, gateway, prefixlen, mtu=None):
     present = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(family=2, index=index)}
     if str(gateway) not in present:
         ipr.addr("add", index=index, address=str(gateway), prefixlen=prefixlen)
+    if gateway6 is not None:
+        present6 = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(family=10, index=index)}
+        if str(gateway6[0]) not in present6:
+            # No duplicate address detection: the subnet is ours, and an address still tentative
+            # (≈ 1 s) would leave the first container's default route without its gateway.
+            ipr.addr("add", index=index, address=str(gateway6[0]), prefixlen=gateway6[1], flags=_IFA_F_NODAD)
     # An MTU set on the bridge stays (the kernel otherwise follows its smallest port's).
     ipr.link("set", index=index, state="up", **({"mtu": mtu} if mtu else {}))
-    _bridges_ensured.add((name, str(gateway), prefixlen))
+    _bridges_ensured.add((name, str(gateway), prefixlen, _key6(gateway6)))
     return index
 
 
@@ -187,12 +193,13 @@ def links_with_prefix(prefix):
 
 
 @_off_loop
-def attach(bridge, host_name, pid, ifname, address, prefixlen, mac, gateway, bridge_gateway=None, mtu=None,
-           extra_addresses=(), isolated=False):
+def attach(bridge, host_name, pid, ifname, address, prefixlen, mac, gateway, bridge_gateway=None, v6=None,
+           bridge_gateway6=None, mtu=None, extra_addresses=(), isolated=False):
     """A veth pair: `host_name` on `bridge`, its peer made in the netns of process `pid` as
     `ifname` with `address`/`prefixlen` and `mac`, up, with a default route via `gateway` (None:
     no route, an --internal network). With `bridge_gateway`, the bridge is first made sure of
-    (ensure_bridge(bridge, bridge_gateway, prefixlen, mtu)) on the same socket. `mtu` (None: the
+    (ensure_bridge(bridge, bridge_gateway, prefixlen, bridge_gateway6, mtu)) on the same socket. `v6`:
+    (IPv6 address, prefix length, gateway or None) of a dual-stack endpoint. `mtu` (None: the
     kernel's) is both ends'. `extra_addresses` (--link-local-ip) go on `ifname` too, each alone (/32, /128).
     An `isolated` port (enable_icc=false) reaches the bridge (gateway, DNS) and what it routes to,
     never another isolated port: the kernel's bridge port isolation, no netfilter needed.
@@ -203,15 +210,15 @@ def attach(bridge, host_name, pid, ifname, address, prefixlen, mac, gateway, bri
     namespaces afterwards costs ≈ 18 ms here, more than everything else together."""
     with _iproute() as ipr:
         master = ipr.link_lookup(ifname=bridge)
-        if bridge_gateway is not None and (not master or
-                                           (bridge, str(bridge_gateway), prefixlen) not in _bridges_ensured):
-            master = [_ensure_bridge(ipr, bridge, bridge_gateway, prefixlen, mtu)]
+        if bridge_gateway is not None and (not master or (bridge, str(bridge_gateway), prefixlen,
+                                                          _key6(bridge_gateway6)) not in _bridges_ensured):
+            master = [_ensure_bridge(ipr, bridge, bridge_gateway, prefixlen, bridge_gateway6, mtu)]
         ipr.link("add", ifname=host_name, kind="veth", master=master[0], state="up",
                  peer={"ifname": ifname, "address": mac, "net_ns_pid": pid}, **({"mtu": mtu} if mtu else {}))
         try:
             if isolated:
                 ipr.brport("set", index=ipr.link_lookup(ifname=host_name)[0], isolated=1)
-            _in_container_ns(pid, lambda: _configure(ifname, address, prefixlen, gateway, mtu, extra_addresses),
+            _in_container_ns(pid, lambda: _configure(ifname, address, prefixlen, gateway, v6, mtu, extra_addresses),
                              netlink=False)
         except BaseException:
             remove_link(host_name)
@@ -223,7 +230,12 @@ def attach(bridge, host_name, pid, ifname, address, prefixlen, mac, gateway, bri
 _RTM_NEWLINK, _RTM_NEWADDR, _RTM_NEWROUTE = 16, 20, 24
 _NLM_F_REQUEST, _NLM_F_ACK, _NLM_F_EXCL, _NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
 _IFF_UP = 0x1
+_IFA_F_NODAD = 0x2
 _IFLA_MTU = 4
+
+
+def _key6(gateway6):
+    return (str(gateway6[0]), gateway6[1]) if gateway6 else None
 
 
 def _rtattr(kind, payload):
@@ -233,10 +245,10 @@ def _rtattr(kind, payload):
     return struct.pack("HH", length, kind) + payload + b"\0" * (-length % 4)
 
 
-def _configure(ifname, address, prefixlen, gateway, mtu=None, extra_addresses=()):
+def _configure(ifname, address, prefixlen, gateway, v6=None, mtu=None, extra_addresses=()):
     """In the container's namespace (the calling thread's): `address`/`prefixlen` and `extra_addresses`
     on `ifname`, up (with `mtu` when given), and a default route via `gateway` unless there is one
-    (None: none)."""
+    (None: none). `v6`: (address, prefix length, gateway or None), the same for IPv6, once the link is up."""
     import socket
     import struct
 
@@ -259,6 +271,8 @@ def _configure(ifname, address, prefixlen, gateway, mtu=None, extra_addresses=()
         bodies.append((_RTM_NEWROUTE, _NLM_F_CREATE | _NLM_F_EXCL,
                        struct.pack("BBBBBBBBI", socket.AF_INET, 0, 0, 0, 254, 3, 0, 1, 0)
                        + _rtattr(5, ipaddress.ip_address(str(gateway)).packed) + _rtattr(4, struct.pack("I", index))))
+    if v6 is not None:
+        bodies += _ipv6_requests(index, *v6)
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE) as nl:
         nl.bind((0, 0))
         message = b""
@@ -278,6 +292,21 @@ def _configure(ifname, address, prefixlen, gateway, mtu=None, extra_addresses=()
                     if code and not (code == errno.EEXIST and bodies[seq - 1][0] == _RTM_NEWROUTE):
                         raise OSError(code, f"configuring {ifname}: {os.strerror(code)}")
                 offset += (length + 3) & ~3
+
+
+def _ipv6_requests(index, address, prefixlen, gateway):
+    """RTM_NEWADDR (without duplicate address detection: see _ensure_bridge) and a default route."""
+    import socket
+    import struct
+
+    packed = ipaddress.ip_address(str(address)).packed
+    bodies = [(_RTM_NEWADDR, _NLM_F_CREATE | _NLM_F_EXCL,
+               struct.pack("BBBBI", socket.AF_INET6, prefixlen, _IFA_F_NODAD, 0, index) + _rtattr(1, packed))]
+    if gateway is not None:
+        bodies.append((_RTM_NEWROUTE, _NLM_F_CREATE | _NLM_F_EXCL,
+                       struct.pack("BBBBBBBBI", socket.AF_INET6, 0, 0, 0, 254, 3, 0, 1, 0)
+                       + _rtattr(5, ipaddress.ip_address(str(gateway)).packed) + _rtattr(4, struct.pack("I", index))))
+    return bodies
 
 
 @_off_loop

@@ -37,7 +37,9 @@ CREATE TABLE IF NOT EXISTS networks (
     created TEXT NOT NULL,
     attachable INTEGER NOT NULL DEFAULT 0,
     options TEXT NOT NULL DEFAULT '{}',
-    aux_addresses TEXT NOT NULL DEFAULT '{}'
+    aux_addresses TEXT NOT NULL DEFAULT '{}',
+    subnet6 TEXT NOT NULL DEFAULT '',
+    gateway6 TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS leases (
     network_id TEXT NOT NULL REFERENCES networks(id),
@@ -49,6 +51,8 @@ CREATE TABLE IF NOT EXISTS leases (
     links TEXT NOT NULL DEFAULT '[]',
     requested_mac TEXT NOT NULL DEFAULT '',
     link_local_ips TEXT NOT NULL DEFAULT '[]',
+    ip6 TEXT NOT NULL DEFAULT '',
+    requested_ip6 TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (network_id, container_id)
 );
 """ + LINKS_SCHEMA
@@ -61,7 +65,11 @@ _ADDED_COLUMNS = (("leases", "links", "TEXT NOT NULL DEFAULT '[]'"),
                   ("networks", "options", "TEXT NOT NULL DEFAULT '{}'"),
                   ("networks", "aux_addresses", "TEXT NOT NULL DEFAULT '{}'"),
                   ("leases", "requested_mac", "TEXT NOT NULL DEFAULT ''"),
-                  ("leases", "link_local_ips", "TEXT NOT NULL DEFAULT '[]'"))
+                  ("leases", "link_local_ips", "TEXT NOT NULL DEFAULT '[]'"),
+                  ("networks", "subnet6", "TEXT NOT NULL DEFAULT ''"),
+                  ("networks", "gateway6", "TEXT NOT NULL DEFAULT ''"),
+                  ("leases", "ip6", "TEXT NOT NULL DEFAULT ''"),
+                  ("leases", "requested_ip6", "TEXT NOT NULL DEFAULT ''"))
 # The bridge driver's options (Options of NetworkCreate) that minictr does; the rest of Docker's
 # bridge options are refused naming them, and keys the bridge driver does not know Docker ignores
 # (and reports), as we do.
@@ -84,6 +92,9 @@ class Network:
         self.subnet = ipaddress.ip_network(row["subnet"]) if row["subnet"] else None
         self.gateway = ipaddress.ip_address(row["gateway"]) if row["gateway"] else None
         self.ip_range = ipaddress.ip_network(row["ip_range"]) if row["ip_range"] else None
+        # EnableIPv6: a network with an IPv6 subnet (its gateway on the bridge) is dual-stack.
+        self.subnet6 = ipaddress.ip_network(row["subnet6"]) if row["subnet6"] else None
+        self.gateway6 = ipaddress.ip_address(row["gateway6"]) if row["gateway6"] else None
         self.internal = bool(row["internal"])
         self.attachable = bool(row["attachable"])
         self.labels = json.loads(row["labels"])
@@ -226,7 +237,8 @@ class NetworkService:
         from minictr.networks import plumbing
 
         try:
-            plumbing.ensure_bridge(network.bridge, network.gateway, network.subnet.prefixlen, network.mtu)
+            plumbing.ensure_bridge(network.bridge, network.gateway, network.subnet.prefixlen, _gateway6(network),
+                                   mtu=network.mtu)
         except Exception as e:
             raise MinictrError(f"making the bridge {network.bridge} of network {network.name}: {e}") from None
 
@@ -241,22 +253,25 @@ class NetworkService:
                         (str(subnet), str(gateway), self.default_bridge, bridge.id))
 
     def _insert(self, name, driver, subnet=None, gateway=None, ip_range=None, internal=False, labels=None,
-                attachable=False, options=None, aux_addresses=None):
+                attachable=False, options=None, aux_addresses=None, subnet6=None, gateway6=None):
         network_id = secrets.token_hex(32)
         bridge = "" if driver != "bridge" or name == "bridge" else \
             (options or {}).get(BRIDGE_NAME_OPTION) or "mcbr-" + network_id[:10]
         with self.db.transaction() as cur:
             cur.execute("INSERT INTO networks (id, name, driver, subnet, gateway, ip_range, internal, labels, bridge,"
-                        " created, attachable, options, aux_addresses) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        " created, attachable, options, aux_addresses, subnet6, gateway6)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (network_id, name, driver, str(subnet or ""), str(gateway or ""), str(ip_range or ""),
                          int(internal), json.dumps(labels or {}), bridge, _now(), int(attachable),
-                         json.dumps(options or {}), json.dumps(aux_addresses or {})))
+                         json.dumps(options or {}), json.dumps(aux_addresses or {}), str(subnet6 or ""),
+                         str(gateway6 or "")))
         return network_id
 
     def _taken_subnets(self):
         from minictr.networks import plumbing
 
-        taken = [n.subnet for n in self._all() if n.subnet] + plumbing.host_routes()
+        taken = [n.subnet for n in self._all() if n.subnet] + [n.subnet6 for n in self._all() if n.subnet6]
+        taken += plumbing.host_routes()
         if self.rootless:
             taken.append(ipam.SLIRP_SUBNET)
         return taken
@@ -278,10 +293,11 @@ class NetworkService:
         return Network(row)
 
     def create(self, name, driver="bridge", subnet=None, gateway=None, ip_range=None, internal=False, labels=None,
-               attachable=False, options=None, aux_addresses=None):
+               attachable=False, options=None, aux_addresses=None, ipv6=False, subnet6=None, gateway6=None):
         """`network create`: a bridge network (subnet chosen clear of the others and of the host's
         routes unless given), and its bridge. `attachable` is only recorded: it lets swarm services'
-        standalone containers join, and every container may join a local network anyway."""
+        standalone containers join, and every container may join a local network anyway. With
+        `ipv6`, dual-stack: an IPv6 subnet as given (`subnet6`, `gateway6`) or a generated ULA /64."""
         from minictr.spec.names import check_name
 
         if not name:
@@ -300,19 +316,30 @@ class NetworkService:
         ip_range = ipam.parse_subnet(ip_range) if ip_range else None
         if subnet is None and (gateway or ip_range or aux_addresses):
             raise InvalidArgument("--gateway, --ip-range and --aux-address need --subnet")
+        subnet6 = ipam.parse_subnet(subnet6, version=6) if subnet6 else None
+        gateway6 = ipam.parse_address(gateway6, "gateway", version=6) if gateway6 else None
+        if subnet6 and not ipv6:
+            raise InvalidArgument(f"IPv6 subnet {subnet6} given for a network without IPv6: add --ipv6 (EnableIPv6)")
+        if subnet6 is None and gateway6:
+            raise InvalidArgument("an IPv6 --gateway needs an IPv6 --subnet")
+        if ipv6:
+            _check_host_ipv6()
         with self._lock:
             self._check_bridge_name(name, (options or {}).get(BRIDGE_NAME_OPTION))
             if subnet is None:
                 subnet = ipam.allocate_subnet(self._taken_subnets())
             else:
-                for other in self._all():
-                    if other.subnet and other.subnet.overlaps(subnet):
-                        raise Conflict(f"Pool overlaps with other one on this address space: {subnet} "
-                                       f"(network {other.name} has {other.subnet})")
+                self._check_overlap(subnet)
             gateway = ipam.check_config(subnet, gateway, ip_range)
             aux_addresses = ipam.check_aux_addresses(subnet, gateway, aux_addresses or {}, name)
+            if ipv6:
+                if subnet6 is None:
+                    subnet6 = ipam.generate_ula_subnet(self._taken_subnets())
+                else:
+                    self._check_overlap(subnet6)
+                gateway6 = ipam.check_config(subnet6, gateway6, None)
             network_id = self._insert(name, driver, subnet, gateway, ip_range, internal, labels, attachable, options,
-                                      aux_addresses)
+                                      aux_addresses, subnet6, gateway6)
             network = self.get(network_id)
             try:  # made now, as Docker does: its route keeps other daemons off the subnet
                 self._make_bridge(network)
@@ -326,6 +353,13 @@ class NetworkService:
         self._emit("network", "create", network.id, {"name": name, "type": driver})
         self._run_hooks("on_network_created", network)
         return network
+
+    def _check_overlap(self, subnet):
+        for other in self._all():
+            for theirs in (other.subnet, other.subnet6):
+                if theirs and theirs.overlaps(subnet):
+                    raise Conflict(f"Pool overlaps with other one on this address space: {subnet} "
+                                   f"(network {other.name} has {theirs})")
 
     def _check_bridge_name(self, name, bridge):
         """A bridge name given (com.docker.network.bridge.name) is no other network's and no interface's
@@ -419,7 +453,7 @@ class NetworkService:
             containers[row["container_id"]] = {
                 "Name": name, "EndpointID": _endpoint_id(network.id, row["container_id"]),
                 "MacAddress": row["mac"], "IPv4Address": f"{row['ip']}/{network.subnet.prefixlen}",
-                "IPv6Address": ""}
+                "IPv6Address": f"{row['ip6']}/{network.subnet6.prefixlen}" if row["ip6"] else ""}
         config = []
         if network.subnet:
             entry = {"Subnet": str(network.subnet), "Gateway": str(network.gateway)}
@@ -428,6 +462,8 @@ class NetworkService:
             if network.aux_addresses:
                 entry["AuxiliaryAddresses"] = network.aux_addresses
             config.append(entry)
+        if network.subnet6:
+            config.append({"Subnet": str(network.subnet6), "Gateway": str(network.gateway6)})
         options = network.options
         if network.driver == "bridge" and not network.user_defined:
             # A user-defined network's Options are what its creator gave (only those), as Docker's:
@@ -437,7 +473,7 @@ class NetworkService:
                        "com.docker.network.bridge.enable_icc": "true",
                        "com.docker.network.bridge.enable_ip_masquerade": "true"}
         return {"Name": network.name, "Id": network.id, "Created": network.created, "Scope": "local",
-                "Driver": network.driver, "EnableIPv6": False,
+                "Driver": network.driver, "EnableIPv6": network.subnet6 is not None,
                 "IPAM": {"Driver": "default", "Options": None, "Config": config},
                 "Internal": network.internal, "Attachable": network.attachable, "Ingress": False,
                 "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": containers,
@@ -478,27 +514,34 @@ class NetworkService:
 
     def _plan_endpoint(self, network, container_id, wanted):
         ip = ((wanted.get("IPAMConfig") or {}).get("IPv4Address") or "")
+        ip6 = ((wanted.get("IPAMConfig") or {}).get("IPv6Address") or "")
         aliases = list(wanted.get("Aliases") or [])
-        if (ip or aliases) and not network.user_defined:
+        if (ip or ip6 or aliases) and not network.user_defined:
             raise InvalidArgument("user specified IP address is supported on user defined networks only"
-                                  if ip else "network-scoped alias is supported only for containers in user "
+                                  if ip or ip6 else "network-scoped alias is supported only for containers in user "
                                   "defined networks")
         if ip:
             ip = str(ipam.parse_address(ip))
             ipam.lease_address(network.subnet, network.gateway, network.ip_range, set(network.aux_addresses.values()),
                                ipaddress.ip_address(ip))
+        if ip6:
+            if network.subnet6 is None:
+                raise InvalidArgument(f"invalid address {ip6}: network {network.name} has no IPv6 (--ipv6)")
+            ip6 = str(ipam.parse_address(ip6, version=6))
+            ipam.lease_address(network.subnet6, network.gateway6, None, set(), ipaddress.ip_address(ip6))
         # Links of an endpoint are names its container's DNS queries resolve (`ALIAS` as `NAME`).
         links = [f"{name}:{alias}" for name, alias in
                  check_links(wanted.get("Links"), f"EndpointsConfig.{network.name}.Links")]
         mac = ipam.parse_mac(wanted["MacAddress"]) if wanted.get("MacAddress") else ""
         link_local = ipam.parse_link_local((wanted.get("IPAMConfig") or {}).get("LinkLocalIPs") or [])
-        return (network.id, container_id, json.dumps(aliases), ip, json.dumps(links), mac, json.dumps(link_local))
+        return (network.id, container_id, json.dumps(aliases), ip, json.dumps(links), mac, json.dumps(link_local),
+                ip6)
 
     def record(self, rows):
         with self.db.transaction() as cur:
             for row in rows:
                 cur.execute("INSERT INTO leases (network_id, container_id, aliases, requested_ip, links, requested_mac,"
-                            " link_local_ips) VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+                            " link_local_ips, requested_ip6) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
 
     def monitor_entries(self, container, netns_pid_of):
         """The monitor's `netns` key: `host`, or the netns of another container (`container:X`)."""
@@ -553,16 +596,27 @@ class NetworkService:
             used |= set(network.aux_addresses.values())  # reserved by the network's creator
             wanted = ipaddress.ip_address(row["requested_ip"]) if row["requested_ip"] else None
             ip = ipam.lease_address(network.subnet, network.gateway, network.ip_range, used, wanted)
+            ip6 = self._lease_ip6(network, row)
             mac = row["requested_mac"] or ipam.mac_for(ip)
             with self.db.transaction() as cur:
-                cur.execute("UPDATE leases SET ip = ?, mac = ? WHERE network_id = ? AND container_id = ?",
-                            (str(ip), mac, network.id, container.id))
+                cur.execute("UPDATE leases SET ip = ?, mac = ?, ip6 = ? WHERE network_id = ? AND container_id = ?",
+                            (str(ip), mac, str(ip6 or ""), network.id, container.id))
         self._unlinked(self._veth_name(container.id, network.id))  # a restart: the last run's veth gone first
+        v6 = (ip6, network.subnet6.prefixlen, None if network.internal else network.gateway6) if ip6 else None
         plumbing.attach(network.bridge, self._veth_name(container.id, network.id), pid, ifname, ip,
                         network.subnet.prefixlen, mac, None if network.internal else network.gateway,
-                        bridge_gateway=network.gateway, mtu=network.mtu,
+                        bridge_gateway=network.gateway, v6=v6, bridge_gateway6=_gateway6(network), mtu=network.mtu,
                         extra_addresses=json.loads(row["link_local_ips"]), isolated=not network.icc)
         self._run_hooks("on_container_connected", network, container.id, str(ip), self._names(container, row))
+
+    def _lease_ip6(self, network, row):
+        """The endpoint's IPv6 address on a dual-stack network (--ip6 if given), else None."""
+        if network.subnet6 is None:
+            return None
+        used = {r["ip6"] for r in self.db.query("SELECT ip6 FROM leases WHERE network_id = ? AND ip6 != ''",
+                                                (network.id,))}
+        wanted = ipaddress.ip_address(row["requested_ip6"]) if row["requested_ip6"] else None
+        return ipam.lease_address(network.subnet6, network.gateway6, None, used, wanted)
 
     def _veth_name(self, container_id, network_id):
         return self.veth_prefix + hashlib.sha256((container_id + network_id).encode()).hexdigest()[:10]
@@ -593,7 +647,8 @@ class NetworkService:
                     future.add_done_callback(lambda f, name=name: self._unlink_done(name, f))
             if row["ip"]:
                 with self.db.transaction() as cur:
-                    cur.execute("UPDATE leases SET ip = '', mac = '' WHERE network_id = ? AND container_id = ?",
+                    cur.execute("UPDATE leases SET ip = '', mac = '', ip6 = '' WHERE network_id = ? "
+                                "AND container_id = ?",
                                 (row["network_id"], container_id))
                 network = self.get(row["network_id"])
                 self._run_hooks("on_container_disconnected", network, container_id, row["ip"])
@@ -653,7 +708,7 @@ class NetworkService:
 
     # ---- connect / disconnect -------------------------------------------------------------
 
-    def connect(self, ref, container, ip=None, aliases=(), pid=0, links=(), mac=None, link_local=()):
+    def connect(self, ref, container, ip=None, aliases=(), pid=0, links=(), mac=None, link_local=(), ip6=None):
         """`network connect`: attach; live (a new ethN) when the container runs (`pid`)."""
         network = self.get(ref)
         if network.driver != "bridge":
@@ -668,7 +723,8 @@ class NetworkService:
         if self.db.query_one("SELECT 1 FROM leases WHERE network_id = ? AND container_id = ?",
                              (network.id, container.id)):
             raise Forbidden(f"endpoint with name {container.name} already exists in network {network.name}")
-        wanted = {"Aliases": list(aliases), "IPAMConfig": {"IPv4Address": ip, "LinkLocalIPs": list(link_local)},
+        addresses = {key: value for key, value in (("IPv4Address", ip), ("IPv6Address", ip6)) if value}
+        wanted = {"Aliases": list(aliases), "IPAMConfig": dict(addresses, LinkLocalIPs=list(link_local)),
                   "Links": list(links), "MacAddress": mac}
         row = self._plan_endpoint(network, container.id, wanted)
         self.record([row])
@@ -746,7 +802,7 @@ class NetworkService:
             except MinictrError:
                 continue
             if name in self._names(container, row) or (len(name) >= 12 and container.id.startswith(name)):
-                found.append(row["ip"])
+                found += [row["ip"]] + ([row["ip6"]] if row["ip6"] else [])
         return found
 
     def default_binding_ip(self, network_id):
@@ -782,8 +838,8 @@ class NetworkService:
         """Container inspect's NetworkSettings fields (Docker's shape)."""
         networks = {}
         for network, ip, aliases in self.endpoints(container):
-            row = self.db.query_one("SELECT mac, requested_ip, links, link_local_ips FROM leases WHERE network_id = ? "
-                                    "AND container_id = ?", (network.id, container.id))
+            row = self.db.query_one("SELECT mac, requested_ip, requested_ip6, links, ip6, link_local_ips FROM leases "
+                                    "WHERE network_id = ? AND container_id = ?", (network.id, container.id))
             # Docker's DNSNames: what the network's DNS answers for (user-defined networks only).
             dns_names = list(dict.fromkeys([container.name, *aliases, container.id[:12]])) \
                 if network.user_defined else None
@@ -795,8 +851,8 @@ class NetworkService:
                 "EndpointID": _endpoint_id(network.id, container.id) if ip else "",
                 # An --internal network gives its endpoints no gateway (Docker's bridge driver sets none).
                 "Gateway": str(network.gateway) if ip and not network.internal else "", "IPAddress": ip,
-                "IPPrefixLen": network.subnet.prefixlen if ip else 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0, "DNSNames": dns_names}
+                "IPPrefixLen": network.subnet.prefixlen if ip else 0, **_ipv6_fields(network, row),
+                "DNSNames": dns_names}
         mode = self.mode_of(container.host_config)
         if mode in ("host", "none"):
             networks[mode] = {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "", "DriverOpts": None,
@@ -806,6 +862,7 @@ class NetworkService:
         settings = {"Networks": networks}
         default = networks.get("bridge")
         if default:
+            # The default bridge's only: Docker's top-level fields never show a user network's.
             settings.update(IPAddress=default["IPAddress"], Gateway=default["Gateway"],
                             IPPrefixLen=default["IPPrefixLen"], MacAddress=default["MacAddress"],
                             EndpointID=default["EndpointID"], Bridge=self.default_bridge)
@@ -853,10 +910,19 @@ class NetworkService:
         endpoints = [(n, ip, a) for n, ip, a in self.endpoints(container) if ip]
         for network, ip, aliases in endpoints:
             names = [hostname] + ([container.name] if network.user_defined and container.name != hostname else [])
-            lines.append(f"{ip}\t{' '.join(names + [a for a in aliases if a not in names])}\n")
+            names = " ".join(names + [a for a in aliases if a not in names])
+            # A dual-stack endpoint's IPv6 address too, with the same names (as Docker's hosts file).
+            for address in (ip, self._ip6_of(network.id, container.id)):
+                if address:
+                    lines.append(f"{address}\t{names}\n")
         if not endpoints:
             lines.append(f"127.0.1.1\t{hostname}\n")
         return "".join(lines)
+
+    def _ip6_of(self, network_id, container_id):
+        row = self.db.query_one("SELECT ip6 FROM leases WHERE network_id = ? AND container_id = ?",
+                                (network_id, container_id))
+        return row["ip6"] if row else ""
 
     def resolv_conf(self, container):
         host_config = container.host_config
@@ -909,10 +975,10 @@ def _write_in_place(path, text):
 
 
 def _ipam_config(lease):
-    """An endpoint's IPAMConfig as asked at create or connect (Docker's: only what was given; else null)."""
-    config = {}
-    if lease and lease["requested_ip"]:
-        config["IPv4Address"] = lease["requested_ip"]
+    """An endpoint's IPAMConfig as asked at create or connect (--ip, --ip6, --link-local-ip; Docker's:
+    only what was given; else null)."""
+    config = {key: lease[column] for key, column in (("IPv4Address", "requested_ip"), ("IPv6Address", "requested_ip6"))
+              if lease and lease[column]}
     if lease and json.loads(lease["link_local_ips"]):
         config["LinkLocalIPs"] = json.loads(lease["link_local_ips"])
     return config or None
@@ -923,9 +989,35 @@ def _list_endpoint(network, container_id, lease):
     ip = lease["ip"] if lease else ""
     return {"IPAMConfig": _ipam_config(lease), "Links": None, "Aliases": None,
             "NetworkID": network.id, "EndpointID": _endpoint_id(network.id, container_id) if ip else "",
-            "Gateway": str(network.gateway) if ip else "", "IPAddress": ip,
-            "IPPrefixLen": network.subnet.prefixlen if ip else 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-            "GlobalIPv6PrefixLen": 0, "MacAddress": lease["mac"] if lease else "", "DriverOpts": None}
+            "Gateway": str(network.gateway) if ip and not network.internal else "", "IPAddress": ip,
+            "IPPrefixLen": network.subnet.prefixlen if ip else 0, **_ipv6_fields(network, lease),
+            "MacAddress": lease["mac"] if lease else "", "DriverOpts": None}
+
+
+def _ipv6_fields(network, lease):
+    """An endpoint's IPv6 address, its prefix length and the network's IPv6 gateway ('' and 0 without one;
+    no gateway on an --internal network, as for IPv4)."""
+    ip6 = lease["ip6"] if lease else ""
+    return {"IPv6Gateway": str(network.gateway6) if ip6 and not network.internal else "", "GlobalIPv6Address": ip6,
+            "GlobalIPv6PrefixLen": network.subnet6.prefixlen if ip6 else 0}
+
+
+def _gateway6(network):
+    """(gateway, prefix length) the bridge of a dual-stack network has; None for an IPv4-only one."""
+    return (network.gateway6, network.subnet6.prefixlen) if network.subnet6 else None
+
+
+def _check_host_ipv6():
+    """An IPv6 network needs IPv6 in the daemon's network namespace (the host's as root, the
+    rootless one otherwise); CI containers often run with it disabled."""
+    try:
+        with open("/proc/sys/net/ipv6/conf/all/disable_ipv6") as f:
+            disabled = f.read().strip() != "0"
+    except OSError:
+        disabled = True  # no /proc/sys/net/ipv6: the kernel has no IPv6 at all
+    if disabled:
+        raise InvalidArgument("cannot create an IPv6 network: IPv6 is disabled on this host "
+                              "(net.ipv6.conf.all.disable_ipv6=1)")
 
 
 def _endpoint_id(network_id, container_id):
