@@ -139,7 +139,10 @@ class Resources:
                 sysctls.is_ipc_key(key) for key in keys):
             raise InvalidArgument("rootless: IPC sysctls cannot be set in another container's IPC namespace "
                                   "(it belongs to that container's user namespace)")
-        adj, floor = hc.get("OomScoreAdj") or 0, _own_oom_score_adj()
+        # 0 is "not given": nothing is written and the container keeps the daemon's score (a user's
+        # systemd runs its services at 200), as Docker's does; only a value asked for is checked.
+        adj = hc.get("OomScoreAdj") or 0
+        floor = _own_oom_score_adj() if adj else adj
         if adj < floor and (self.rootless or not _has_sys_resource()):
             raise InvalidArgument(f"--oom-score-adj {adj} is below the daemon's own {floor}: lowering it needs "
                                   f"CAP_SYS_RESOURCE of the host, which this daemon does not have")
